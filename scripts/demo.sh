@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job: set up, ingest the tweet datasets in ../shared/data (or the bundled format samples
+# when that folder is absent) into the embedded store, and print what was stored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export TOWNSQUARE_HOME=${TOWNSQUARE_HOME:-$PWD/.townsquare}
+DATA=${1:-../shared/data}
+if [ ! -d "$DATA" ]; then
+  echo "no $DATA: ingesting the bundled format samples instead" >&2
+  DATA=tests/fixtures/formats
+fi
+.venv/bin/townsquare ingest "$DATA"
+.venv/bin/townsquare stats

@@ -1,0 +1,72 @@
+"""Language identification for posts whose source gives no language (lingua).
+
+    >>> from townsquare.ingest.language import LanguageIdentifier
+    >>> LanguageIdentifier().detect(["Fuertes lluvias inundan el centro de la ciudad esta mañana",
+    ...                              "https://t.co/abc @someone"])
+    ['es', 'und']
+
+Why lingua, and why a fixed set of languages: lingua is the most accurate detector on short text
+that works offline (fastText's langid model must be downloaded). With all 75 of its languages it
+labels 1-2% of plain English tweets as Tagalog or Latin and runs at ~900 posts/s on 2 cores; with
+the ~30 languages that make up nearly all public posts it runs at ~4,000 posts/s (measured on
+HumAID, high-accuracy mode). Posts with fewer than ``MIN_LETTERS`` letters after removing URLs,
+@mentions and hashtag signs are ``und`` (undetermined), as Twitter labels them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lingua import Language, LanguageDetectorBuilder
+
+UNDETERMINED = "und"
+MIN_LETTERS = 8
+
+DEFAULT_LANGUAGES: tuple[str, ...] = (
+    "ENGLISH", "SPANISH", "FRENCH", "PORTUGUESE", "GERMAN", "ITALIAN", "DUTCH", "TURKISH",
+    "ARABIC", "JAPANESE", "KOREAN", "CHINESE", "RUSSIAN", "HINDI", "INDONESIAN", "TAGALOG",
+    "THAI", "POLISH", "URDU", "PERSIAN", "SWEDISH", "GREEK", "UKRAINIAN", "MALAY", "VIETNAMESE",
+    "CATALAN", "BENGALI", "HEBREW", "ROMANIAN", "TAMIL",
+)
+
+_NOISE = re.compile(r"https?://\S+|www\.\S+|[@＠]\w+|\bRT\b|&amp;|&gt;|&lt;", re.IGNORECASE)
+
+
+def clean_for_language(text: str) -> str:
+    """The words of a post: URLs, @mentions, RT markers and HTML entities removed, '#' dropped."""
+    return _NOISE.sub(" ", text).replace("#", " ").strip()
+
+
+class LanguageIdentifier:
+    """Batch language id. The detector (and its models, ~100 MB) is built on first use."""
+
+    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, *, low_accuracy: bool = False):
+        unknown = [n for n in languages if not hasattr(Language, n)]
+        if unknown:
+            raise ValueError(f"unknown language name(s) {unknown}; use lingua's names, e.g. ENGLISH")
+        if len(languages) < 2:
+            raise ValueError("give at least two languages")
+        self.languages = tuple(languages)
+        self.low_accuracy = low_accuracy
+        self._detector = None
+
+    def _build(self):
+        b = LanguageDetectorBuilder.from_languages(*(getattr(Language, n) for n in self.languages))
+        if self.low_accuracy:
+            b = b.with_low_accuracy_mode()
+        return b.with_preloaded_language_models().build()
+
+    def detect(self, texts: Sequence[str]) -> list[str]:
+        """ISO 639-1 code per text, ``und`` where the text is too short or the detector unsure."""
+        cleaned = [clean_for_language(t) for t in texts]
+        todo = [i for i, c in enumerate(cleaned) if sum(ch.isalpha() for ch in c) >= MIN_LETTERS]
+        out = [UNDETERMINED] * len(texts)
+        if not todo:
+            return out
+        if self._detector is None:
+            self._detector = self._build()
+        found = self._detector.detect_languages_in_parallel_of([cleaned[i] for i in todo])
+        for i, lang in zip(todo, found):
+            if lang is not None:
+                out[i] = lang.iso_code_639_1.name.lower()
+        return out

@@ -1,0 +1,152 @@
+"""The ``Store`` interface: everything townsquare persists goes through it.
+
+The embedded SQLite store (``townsquare.store.sqlite``) is the default; a PostgreSQL backend will
+implement the same interface, so no SQL lives outside ``townsquare.store``.
+
+    >>> from townsquare.store import open_store
+    >>> from townsquare.posts import Post
+    >>> from townsquare.store.base import Stored
+    >>> with open_store(":memory:") as store:
+    ...     r = store.write_batch([Stored(Post(id=1212092628029698048, text="hi", source="demo").normalized())], [])
+    ...     (r.inserted, store.count())
+    (1, 1)
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from townsquare.posts import Post
+
+
+@dataclass(slots=True)
+class Stored:
+    """A normalized post plus where it came from (file and line, for provenance)."""
+
+    post: Post
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(slots=True)
+class Quarantined:
+    """A record that could not become a post, kept with the reason so a person can fix it."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+    raw: str = ""
+
+
+@dataclass(slots=True)
+class WriteResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped_deleted: int = 0   # ids deleted earlier: a deletion is never undone by re-ingesting
+    quarantined: int = 0
+
+    def add(self, other: "WriteResult") -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped_deleted += other.skipped_deleted
+        self.quarantined += other.quarantined
+
+
+@dataclass(slots=True)
+class PendingEnrichment:
+    """A post the late stage (language id, near-duplicate linking) has not processed yet."""
+
+    id: int
+    seq: int
+    text: str
+    lang: str | None
+    repost_of_id: int | None
+
+
+@dataclass(slots=True)
+class Enrichment:
+    """What the late stage computed for a batch of posts, written in one transaction."""
+
+    langs: dict[int, str] = field(default_factory=dict)
+    signatures: dict[int, bytes] = field(default_factory=dict)
+    buckets: dict[int, list[int]] = field(default_factory=dict)   # post id -> one bucket per band
+    links: dict[int, int] = field(default_factory=dict)           # post id -> original post id
+    watermark: int = 0                                            # highest seq processed
+
+
+class Store(abc.ABC):
+    """Persistence for posts, their provenance, quarantine, and derived indexes."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- writes ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
+        """Idempotent upsert of normalized posts (``Post.normalized()``) plus quarantine records,
+        atomically (all or nothing)."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Iterable[int]) -> int:
+        """Delete posts by id from every table and index; returns how many existed. Deleted ids are
+        remembered so that re-ingesting a source does not bring them back."""
+
+    # --- reads -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, post_id: int) -> Post | None: ...
+
+    @abc.abstractmethod
+    def iter_posts(self, batch_size: int = 5000) -> Iterator[Post]:
+        """All posts in id order, streaming."""
+
+    @abc.abstractmethod
+    def count(self) -> int: ...
+
+    @abc.abstractmethod
+    def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
+        """Ids whose text matches a full-text query in the backend's syntax (for tests and tools;
+        the search package builds the real query language on top)."""
+
+    @abc.abstractmethod
+    def sources_of(self, post_id: int) -> dict[str, dict[str, Any]]:
+        """Per source dataset: its labels for the post and where it was read (file, line)."""
+
+    @abc.abstractmethod
+    def quarantine_items(self, limit: int = 100) -> list[Quarantined]: ...
+
+    @abc.abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counts per source, language and day; quarantine per reason; late-stage lag."""
+
+    @abc.abstractmethod
+    def integrity_check(self) -> list[str]:
+        """Problems found (empty when the store is consistent)."""
+
+    # --- late stage (language id, near-duplicate linking) ----------------------------------------
+    @abc.abstractmethod
+    def pending_enrichment(self, limit: int) -> list[PendingEnrichment]: ...
+
+    @abc.abstractmethod
+    def bucket_members(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+        """For (band, bucket) keys, the posts already in each bucket."""
+
+    @abc.abstractmethod
+    def signatures(self, ids: Sequence[int]) -> dict[int, bytes]: ...
+
+    @abc.abstractmethod
+    def roots(self, ids: Sequence[int]) -> dict[int, int]:
+        """Each id's near-duplicate original (itself when it is an original)."""
+
+    @abc.abstractmethod
+    def write_enrichment(self, e: Enrichment) -> None: ...

@@ -1,0 +1,503 @@
+"""Embedded store: one SQLite file in WAL mode, with an FTS5 lexical index kept by triggers.
+
+    >>> from townsquare.store.sqlite import SQLiteStore
+    >>> from townsquare.store.base import Stored
+    >>> from townsquare.posts import Post
+    >>> s = SQLiteStore(":memory:")
+    >>> _ = s.write_batch([Stored(Post(id=1212092628029698048, text="Flood on Main St", source="t").normalized())], [])
+    >>> s.lexical_ids("flood")
+    [1212092628029698048]
+
+Why this shape:
+- ``posts.id`` is the platform id and the table's rowid, so the FTS5 index (external content,
+  ``content_rowid='id'``) and every lookup by id use the B-tree key directly.
+- The FTS5 index is maintained by ``write_batch``/``delete`` themselves, not by triggers: measured
+  on HumAID, inserting through an AFTER INSERT trigger runs at ~38k posts/s against ~139k posts/s
+  for the same rows inserted directly (a trigger runs FTS5's insert one row at a time).
+- Each ``write_batch`` is one ``BEGIN IMMEDIATE`` transaction: a process killed mid-file leaves
+  whole batches or nothing, and the rerun upserts over them (SIGKILL-safe with
+  ``synchronous=NORMAL`` in WAL mode; only a power loss can drop the last commits).
+- Unchanged records are detected by a content hash before writing, so re-ingesting a file writes
+  nothing but the lookups: idempotent and cheap.
+- ``seq`` is a per-store ingest counter (kept in ``meta``, never reused after deletes); the late stage
+  (language id, near-duplicate linking) processes posts in ``seq`` order behind a watermark, and
+  its lag is ``next_seq - watermark``.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from townsquare.ingest.neardup import band_buckets
+from townsquare.posts import Post
+from townsquare.store.base import (
+    Enrichment,
+    PendingEnrichment,
+    Quarantined,
+    Store,
+    Stored,
+    WriteResult,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (
+    id              INTEGER PRIMARY KEY,
+    created_at      INTEGER NOT NULL,          -- ms since epoch, UTC
+    author_id       INTEGER,
+    author_handle   TEXT,
+    author_name     TEXT,
+    text            TEXT NOT NULL,
+    lang            TEXT,                      -- NULL until the late stage identified it
+    hashtags        TEXT,                      -- JSON arrays, NULL when empty
+    mentions        TEXT,
+    urls            TEXT,
+    cashtags        TEXT,
+    has_media       INTEGER NOT NULL DEFAULT 0,
+    reply_to_id     INTEGER,
+    reply_to_user_id INTEGER,
+    repost_of_id    INTEGER,
+    quote_of_id     INTEGER,
+    conversation_id INTEGER,
+    retweet_count   INTEGER,
+    like_count      INTEGER,
+    reply_count     INTEGER,
+    quote_count     INTEGER,
+    lon             REAL,
+    lat             REAL,
+    source          TEXT NOT NULL,             -- the dataset it was first read from
+    dup_of          INTEGER,                   -- near-duplicate original; NULL for originals
+    content_hash    INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,          -- ingest order, for the late stage's watermark
+    ingested_at     INTEGER NOT NULL           -- ms since epoch
+);
+CREATE INDEX IF NOT EXISTS posts_created_at ON posts(created_at);
+CREATE INDEX IF NOT EXISTS posts_seq ON posts(seq);
+CREATE INDEX IF NOT EXISTS posts_author ON posts(author_id) WHERE author_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS posts_dup_of ON posts(dup_of) WHERE dup_of IS NOT NULL;
+CREATE TABLE IF NOT EXISTS post_sources (
+    post_id INTEGER NOT NULL,
+    source  TEXT NOT NULL,
+    file    TEXT,
+    line    INTEGER,
+    labels  TEXT,                              -- the source's own labels (JSON), metadata only
+    PRIMARY KEY (post_id, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deleted (id INTEGER PRIMARY KEY, deleted_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    file   TEXT NOT NULL,
+    line   INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw    TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (file, line)
+);
+CREATE TABLE IF NOT EXISTS minhash (post_id INTEGER PRIMARY KEY, sig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lsh (
+    band INTEGER NOT NULL, bucket INTEGER NOT NULL, post_id INTEGER NOT NULL,
+    PRIMARY KEY (band, bucket, post_id)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
+    text, content='posts', content_rowid='id', tokenize="unicode61 remove_diacritics 2"
+);
+"""
+
+# Column order of ``posts`` as written by ``write_batch`` (everything but the bookkeeping columns).
+_COLS = ("id", "created_at", "author_id", "author_handle", "author_name", "text", "lang",
+         "hashtags", "mentions", "urls", "cashtags", "has_media", "reply_to_id",
+         "reply_to_user_id", "repost_of_id", "quote_of_id", "conversation_id", "retweet_count",
+         "like_count", "reply_count", "quote_count", "lon", "lat", "source")
+_LIST_COLS = {"hashtags", "mentions", "urls", "cashtags"}
+_ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at")
+
+# On conflict, a field the new record lacks (NULL) never erases what the store knows: two datasets
+# holding the same post (one with authors, one with labels) merge instead of overwriting.
+_MERGE = ",\n".join(
+    f"{c} = COALESCE(excluded.{c}, posts.{c})"
+    for c in _COLS if c not in ("id", "source", "text", "lang", "has_media")
+)
+_UPSERT = f"""
+INSERT INTO posts ({", ".join(_ALL_COLS)}) VALUES ({", ".join("?" * len(_ALL_COLS))})
+ON CONFLICT(id) DO UPDATE SET
+{_MERGE},
+text = excluded.text,
+has_media = MAX(excluded.has_media, posts.has_media),
+-- new text must go through the late stage again: new seq, language and near-duplicate link
+lang = CASE WHEN excluded.lang IS NOT NULL THEN excluded.lang
+            WHEN excluded.text IS NOT posts.text THEN NULL ELSE posts.lang END,
+dup_of = CASE WHEN excluded.text IS NOT posts.text THEN NULL ELSE posts.dup_of END,
+seq = CASE WHEN excluded.text IS NOT posts.text THEN excluded.seq ELSE posts.seq END,
+content_hash = excluded.content_hash
+"""
+_UPSERT_SOURCE = """
+INSERT INTO post_sources (post_id, source, file, line, labels) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(post_id, source) DO UPDATE SET file = excluded.file, line = excluded.line,
+    labels = excluded.labels
+WHERE post_sources.labels IS NOT excluded.labels OR post_sources.file IS NOT excluded.file
+   OR post_sources.line IS NOT excluded.line
+"""
+_UPSERT_QUARANTINE = """
+INSERT INTO quarantine (file, line, source, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT(file, line) DO UPDATE SET source = excluded.source, reason = excluded.reason,
+    raw = excluded.raw
+"""
+_FTS_INSERT = "INSERT INTO posts_fts(rowid, text) VALUES (?, ?)"
+_FTS_DELETE = "INSERT INTO posts_fts(posts_fts, rowid, text) VALUES ('delete', ?, ?)"
+_CHUNK = 900  # stay under SQLite's default limit of 999 host parameters per statement
+
+
+def _dumps(v: Any) -> str:
+    return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _row(p: Post) -> tuple:
+    return (p.id, p.created_at, p.author_id, p.author_handle, p.author_name, p.text, p.lang,
+            _dumps(p.hashtags) if p.hashtags else None,
+            _dumps(p.mentions) if p.mentions else None,
+            _dumps(p.urls) if p.urls else None,
+            _dumps(p.cashtags) if p.cashtags else None,
+            int(p.has_media), p.reply_to_id, p.reply_to_user_id, p.repost_of_id, p.quote_of_id,
+            p.conversation_id, p.retweet_count, p.like_count, p.reply_count, p.quote_count,
+            p.lon, p.lat, p.source)
+
+
+def _hash(row: tuple) -> int:
+    digest = hashlib.blake2b(orjson.dumps(row), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _post(r: sqlite3.Row | tuple) -> Post:
+    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
+     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
+     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(_COLS)]
+    return Post(
+        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
+        author_handle=handle, author_name=name, lang=lang,
+        hashtags=orjson.loads(hashtags) if hashtags else [],
+        mentions=orjson.loads(mentions) if mentions else [],
+        urls=orjson.loads(urls) if urls else [],
+        cashtags=orjson.loads(cashtags) if cashtags else [],
+        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
+        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
+        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
+        quote_count=quote_count, lon=lon, lat=lat,
+    )
+
+
+def _chunks(seq: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class SQLiteStore(Store):
+    """The embedded default store. ``path`` is a file, or ``":memory:"`` for tests."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        with self._tx():
+            self._exec_script(_SCHEMA)
+            version = self._meta("schema_version")
+            if version is None:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                # Merge FTS segments 16 at a time instead of 4: +18% insert rate, same queries.
+                self._db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('automerge', 16)")
+            elif int(version) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: schema version {version} is newer than this townsquare "
+                    f"({SCHEMA_VERSION}); upgrade townsquare")
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _exec_script(self, script: str) -> None:
+        # executescript() would COMMIT our transaction; run statement by statement instead.
+        buf = ""
+        for line in script.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self._db.execute(buf)
+                buf = ""
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection):
+            self.db = db
+
+        def __enter__(self):
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, *_):
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> "_Tx":
+        return SQLiteStore._Tx(self._db)
+
+    def _meta(self, key: str) -> str | None:
+        r = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return r[0] if r else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.ProgrammingError:
+            pass
+
+    # --- writes ----------------------------------------------------------------------------------
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
+        result = WriteResult()
+        now = int(time.time() * 1000)
+        # One record per id; a later record in the batch wins (the same upsert rule as across batches).
+        latest: dict[int, Stored] = {}
+        for s in posts:
+            latest[s.post.id] = s
+        rows = {pid: _row(s.post) for pid, s in latest.items()}
+        hashes = {pid: _hash(r) for pid, r in rows.items()}
+        # Ascending ids: FTS5 flushes its in-memory segment whenever a rowid is lower than the last
+        # one in the transaction, so unsorted batches index ~3x slower (and B-tree pages split less).
+        ids = sorted(rows)
+        with self._tx() as db:
+            known: dict[int, int] = {}
+            gone: set[int] = set()
+            old_text: dict[int, str] = {}
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                known.update(db.execute(
+                    f"SELECT id, content_hash FROM posts WHERE id IN ({marks})", chunk))
+                gone.update(r[0] for r in db.execute(
+                    f"SELECT id FROM deleted WHERE id IN ({marks})", chunk))
+            next_seq = int(self._meta("next_seq") or 1)
+            to_write = []
+            for pid in ids:
+                if pid in gone:
+                    result.skipped_deleted += 1
+                    continue
+                h = hashes[pid]
+                if pid not in known:
+                    result.inserted += 1
+                elif known[pid] != h:
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+                    continue
+                to_write.append(rows[pid] + (h, next_seq, now))
+                next_seq += 1
+            changed = [r[0] for r in to_write if r[0] in known]
+            for chunk in _chunks(changed):
+                old_text.update(db.execute(
+                    f"SELECT id, text FROM posts WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            if to_write:
+                db.executemany(_UPSERT, to_write)
+                self._set_meta("next_seq", str(next_seq))
+                # FTS: remove the old text of changed posts, index the new text.
+                text_col = _COLS.index("text")
+                db.executemany(_FTS_DELETE, [(pid, t) for pid, t in old_text.items()
+                                             if t != rows[pid][text_col]])
+                db.executemany(_FTS_INSERT, [(r[0], r[text_col]) for r in to_write
+                                             if r[0] not in old_text or old_text[r[0]] != r[text_col]])
+            db.executemany(_UPSERT_SOURCE, [
+                (pid, s.post.source, s.file, s.line,
+                 _dumps(s.post.labels) if s.post.labels else None)
+                for pid, s in latest.items() if pid not in gone])
+            if quarantined:
+                db.executemany(_UPSERT_QUARANTINE, [
+                    (q.file, q.line, q.source, q.reason, q.raw[:2000], now) for q in quarantined])
+                result.quarantined = len(quarantined)
+        return result
+
+    def delete(self, ids: Iterable[int]) -> int:
+        ids = sorted(set(int(i) for i in ids))
+        now = int(time.time() * 1000)
+        existed = 0
+        with self._tx() as db:
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                # Remove LSH buckets precisely: they are recomputed from the stored signatures.
+                for pid, sig in db.execute(
+                        f"SELECT post_id, sig FROM minhash WHERE post_id IN ({marks})", chunk).fetchall():
+                    db.executemany("DELETE FROM lsh WHERE band = ? AND bucket = ? AND post_id = ?",
+                                   [(b, k, pid) for b, k in enumerate(band_buckets(sig))])
+                db.executemany(_FTS_DELETE, db.execute(
+                    f"SELECT id, text FROM posts WHERE id IN ({marks})", chunk).fetchall())
+                db.execute(f"DELETE FROM minhash WHERE post_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM post_sources WHERE post_id IN ({marks})", chunk)
+                existed += db.execute(f"DELETE FROM posts WHERE id IN ({marks})", chunk).rowcount
+                db.executemany("INSERT OR IGNORE INTO deleted(id, deleted_at) VALUES (?, ?)",
+                               [(i, now) for i in chunk])
+                # Near-duplicates of a deleted original now point at the earliest survivor.
+                for orig in chunk:
+                    members = [r[0] for r in db.execute(
+                        "SELECT id FROM posts WHERE dup_of = ? ORDER BY created_at, id", (orig,))]
+                    if members:
+                        db.execute("UPDATE posts SET dup_of = NULL WHERE id = ?", (members[0],))
+                        db.execute("UPDATE posts SET dup_of = ? WHERE dup_of = ?", (members[0], orig))
+        return existed
+
+    # --- reads -----------------------------------------------------------------------------------
+    def get(self, post_id: int) -> Post | None:
+        r = self._db.execute(f"SELECT {', '.join(_COLS)} FROM posts WHERE id = ?",
+                             (post_id,)).fetchone()
+        return _post(r) if r else None
+
+    def iter_posts(self, batch_size: int = 5000) -> Iterator[Post]:
+        last = -1
+        while True:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLS)} FROM posts WHERE id > ? ORDER BY id LIMIT ?",
+                (last, batch_size)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _post(r)
+            last = rows[-1][0]
+
+    def count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM posts").fetchone()[0]
+
+    def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
+        return [r[0] for r in self._db.execute(
+            "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit))]
+
+    def dup_of(self, post_id: int) -> int | None:
+        r = self._db.execute("SELECT dup_of FROM posts WHERE id = ?", (post_id,)).fetchone()
+        return r[0] if r else None
+
+    def sources_of(self, post_id: int) -> dict[str, dict[str, Any]]:
+        return {src: {"file": f, "line": ln, "labels": orjson.loads(lb) if lb else {}}
+                for src, f, ln, lb in self._db.execute(
+                    "SELECT source, file, line, labels FROM post_sources WHERE post_id = ? "
+                    "ORDER BY source", (post_id,))}
+
+    def quarantine_items(self, limit: int = 100) -> list[Quarantined]:
+        return [Quarantined(source=s, file=f, line=ln, reason=r, raw=raw)
+                for f, ln, s, r, raw in self._db.execute(
+                    "SELECT file, line, source, reason, raw FROM quarantine "
+                    "ORDER BY file, line LIMIT ?", (limit,))]
+
+    def stats(self) -> dict[str, Any]:
+        db = self._db
+        q = lambda sql, *a: db.execute(sql, a).fetchall()  # noqa: E731
+        total = self.count()
+        next_seq = int(self._meta("next_seq") or 1)
+        watermark = int(self._meta("enriched_seq") or 0)
+        pending = q("SELECT count(*), min(ingested_at) FROM posts WHERE seq > ?", watermark)[0]
+        oldest = pending[1]
+        return {
+            "posts": total,
+            "by_source": dict(q("SELECT source, count(*) FROM post_sources GROUP BY source "
+                                "ORDER BY source")),
+            "by_lang": {(k if k is not None else "pending"): v for k, v in q(
+                "SELECT lang, count(*) FROM posts GROUP BY lang ORDER BY count(*) DESC, lang")},
+            "by_day": dict(q(
+                "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS d, count(*) "
+                "FROM posts GROUP BY d ORDER BY d")),
+            "quarantined": q("SELECT count(*) FROM quarantine")[0][0],
+            "quarantine_by_source": dict(q("SELECT source, count(*) FROM quarantine "
+                                           "GROUP BY source ORDER BY source")),
+            "quarantine_by_reason": dict(q(
+                "SELECT CASE WHEN instr(reason, ':') > 0 THEN substr(reason, 1, instr(reason, ':') - 1)"
+                " ELSE reason END AS kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind")),
+            "deleted": q("SELECT count(*) FROM deleted")[0][0],
+            "near_duplicates": q("SELECT count(*) FROM posts WHERE dup_of IS NOT NULL")[0][0],
+            "late_stage": {
+                "pending_posts": pending[0],
+                "ingested": next_seq - 1,
+                "processed_through_seq": watermark,
+                "oldest_pending_age_s": (round((time.time() * 1000 - oldest) / 1000, 1)
+                                         if oldest is not None else 0.0),
+            },
+        }
+
+    def integrity_check(self) -> list[str]:
+        problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        try:
+            self._db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as e:
+            problems.append(f"fts index: {e}")
+        orphans = self._db.execute(
+            "SELECT count(*) FROM post_sources s LEFT JOIN posts p ON p.id = s.post_id "
+            "WHERE p.id IS NULL").fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} provenance rows without a post")
+        unsourced = self._db.execute(
+            "SELECT count(*) FROM posts p WHERE NOT EXISTS "
+            "(SELECT 1 FROM post_sources s WHERE s.post_id = p.id)").fetchone()[0]
+        if unsourced:
+            problems.append(f"{unsourced} posts without provenance")
+        return problems
+
+    # --- late stage --------------------------------------------------------------------------------
+    def pending_enrichment(self, limit: int) -> list[PendingEnrichment]:
+        watermark = int(self._meta("enriched_seq") or 0)
+        return [PendingEnrichment(*r) for r in self._db.execute(
+            "SELECT id, seq, text, lang, repost_of_id FROM posts WHERE seq > ? ORDER BY seq LIMIT ?",
+            (watermark, limit))]
+
+    def bucket_members(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+        out: dict[tuple[int, int], list[int]] = {}
+        for band, bucket in keys:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT post_id FROM lsh WHERE band = ? AND bucket = ? ORDER BY post_id",
+                (band, bucket))]
+            if ids:
+                out[(band, bucket)] = ids
+        return out
+
+    def signatures(self, ids: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(list(ids)):
+            out.update(self._db.execute(
+                f"SELECT post_id, sig FROM minhash WHERE post_id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return out
+
+    def roots(self, ids: Sequence[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for chunk in _chunks(list(ids)):
+            for pid, dup in self._db.execute(
+                    f"SELECT id, dup_of FROM posts WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[pid] = dup if dup is not None else pid
+        return out
+
+    def write_enrichment(self, e: Enrichment) -> None:
+        with self._tx() as db:
+            if e.langs:
+                db.executemany("UPDATE posts SET lang = ? WHERE id = ? AND lang IS NULL",
+                               [(lang, pid) for pid, lang in e.langs.items()])
+            if e.signatures:
+                # A post whose text changed has old buckets: drop them before adding the new ones.
+                old = self.signatures(list(e.signatures))
+                db.executemany("DELETE FROM lsh WHERE band = ? AND bucket = ? AND post_id = ?",
+                               [(b, k, pid) for pid, sig in old.items()
+                                for b, k in enumerate(band_buckets(sig))])
+                db.executemany("INSERT OR REPLACE INTO minhash(post_id, sig) VALUES (?, ?)",
+                               list(e.signatures.items()))
+                db.executemany("INSERT OR IGNORE INTO lsh(band, bucket, post_id) VALUES (?, ?, ?)",
+                               [(b, k, pid) for pid, bks in e.buckets.items()
+                                for b, k in enumerate(bks)])
+            if e.links:
+                db.executemany("UPDATE posts SET dup_of = ? WHERE id = ? AND id != ?",
+                               [(orig, pid, orig) for pid, orig in e.links.items()])
+            current = int(self._meta("enriched_seq") or 0)
+            if e.watermark > current:
+                self._set_meta("enriched_seq", str(e.watermark))

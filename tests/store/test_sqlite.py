@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from townsquare.ingest.enrich import LateStage
+from townsquare.posts import Post
+from townsquare.store.base import Quarantined, Stored
+
+A, B, C = 1212092628029698048, 1212092628029698049, 1212092628029698050
+
+
+def _s(pid, text, source="s1", **kw):
+    return Stored(Post(id=pid, text=text, source=source, **kw).normalized(), "f.csv", 1)
+
+
+def test_upsert_is_idempotent_and_counts_what_changed(store):
+    r1 = store.write_batch([_s(A, "flood on main"), _s(B, "bridge closed")], [])
+    r2 = store.write_batch([_s(A, "flood on main"), _s(B, "bridge closed")], [])
+    r3 = store.write_batch([_s(A, "flood on main street")], [])
+    assert (r1.inserted, r2.unchanged, r3.updated) == (2, 2, 1)
+    assert store.count() == 2
+    assert store.lexical_ids("street") == [A] and store.lexical_ids('"flood on main"') == [A]
+    assert store.integrity_check() == []
+
+
+def test_merge_keeps_what_the_new_record_lacks_and_labels_per_source(store):
+    store.write_batch([_s(A, "quake", "aidr", author_handle="ann", lat=1.0, lon=2.0,
+                          labels={"label": "x"})], [])
+    store.write_batch([_s(A, "quake", "crowdflower", labels={"label": "y"})], [])
+    p = store.get(A)
+    assert (p.author_handle, p.lat, p.source) == ("ann", 1.0, "aidr")
+    assert {k: v["labels"] for k, v in store.sources_of(A).items()} == {
+        "aidr": {"label": "x"}, "crowdflower": {"label": "y"}}
+    assert store.stats()["by_source"] == {"aidr": 1, "crowdflower": 1}
+
+
+def test_delete_removes_from_every_index_and_is_never_undone(store):
+    store.write_batch([_s(A, "water rising fast near the old mill bridge"),
+                       _s(B, "RT @x: water rising fast near the old mill bridge"),
+                       _s(C, "water rising fast near the old mill bridge!")], [])
+    LateStage(store).run()
+    assert store.dup_of(B) == A and store.dup_of(C) == A
+    assert store.delete([A, 999]) == 1
+    assert store.get(A) is None and sorted(store.lexical_ids("mill")) == [B, C]
+    assert store.sources_of(A) == {}
+    assert store.dup_of(B) is None and store.dup_of(C) == B   # the earliest survivor leads
+    assert store.signatures([A]) == {}
+    r = store.write_batch([_s(A, "water rising fast near the old mill bridge")], [])
+    assert r.skipped_deleted == 1 and store.get(A) is None
+    assert store.integrity_check() == []
+
+
+def test_changed_text_goes_through_the_late_stage_again(store):
+    store.write_batch([_s(A, "the bridge on route nine is closed now")], [])
+    LateStage(store).run()
+    assert store.stats()["late_stage"]["pending_posts"] == 0
+    store.write_batch([_s(A, "el puente de la ruta nueve está cerrado ahora mismo")], [])
+    assert store.stats()["late_stage"]["pending_posts"] == 1
+    assert store.get(A).lang is None
+    LateStage(store).run()
+    assert store.get(A).lang == "es"
+
+
+def test_quarantine_upserts_by_file_and_line(store):
+    q = Quarantined("s1", "f.csv", 7, "id: not a numeric id", "x,y")
+    store.write_batch([], [q])
+    store.write_batch([], [q])
+    assert [(i.file, i.line, i.reason) for i in store.quarantine_items()] == [
+        ("f.csv", 7, "id: not a numeric id")]
+    assert store.stats()["quarantine_by_reason"] == {"id": 1}
+
+
+def test_stats_by_day_and_language(store):
+    store.write_batch([_s(A, "hello", lang="en"), _s(B, "bonjour", lang="fr")], [])
+    s = store.stats()
+    assert s["by_lang"] == {"en": 1, "fr": 1}
+    assert s["by_day"] == {"2019-12-31": 2}   # from the Snowflake ids
