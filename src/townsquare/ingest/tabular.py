@@ -106,38 +106,34 @@ class ColumnMapping:
     def post(self, row: list[str], source: str, extra_labels: dict[str, str]) -> Post:
         if len(row) != self.width:
             raise PostError(f"expected {self.width} fields, got {len(row)}", "row")
-        get = lambda f: row[self.fields[f]] if f in self.fields else None  # noqa: E731
-        val = lambda f: None if (v := get(f)) is None or v.strip().lower() in _NONE else v.strip()  # noqa: E731
-        created = val("created_at")
-        lon, lat = val("lon"), val("lat")
-        try:
-            lon_f = float(lon) if lon is not None else None
-            lat_f = float(lat) if lat is not None else None
-        except ValueError:
-            raise PostError(f"not a number: lon={lon!r} lat={lat!r}", "coordinates") from None
-        counts = {}
-        for f in _INT_FIELDS:
-            v = val(f)
-            if v is not None:
+        # Only the columns this layout has are looked at (the per-row cost is most of parsing).
+        kw: dict = {}
+        for f, i in self.fields.items():
+            if f in ("id", "text"):
+                continue
+            v = row[i].strip()
+            if v.lower() in _NONE:
+                continue
+            if f == "created_at":
+                kw[f] = parse_time_ms(v, f)
+            elif f in ("author_id", "reply_to_id"):
+                kw[f] = parse_id(v, f)
+            elif f in ("lon", "lat"):
+                try:
+                    kw[f] = float(v)
+                except ValueError:
+                    raise PostError(f"not a number: {v!r}", f) from None
+            elif f in _INT_FIELDS:
                 if not v.isdigit():
                     raise PostError(f"not a count: {v!r}", f)
-                counts[f] = int(v)
+                kw[f] = int(v)
+            else:
+                kw[f] = v
         labels = dict(extra_labels)
-        labels.update({k: row[i] for k, i in self.labels.items()})
-        return Post(
-            id=parse_id(get("id"), "id"),
-            text=get("text") or "",
-            source=source,
-            created_at=parse_time_ms(created) if created is not None else None,
-            author_id=optional_id(val("author_id"), "author_id"),
-            author_handle=val("author_handle"),
-            lang=val("lang"),
-            reply_to_id=optional_id(val("reply_to_id"), "reply_to_id"),
-            lon=lon_f,
-            lat=lat_f,
-            labels=labels,
-            **counts,
-        )
+        for k, i in self.labels.items():
+            labels[k] = row[i]
+        return Post(id=parse_id(row[self.fields["id"]], "id"), text=row[self.fields["text"]],
+                    source=source, labels=labels, **kw)
 
 
 def sniff_delimiter(path: Path, header_line: str) -> str:
