@@ -503,7 +503,7 @@ def render_table(s: dict) -> str:
         "| run | posts | seconds | posts/s | vs target 25,000 | vs Twitter 5,700 | vs floor | "
         "peak RSS MiB | db MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        row(f"one round (round 0 = the data as is)", one),
+        row("one round (round 0 = the data as is)", one),
         row(f"replay, {s['replay']['rounds']} rounds (headline)", full),
         row("re-ingest of the replay files", again),
         row("floor: csv + sqlite3 executemany + FTS5", floor),

@@ -9,7 +9,6 @@ from townsquare.posts import (
     extract_hashtags,
     extract_mentions,
     extract_urls,
-    format_time,
     parse_id,
     parse_time_ms,
     snowflake_time_ms,

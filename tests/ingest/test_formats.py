@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from townsquare.ingest.archive import read_archive, strip_prefix
+from townsquare.ingest.archive import strip_prefix
 from townsquare.ingest.detect import SkipFile, detect_format, reader_for
 from townsquare.ingest.jsonfiles import read_json, read_jsonl
 from townsquare.ingest.twitter_v1 import posts_from_v1

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from townsquare.ingest.items import Item, clip, open_text
-from townsquare.posts import Post, PostError, optional_id, parse_id, parse_time_ms
+from townsquare.posts import Post, PostError, parse_id, parse_time_ms
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("tweet_id", "tweet id", "id", "id_str", "status_id", "tweetid", "post_id"),
