@@ -23,6 +23,8 @@ Each measurement runs in a fresh child process, so its peak RSS is its own:
 ``replay``      the pipeline on all rounds (>= 1M posts), into a fresh store: the headline rate.
 ``re-ingest``   the same files again into the replay store: every post should come back
                 ``unchanged`` (idempotent upsert; only lookups, no writes).
+``inline``      the replay again into a fresh store with ``writer="inline"``: the one-process
+                loop, to show what the writer process (the default for large inputs) adds.
 ``floor``       the reference, run side by side on the same files: the plainest load into SQLite
                 with an FTS5 index -- ``csv`` module rows, ``int`` ids, in-batch dedup plus a lookup
                 of ids already stored, ``executemany`` of ``(id, text)`` into a table and its FTS5
@@ -31,10 +33,11 @@ Each measurement runs in a fresh child process, so its peak RSS is its own:
                 tokenizer, FTS5 automerge 16, 5,000-row transactions, ids sorted per batch), so
                 ``ours / floor`` is the share of the floor's speed that townsquare keeps.
 
-Memory: a thread samples ``VmRSS`` from ``/proc/self/status`` every 0.2 s; the pipeline's
-``progress`` callback records RSS each time another 100,000 posts have been stored, giving the
-series RSS at 100k, 200k, ... posts. Peak is the process's ``VmHWM`` (it includes the interpreter
-and imports). "Flat" means the replay's peak is within 20% of the one-round peak although it read
+Memory counts the whole process tree: the ingest process plus its writer process. A thread
+samples their summed ``VmRSS`` every 0.2 s; the pipeline's ``progress`` callback records it each
+time another 100,000 posts have been stored, giving the series RSS at 100k, 200k, ... posts. Peak
+is the parent's ``VmHWM`` plus the writer's last-seen ``VmHWM`` (an upper bound: both include an
+interpreter and imports). "Flat" means the replay's peak is within 20% of the one-round peak although it read
 about six times as many posts.
 
 Run
@@ -125,25 +128,65 @@ def peak_rss_mib() -> float:
     return round(kib / 1024, 1)
 
 
+def _descendants(pid: int = 0) -> list[int]:
+    """Pids of this process's children, grandchildren, ... (the ingest's writer process)."""
+    out, todo = [], [pid or os.getpid()]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = [int(x) for x in (task / "children").read_text().split()]
+                out += kids
+                todo += kids
+        except OSError:
+            continue
+    return out
+
+
+def _proc_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mib() -> float:
+    """RSS of this process plus its descendants: the writer process's memory counts too."""
+    return round(rss_mib() + sum(_proc_kib(p, "VmRSS") for p in _descendants()) / 1024, 1)
+
+
 class RssSampler(threading.Thread):
-    """Samples RSS every ``interval`` seconds; ``max_mib`` is the highest sample."""
+    """Samples the process tree's RSS every ``interval`` seconds; ``max_mib`` is the highest
+    sample, ``child_peak_kib`` each descendant's own peak (VmHWM) as last seen."""
 
     def __init__(self, interval: float = SAMPLE_INTERVAL_S):
         super().__init__(daemon=True)
         self.interval = interval
-        self.max_mib = rss_mib()
+        self.max_mib = tree_rss_mib()
+        self.child_peak_kib: dict[int, int] = {}
         self.samples = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
-            self.max_mib = max(self.max_mib, rss_mib())
+            self.max_mib = max(self.max_mib, tree_rss_mib())
+            for pid in _descendants():
+                hwm = _proc_kib(pid, "VmHWM")
+                if hwm:
+                    self.child_peak_kib[pid] = max(self.child_peak_kib.get(pid, 0), hwm)
             self.samples += 1
+
+    def peak_mib(self) -> float:
+        """This process's peak plus each descendant's: an upper bound on the tree's peak."""
+        return round(peak_rss_mib() + sum(self.child_peak_kib.values()) / 1024, 1)
 
     def stop(self) -> float:
         self._halt.set()
         self.join()
-        self.max_mib = max(self.max_mib, rss_mib())
+        self.max_mib = max(self.max_mib, tree_rss_mib())
         return self.max_mib
 
 
@@ -238,7 +281,7 @@ def build_replay(data: Path, dest: Path, rounds: int | None) -> dict:
 
 
 # --- child measurements ----------------------------------------------------------------------------
-def child_pipeline(db: Path, inputs: list[Path], label: str) -> dict:
+def child_pipeline(db: Path, inputs: list[Path], label: str, writer: str = "auto") -> dict:
     from townsquare.ingest.pipeline import IngestPipeline
     from townsquare.store.sqlite import SQLiteStore
 
@@ -250,7 +293,7 @@ def child_pipeline(db: Path, inputs: list[Path], label: str) -> dict:
     def progress(fr, posts_added, quarantined_added, file_done):
         state["posts"] += posts_added
         while state["posts"] >= state["next"]:
-            rss = rss_mib()
+            rss = tree_rss_mib()
             el = time.perf_counter() - state["t0"]
             series.append({"posts": state["posts"], "rss_mib": rss, "seconds": round(el, 2)})
             log(f"  [{label}] {state['posts']:>9,} posts  {el:6.1f} s  RSS {rss:6.1f} MiB")
@@ -259,7 +302,7 @@ def child_pipeline(db: Path, inputs: list[Path], label: str) -> dict:
     sampler = RssSampler()
     sampler.start()
     state["t0"] = time.perf_counter()
-    report = IngestPipeline(store).run(inputs, progress=progress)
+    report = IngestPipeline(store, writer=writer).run(inputs, progress=progress)
     wall = time.perf_counter() - state["t0"]
     sampled_max = sampler.stop()
     count = store.count()
@@ -280,7 +323,9 @@ def child_pipeline(db: Path, inputs: list[Path], label: str) -> dict:
         "rss_start_mib": rss_start,
         "rss_end_mib": rss_mib(),
         "rss_max_sampled_mib": sampled_max,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": sampler.peak_mib(),
+        "writer": writer,
+        "writer_processes_seen": len(sampler.child_peak_kib),
         "rss_series": series,
         "db_mib": db_size_mib(db),
     }
@@ -382,10 +427,10 @@ def child_floor(db: Path, inputs: list[Path], label: str) -> dict:
     }
 
 
-def run_child(kind: str, db: Path, inputs: list[Path], label: str) -> dict:
+def run_child(kind: str, db: Path, inputs: list[Path], label: str, writer: str = "auto") -> dict:
     log(f"{label}: {kind} into {db.name} ...")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--_db", str(db),
-           "--_label", label, "--_inputs", *map(str, inputs)]
+           "--_label", label, "--_writer", writer, "--_inputs", *map(str, inputs)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed (exit {proc.returncode})")
@@ -442,7 +487,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def summarize(replay: dict, one: dict, full: dict, again: dict, floor: dict, data: Path) -> dict:
+def summarize(replay: dict, one: dict, full: dict, again: dict, inline: dict, floor: dict,
+              data: Path) -> dict:
     flat_limit = round(one["peak_rss_mib"] * (1 + FLAT_TOLERANCE), 1)
     series = full["rss_series"]
     growth = None
@@ -456,12 +502,15 @@ def summarize(replay: dict, one: dict, full: dict, again: dict, floor: dict, dat
         "data": str(data),
         "machine": machine_info(),
         "replay": replay,
-        "runs": {"one_round": one, "replay": full, "reingest": again, "floor": floor},
+        "runs": {"one_round": one, "replay": full, "reingest": again, "replay_inline": inline,
+                 "floor": floor},
         "headline": {
             "posts_read": full["posts_read"],
             "posts_per_s": rate,
             "reingest_posts_per_s": again["posts_per_s"],
             "floor_posts_per_s": floor["posts_per_s"],
+            "inline_writer_posts_per_s": inline["posts_per_s"],
+            "ratio_vs_inline_writer": ratio(rate, inline["posts_per_s"]),
             "one_round_posts_per_s": one["posts_per_s"],
             "target_posts_per_s": TARGET_POSTS_PER_S,
             "twitter_average_posts_per_s": TWITTER_POSTS_PER_S,
@@ -496,16 +545,18 @@ def render_table(s: dict) -> str:
                 f"{r['db_mib']:.0f} |")
 
     one, full, again, floor = runs["one_round"], runs["replay"], runs["reingest"], runs["floor"]
+    inline = runs["replay_inline"]
     lines = [
         f"Ingest benchmark, {m['date']}: {m['cpu_count']} CPUs ({m['cpu_model']}), "
         f"Python {m['python']}, SQLite {m['sqlite']}",
         "",
         "| run | posts | seconds | posts/s | vs target 25,000 | vs Twitter 5,700 | vs floor | "
-        "peak RSS MiB | db MiB |",
+        "peak RSS MiB (with writer) | db MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         row("one round (round 0 = the data as is)", one),
         row(f"replay, {s['replay']['rounds']} rounds (headline)", full),
         row("re-ingest of the replay files", again),
+        row("replay with the writer inline (one process)", inline),
         row("floor: csv + sqlite3 executemany + FTS5", floor),
         "",
         f"Replay: {full['inserted']:,} inserted, {full['updated']:,} updated, "
@@ -552,12 +603,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--_child", choices=("pipeline", "floor"), help=argparse.SUPPRESS)
     ap.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--_label", default="run", help=argparse.SUPPRESS)
+    ap.add_argument("--_writer", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--_inputs", type=Path, nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args._child:
-        fn = child_pipeline if args._child == "pipeline" else child_floor
-        print(json.dumps(fn(args._db, args._inputs, args._label)))
+        if args._child == "pipeline":
+            out = child_pipeline(args._db, args._inputs, args._label, args._writer)
+        else:
+            out = child_floor(args._db, args._inputs, args._label)
+        print(json.dumps(out))
         return 0
 
     if args.rounds is not None and args.rounds < 1:
@@ -582,6 +637,10 @@ def main(argv: list[str] | None = None) -> int:
         again = run_child("pipeline", work / "replay.db", [replay_dir], "re-ingest")
         for p in work.glob("replay.db*"):
             p.unlink()
+        inline = run_child("pipeline", work / "inline.db", [replay_dir], "replay, inline writer",
+                           writer="inline")
+        for p in work.glob("inline.db*"):
+            p.unlink()
         floor = run_child("floor", work / "floor.db", [replay_dir], "floor")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -590,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
 
-    summary = summarize(replay, one, full, again, floor, data)
+    summary = summarize(replay, one, full, again, inline, floor, data)
     table = render_table(summary)
     print(table)
     if args.write_results:

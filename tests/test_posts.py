@@ -106,3 +106,8 @@ def test_to_dict_round_trips():
 def test_from_dict_names_unknown_fields():
     with pytest.raises(PostError, match="colour"):
         Post.from_dict({"id": "1", "text": "x", "source": "t", "colour": "red"})
+
+
+def test_twitter_html_entities_are_unescaped_once():
+    p = Post(id=1212092628029698048, text="R&amp;D: a &lt;b&gt; tag &amp;amp; more", source="t")
+    assert p.normalized().text == "R&D: a <b> tag &amp; more"

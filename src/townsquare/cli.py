@@ -66,6 +66,9 @@ def ingest(
     columns: Annotated[Optional[str], typer.Option(
         help="CSV column mapping, e.g. 'id=post_id,text=body'.")] = None,
     batch_size: Annotated[int, typer.Option(help="Posts per transaction.")] = 5000,
+    writer: Annotated[str, typer.Option(
+        help="Where the store's writes run: 'process' (beside the parsing, in a child process), "
+             "'inline', or 'auto' (a process for inputs of 8 MiB or more).")] = "auto",
     late: Annotated[bool, typer.Option(
         "--late/--no-late", help="Run language id and near-duplicate linking after ingesting.")] = True,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any record was quarantined.")] = False,
@@ -83,7 +86,7 @@ def ingest(
             raise typer.BadParameter(f"no such file or folder: {p}", param_hint="PATHS")
     store = _store(home)
     pipeline = IngestPipeline(store, fmt=fmt, source=source, columns=_parse_columns(columns),
-                              batch_size=batch_size)
+                              batch_size=batch_size, writer=writer)
     n_files = sum(1 for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
     counts = {"posts": 0, "bad": 0}
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),

@@ -164,6 +164,14 @@ def _unique(items) -> list[str]:
     return list(seen)
 
 
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def _unescape(m: re.Match) -> str:
+    return _ENTITIES[m.group(1)]
+
+
 @dataclass(slots=True)
 class Post:
     """One public post. Only ``id``, ``text`` and ``source`` are required; the rest is filled when
@@ -206,6 +214,11 @@ class Post:
         text = self.text
         if "\x00" in text:
             text = self.text = text.replace("\x00", "")
+        if "&" in text:
+            # Twitter's APIs (and the datasets built from them) escape exactly &, < and > in
+            # text; the same post typed in by hand has them plain. One pass, so "&amp;lt;"
+            # (a literal "&lt;" in the post) becomes "&lt;" and not "<".
+            text = self.text = _ENTITY.sub(_unescape, text)
         if not text.strip():
             raise PostError("empty text", "text")
         if self.created_at is None:

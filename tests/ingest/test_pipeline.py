@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from townsquare.export import export_jsonl
 from townsquare.ingest.pipeline import IngestPipeline
@@ -64,13 +65,25 @@ def _big_csv(path: Path, n: int) -> None:
             f.write(f"{BASE + i},post number {i} about the flood in sector {i % 97}\n")
 
 
-def test_sigkill_mid_file_then_rerun_gives_a_consistent_store(tmp_path):
+def _writer_processes() -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and b"townsquare.ingest.writer" in (d / "cmdline").read_bytes():
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("writer", ["process", "inline"])
+def test_sigkill_mid_file_then_rerun_gives_a_consistent_store(tmp_path, writer):
     n = 300_000
     data = tmp_path / "big.csv"
     _big_csv(data, n)
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "townsquare.cli", "ingest", str(data), "--home", str(home),
-           "--no-late", "--batch-size", "2000"]
+           "--no-late", "--batch-size", "2000", "--writer", writer]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = home / "townsquare.db"
@@ -90,6 +103,10 @@ def test_sigkill_mid_file_then_rerun_gives_a_consistent_store(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < stored < n, "the kill must land mid-file"
+    deadline = time.time() + 5
+    while _writer_processes() and time.time() < deadline:   # the writer dies with its parent
+        time.sleep(0.05)
+    assert _writer_processes() == []
     mid = SQLiteStore(db)
     assert mid.integrity_check() == [] and mid.count() < n
     mid.close()
@@ -100,3 +117,37 @@ def test_sigkill_mid_file_then_rerun_gives_a_consistent_store(tmp_path):
     ids = [p.id for p in after.iter_posts()]
     assert ids == [BASE + i for i in range(n)]          # every post once, none missing
     assert after.lexical_ids('"number 299999"') == [BASE + n - 1]
+
+
+def test_writer_process_and_inline_store_the_same_rows(tmp_path):
+    data = tmp_path / "posts.csv"
+    _big_csv(data, 3000)
+    with open(data, "a") as f:
+        f.write("not-an-id,broken row\n")
+    dumps, reports = [], []
+    for writer in ("process", "inline"):
+        store = SQLiteStore(tmp_path / f"{writer}.db")
+        seen = []
+        r = IngestPipeline(store, batch_size=500, writer=writer).run(
+            [FIXTURES, data], progress=lambda fr, n, bad, done: seen.append((n, bad, done)))
+        reports.append((r.totals.inserted, r.totals.quarantined, r.posts_read,
+                        [(f.path, f.posts, f.quarantined) for f in r.files], seen))
+        dumps.append([{k: v for k, v in d.items()} for d in _dump(store)])
+        assert store.integrity_check() == []
+    assert reports[0] == reports[1]
+    assert reports[0][0] == 3016 and reports[0][1] == 1
+    assert dumps[0] == dumps[1]
+
+
+def test_a_failing_writer_process_raises_with_its_traceback(tmp_path):
+    from townsquare.ingest.writer import WriterError, WriterProcess
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # The opener fails in the child: its store path lies under a regular file.
+    opener = SQLiteStore(tmp_path / "ok.db").opener()
+    bad = type(opener)(opener.func, str(blocker / "sub" / "t.db"))
+    w = WriterProcess(bad)
+    with pytest.raises(WriterError, match="writer process"):
+        w.submit(1, ([], []))
+        w.finish()

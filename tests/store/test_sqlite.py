@@ -73,3 +73,42 @@ def test_stats_by_day_and_language(store):
     s = store.stats()
     assert s["by_lang"] == {"en": 1, "fr": 1}
     assert s["by_day"] == {"2019-12-31": 2}   # from the Snowflake ids
+
+
+def test_two_datasets_with_different_text_reingest_as_unchanged(store):
+    first = [_s(A, "quake hits the coast", "aidr"), _s(A, "quake hits the coast!!", "crowdflower")]
+    store.write_batch(first[:1], [])
+    store.write_batch(first[1:], [])
+    again = [store.write_batch([s], []) for s in first]
+    assert [r.unchanged for r in again] == [1, 1]
+    assert store.get(A).text == "quake hits the coast!!"     # the last dataset read still wins
+
+
+def test_second_annotation_from_one_source_adds_its_labels(store):
+    r1 = store.write_batch([_s(A, "bridge down", labels={"label": "damage"})], [])
+    r2 = store.write_batch([_s(A, "bridge down", labels={"label": "not informative"})], [])
+    r3 = store.write_batch([_s(A, "bridge down", labels={"label": "damage"})], [])
+    assert (r1.inserted, r2.updated, r3.unchanged) == (1, 1, 1)
+    assert store.sources_of(A)["s1"]["labels"] == {"label": ["damage", "not informative"]}
+    same_batch = store.write_batch([_s(B, "road shut", labels={"label": "x"}),
+                                    _s(B, "road shut", labels={"label": "y"})], [])
+    assert same_batch.inserted == 1
+    assert store.sources_of(B)["s1"]["labels"] == {"label": ["x", "y"]}
+
+
+def test_a_version_one_store_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    from townsquare.store.sqlite import SCHEMA_VERSION, SQLiteStore
+    db = tmp_path / "old.db"
+    SQLiteStore(db).close()
+    con = sqlite3.connect(db)     # make it look like a version 1 store: no per-source hash
+    con.execute("ALTER TABLE post_sources DROP COLUMN content_hash")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    s = SQLiteStore(db)
+    assert s.write_batch([_s(A, "hello")], []).inserted == 1
+    assert s._meta("schema_version") == str(SCHEMA_VERSION)
+    assert s.integrity_check() == []
+    s.close()

@@ -15,20 +15,22 @@ original seen again) are upserted: the store keeps one row per id. A record that
 post goes to the quarantine with its file, line and reason, and never stops the batch. Language
 id and near-duplicate linking run later (``townsquare.ingest.enrich.LateStage``).
 
-One process: parsing and SQLite's writes cost about the same per post (~22 and ~28 us on this
-2-core machine). Neither a writer thread (SQLite gives up the GIL per row, too briefly to help) nor
-a parser process (pickling the posts across costs ~11 us each) raised the rate when measured, so
-the pipeline stays a plain loop.
+Two processes for large inputs: parsing and SQLite's writes cost about the same per post on this
+2-core machine, so this process parses and prepares rows while a writer process writes them
+(``townsquare.ingest.writer``; measured in ``bench/ingest.py``). Small inputs, and stores that
+cannot be reopened in another process (``:memory:``), run in one plain loop.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from townsquare.ingest.detect import FORMATS, SkipFile, detect_format, discover, reader_for
 from townsquare.ingest.tabular import MappingError
+from townsquare.ingest.writer import WriterProcess
 from townsquare.posts import PostError
 from townsquare.store.base import Quarantined, Store, Stored, WriteResult
 
@@ -75,6 +77,10 @@ class IngestReport:
             "posts_per_s": round(self.posts_read / self.seconds) if self.seconds else None,
         }
 
+WRITERS = ("auto", "process", "inline")
+# Starting the writer process costs ~0.3 s (a fresh interpreter); below this much input the
+# single-process loop finishes first.
+WRITER_PROCESS_MIN_BYTES = 8 << 20
 
 # (file, posts added, quarantined added, file finished)
 Progress = Callable[[FileReport, int, int, bool], None]
@@ -141,33 +147,88 @@ class IngestPipeline:
 
     ``fmt`` forces a reader (one of ``FORMATS``; default: detect per file), ``source`` names the
     dataset (default: the known layout's name, else the file's folder), ``columns`` maps CSV
-    headers to post fields (``{"text": "body"}``).
+    headers to post fields (``{"text": "body"}``). ``writer``: ``"process"`` writes in a child
+    process while this one parses (``townsquare.ingest.writer``), ``"inline"`` writes here, and
+    ``"auto"`` (default) takes the process for inputs of ``WRITER_PROCESS_MIN_BYTES`` or more
+    when the store can be reopened in another process.
     """
 
     def __init__(self, store: Store, *, fmt: str | None = None, source: str | None = None,
-                 columns: dict[str, str] | None = None, batch_size: int = 5000):
+                 columns: dict[str, str] | None = None, batch_size: int = 5000,
+                 writer: str = "auto"):
         if fmt is not None and fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if source is not None and not source.strip():
             raise ValueError("source must not be empty")
+        if writer not in WRITERS:
+            raise ValueError(f"unknown writer {writer!r}; one of {', '.join(WRITERS)}")
         self.store = store
+        self.writer = writer
         self.options = _Options(fmt, source, columns, batch_size)
 
     def run(self, paths: Iterable[Path | str], progress: Progress | None = None) -> IngestReport:
         files = list(discover([Path(p) for p in paths]))   # missing paths fail here, up front
         report = IngestReport()
         t0 = time.perf_counter()
-        for msg in _parse(files, self.options):
-            if msg[0] == "batch":
-                _, fr, posts, bad = msg
-                report.totals.add(self.store.write_batch(posts, bad))
-                if progress:
-                    progress(fr, len(posts), len(bad), False)
-            else:
-                report.files.append(msg[1])
-                if progress:
-                    progress(msg[1], 0, 0, True)
+        if self._use_writer_process(files):
+            self._run_with_writer(files, report, progress)
+        else:
+            for msg in _parse(files, self.options):
+                if msg[0] == "batch":
+                    _, fr, posts, bad = msg
+                    report.totals.add(self.store.write_batch(posts, bad))
+                    if progress:
+                        progress(fr, len(posts), len(bad), False)
+                else:
+                    report.files.append(msg[1])
+                    if progress:
+                        progress(msg[1], 0, 0, True)
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _use_writer_process(self, files: list[Path]) -> bool:
+        if self.writer == "inline" or self.store.opener() is None:
+            return False
+        if self.writer == "process":
+            return True
+        size = 0
+        for f in files:
+            try:
+                size += f.stat().st_size
+            except OSError:
+                pass
+        return size >= WRITER_PROCESS_MIN_BYTES
+
+    def _run_with_writer(self, files: list[Path], report: IngestReport,
+                         progress: Progress | None) -> None:
+        # Events in input order; a file counts as done once every batch before it is written.
+        events: deque[tuple] = deque()
+
+        def emit(written: list) -> None:
+            for _tag, result in written:
+                report.totals.add(result)
+                while events and events[0][0] == "file":
+                    _flush_file(events.popleft()[1])
+                _, fr, n_posts, n_bad = events.popleft()
+                if progress:
+                    progress(fr, n_posts, n_bad, False)
+            while events and events[0][0] == "file":
+                _flush_file(events.popleft()[1])
+
+        def _flush_file(fr: FileReport) -> None:
+            report.files.append(fr)
+            if progress:
+                progress(fr, 0, 0, True)
+
+        with WriterProcess(self.store.opener()) as writer:
+            for msg in _parse(files, self.options):
+                if msg[0] == "batch":
+                    _, fr, posts, bad = msg
+                    events.append(("batch", fr, len(posts), len(bad)))
+                    writer.submit(None, self.store.prepare(posts, bad))
+                else:
+                    events.append(("file", msg[1]))
+                emit(list(writer.results()))
+            emit(writer.finish())

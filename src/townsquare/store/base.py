@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from townsquare.posts import Post
 
@@ -96,6 +96,20 @@ class Store(abc.ABC):
     def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
         """Idempotent upsert of normalized posts (``Post.normalized()``) plus quarantine records,
         atomically (all or nothing)."""
+
+    # A batch can be prepared (CPU work, no database access) in one process and written in another:
+    # the ingest pipeline parses and prepares while a writer process holding its own connection
+    # (``opener()``) writes. Backends that cannot be reopened elsewhere return None from opener().
+    def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Any:
+        """A picklable form of the batch for ``write_prepared``."""
+        return (list(posts), list(quarantined))
+
+    def write_prepared(self, batch: Any) -> WriteResult:
+        return self.write_batch(*batch)
+
+    def opener(self) -> "Callable[[], Store] | None":
+        """A picklable callable that opens this same store in another process, or None."""
+        return None
 
     @abc.abstractmethod
     def delete(self, ids: Iterable[int]) -> int:

@@ -25,10 +25,12 @@ Why this shape:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,11 @@ from townsquare.store.base import (
     WriteResult,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Upgrades from each older version, applied in order inside the opening transaction.
+_UPGRADES = {
+    2: ["ALTER TABLE post_sources ADD COLUMN content_hash INTEGER"],
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +95,7 @@ CREATE TABLE IF NOT EXISTS post_sources (
     file    TEXT,
     line    INTEGER,
     labels  TEXT,                              -- the source's own labels (JSON), metadata only
+    content_hash INTEGER,                      -- of what this source last gave: re-reads are no-ops
     PRIMARY KEY (post_id, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deleted (id INTEGER PRIMARY KEY, deleted_at INTEGER NOT NULL);
@@ -118,6 +125,18 @@ _COLS = ("id", "created_at", "author_id", "author_handle", "author_name", "text"
          "like_count", "reply_count", "quote_count", "lon", "lat", "source")
 _LIST_COLS = {"hashtags", "mentions", "urls", "cashtags"}
 _ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at")
+_TEXT = _COLS.index("text")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch turned into plain rows, without touching the database (``SQLiteStore.prepare``), so
+    that the CPU work can run in another process than the writes (``write_prepared``). Records are
+    ``(id, source, posts row, content hash, file, line, labels JSON)``."""
+
+    records: list[tuple]
+    quarantined: list[tuple]
+    now: int
 
 # On conflict, a field the new record lacks (NULL) never erases what the store knows: two datasets
 # holding the same post (one with authors, one with labels) merge instead of overwriting.
@@ -125,6 +144,7 @@ _MERGE = ",\n".join(
     f"{c} = COALESCE(excluded.{c}, posts.{c})"
     for c in _COLS if c not in ("id", "source", "text", "lang", "has_media")
 )
+_INSERT = f"INSERT INTO posts ({', '.join(_ALL_COLS)}) VALUES ({', '.join('?' * len(_ALL_COLS))})"
 _UPSERT = f"""
 INSERT INTO posts ({", ".join(_ALL_COLS)}) VALUES ({", ".join("?" * len(_ALL_COLS))})
 ON CONFLICT(id) DO UPDATE SET
@@ -139,11 +159,9 @@ seq = CASE WHEN excluded.text IS NOT posts.text THEN excluded.seq ELSE posts.seq
 content_hash = excluded.content_hash
 """
 _UPSERT_SOURCE = """
-INSERT INTO post_sources (post_id, source, file, line, labels) VALUES (?, ?, ?, ?, ?)
+INSERT INTO post_sources (post_id, source, file, line, labels, content_hash) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT(post_id, source) DO UPDATE SET file = excluded.file, line = excluded.line,
-    labels = excluded.labels
-WHERE post_sources.labels IS NOT excluded.labels OR post_sources.file IS NOT excluded.file
-   OR post_sources.line IS NOT excluded.line
+    labels = excluded.labels, content_hash = excluded.content_hash
 """
 _UPSERT_QUARANTINE = """
 INSERT INTO quarantine (file, line, source, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)
@@ -173,6 +191,33 @@ def _row(p: Post) -> tuple:
 def _hash(row: tuple) -> int:
     digest = hashlib.blake2b(orjson.dumps(row), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def merge_labels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Labels of two annotations of one post: a key whose values differ keeps them all, sorted.
+
+    >>> merge_labels({"label": "on-topic", "folder": "x"}, {"label": "off-topic", "folder": "x"})
+    {'folder': 'x', 'label': ['off-topic', 'on-topic']}
+    """
+    out: dict[str, Any] = {}
+    for k in sorted(a.keys() | b.keys()):
+        values: list = []
+        for d in (a, b):
+            if k in d:
+                for v in (d[k] if isinstance(d[k], list) else [d[k]]):
+                    if v not in values:
+                        values.append(v)
+        out[k] = values[0] if len(values) == 1 else sorted(values, key=orjson.dumps)
+    return out
+
+
+def labels_within(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether every label in ``new`` is already in ``old`` (as the value or one of its values)."""
+    for k, v in new.items():
+        have = old.get(k)
+        if v != have and not (isinstance(have, list) and v in have):
+            return False
+    return True
 
 
 def _post(r: sqlite3.Row | tuple) -> Post:
@@ -207,6 +252,10 @@ class SQLiteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                    check_same_thread=False)
+        # 16 KiB pages (set before anything is written; a no-op on an existing file): measured on
+        # the shared datasets, ingest ran ~7% faster than with the 4 KiB default (fewer B-tree
+        # and FTS5 segment pages per batch), with no change to a point read's cost in practice.
+        self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA temp_store=MEMORY")
@@ -219,6 +268,11 @@ class SQLiteStore(Store):
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 # Merge FTS segments 16 at a time instead of 4: +18% insert rate, same queries.
                 self._db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('automerge', 16)")
+            elif int(version) < SCHEMA_VERSION:
+                for v in range(int(version) + 1, SCHEMA_VERSION + 1):
+                    for sql in _UPGRADES.get(v, []):
+                        self._db.execute(sql)
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
             elif int(version) > SCHEMA_VERSION:
                 raise RuntimeError(
                     f"{self.path}: schema version {version} is newer than this townsquare "
@@ -263,66 +317,117 @@ class SQLiteStore(Store):
             pass
 
     # --- writes ----------------------------------------------------------------------------------
-    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
-        result = WriteResult()
+    def opener(self) -> Callable[[], "SQLiteStore"] | None:
+        if self.path == ":memory:":
+            return None
+        return functools.partial(SQLiteStore, self.path)
+
+    def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
         now = int(time.time() * 1000)
-        # One record per id; a later record in the batch wins (the same upsert rule as across batches).
-        latest: dict[int, Stored] = {}
+        # One record per (id, source); a later record in the batch wins (the same rule as across
+        # batches). Two sources of one post both keep their provenance.
+        latest: dict[tuple[int, str], list] = {}
         for s in posts:
-            latest[s.post.id] = s
-        rows = {pid: _row(s.post) for pid, s in latest.items()}
-        hashes = {pid: _hash(r) for pid, r in rows.items()}
+            p = s.post
+            row = _row(p)
+            key = (p.id, p.source)
+            prev = latest.get(key)
+            labels = p.labels or {}
+            if prev is not None and prev[1] == row:
+                labels = merge_labels(prev[4], labels)   # same post, another annotation of it
+            latest[key] = [row, row, s.file, s.line, labels]
+        return Prepared(
+            records=[(pid, src, row, _hash(row), file, line, _dumps(labels) if labels else None)
+                     for (pid, src), (row, _, file, line, labels) in latest.items()],
+            quarantined=[(q.file, q.line, q.source, q.reason, q.raw[:2000], now)
+                         for q in quarantined],
+            now=now)
+
+    def write_prepared(self, batch: Prepared) -> WriteResult:
+        result = WriteResult()
         # Ascending ids: FTS5 flushes its in-memory segment whenever a rowid is lower than the last
         # one in the transaction, so unsorted batches index ~3x slower (and B-tree pages split less).
-        ids = sorted(rows)
+        ids = sorted({r[0] for r in batch.records})
         with self._tx() as db:
-            known: dict[int, int] = {}
+            existing: set[int] = set()
+            seen: dict[tuple[int, str], tuple[int, str | None]] = {}  # (id, source) -> (hash, labels)
             gone: set[int] = set()
-            old_text: dict[int, str] = {}
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                known.update(db.execute(
-                    f"SELECT id, content_hash FROM posts WHERE id IN ({marks})", chunk))
+                existing.update(r[0] for r in db.execute(
+                    f"SELECT id FROM posts WHERE id IN ({marks})", chunk))
+                seen.update(((pid, src), (h, lb)) for pid, src, h, lb in
+                            db.execute(f"SELECT post_id, source, content_hash, labels FROM "
+                                       f"post_sources WHERE post_id IN ({marks})", chunk))
                 gone.update(r[0] for r in db.execute(
                     f"SELECT id FROM deleted WHERE id IN ({marks})", chunk))
+            # A record is unchanged when its own source gave the same row last time and its labels
+            # are already there, whatever another dataset wrote over the row since: re-ingesting
+            # both stays a no-op. Another record of the same post from the same source (a second
+            # annotation) adds its labels to the source's labels.
+            changed: dict[int, tuple] = {}             # id -> the record that writes the row
+            relabeled: set[int] = set()
+            source_rows = []
+            for rec in batch.records:
+                pid, src, row, h, file, line, labels = rec
+                if pid in gone:
+                    continue
+                old = seen.get((pid, src))
+                if old is not None and old[0] == h:
+                    if labels == old[1]:
+                        continue
+                    new_labels = orjson.loads(labels) if labels else {}
+                    old_labels = orjson.loads(old[1]) if old[1] else {}
+                    if labels_within(new_labels, old_labels):
+                        continue
+                    labels = _dumps(merge_labels(old_labels, new_labels))
+                    relabeled.add(pid)
+                else:
+                    changed[pid] = rec
+                source_rows.append((pid, src, file, line, labels, h))
             next_seq = int(self._meta("next_seq") or 1)
             to_write = []
             for pid in ids:
                 if pid in gone:
                     result.skipped_deleted += 1
-                    continue
-                h = hashes[pid]
-                if pid not in known:
-                    result.inserted += 1
-                elif known[pid] != h:
-                    result.updated += 1
+                elif pid not in changed:
+                    if pid in relabeled:
+                        result.updated += 1
+                    else:
+                        result.unchanged += 1
                 else:
-                    result.unchanged += 1
-                    continue
-                to_write.append(rows[pid] + (h, next_seq, now))
-                next_seq += 1
-            changed = [r[0] for r in to_write if r[0] in known]
-            for chunk in _chunks(changed):
+                    if pid in existing:
+                        result.updated += 1
+                    else:
+                        result.inserted += 1
+                    rec = changed[pid]
+                    to_write.append(rec[2] + (rec[3], next_seq, batch.now))
+                    next_seq += 1
+            old_text: dict[int, str] = {}
+            rewritten = [r[0] for r in to_write if r[0] in existing]
+            for chunk in _chunks(rewritten):
                 old_text.update(db.execute(
                     f"SELECT id, text FROM posts WHERE id IN ({','.join('?' * len(chunk))})", chunk))
             if to_write:
-                db.executemany(_UPSERT, to_write)
+                # New posts take a plain INSERT (no conflict clause to evaluate); known ones upsert.
+                db.executemany(_INSERT, [r for r in to_write if r[0] not in existing])
+                if existing:
+                    db.executemany(_UPSERT, [r for r in to_write if r[0] in existing])
                 self._set_meta("next_seq", str(next_seq))
                 # FTS: remove the old text of changed posts, index the new text.
-                text_col = _COLS.index("text")
                 db.executemany(_FTS_DELETE, [(pid, t) for pid, t in old_text.items()
-                                             if t != rows[pid][text_col]])
-                db.executemany(_FTS_INSERT, [(r[0], r[text_col]) for r in to_write
-                                             if r[0] not in old_text or old_text[r[0]] != r[text_col]])
-            db.executemany(_UPSERT_SOURCE, [
-                (pid, s.post.source, s.file, s.line,
-                 _dumps(s.post.labels) if s.post.labels else None)
-                for pid, s in latest.items() if pid not in gone])
-            if quarantined:
-                db.executemany(_UPSERT_QUARANTINE, [
-                    (q.file, q.line, q.source, q.reason, q.raw[:2000], now) for q in quarantined])
-                result.quarantined = len(quarantined)
+                                             if t != changed[pid][2][_TEXT]])
+                db.executemany(_FTS_INSERT, [(r[0], r[_TEXT]) for r in to_write
+                                             if old_text.get(r[0]) != r[_TEXT]])
+            if source_rows:
+                db.executemany(_UPSERT_SOURCE, source_rows)
+            if batch.quarantined:
+                db.executemany(_UPSERT_QUARANTINE, batch.quarantined)
+                result.quarantined = len(batch.quarantined)
         return result
+
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
+        return self.write_prepared(self.prepare(posts, quarantined))
 
     def delete(self, ids: Iterable[int]) -> int:
         ids = sorted(set(int(i) for i in ids))
