@@ -12,3 +12,5 @@ if [ ! -d "$DATA" ]; then
 fi
 .venv/bin/townsquare ingest "$DATA"
 .venv/bin/townsquare stats
+# Search the stream (lexical right away; semantic once `townsquare embed` has run).
+.venv/bin/townsquare search "earthquake victims -filter:links" --limit 5

@@ -51,3 +51,42 @@ def test_clear_errors_for_bad_arguments(tmp_path):
     assert r.exit_code == 2 and "unknown format" in r.output
     r = runner.invoke(app, ["delete", "abc", "--home", str(tmp_path)])
     assert r.exit_code == 2 and "not a numeric id" in r.output
+
+
+def test_search_prints_results_timings_and_pages(tmp_path):
+    home = str(tmp_path / "h")
+    assert runner.invoke(app, ["ingest", str(FIXTURES), "--home", home]).exit_code == 0
+    r = runner.invoke(app, ["search", "flood OR bridge OR earthquake OR inondation", "--home", home,
+                            "--json", "--limit", "1", "--no-semantic"])
+    assert r.exit_code == 0, r.output
+    res = orjson.loads(r.stdout)
+    assert len(res["results"]) == 1
+    assert set(res["results"][0]) >= {"id", "text", "created_at", "author", "score"}
+    assert res["timings_ms"]["total"] > 0 and res["semantic"]["used"] is False
+    if res["next_cursor"]:
+        r2 = runner.invoke(app, ["search", "flood OR bridge OR earthquake OR inondation", "--home",
+                                 home, "--json", "--limit", "1", "--no-semantic",
+                                 "--cursor", res["next_cursor"]])
+        assert orjson.loads(r2.stdout)["results"][0]["id"] != res["results"][0]["id"]
+
+
+def test_search_errors_name_the_token_and_exit_2(tmp_path):
+    home = str(tmp_path / "h")
+    runner.invoke(app, ["ingest", str(FIXTURES), "--home", home, "--no-late"])
+    r = runner.invoke(app, ["search", "flood frm:bob", "--home", home])
+    assert r.exit_code == 2 and "frm:bob" in r.output
+    r = runner.invoke(app, ["search", "flood", "--home", home, "--mode", "best"])
+    assert r.exit_code == 2 and "mode" in r.output
+
+
+def test_embed_then_search_is_semantic_and_stats_show_no_lag(tmp_path):
+    home = str(tmp_path / "h")
+    runner.invoke(app, ["ingest", str(FIXTURES), "--home", home])
+    r = runner.invoke(app, ["embed", "--home", home, "--json"])
+    assert r.exit_code == 0, r.output
+    assert orjson.loads(r.stdout)["pending_posts"] == 0
+    s = orjson.loads(runner.invoke(app, ["stats", "--home", home, "--json"]).stdout)
+    assert s["embeddings"]["pending_posts"] == 0 and s["embeddings"]["embedded"] == 16
+    r = runner.invoke(app, ["search", "tremblement de terre", "--home", home, "--json"])
+    res = orjson.loads(r.stdout)
+    assert res["semantic"]["used"] is True and res["results"]

@@ -4,6 +4,8 @@
     townsquare stats [--json]                    # posts per source, language, day; quarantine; lag
     townsquare quarantine [--limit 20] [--json]  # what was not stored, with file, line and reason
     townsquare enrich                            # run the late stage (language id, near-dup links)
+    townsquare embed [--model e5-small-q4]       # embed posts for semantic search (behind ingest)
+    townsquare search "QUERY" [--mode top|latest] [--limit N] [--json]
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
 
@@ -114,6 +116,7 @@ def ingest(
         result["late_stage"] = {"processed": res.processed, "languages_detected":
                                 res.languages_detected, "near_duplicates_linked": res.linked,
                                 "seconds": round(res.seconds, 2)}
+    result["lexical_index"] = _refresh_lexical_index(store, resolve_home(home), json_out)
     store.close()
     if json_out:
         _print_json(result)
@@ -168,6 +171,10 @@ def stats(home: Home = None, json_out: Json = False) -> None:
     lag = s["late_stage"]
     out.print(f"late stage (language id, near-duplicate links): {lag['pending_posts']:,} posts "
               f"pending, oldest waiting {lag['oldest_pending_age_s']} s")
+    emb = s["embeddings"]
+    out.print(f"embeddings ({emb['model'] or 'none yet'}): {emb['embedded']:,} posts embedded, "
+              f"{emb['pending_posts']:,} pending, oldest waiting {emb['oldest_pending_age_s']} s "
+              "(lexical search never waits for them)")
 
 
 @app.command()
@@ -215,6 +222,113 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Post ids.")], home: Ho
     with _store(home) as store:
         n = store.delete(parsed)
     out.print(f"deleted {n} of {len(parsed)} posts ({len(parsed) - n} were not stored)")
+
+
+def _refresh_lexical_index(store, folder: Path, quiet: bool) -> dict:
+    """Catch the tantivy index (fast top-k for `search`) up with the store."""
+    try:
+        from townsquare.search.lexindex import LexicalIndex
+    except ImportError:
+        return {"available": False}
+    import time as _time
+    lx = LexicalIndex(store, folder / "lexical")
+    t = _time.perf_counter()
+    with Progress(TextColumn("[bold]lexical index"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=quiet) as bar:
+        task = bar.add_task("index", total=lx.lag())
+        n = lx.refresh(progress=lambda k: bar.advance(task, k))
+    return {"available": True, "indexed": n, "seconds": round(_time.perf_counter() - t, 2)}
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Twitter search syntax, e.g. 'flood -from:bot lang:en'.")],
+    home: Home = None,
+    mode: Annotated[str, typer.Option(help="'top' (relevance) or 'latest' (time).")] = "top",
+    limit: Annotated[int, typer.Option(help="Results per page (1-1000).")] = 20,
+    cursor: Annotated[Optional[str], typer.Option(help="Next page: the cursor a page returned.")] = None,
+    semantic: Annotated[bool, typer.Option(
+        "--semantic/--no-semantic", help="Use embeddings when the store has them.")] = True,
+    json_out: Json = False,
+) -> None:
+    """Search the posts (lexical + semantic, fused and ranked), with per-stage timings."""
+    from townsquare.search.engine import SearchError, engine_for
+    from townsquare.search.query import QueryError
+
+    folder = resolve_home(home)
+    with _store(home) as store:
+        try:
+            resp = engine_for(store, folder, semantic=semantic).run(
+                query, mode=mode, limit=limit, cursor=cursor)
+        except QueryError as e:
+            err.print(f"[red]query error:[/] {e}")
+            raise typer.Exit(2) from None
+        except SearchError as e:
+            err.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    if json_out:
+        _print_json(resp.to_dict())
+        return
+    for i, h in enumerate(resp.results, 1):
+        d = h.to_dict()
+        dup = f"  (+{h.near_duplicates} near-duplicates)" if h.near_duplicates else ""
+        out.print(f"[bold]{i}.[/] {d['created_at']}  @{h.author or '-'}  id {d['id']}  "
+                  f"score {h.score:.4f}  [{', '.join(h.matched)}]{dup}")
+        out.print("   " + h.text.replace("\n", " "), markup=False, highlight=False)
+    if not resp.results:
+        out.print("no results")
+    sem = resp.semantic
+    out.print("semantic: " + ("used, " + f"{sem['embedded']:,} posts embedded, "
+                              f"{sem['pending_posts']:,} pending" if sem.get("used")
+                              else f"not used ({sem['reason']})"))
+    out.print("timings (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in resp.timings_ms.items()))
+    if resp.next_cursor:
+        out.print(f"next page: --cursor {resp.next_cursor}")
+
+
+@app.command()
+def embed(
+    home: Home = None,
+    model: Annotated[str, typer.Option(help="Embedding model (default: multilingual e5).")] = "e5-small-q4",
+    reset: Annotated[bool, typer.Option(help="Drop vectors of another model and start over.")] = False,
+    max_posts: Annotated[Optional[int], typer.Option(help="Stop after this many posts.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Embed the posts not embedded yet (the semantic index catches up on the next search)."""
+    from townsquare.embed.models import get_embedder
+    from townsquare.embed.stage import EmbedStage, ModelMismatch
+    from townsquare.embed.sync import StoreVectors
+
+    folder = resolve_home(home)
+    with _store(home) as store:
+        try:
+            emb = get_embedder(model)
+            stage = EmbedStage(store, emb, reset=reset)
+        except (ValueError, ModelMismatch) as e:
+            err.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        pending = store.embedding_lag()["pending_posts"]
+        total = pending if max_posts is None else min(pending, max_posts)
+        with Progress(TextColumn("[bold]embed"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("posts  {task.fields[rate]:,.0f} posts/s"), TimeElapsedColumn(),
+                      console=err, disable=json_out) as bar:
+            task = bar.add_task("embed", total=total, rate=0.0)
+
+            def progress(n: int) -> None:
+                bar.advance(task, n)
+                bar.update(task, rate=bar.tasks[0].completed / (bar.tasks[0].elapsed or 1e-9))
+
+            res = stage.run(max_posts=max_posts, progress=progress)
+        indexed = StoreVectors(store, folder / "vectors.index", emb.dim)
+        indexed.refresh()
+        lag = store.embedding_lag()
+    result = {"model": emb.name, "embedded_now": res.processed, "seconds": round(res.seconds, 2),
+              "posts_per_s": round(res.posts_per_s, 1), "index_size": len(indexed),
+              "pending_posts": lag["pending_posts"]}
+    if json_out:
+        _print_json(result)
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in result.items()))
 
 
 @app.command()

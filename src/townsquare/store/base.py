@@ -164,3 +164,58 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write_enrichment(self, e: Enrichment) -> None: ...
+
+    # --- search reads (see townsquare.store.sqlite_search for the embedded backend) -------------
+    @abc.abstractmethod
+    def lexical_search(self, fts: str | None, where: str, params: Sequence[Any], *,
+                       limit: int = 100, order: str = "rank",
+                       before: tuple[int, int] | None = None,
+                       max_seq: int | None = None) -> list[tuple[int, float | None]]:
+        """``(id, score)`` of matching posts, by BM25 (``order="rank"``) or newest first."""
+
+    @abc.abstractmethod
+    def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,
+                   max_seq: int | None = None) -> set[int]: ...
+
+    @abc.abstractmethod
+    def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]: ...
+
+    @abc.abstractmethod
+    def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """For each id: (near-duplicate root, how many near-duplicates the root has)."""
+
+    @abc.abstractmethod
+    def posts_since(self, seq: int, limit: int) -> list[tuple[int, int, str]]:
+        """``(id, seq, text)`` after ``seq`` in ingest order (derived indexes catch up on it)."""
+
+    @abc.abstractmethod
+    def created_at_of(self, ids: Sequence[int]) -> dict[int, int]: ...
+
+    @abc.abstractmethod
+    def max_seq(self) -> int: ...
+
+    @abc.abstractmethod
+    def newest_created_at(self) -> int | None: ...
+
+    # --- embeddings ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def embed_model(self) -> str | None: ...
+
+    @abc.abstractmethod
+    def reset_vectors(self, model: str) -> None: ...
+
+    @abc.abstractmethod
+    def pending_embedding(self, limit: int) -> list[tuple[int, int, str]]: ...
+
+    @abc.abstractmethod
+    def write_vectors(self, model: str, rows: Sequence[tuple[int, int, bytes]],
+                      watermark: int) -> None: ...
+
+    @abc.abstractmethod
+    def vectors_after(self, seq: int, limit: int) -> list[tuple[int, int, bytes]]: ...
+
+    @abc.abstractmethod
+    def vector_ids(self) -> set[int]: ...
+
+    @abc.abstractmethod
+    def embedding_lag(self) -> dict[str, Any]: ...

@@ -38,6 +38,7 @@ import orjson
 
 from townsquare.ingest.neardup import band_buckets
 from townsquare.posts import Post
+from townsquare.store.sqlite_search import SQLiteSearchReads
 from townsquare.store.base import (
     Enrichment,
     PendingEnrichment,
@@ -47,10 +48,12 @@ from townsquare.store.base import (
     WriteResult,
 )
 
-SCHEMA_VERSION = 2
-# Upgrades from each older version, applied in order inside the opening transaction.
+SCHEMA_VERSION = 3
+# Upgrades from each older version, applied in order inside the opening transaction (tables that
+# are new in a version come from the CREATE ... IF NOT EXISTS statements of the schema).
 _UPGRADES = {
     2: ["ALTER TABLE post_sources ADD COLUMN content_hash INTEGER"],
+    3: [],   # vectors table
 }
 
 _SCHEMA = """
@@ -113,6 +116,11 @@ CREATE TABLE IF NOT EXISTS lsh (
     band INTEGER NOT NULL, bucket INTEGER NOT NULL, post_id INTEGER NOT NULL,
     PRIMARY KEY (band, bucket, post_id)
 ) WITHOUT ROWID;
+-- Embeddings, the source of truth for the vector index (a derived file rebuilt from this table).
+-- seq is the post's seq when it was embedded: the index catches up on seq > its watermark.
+CREATE TABLE IF NOT EXISTS vectors (post_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
+                                    vec BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS vectors_seq ON vectors(seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
     text, content='posts', content_rowid='id', tokenize="unicode61 remove_diacritics 2"
 );
@@ -243,7 +251,7 @@ def _chunks(seq: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
         yield seq[i:i + n]
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSearchReads, Store):
     """The embedded default store. ``path`` is a file, or ``":memory:"`` for tests."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0):
@@ -444,6 +452,7 @@ class SQLiteStore(Store):
                 db.executemany(_FTS_DELETE, db.execute(
                     f"SELECT id, text FROM posts WHERE id IN ({marks})", chunk).fetchall())
                 db.execute(f"DELETE FROM minhash WHERE post_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM vectors WHERE post_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM post_sources WHERE post_id IN ({marks})", chunk)
                 existed += db.execute(f"DELETE FROM posts WHERE id IN ({marks})", chunk).rowcount
                 db.executemany("INSERT OR IGNORE INTO deleted(id, deleted_at) VALUES (?, ?)",
@@ -531,6 +540,7 @@ class SQLiteStore(Store):
                 "oldest_pending_age_s": (round((time.time() * 1000 - oldest) / 1000, 1)
                                          if oldest is not None else 0.0),
             },
+            "embeddings": self.embedding_lag(),
         }
 
     def integrity_check(self) -> list[str]:

@@ -1,0 +1,370 @@
+"""Search latency at >= 1,000,000 posts: p50 / p95 / p99 for a fixed mix of 200 queries, side by
+side with tantivy (a Rust BM25 engine with block-max WAND) on the same posts in the same run.
+
+What it measures
+----------------
+The store: the shared datasets (184,641 records) replayed into >= 1,000,000 posts with ids
+shifted per round (the same replay as ``bench/ingest.py``), ingested by the product's pipeline.
+The replayed texts are the same texts in every round, so what the late stage computed for round 0
+(languages, near-duplicate links) is copied to the other rounds from the full store that
+``eval/search.py`` builds (``--vectors-from``) instead of being recomputed.
+
+Vectors, for latency only: e5-small embeds ~40 posts/s on these 2 cores, so 1.1M posts would take
+8 hours. Every post gets the e5 vector of the eval sample's post with the same text when there is
+one, else the vector of a sample post chosen by a hash of its text plus seeded noise (sigma 0.02,
+renormalized), so the HNSW index has the real size, dimension and a clustered distribution, and
+no two points coincide. Semantic *quality* is measured by ``eval/search.py``, not here.
+
+Queries (200, fixed, built from word lists written here; no tweet text): 60 single terms, 40
+phrases, 50 with operators (``lang:``, ``-filter:links``, ``since:``/``until:``, hashtags,
+exclusions, ``OR``), and 50 hybrid natural-language queries (English, French, Spanish). Each
+kind runs through ``SearchEngine.run`` (``top`` mode, 20 results, the default depth of 200
+candidates): the first three with the semantic stage off (lexical), the last with it on (hybrid).
+Every query runs once to warm caches, then once timed; the time is the whole ``run`` (parse,
+retrieval, ranking, hydration of the 20 results). The engine is ``engine_for`` as the CLI builds
+it: FTS5 plus its tantivy accelerator (``search/lexindex.py``), the faiss HNSW vector index.
+
+The reference: tantivy over the same posts (id, text; tokenizer: lowercase + ASCII folding, as
+the store's FTS5 ``unicode61 remove_diacritics 2``), the text part of each lexical query with the
+same AND semantics, top 200 by BM25 (operators have no equivalent there and are dropped, which
+favours the reference).
+
+Run
+---
+    python eval/search.py            # first, once: builds the eval stores and the sample's vectors
+    python bench/search.py --write-results
+
+Results: ``bench/results/search.json`` and ``bench/results/search.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+WORK = REPO / "bench" / ".work" / "search"
+RESULTS = REPO / "bench" / "results"
+EVAL_HOME = REPO / "eval" / ".work" / "home"
+EVAL_SAMPLE = REPO / "eval" / ".work" / "sample-600-7"
+TARGETS = {"lexical_p50_ms": 10.0, "lexical_p99_ms": 50.0, "hybrid_p50_ms": 30.0}
+
+TERMS = ["earthquake", "flood", "hurricane", "wildfire", "tornado", "rescue", "donate", "victims",
+         "shelter", "evacuation", "damage", "power", "water", "relief", "missing", "injured",
+         "prayers", "volunteers", "bridge", "road", "hospital", "school", "aid", "emergency",
+         "storm", "rain", "fire", "smoke", "help", "safe", "dead", "killed", "homes", "families",
+         "nepal", "harvey", "irma", "maria", "sandy", "kerala", "houston", "florida", "texas",
+         "mexico", "ecuador", "italy", "chile", "pakistan", "india", "california", "boston",
+         "oklahoma", "alberta", "queensland", "ebola", "mers", "volcano", "landslide", "cyclone",
+         "typhoon"]
+PHRASES = ["red cross", "death toll", "power outage", "stay safe", "please donate", "relief efforts",
+           "search and rescue", "state of emergency", "thoughts and prayers", "flash flood",
+           "clean water", "rescue teams", "missing people", "help victims", "affected areas",
+           "national guard", "emergency services", "natural disaster", "food and water", "go fund me",
+           "hurricane harvey", "hurricane irma", "nepal earthquake", "kerala floods", "boston marathon",
+           "oklahoma tornado", "alberta floods", "california wildfires", "puerto rico", "sri lanka",
+           "fort mcmurray", "new zealand", "united nations", "world health", "breaking news",
+           "right now", "our hearts", "donations needed", "rescue operation", "flood warning"]
+OPERATORS = ["flood lang:en", "earthquake -filter:links", "hurricane since:2017-08-01 until:2017-10-01",
+             "#harvey", "#nepal rescue", "rescue -harvey", "fire OR smoke", "(flood OR rain) texas",
+             "donate -filter:links lang:en", "#prayforNepal", "earthquake until:2016-01-01",
+             "tornado since:2013-05-01", "victims -killed", "relief lang:en -filter:retweets",
+             "shelter OR evacuation", "#irma florida", "power outage -filter:links",
+             "\"red cross\" donate", "water OR food OR shelter", "storm -hurricane",
+             "flood since:2018-01-01", "#kerala OR #keralafloods", "hospital injured",
+             "damage -filter:replies", "help lang:es", "terremoto", "sismo lang:es", "aide lang:fr",
+             "missing -found", "(earthquake OR quake) nepal", "#cyclonepam", "ebola -mers",
+             "volcano OR eruption", "evacuation since:2016-05-01 until:2016-06-01",
+             "landslide -election", "mexico earthquake -filter:links", "#sandy", "boston -marathon",
+             "prayers -thoughts", "fire -filter:media", "rescue OR volunteers lang:en",
+             "flood until:2014-01-01", "typhoon OR cyclone", "#mh370", "plane missing",
+             "death toll -filter:links", "school damage", "road closed", "bridge collapsed",
+             "emergency since:2019-01-01"]
+HYBRID = ["people trapped under collapsed buildings", "where can I donate to help flood victims",
+          "how many people died in the earthquake", "roads closed because of flooding",
+          "volunteers helping rescue animals", "power is still out after the storm",
+          "hospitals need blood donations", "families evacuated from their homes",
+          "firefighters fighting the wildfire", "missing plane search update",
+          "séisme victimes", "inondations dégâts", "ouragan évacuation", "incendie forêt pompiers",
+          "aide humanitaire dons", "personnes disparues", "routes coupées par les inondations",
+          "terremoto víctimas", "inundaciones daños", "huracán evacuación", "incendio forestal bomberos",
+          "ayuda humanitaria donaciones", "personas desaparecidas", "carreteras cortadas inundaciones",
+          "shelters open for evacuees", "drinking water shortage", "death toll rising",
+          "prayers for the victims", "schools closed after the disaster", "aid workers arrive",
+          "damage to bridges and roads", "emergency declared by the governor", "strong aftershocks",
+          "the river overflowed", "tornado destroyed houses", "volcanic ash flights cancelled",
+          "virus outbreak hospital cases", "epidemic spreading in west africa", "cyclone hit vanuatu",
+          "typhoon philippines evacuation", "landslide buried village", "rain keeps falling",
+          "smoke from the fires", "military sent to help", "red cross volunteers",
+          "national guard rescue boats", "insurance claims after hurricane", "food supplies running low",
+          "telephone lines down", "stay safe everyone"]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _ingest_bench():
+    spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "ingest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def build_store(data: Path, home: Path, rounds: int | None):
+    from townsquare.ingest.pipeline import IngestPipeline
+    from townsquare.store import open_store
+    home.mkdir(parents=True, exist_ok=True)
+    store = open_store(home)
+    if store.count() >= 1_000_000:
+        log(f"reusing {store.count():,} posts in {home}")
+        return store, None
+    ib = _ingest_bench()
+    replay_dir = home.parent / "replay"
+    replay = ib.build_replay(data, replay_dir, rounds)
+    t = time.perf_counter()
+    r = IngestPipeline(store).run([replay_dir])
+    shutil.rmtree(replay_dir, ignore_errors=True)
+    log(f"ingested {r.totals.inserted:,} posts in {time.perf_counter() - t:.0f} s")
+    return store, replay
+
+
+def copy_late_stage(store, source_home: Path, rounds: int) -> None:
+    """Languages and near-duplicate links of round r's posts are round 0's (same texts)."""
+    import sqlite3 as _sq
+    shift = 1 << 52
+    if store.stats()["late_stage"]["pending_posts"] == 0:
+        return
+    src = _sq.connect(source_home / "townsquare.db")
+    rows = src.execute("SELECT id, lang, dup_of FROM posts").fetchall()
+    src.close()
+    with store._tx() as db:
+        for r in range(rounds):
+            db.executemany("UPDATE posts SET lang = ?, dup_of = ? WHERE id = ?",
+                           [(lang, dup - r * shift if dup else None, pid - r * shift)
+                            for pid, lang, dup in rows])
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('enriched_seq', ?)",
+                   (str(store.max_seq()),))
+    log(f"languages and near-duplicate links copied for {len(rows) * rounds:,} posts")
+
+
+def assign_vectors(store, source_home: Path) -> int:
+    """Give every post a vector for the latency measurement (see the module docstring): its own
+    e5 vector when the eval sample embedded its text, else a sampled post's vector chosen by a
+    hash of its text, with seeded noise so that no two points coincide."""
+    import hashlib
+
+    import numpy as np
+
+    from townsquare.embed.stage import from_blobs, to_blob
+    from townsquare.store import open_store
+    if store.embedding_lag()["pending_posts"] == 0:
+        return 0
+    src = open_store(source_home)
+    model = src.embed_model()
+    rows = src.vectors_after(0, 10_000_000)
+    if not rows:
+        raise SystemExit(f"no vectors in {source_home}: run `python eval/search.py` first")
+    by_text = {}
+    texts = src.posts_by_id([r[0] for r in rows])
+    for (pid, _s, blob) in rows:
+        by_text[texts[pid].text] = blob
+    pool = from_blobs([r[2] for r in rows], 384)                     # (n, 384)
+    src.close()
+    rng = np.random.default_rng(7)
+    n, own = 0, 0
+    batch: list[tuple[int, int, bytes]] = []
+    watermark = 0
+    for pid, seq, text in _all_posts(store):
+        blob = by_text.get(text)
+        if blob is None:
+            j = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+            v = pool[j % len(pool)] + rng.normal(0, 0.02, 384).astype(np.float32)
+            blob = to_blob((v / np.linalg.norm(v))[None, :])[0]
+        else:
+            own += 1
+        batch.append((pid, seq, blob))
+        watermark = max(watermark, seq)
+        if len(batch) == 20_000:
+            store.write_vectors(model, batch, watermark=watermark)
+            n += len(batch)
+            batch = []
+            log(f"  vectors assigned: {n:,}")
+    if batch:
+        store.write_vectors(model, batch, watermark=watermark)
+        n += len(batch)
+    log(f"{n:,} vectors assigned ({own:,} posts with their own text's vector)")
+    return n
+
+
+def _all_posts(store):
+    seq = 0
+    while True:
+        rows = store.posts_since(seq, 20_000)
+        if not rows:
+            return
+        yield from rows
+        seq = rows[-1][1]
+
+
+def pct(v: list[float], p: float) -> float:
+    s = sorted(v)
+    return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))], 2) if s else 0.0
+
+
+def summary(v: list[float]) -> dict:
+    return {"n": len(v), "p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "p99_ms": pct(v, 99),
+            "mean_ms": round(statistics.fmean(v), 2) if v else 0.0}
+
+
+def queries() -> list[tuple[str, str]]:
+    qs = ([("term", t) for t in TERMS] + [("phrase", f'"{p}"') for p in PHRASES]
+          + [("operators", o) for o in OPERATORS] + [("hybrid", h) for h in HYBRID])
+    assert len(qs) == 200, len(qs)
+    return qs
+
+
+class Tantivy:
+    def __init__(self, store, path: Path):
+        import tantivy
+        self.t = tantivy
+        sb = tantivy.SchemaBuilder()
+        sb.add_integer_field("id", stored=True, indexed=True, fast=True)
+        sb.add_text_field("text", stored=False, tokenizer_name="folded")
+        self.schema = sb.build()
+        fresh = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        self.index = tantivy.Index(self.schema, path=str(path))
+        analyzer = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+                    .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.ascii_fold()).build())
+        self.index.register_tokenizer("folded", analyzer)
+        self.build_s = None
+        if fresh:
+            t = time.perf_counter()
+            w = self.index.writer(heap_size=512 * 2**20, num_threads=2)
+            for p in store.iter_posts():
+                w.add_document(tantivy.Document(id=p.id, text=p.text))
+            w.commit()
+            w.wait_merging_threads()
+            self.build_s = round(time.perf_counter() - t, 1)
+        self.index.reload()
+        self.searcher = self.index.searcher()
+
+    def search(self, text: str, k: int = 200) -> list[int]:
+        q = self.index.parse_query(text, ["text"], conjunction_by_default=True)
+        return [self.searcher.doc(addr)["id"][0] for _s, addr in self.searcher.search(q, k).hits]
+
+
+def text_part(query: str) -> str:
+    """The words and phrases of a query, for the reference (operators dropped)."""
+    from townsquare.search.query import positive_text, parse
+    parts = positive_text(parse(query))
+    return " ".join(f'"{p}"' if " " in p else p for p in parts
+                    if any(ch.isalnum() for ch in p))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--vectors-from", type=Path, default=EVAL_HOME,
+                    help="the full eval store (languages, near-duplicate links)")
+    ap.add_argument("--vectors-sample", type=Path, default=EVAL_SAMPLE,
+                    help="the eval sample store (e5 vectors)")
+    ap.add_argument("--no-semantic", action="store_true")
+    ap.add_argument("--write-results", action="store_true")
+    args = ap.parse_args(argv)
+    from townsquare.search.engine import engine_for
+
+    home = WORK / "home"
+    store, replay = build_store(args.data, home, args.rounds)
+    rounds = replay["rounds"] if replay else round(store.count() / 184_551)
+    if not (args.vectors_from / "townsquare.db").exists():
+        raise SystemExit(f"no eval store at {args.vectors_from}: run `python eval/search.py` first")
+    copy_late_stage(store, args.vectors_from, rounds)
+    if not args.no_semantic:
+        assign_vectors(store, args.vectors_sample)
+    t = time.perf_counter()
+    hybrid_engine = engine_for(store, home, semantic=not args.no_semantic)
+    if hybrid_engine.vectors is not None:
+        hybrid_engine.vectors.refresh()
+    index_s = round(time.perf_counter() - t, 1)
+    log(f"vector index ready in {index_s} s")
+    lexical_engine = engine_for(store, home, semantic=False)
+    t = time.perf_counter()
+    if lexical_engine.lexical_index is not None:
+        lexical_engine.lexical_index.refresh()
+        hybrid_engine.lexical_index = lexical_engine.lexical_index
+    lex_index_s = round(time.perf_counter() - t, 1)
+    tv = Tantivy(store, WORK / "tantivy")
+    qs = queries()
+    times: dict[str, list[float]] = {"term": [], "phrase": [], "operators": [], "hybrid": []}
+    ref: dict[str, list[float]] = {"term": [], "phrase": [], "operators": []}
+    for timed in (False, True):
+        for kind, q in qs:
+            eng = hybrid_engine if kind == "hybrid" else lexical_engine
+            t = time.perf_counter()
+            eng.run(q, limit=20)
+            dt = (time.perf_counter() - t) * 1000
+            if kind != "hybrid":
+                tq = text_part(q)
+                t = time.perf_counter()
+                if tq:
+                    tv.search(tq)
+                rdt = (time.perf_counter() - t) * 1000
+            if timed:
+                times[kind].append(dt)
+                if kind != "hybrid":
+                    ref[kind].append(rdt)
+    lexical = times["term"] + times["phrase"] + times["operators"]
+    reference = ref["term"] + ref["phrase"] + ref["operators"]
+    res = {
+        "benchmark": "search latency, 200 queries", "command": "python bench/search.py --write-results",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "sqlite": sqlite3.sqlite_version},
+        "posts": store.count(), "vectors": len(hybrid_engine.vectors) if hybrid_engine.vectors else 0,
+        "vector_index_ready_s": index_s, "lexical_index_catch_up_s": lex_index_s,
+        "tantivy_build_s": tv.build_s,
+        "ours": {k: summary(v) for k, v in times.items()} | {"lexical (all 150)": summary(lexical)},
+        "tantivy": {k: summary(v) for k, v in ref.items()} | {"lexical (all 150)": summary(reference)},
+        "targets": TARGETS,
+    }
+    lx, hy = res["ours"]["lexical (all 150)"], res["ours"]["hybrid"]
+    res["met"] = {"lexical_p50": lx["p50_ms"] <= TARGETS["lexical_p50_ms"],
+                  "lexical_p99": lx["p99_ms"] <= TARGETS["lexical_p99_ms"],
+                  "hybrid_p50": hy["p50_ms"] <= TARGETS["hybrid_p50_ms"]}
+    lines = [f"Search latency, {res['date']}: {res['posts']:,} posts, {res['vectors']:,} vectors, "
+             f"{res['machine']['cpus']} CPUs, SQLite {res['machine']['sqlite']}", "",
+             "| queries | n | ours p50 | p95 | p99 | tantivy p50 | p95 | p99 | p50 ours/tantivy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in ("term", "phrase", "operators", "lexical (all 150)", "hybrid"):
+        o = res["ours"][k]
+        r = res["tantivy"].get(k)
+        rt = (f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+              f"{round(o['p50_ms'] / r['p50_ms'], 1) if r['p50_ms'] else '-'}") if r else "- | - | - | -"
+        lines.append(f"| {k} | {o['n']} | {o['p50_ms']} | {o['p95_ms']} | {o['p99_ms']} | {rt} |")
+    lines += ["", "Targets: lexical p50 <= 10 ms ({}), lexical p99 <= 50 ms ({}), hybrid p50 <= 30 ms "
+              "({}).".format(*("met" if v else "NOT met" for v in res["met"].values()))]
+    text = "\n".join(lines)
+    print(text)
+    if args.write_results:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "search.json").write_text(json.dumps(res, indent=2) + "\n")
+        (RESULTS / "search.md").write_text("# Search latency\n\nCommand: `python bench/search.py "
+                                           "--write-results` (see its docstring).\n\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

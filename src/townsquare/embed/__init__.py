@@ -1,0 +1,42 @@
+"""Semantic embeddings and the vector index for search.
+
+    >>> import numpy as np
+    >>> from townsquare.embed import VectorIndex, get_embedder
+    >>> emb = get_embedder()                                  # "e5-small-q4", multilingual
+    >>> posts = {1212092628029698048: "The bridge collapsed after the flood",
+    ...          1212092628029698049: "Great match tonight, we won 3-1"}
+    >>> ix = VectorIndex(emb.dim)
+    >>> ix.add(np.array(list(posts), dtype=np.int64), emb.passages(list(posts.values())))
+    >>> ix.search(emb.query("el puente se derrumbó"), k=1)[0][0]   # Spanish query, English post
+    1212092628029698048
+
+``models``: :class:`Embedder` and its two implementations (``e5-small-q4``, the default, and
+``minilm-l6-int8``), :func:`get_embedder`. ``index``: :class:`VectorIndex` (faiss HNSW, or an
+exact numpy scan when faiss is missing).
+"""
+from townsquare.embed.index import VectorIndex, faiss_available
+from townsquare.embed.models import (
+    DEFAULT_EMBEDDER,
+    EMBEDDERS,
+    MAX_TOKENS,
+    E5Embedder,
+    Embedder,
+    MiniLMOnnxEmbedder,
+    default_cache_dir,
+    export_minilm_int8,
+    get_embedder,
+)
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "EMBEDDERS",
+    "MAX_TOKENS",
+    "E5Embedder",
+    "Embedder",
+    "MiniLMOnnxEmbedder",
+    "VectorIndex",
+    "default_cache_dir",
+    "export_minilm_int8",
+    "faiss_available",
+    "get_embedder",
+]

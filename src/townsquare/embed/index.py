@@ -1,0 +1,314 @@
+"""Vector index over post embeddings: external int64 post ids, cosine scores, upsert and delete.
+
+    >>> import numpy as np
+    >>> from townsquare.embed.index import VectorIndex
+    >>> ix = VectorIndex(4)
+    >>> ids = np.array([1212092628029698048, 1212092628029698049], dtype=np.int64)
+    >>> vecs = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)    # (n, dim), unit rows
+    >>> ix.add(ids, vecs)
+    >>> ix.search(np.array([0.8, 0.6, 0, 0], dtype=np.float32), k=5)       # k > size is fine
+    [(1212092628029698048, 0.8...), (1212092628029698049, 0.6...)]
+    >>> ix.remove([1212092628029698048]), len(ix)
+    (1, 1)
+
+Backends, same API and same file format header:
+
+``faiss`` (when ``faiss`` imports)
+    ``IndexHNSWFlat`` with inner product: approximate, sub-linear search. HNSW cannot delete, so
+    a removed or replaced row becomes a tombstone: searches over-fetch and drop tombstones, and
+    the index is rebuilt from its live rows (:meth:`VectorIndex.compact`) once tombstones pass
+    20% of its rows. The vectors themselves live in the HNSW's flat storage (float32), from which
+    a rebuild reconstructs them: no second copy is kept in memory.
+``numpy`` (fallback)
+    an exact scan: one (n, dim) @ (dim,) product per query. Fine to about 10^5 posts.
+
+Scores are inner products; the embedders return unit vectors, so they are cosines in [-1, 1].
+With ``metric="cosine"`` the index normalizes what it is given itself. All methods take one lock,
+so a search may run beside an ``add`` from another thread.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["COMPACT_AT", "VectorIndex", "faiss_available"]
+
+COMPACT_AT = 0.20                 # rebuild when tombstones exceed this share of the index's rows
+FORMAT = "townsquare-vector-index"
+FORMAT_VERSION = 1
+METRICS = ("ip", "cosine")
+BACKENDS = ("auto", "faiss", "numpy")
+
+try:                              # optional accelerator: without it the exact numpy scan serves
+    import faiss as _faiss
+except ImportError:               # pragma: no cover - faiss-cpu is a dependency
+    _faiss = None
+
+
+def faiss_available() -> bool:
+    """True when faiss imports here (the HNSW backend is used by default)."""
+    return _faiss is not None
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)            # (n, 1)
+    return x / np.maximum(n, 1e-12)
+
+
+class VectorIndex:
+    """Nearest-neighbour index from external int64 ids to ``dim``-dimensional vectors.
+
+    ``m``, ``ef_construction`` and ``ef_search`` are the HNSW parameters (ignored by the numpy
+    backend): neighbours per node, candidate list size while building, and while searching
+    (raised to ``k`` plus the over-fetch when a search asks for more). ``backend`` is ``"auto"``
+    (faiss when it imports, else numpy), ``"faiss"`` or ``"numpy"``.
+    """
+
+    def __init__(self, dim: int, *, metric: str = "ip", m: int = 32, ef_construction: int = 80,
+                 ef_search: int = 64, backend: str = "auto"):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "faiss" and _faiss is None:
+            raise ImportError("backend='faiss' needs faiss: pip install faiss-cpu")
+        self.dim, self.metric = int(dim), metric
+        self.m, self.ef_construction, self.ef_search = int(m), int(ef_construction), int(ef_search)
+        self.backend = "faiss" if backend == "faiss" or (backend == "auto" and _faiss) else "numpy"
+        self._lock = threading.RLock()
+        self._reset()
+
+    # --- storage -----------------------------------------------------------------------------
+    def _reset(self) -> None:
+        """Empty rows. Row r of the backend holds external id ``_row_ids[r]``; ``_dead[r]`` marks
+        a tombstone; ``_row_of`` maps each live id to its row."""
+        self._row_ids = np.empty(0, dtype=np.int64)              # (rows,)
+        self._dead = np.empty(0, dtype=bool)                      # (rows,)
+        self._n_dead = 0
+        self._row_of: dict[int, int] = {}
+        self._vecs = np.empty((0, self.dim), dtype=np.float32)    # (capacity, dim); numpy backend
+        self._hnsw = self._new_hnsw() if self.backend == "faiss" else None
+
+    def _new_hnsw(self):
+        ix = _faiss.IndexHNSWFlat(self.dim, self.m, _faiss.METRIC_INNER_PRODUCT)
+        ix.hnsw.efConstruction = self.ef_construction
+        ix.hnsw.efSearch = self.ef_search
+        return ix
+
+    @property
+    def rows(self) -> int:
+        """Rows in the backend, tombstones included."""
+        return len(self._row_ids)
+
+    def _append(self, vecs: np.ndarray) -> None:
+        """Store (n, dim) float32 rows after the existing ones."""
+        if self._hnsw is not None:
+            self._hnsw.add(vecs)
+            return
+        need = self.rows + len(vecs)
+        if need > len(self._vecs):                  # grow by doubling: amortized O(1) per row
+            grown = np.empty((max(need, 2 * len(self._vecs), 1024), self.dim), dtype=np.float32)
+            grown[:self.rows] = self._vecs[:self.rows]
+            self._vecs = grown
+        self._vecs[self.rows:need] = vecs
+
+    def _row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), dim) float32 vectors of the given rows (for a rebuild or a save)."""
+        if self._hnsw is None:
+            return self._vecs[rows]
+        out = np.empty((len(rows), self.dim), dtype=np.float32)     # (len(rows), dim)
+        step, done = 1 << 16, 0     # chunks: never a second copy of the whole index in memory
+        for start in range(0, self.rows, step):
+            n = min(step, self.rows - start)
+            sel = rows[(rows >= start) & (rows < start + n)] - start
+            if len(sel):
+                out[done:done + len(sel)] = self._hnsw.reconstruct_n(start, n)[sel]
+                done += len(sel)
+        return out
+
+    def _check(self, ids, vecs) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids)
+        if ids.ndim == 0:
+            ids = ids.reshape(1)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"ids must be integers (int64 post ids), got {ids.dtype}")
+        ids = ids.astype(np.int64, copy=False)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        if vecs.ndim == 1 and len(ids) == 1:
+            vecs = vecs[None, :]
+        if vecs.ndim != 2 or vecs.shape[1] != self.dim or len(vecs) != len(ids):
+            raise ValueError(f"expected vecs of shape ({len(ids)}, {self.dim}), got {vecs.shape}")
+        if not np.isfinite(vecs).all():
+            raise ValueError("vectors contain NaN or inf")
+        if self.metric == "cosine":
+            vecs = _unit_rows(vecs)
+        return ids, np.ascontiguousarray(vecs, dtype=np.float32)
+
+    # --- public API --------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Insert or replace: an id already present gets the new vector (its old row becomes a
+        tombstone). Within one call the last occurrence of a repeated id wins."""
+        ids, vecs = self._check(ids, vecs)
+        if not len(ids):
+            return
+        # Keep only each id's last occurrence: reversed unique gives first-in-reverse = last.
+        _, last = np.unique(ids[::-1], return_index=True)
+        keep = np.sort(len(ids) - 1 - last)
+        if len(keep) < len(ids):
+            ids, vecs = ids[keep], vecs[keep]
+        with self._lock:
+            self._kill([self._row_of[i] for i in ids.tolist() if i in self._row_of])
+            start = self.rows
+            self._append(vecs)
+            self._row_ids = np.concatenate([self._row_ids, ids])
+            self._dead = np.concatenate([self._dead, np.zeros(len(ids), dtype=bool)])
+            self._row_of.update(zip(ids.tolist(), range(start, start + len(ids))))
+            self._maybe_compact()
+
+    def remove(self, ids: Iterable[int] | np.ndarray) -> int:
+        """Delete ids; returns how many were present. Deleted ids never come back from search."""
+        if isinstance(ids, (int, np.integer)):
+            ids = [ids]
+        arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids)).reshape(-1)
+        with self._lock:
+            rows = [r for r in (self._row_of.pop(int(i), None) for i in arr.tolist()) if r is not None]
+            self._kill(rows)
+            self._maybe_compact()
+            return len(rows)
+
+    def _kill(self, rows: list[int]) -> None:
+        if rows:
+            self._dead[rows] = True
+            self._n_dead += len(rows)
+
+    def _maybe_compact(self) -> None:
+        if self._n_dead and self._n_dead > COMPACT_AT * self.rows:
+            self.compact()
+
+    def compact(self) -> None:
+        """Rebuild the backend from live rows only, dropping every tombstone (runs by itself
+        when tombstones pass 20%; an HNSW rebuild costs about as much as adding the rows anew)."""
+        with self._lock:
+            live = np.flatnonzero(~self._dead)
+            ids, vecs = self._row_ids[live], self._row_vectors(live)      # (n,), (n, dim)
+            self._reset()
+            if len(ids):
+                self._append(vecs)
+                self._row_ids = ids
+                self._dead = np.zeros(len(ids), dtype=bool)
+                self._row_of = dict(zip(ids.tolist(), range(len(ids))))
+
+    def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest ids to ``q`` (dim,) as (id, score) pairs, best first; fewer when
+        the index holds fewer. Scores are inner products (cosines for unit vectors)."""
+        q = np.asarray(q, dtype=np.float32).reshape(-1)
+        if q.shape != (self.dim,):
+            raise ValueError(f"query must have shape ({self.dim},), got {q.shape}")
+        if self.metric == "cosine":
+            q = _unit_rows(q[None, :])[0]
+        with self._lock:
+            k = min(int(k), len(self))
+            if k <= 0:
+                return []
+            if self._hnsw is None:
+                return self._search_exact(q, k)
+            return self._search_hnsw(q, k)
+
+    def _search_exact(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores = self._vecs[:self.rows] @ q                              # (rows,)
+        if self._n_dead:
+            scores = np.where(self._dead, -np.inf, scores)
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        # Best first; ties broken by row (insertion order), so results are deterministic.
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(int(self._row_ids[r]), float(scores[r])) for r in top]
+
+    def _search_hnsw(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        # Over-fetch so that k live rows survive the tombstone filter: expected live share is
+        # 1 - dead/rows (<= 20% dead between compactions); double until enough, or all rows.
+        live_share = 1.0 - self._n_dead / self.rows
+        fetch = min(self.rows, k if not self._n_dead else int(k / live_share * 1.25) + 8)
+        while True:
+            # faiss searches with ef = max(efSearch, fetch): asking for more widens the beam.
+            D, I = self._hnsw.search(q[None, :], fetch)                  # (1, fetch) each
+            hits = [(int(r), float(s)) for r, s in zip(I[0], D[0]) if r >= 0 and not self._dead[r]]
+            if len(hits) >= k or fetch >= self.rows:
+                return [(int(self._row_ids[r]), s) for r, s in hits[:k]]
+            fetch = min(self.rows, fetch * 2)
+
+    def __len__(self) -> int:
+        return self.rows - self._n_dead
+
+    def __contains__(self, post_id: int) -> bool:
+        return int(post_id) in self._row_of
+
+    def ids(self) -> np.ndarray:
+        """Live ids, int64, in row order."""
+        with self._lock:
+            return self._row_ids[~self._dead].copy()
+
+    def __repr__(self) -> str:
+        return (f"VectorIndex(dim={self.dim}, backend={self.backend!r}, size={len(self)}, "
+                f"tombstones={self._n_dead})")
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the index to ``path`` (one .npz file), atomically: a temporary file in the same
+        folder, fsynced, then renamed over ``path``. The faiss backend stores its serialized HNSW
+        (graph + float32 vectors), so loading gives the same graph and the same results; the
+        numpy backend stores its float32 vectors."""
+        path = Path(path)
+        with self._lock:
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "dim": self.dim,
+                    "metric": self.metric, "m": self.m, "ef_construction": self.ef_construction,
+                    "ef_search": self.ef_search, "backend": self.backend}
+            arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                      "row_ids": self._row_ids, "dead": self._dead}
+            if self._hnsw is not None:
+                arrays["faiss"] = _faiss.serialize_index(self._hnsw)     # uint8 (bytes,)
+            else:
+                arrays["vecs"] = self._vecs[:self.rows]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **arrays)       # a file object: numpy adds no ".npz" suffix
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> VectorIndex:
+        """Read an index written by :meth:`save`, on the backend it was saved with."""
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+                raise ValueError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
+            if meta["backend"] == "faiss" and _faiss is None:
+                raise ImportError(f"{path} holds a faiss HNSW index: pip install faiss-cpu")
+            ix = cls(meta["dim"], metric=meta["metric"], m=meta["m"],
+                     ef_construction=meta["ef_construction"], ef_search=meta["ef_search"],
+                     backend=meta["backend"])
+            ix._row_ids = z["row_ids"].astype(np.int64)
+            ix._dead = z["dead"].astype(bool)
+            if ix.backend == "faiss":
+                ix._hnsw = _faiss.deserialize_index(z["faiss"])
+                ix._hnsw.hnsw.efSearch = ix.ef_search
+            else:
+                ix._vecs = np.ascontiguousarray(z["vecs"], dtype=np.float32)
+        if ix.backend == "faiss" and ix._hnsw.ntotal != ix.rows:
+            raise ValueError(f"{path}: {ix._hnsw.ntotal} vectors for {ix.rows} ids")
+        ix._n_dead = int(ix._dead.sum())
+        live = np.flatnonzero(~ix._dead)
+        ix._row_of = dict(zip(ix._row_ids[live].tolist(), live.tolist()))
+        return ix
+

@@ -1,0 +1,105 @@
+"""The vector index beside the store: loaded from its file, caught up from the ``vectors`` table.
+
+    >>> from townsquare.store.sqlite import SQLiteStore
+    >>> vs = StoreVectors(SQLiteStore(":memory:"), path=None, dim=384)
+    >>> vs.refresh(), len(vs)
+    (0, 0)
+
+The store's ``vectors`` table is the source of truth; the index (``townsquare.embed.index``) is a
+derived file, ``vectors.index`` in the store's folder, with a small JSON sidecar saying which
+model and up to which ``seq`` it holds. ``refresh()`` adds what was embedded since (an upsert, so
+a re-embedded post replaces its old vector). Deleted posts may linger in the index until the next
+rebuild, which is harmless: search keeps only candidates that still exist in the store
+(``Store.filter_ids``). When the index holds many more entries than the table (deletes), or the
+model changed, it is rebuilt from the table.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from townsquare.embed.index import VectorIndex
+from townsquare.embed.stage import from_blobs
+from townsquare.store.base import Store
+
+_PAGE = 20_000
+REBUILD_RATIO = 1.25     # rebuild when the index holds 25% more entries than the table
+
+
+class StoreVectors:
+    """A ``VectorIndex`` kept in step with a store's vectors."""
+
+    def __init__(self, store: Store, path: Path | None, dim: int):
+        self.store = store
+        self.path = path
+        self.dim = dim
+        self.model: str | None = None
+        self.watermark = 0
+        self.index = VectorIndex(dim)
+        if path is not None and path.exists() and self._meta_path().exists():
+            meta = json.loads(self._meta_path().read_text())
+            if meta.get("model") == store.embed_model() and meta.get("dim") == dim:
+                self.index = VectorIndex.load(path)
+                self.model = meta["model"]
+                self.watermark = int(meta["watermark"])
+
+    def _meta_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".json")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def refresh(self) -> int:
+        """Add vectors embedded since the last refresh; returns how many. Saves the file when
+        anything changed."""
+        model = self.store.embed_model()
+        if model != self.model:                       # first use, or the model changed
+            self.index = VectorIndex(self.dim)
+            self.model, self.watermark = model, 0
+        added = 0
+        while True:
+            rows = self.store.vectors_after(self.watermark, _PAGE)
+            if not rows:
+                break
+            ids = np.array([r[0] for r in rows], dtype=np.int64)               # (n,)
+            self.index.add(ids, from_blobs([r[2] for r in rows], self.dim))     # (n, dim)
+            self.watermark = rows[-1][1]
+            added += len(rows)
+        if added and len(self.index) > REBUILD_RATIO * max(1, len(self.store.vector_ids())):
+            added += self._rebuild()
+        if added:
+            self.save()
+        return added
+
+    def _rebuild(self) -> int:
+        keep = self.store.vector_ids()
+        self.index = VectorIndex(self.dim)
+        self.watermark = 0
+        n = 0
+        while True:
+            rows = [r for r in self.store.vectors_after(self.watermark, _PAGE)]
+            if not rows:
+                return n
+            rows_kept = [r for r in rows if r[0] in keep]
+            if rows_kept:
+                self.index.add(np.array([r[0] for r in rows_kept], dtype=np.int64),
+                               from_blobs([r[2] for r in rows_kept], self.dim))
+            self.watermark = rows[-1][1]
+            n += len(rows_kept)
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.index.save(self.path)
+        tmp = self._meta_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model": self.model, "dim": self.dim,
+                                   "watermark": self.watermark}))
+        os.replace(tmp, self._meta_path())
+
+    def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.index.search(q, k) if len(self.index) else []

@@ -1,0 +1,1 @@
+"""Search: the Twitter-style query language (``query``) and its SQLite compiler (``sqlfilter``)."""

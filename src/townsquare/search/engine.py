@@ -1,0 +1,433 @@
+"""Search: Twitter's query language over the store, lexical + semantic, fused and ranked.
+
+    >>> from townsquare.store.sqlite import SQLiteStore
+    >>> from townsquare.store.base import Stored
+    >>> from townsquare.posts import Post
+    >>> s = SQLiteStore(":memory:")
+    >>> _ = s.write_batch([Stored(Post(id=1212092628029698048 + i, text=t, source="t").normalized())
+    ...                    for i, t in enumerate(["Flood on Main St", "Sunny day", "flood warning"])], [])
+    >>> r = SearchEngine(s).run("flood -warning")
+    >>> [h.text for h in r.results]
+    ['Flood on Main St']
+
+Stages (each timed; ``SearchResponse.timings_ms``):
+
+1. **parse** the query (``search.query``) and **compile** it to SQL (``search.sqlfilter``).
+2. **lexical**: FTS5 BM25 over the posts that satisfy the whole query (``top``), or every exact
+   match newest first (``latest``).
+3. **semantic** (``top`` only, when the store has vectors): embed the query's positive text, take
+   the nearest posts from the vector index, and keep those that satisfy the query's operators and
+   exclusions (its positive words are relaxed: that is what lets ``inondation`` find ``flood``).
+   Lexical never waits for embeddings: posts not embedded yet are still found lexically.
+4. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
+5. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
+
+Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served) so posts that
+arrive later do not shift pages; ``top`` pages slice one fixed-depth ranking, ``latest`` pages
+continue after the last ``(created_at, id)`` seen.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from townsquare.posts import Post, format_time
+from townsquare.search import query as q
+from townsquare.search.rank import RankWeights, final_scores, order, rrf
+from townsquare.search.sqlfilter import compile_sqlite, fts_string, has_fts_token
+from townsquare.store.base import Store
+
+MODES = ("top", "latest")
+OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
+MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
+
+
+class SearchError(ValueError):
+    """A request that cannot be served as asked (bad mode, limit or cursor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    lexical_depth: int = 200        # BM25 candidates considered per query (and pages available)
+    semantic_depth: int = 200       # nearest neighbours considered per query
+    min_similarity: float = 0.0     # semantic candidates below this cosine are dropped
+    common_share: float = 0.05      # words in more of the posts stay out of the any-word list
+    weights: RankWeights = field(default_factory=RankWeights)
+
+    def __post_init__(self):
+        if self.lexical_depth < 1 or self.semantic_depth < 0:
+            raise ValueError("lexical_depth must be >= 1 and semantic_depth >= 0")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be in [-1, 1], got {self.min_similarity}")
+
+
+@dataclass(slots=True)
+class SearchHit:
+    id: int
+    text: str
+    created_at: int
+    author: str | None
+    author_id: int | None
+    lang: str | None
+    score: float
+    parts: dict[str, float]
+    matched: list[str]                 # "lexical", "semantic"
+    near_duplicates: int               # other posts of its near-duplicate group in the store
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": str(self.id), "text": self.text, "created_at": format_time(self.created_at),
+                "author": self.author, "author_id": str(self.author_id) if self.author_id else None,
+                "lang": self.lang, "score": round(self.score, 6),
+                "parts": {k: round(v, 6) for k, v in self.parts.items()},
+                "matched": self.matched, "near_duplicates": self.near_duplicates,
+                "url": f"https://x.com/i/status/{self.id}"}
+
+
+@dataclass(slots=True)
+class SearchResponse:
+    query: str
+    mode: str
+    results: list[SearchHit]
+    next_cursor: str | None
+    timings_ms: dict[str, float]
+    semantic: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "mode": self.mode,
+                "results": [h.to_dict() for h in self.results],
+                "next_cursor": self.next_cursor, "timings_ms": self.timings_ms,
+                "semantic": self.semantic}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.ms: dict[str, float] = {}
+        self.t0 = self.t
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - self.t) * 1000, 3)
+        self.t = now
+
+    def total(self) -> dict[str, float]:
+        self.ms["total"] = round((time.perf_counter() - self.t0) * 1000, 3)
+        return self.ms
+
+
+def relax_text(node: q.Node) -> q.Node | None:
+    """The query without its positive words, phrases and hashtags (None: no condition left);
+    operators, mentions, cashtags and every exclusion stay. Semantic candidates must satisfy it."""
+    if isinstance(node, (q.Term, q.Phrase, q.Hashtag)):
+        return None
+    if isinstance(node, q.And):
+        kept = [c for c in (relax_text(ch) for ch in node.children) if c is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else q.And(tuple(kept))
+    if isinstance(node, q.Or):
+        kept = [relax_text(ch) for ch in node.children]
+        return None if any(c is None for c in kept) else q.Or(tuple(kept))
+    return node            # Not (exclusions stay whole), Mention, Cashtag, Op
+
+
+def _time_bounds(node: q.Node, now_ms: int) -> tuple[int | None, int | None]:
+    """The ``[since, until)`` window (ms) that the query's top-level operators impose on every
+    result, for the tantivy pushdown (the SQL check applies them exactly anyway)."""
+    ops = node.children if isinstance(node, q.And) else (node,)
+    since = until = None
+    for c in ops:
+        if isinstance(c, q.Op):
+            if c.name == "since_ms":
+                since = max(since or c.value, c.value)
+            elif c.name == "within_time":
+                lo = now_ms - int(c.value) * 1000
+                since = max(since or lo, lo)
+            elif c.name == "until_ms":
+                until = min(until or c.value, c.value)
+    return since, until
+
+
+def _pure_text(node: q.Node) -> bool:
+    return isinstance(node, (q.Term, q.Phrase)) or (
+        isinstance(node, q.Or) and all(_pure_text(c) for c in node.children))
+
+
+def _drop_top_text(node: q.Node) -> q.Node | None:
+    """``node`` without what the tantivy query already enforced exactly: the top-level AND's
+    words and phrases, ORs of words and phrases, and exclusions of words and phrases (or the
+    node itself when it is one of these). The candidates are checked in SQL for the rest."""
+    if _pure_text(node):
+        return None
+    if isinstance(node, q.And):
+        kept = [c for c in node.children if not _pure_text(c)
+                and not (isinstance(c, q.Not) and isinstance(c.child, (q.Term, q.Phrase)))]
+        return None if not kept else kept[0] if len(kept) == 1 else q.And(tuple(kept))
+    return node
+
+
+def _fingerprint(query: str, mode: str) -> str:
+    return hashlib.sha1(f"{mode}\x00{query}".encode()).hexdigest()[:12]
+
+
+def _encode_cursor(d: dict) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(d)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, query: str, mode: str) -> dict:
+    try:
+        d = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(d, dict) or d.get("v") != 1:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise SearchError(f"cursor {cursor[:20]!r}: not a cursor this server issued") from None
+    if d.get("f") != _fingerprint(query, mode):
+        raise SearchError("cursor belongs to another query or mode; start again without it")
+    return d
+
+
+class SearchEngine:
+    """Search a store. ``embedder`` and ``vectors`` (``embed.sync.StoreVectors``) enable the
+    semantic stage; without them search is lexical only, and says so in ``response.semantic``."""
+
+    def __init__(self, store: Store, *, embedder: Any = None, vectors: Any = None,
+                 lexical_index: Any = None, config: SearchConfig | None = None):
+        if (embedder is None) != (vectors is None):
+            raise ValueError("give both embedder and vectors, or neither")
+        self.store = store
+        self.lexical_index = lexical_index
+        self.embedder = embedder
+        self.vectors = vectors
+        self.config = config or SearchConfig()
+
+    def run(self, query: str, *, mode: str = "top", limit: int = 20, cursor: str | None = None,
+            semantic: bool = True, now_ms: int | None = None) -> SearchResponse:
+        """Parse, retrieve, rank. Raises ``QueryError`` for a bad query, ``SearchError`` for a bad
+        mode, limit or cursor."""
+        if mode not in MODES:
+            raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if not 1 <= limit <= 1000:
+            raise SearchError(f"limit must be between 1 and 1000, got {limit}")
+        clock = _Clock()
+        node = q.parse(query)
+        # A cursor pins the snapshot (seq) and "now" (for within_time:) of its first page.
+        state = _decode_cursor(cursor, query, mode) if cursor else {
+            "v": 1, "f": _fingerprint(query, mode), "s": self.store.max_seq(),
+            "n": int(time.time() * 1000) if now_ms is None else now_ms}
+        compiled = compile_sqlite(node, state["n"])
+        clock.lap("parse")
+        if mode == "latest":
+            hits, nxt = self._latest(compiled, limit, state, clock)
+            sem = {"used": False, "reason": "latest mode lists exact matches by time"}
+        else:
+            hits, nxt, sem = self._top(node, compiled, limit, state, semantic, clock)
+        return SearchResponse(query=query, mode=mode, results=hits, next_cursor=nxt,
+                              timings_ms=clock.total(), semantic=sem)
+
+    # --- latest ----------------------------------------------------------------------------------
+    def _latest(self, c, limit: int, state: dict, clock: _Clock):
+        before = tuple(state["b"]) if "b" in state else None
+        fetch = limit * 2 + 1              # room for near-duplicates collapsed away
+        rows = self.store.lexical_search(c.fts, c.where, c.params, limit=fetch,
+                                         order="time", before=before, max_seq=state["s"])
+        clock.lap("lexical")
+        posts = self.store.posts_by_id([pid for pid, _ in rows])
+        dups = self.store.dup_info([pid for pid, _ in rows])
+        clock.lap("hydrate")
+        hits, roots, used = [], set(), 0
+        for pid, _ in rows:
+            if len(hits) == limit:
+                break
+            used += 1
+            root, count = dups.get(pid, (pid, 0))
+            if root in roots:              # a near-duplicate of a post already on this page
+                continue
+            roots.add(root)
+            hits.append(_hit(posts[pid], 0.0, {}, ["lexical"], count))
+        clock.lap("collapse")
+        nxt = None
+        if used and (used < len(rows) or len(rows) == fetch):   # more rows after the last used
+            last = posts[rows[used - 1][0]]
+            nxt = _encode_cursor({**state, "b": [last.created_at, last.id]})
+        return hits, nxt
+
+    # --- top -------------------------------------------------------------------------------------
+    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: _Clock):  # noqa: C901
+        cfg = self.config
+        offset = int(state.get("o", 0))
+        lists: dict[str, list[int]] = {}
+        lex_scores: dict[int, float] = {}
+        rows = self._accelerated(node, c, state, clock) if c.fts is not None else None
+        if rows is not None:
+            pass
+        elif c.fts is not None:
+            rows = self.store.lexical_search(c.fts, c.where, c.params, limit=cfg.lexical_depth,
+                                             order="rank", max_seq=state["s"])
+        else:   # operators only: nothing to score by text, so the newest matches are the list
+            rows = self.store.lexical_search(None, c.where, c.params, limit=cfg.lexical_depth,
+                                             order="time", max_seq=state["s"])
+        lists["lexical"] = [pid for pid, _ in rows]
+        lex_scores = {pid: s for pid, s in rows if s is not None}
+        clock.lap("lexical")
+
+        parts = [t for t in q.positive_text(node) if has_fts_token(t)]
+        # The any-word list only when some post holds every word: evidence that the query is in
+        # the stream's language. A query in another language shares only its small words with
+        # unrelated posts ("en", "dans"), so there the semantic list alone speaks (when there is
+        # one; without embeddings, any-word matches are better than nothing).
+        no_semantic = self.embedder is None or not semantic
+        if len(parts) >= 2 and cfg.weights.any_terms > 0 and (lists["lexical"] or no_semantic):
+            lists["any_terms"] = self._any_terms(node, parts, state)
+            clock.lap("any_terms")
+        sem_info, cos = self._semantic(node, semantic, state, lists, clock)
+        relevance = rrf(lists, cfg.weights)
+        ids = list(relevance)
+        posts = self.store.posts_by_id(ids)
+        dups = self.store.dup_info(ids)
+        clock.lap("hydrate")
+        ref = self.store.newest_created_at() or 0
+        scores = final_scores(relevance, posts, ref, cfg.weights)
+        ranked = order(scores)
+        clock.lap("rank")
+        collapsed: list[tuple[int, int]] = []
+        roots: set[int] = set()
+        for pid in ranked:
+            root, count = dups.get(pid, (pid, 0))
+            if root not in roots:
+                roots.add(root)
+                collapsed.append((pid, count))
+        page = collapsed[offset:offset + limit]
+        hits = []
+        for pid, count in page:
+            parts = dict(scores[pid])
+            score = parts.pop("score")
+            if pid in lex_scores:
+                parts["bm25"] = lex_scores[pid]
+            if pid in cos:
+                parts["cosine"] = cos[pid]
+            matched = [name for name in ("lexical", "any_terms", "semantic")
+                       if pid in set(lists.get(name, []))]
+            hits.append(_hit(posts[pid], score, parts, matched, count))
+        clock.lap("collapse")
+        nxt = (_encode_cursor({**state, "o": offset + limit})
+               if offset + limit < len(collapsed) else None)
+        return hits, nxt, sem_info
+
+    def _any_terms(self, node, parts: list[str], state: dict) -> list[int]:
+        """BM25 over posts holding any of the query's words or phrases (operators and exclusions
+        still apply): the relevance signal for posts that match most, not all, of a long query."""
+        depth = self.config.lexical_depth
+        relaxed = relax_text(node)
+        lx = self.lexical_index
+        if lx is not None and lx.lag() <= MAX_INLINE_LAG:
+            if lx.lag():
+                lx.refresh()
+            # Words in more than ``common_share`` of all posts ("en", "de", "the") are left out:
+            # in an any-word list they match everything (Lucene's common-terms idea), and they
+            # are what a query in another language shares with unrelated posts.
+            parts = [p for p in parts if lx.share(p) <= self.config.common_share]
+            if not parts:
+                return []
+            hits = lx.top_any(parts, depth * OVERFETCH)
+            rc = compile_sqlite(relaxed, state["n"], candidates=True) if relaxed else None
+            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "1",
+                                       rc.params if rc else (), max_seq=state["s"])
+            return [pid for pid, _ in hits if pid in ok][:depth]
+        rc = compile_sqlite(relaxed, state["n"]) if relaxed else None
+        rows = self.store.lexical_search(" OR ".join(fts_string(p) for p in parts),
+                                         rc.where if rc else "1", rc.params if rc else (),
+                                         limit=depth, order="rank", max_seq=state["s"])
+        return [pid for pid, _ in rows]
+
+    def _accelerated(self, node, c, state: dict, clock: _Clock):
+        """BM25 top-k from the tantivy index, filtered by the whole query in SQL; None when the
+        index is absent, too far behind, or the filter is too selective for its candidates."""
+        lx = self.lexical_index
+        if lx is None:
+            return None
+        lag = lx.lag()
+        if lag > MAX_INLINE_LAG:           # a bulk load not indexed yet: FTS5 answers meanwhile
+            return None
+        if lag:
+            lx.refresh()
+            clock.lap("lexical_index_refresh")
+        depth = self.config.lexical_depth
+        rest = _drop_top_text(node)
+        rc = compile_sqlite(rest, state["n"], candidates=True) if rest is not None else None
+        since, until = _time_bounds(node, state["n"])
+        for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
+            got = lx.top(node, k, since_ms=since, until_ms=until)
+            if got is None:
+                return None
+            hits, total = got
+            # tantivy enforced the query's words; the rest is checked per candidate row.
+            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "1",
+                                       rc.params if rc else (), max_seq=state["s"])
+            rows = [(pid, score) for pid, score in hits if pid in ok][:depth]
+            if len(rows) == depth or total <= len(hits):
+                return rows
+        return None                        # a selective filter: FTS5 + SQL find them all
+
+    def _semantic(self, node, wanted: bool, state: dict, lists: dict, clock: _Clock):
+        cos: dict[int, float] = {}
+        if not wanted:
+            return {"used": False, "reason": "turned off for this request"}, cos
+        if self.embedder is None:
+            return {"used": False, "reason": "no embedding model configured"}, cos
+        text = " ".join(q.positive_text(node)).strip()
+        if not text:
+            return {"used": False, "reason": "the query has no words to embed"}, cos
+        self.vectors.refresh()
+        clock.lap("index_refresh")
+        if not len(self.vectors):
+            return {"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"}, cos
+        qv = self.embedder.query(text)                                   # (dim,)
+        clock.lap("embed_query")
+        near = self.vectors.search(qv, self.config.semantic_depth)
+        clock.lap("semantic")
+        relaxed = relax_text(node)
+        if relaxed is None:
+            where, params = "1", ()
+        else:
+            rc = compile_sqlite(relaxed, state["n"])
+            where, params = rc.where, rc.params
+        ok = self.store.filter_ids([pid for pid, _ in near], where, params, max_seq=state["s"])
+        kept = [(pid, s) for pid, s in near if pid in ok and s >= self.config.min_similarity]
+        lists["semantic"] = [pid for pid, _ in kept]
+        cos.update(kept)
+        clock.lap("semantic_filter")
+        lag = self.store.embedding_lag()
+        return {"used": True, "candidates": len(kept), "embedded": lag["embedded"],
+                "pending_posts": lag["pending_posts"], "model": lag["model"]}, cos
+
+
+def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:
+    return SearchHit(id=p.id, text=p.text, created_at=p.created_at, author=p.author_handle,
+                     author_id=p.author_id, lang=p.lang, score=score, parts=parts,
+                     matched=matched, near_duplicates=dup_count)
+
+
+def engine_for(store: Store, folder: Any = None, *, semantic: bool = True,
+               config: SearchConfig | None = None) -> SearchEngine:
+    """A search engine for a store: semantic when the store holds vectors (of the model that made
+    them), its index file kept in ``folder`` (the store's home; None keeps it in memory)."""
+    from pathlib import Path
+    lexical_index = None
+    if folder is not None:
+        try:
+            from townsquare.search.lexindex import LexicalIndex
+            lexical_index = LexicalIndex(store, Path(folder) / "lexical")
+        except ImportError:            # tantivy not installed: FTS5 alone
+            lexical_index = None
+    model = store.embed_model() if semantic else None
+    if model is None:
+        return SearchEngine(store, lexical_index=lexical_index, config=config)
+    from townsquare.embed.models import get_embedder
+    from townsquare.embed.sync import StoreVectors
+    emb = get_embedder(model)
+    path = Path(folder) / "vectors.index" if folder is not None else None
+    return SearchEngine(store, embedder=emb, vectors=StoreVectors(store, path, emb.dim),
+                        lexical_index=lexical_index, config=config)

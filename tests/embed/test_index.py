@@ -1,0 +1,228 @@
+"""VectorIndex: HNSW recall against brute force, upsert, deletes and compaction, save/load, the
+exact numpy fallback. Random vectors only."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import townsquare.embed.index as index_mod
+from townsquare.embed.index import VectorIndex, faiss_available
+
+BASE_ID = 1_200_000_000_000_000_000          # tweet ids are ~1.2e18: must survive as int64
+needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss-cpu not installed")
+BACKENDS = [pytest.param("faiss", marks=needs_faiss), "numpy"]
+
+
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    x = rng.standard_normal((n, dim)).astype(np.float32)           # (n, dim)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def ids_for(n: int, start: int = 0) -> np.ndarray:
+    return BASE_ID + 7 * np.arange(start, start + n, dtype=np.int64)   # (n,) sparse, huge
+
+
+def exact_top(X: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    s = X @ q
+    order = np.lexsort((np.arange(len(s)), -s))[:k]                 # best first, ties by row
+    return ids[order].tolist()
+
+
+def recall_at_10(ix: VectorIndex, X: np.ndarray, ids: np.ndarray, Q: np.ndarray) -> float:
+    hits = [len({i for i, _ in ix.search(q, 10)} & set(exact_top(X, ids, q, 10))) for q in Q]
+    return sum(hits) / (10 * len(Q))
+
+
+# --- HNSW quality -------------------------------------------------------------------------------------
+@needs_faiss
+def test_hnsw_recall_at_10_default_parameters():
+    rng = np.random.default_rng(0)
+    X, Q, ids = unit(rng, 5000, 64), unit(rng, 200, 64), ids_for(5000)
+    ix = VectorIndex(64)
+    ix.add(ids, X)
+    assert ix.backend == "faiss"
+    assert recall_at_10(ix, X, ids, Q) >= 0.95          # measured 0.97-0.98
+
+
+@needs_faiss
+def test_hnsw_recall_at_10_isotropic_384d():
+    # Isotropic random 384-d vectors are HNSW's worst case (no low-dimensional structure):
+    # the default ef_search=64 gives ~0.80 on them, against 0.99 on real e5 post embeddings
+    # (bench/embed.py). A wider search beam brings them back above 0.95.
+    rng = np.random.default_rng(1)
+    X, Q, ids = unit(rng, 5000, 384), unit(rng, 100, 384), ids_for(5000)
+    ix = VectorIndex(384, ef_search=256)
+    ix.add(ids, X)
+    assert recall_at_10(ix, X, ids, Q) >= 0.95          # measured 0.99
+
+
+# --- both backends ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scores_are_cosines_and_ids_are_exact_int64(backend):
+    rng = np.random.default_rng(2)
+    X, ids = unit(rng, 50, 16), ids_for(50)
+    ix = VectorIndex(16, backend=backend)
+    ix.add(ids, X)
+    (best_id, score), *_ = ix.search(X[17], 3)
+    assert best_id == int(ids[17]) == BASE_ID + 7 * 17
+    assert score == pytest.approx(1.0, abs=1e-5)
+    res = ix.search(X[3], 50)
+    assert [s for _, s in res] == sorted((s for _, s in res), reverse=True)
+    assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for _, s in res)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_k_larger_than_size_and_empty_index(backend):
+    ix = VectorIndex(8, backend=backend)
+    q = np.ones(8, dtype=np.float32) / np.sqrt(8)
+    assert ix.search(q, 10) == [] and len(ix) == 0
+    X = unit(np.random.default_rng(3), 5, 8)
+    ix.add(ids_for(5), X)
+    assert len(ix.search(q, 100)) == 5
+    assert ix.search(q, 0) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upsert_replaces_the_vector(backend):
+    rng = np.random.default_rng(4)
+    X, ids = unit(rng, 100, 32), ids_for(100)
+    ix = VectorIndex(32, backend=backend)
+    ix.add(ids, X)
+    new = unit(rng, 1, 32)
+    ix.add(ids[10:11], new)                                        # same id, new vector
+    assert len(ix) == 100
+    top_id, top_score = ix.search(new[0], 1)[0]
+    assert top_id == ids[10] and top_score == pytest.approx(1.0, abs=1e-5)
+    # The old vector is gone: searching for it does not find id 10 with a perfect score.
+    old_hits = dict(ix.search(X[10], 100))
+    assert old_hits[int(ids[10])] == pytest.approx(float(X[10] @ new[0]), abs=1e-4)
+    assert sum(1 for i, _ in ix.search(X[10], 100) if i == ids[10]) == 1   # listed once
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeated_id_in_one_add_keeps_the_last(backend):
+    rng = np.random.default_rng(5)
+    V = unit(rng, 3, 8)
+    ix = VectorIndex(8, backend=backend)
+    ix.add(np.array([BASE_ID, BASE_ID + 1, BASE_ID], dtype=np.int64), V)
+    assert len(ix) == 2
+    assert ix.search(V[2], 1)[0] == (BASE_ID, pytest.approx(1.0, abs=1e-5))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_removed_ids_never_come_back(backend):
+    rng = np.random.default_rng(6)
+    X, ids = unit(rng, 1000, 32), ids_for(1000)
+    ix = VectorIndex(32, backend=backend)
+    ix.add(ids, X)
+    gone = set(rng.choice(ids, 100, replace=False).tolist())
+    assert ix.remove(list(gone)) == 100 and len(ix) == 900
+    assert ix.rows == 1000                      # 10% tombstones: kept, filtered at search time
+    assert ix.remove(list(gone)[:5]) == 0      # already gone
+    for q in X[:50]:
+        found = [i for i, _ in ix.search(q, 20)]
+        assert len(found) == 20 and not gone & set(found)
+    assert not gone & {i for i, _ in ix.search(X[0], 1000)}   # even when asking for everything
+    assert all(i not in ix for i in gone)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compaction_past_20_percent_tombstones(backend):
+    rng = np.random.default_rng(7)
+    X, ids = unit(rng, 500, 16), ids_for(500)
+    ix = VectorIndex(16, backend=backend)
+    ix.add(ids, X)
+    ix.remove(ids[:90])                          # 18%: still tombstones
+    assert ix.rows == 500
+    ix.remove(ids[90:120])                       # 24% > 20%: rebuilt from live rows
+    assert ix.rows == len(ix) == 380
+    keep = np.arange(120, 500)
+    for r in rng.choice(keep, 20, replace=False):
+        assert ix.search(X[r], 1)[0][0] == ids[r]       # vectors survived the rebuild
+    ix.add(ids[:5], X[:5])                        # a removed id may be added again
+    assert ix.search(X[2], 1)[0][0] == ids[2] and len(ix) == 385
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_load_round_trip(tmp_path, backend):
+    rng = np.random.default_rng(8)
+    X, ids = unit(rng, 2000, 48), ids_for(2000)
+    ix = VectorIndex(48, backend=backend, ef_search=40)
+    ix.add(ids, X)
+    ix.remove(ids[:100])                         # tombstones are saved too
+    ix.add(ids[200:210], unit(rng, 10, 48))      # and replaced rows
+    path = tmp_path / "sub" / "vectors.npz"
+    ix.save(path)
+    ix.save(path)                                # overwriting is fine
+    back = VectorIndex.load(path)
+    assert (back.backend, back.dim, back.ef_search, len(back), back.rows) == \
+        (backend, 48, 40, len(ix), ix.rows)
+    for q in unit(rng, 30, 48):
+        assert back.search(q, 10) == ix.search(q, 10)
+    assert [p.name for p in path.parent.iterdir()] == ["vectors.npz"]   # no temp file left
+    assert ids[0] not in back and int(ids[500]) in back
+
+
+def test_load_rejects_other_files(tmp_path):
+    p = tmp_path / "x.npz"
+    np.savez(p, meta=np.frombuffer(b'{"format": "other"}', dtype=np.uint8))
+    with pytest.raises(ValueError, match="not a"):
+        VectorIndex.load(p)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_input_is_rejected(backend):
+    ix = VectorIndex(4, backend=backend)
+    with pytest.raises(ValueError):
+        ix.add(ids_for(2), np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError):
+        ix.add(ids_for(2), np.full((2, 4), np.nan, dtype=np.float32))
+    with pytest.raises(TypeError):
+        ix.add(np.array([1.5]), np.ones((1, 4), dtype=np.float32))
+    with pytest.raises(ValueError):
+        ix.search(np.ones(5, dtype=np.float32), 1)
+    with pytest.raises(ValueError):
+        VectorIndex(4, metric="l1")
+    assert len(ix) == 0
+
+
+def test_cosine_metric_normalizes():
+    ix = VectorIndex(3, metric="cosine")
+    ix.add(np.array([1, 2], dtype=np.int64), np.array([[3, 0, 0], [0, 0, 5]], dtype=np.float32))
+    assert ix.search(np.array([2, 0, 0.1], dtype=np.float32), 1) == \
+        [(1, pytest.approx(2 / np.hypot(2, 0.1), abs=1e-5))]
+
+
+# --- numpy fallback -----------------------------------------------------------------------------------
+def test_numpy_backend_is_exact():
+    rng = np.random.default_rng(9)
+    X, ids = unit(rng, 3000, 64), ids_for(3000)
+    ix = VectorIndex(64, backend="numpy")
+    ix.add(ids, X)
+    for q in unit(rng, 40, 64):
+        got = ix.search(q, 10)
+        assert [i for i, _ in got] == exact_top(X, ids, q, 10)
+        np.testing.assert_allclose([s for _, s in got], np.sort(X @ q)[::-1][:10], atol=1e-5)
+
+
+def test_without_faiss_auto_falls_back_to_numpy(monkeypatch):
+    monkeypatch.setattr(index_mod, "_faiss", None)
+    assert not index_mod.faiss_available()
+    ix = VectorIndex(8)
+    assert ix.backend == "numpy"
+    with pytest.raises(ImportError, match="faiss-cpu"):
+        VectorIndex(8, backend="faiss")
+    X = unit(np.random.default_rng(10), 10, 8)
+    ix.add(ids_for(10), X)
+    assert ix.search(X[4], 1)[0][0] == ids_for(10)[4]
+
+
+@needs_faiss
+def test_hnsw_and_exact_agree_on_a_small_index():
+    rng = np.random.default_rng(11)
+    X, ids = unit(rng, 300, 32), ids_for(300)
+    a, b = VectorIndex(32), VectorIndex(32, backend="numpy")
+    a.add(ids, X)
+    b.add(ids, X)
+    agree = [[i for i, _ in a.search(q, 5)] == [i for i, _ in b.search(q, 5)] for q in X[:50]]
+    assert sum(agree) >= 48        # a 300-node HNSW with ef 64 is all but exhaustive

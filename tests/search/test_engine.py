@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import pytest
+
+from townsquare.ingest.enrich import LateStage
+from townsquare.posts import Post
+from townsquare.search.engine import SearchConfig, SearchEngine, SearchError, relax_text
+from townsquare.search.query import QueryError, parse, to_string
+from townsquare.search.rank import RankWeights
+from townsquare.store.base import Stored
+
+BASE = 1212092628029698048
+HOUR = 3_600_000
+T0 = 1_600_000_000_000
+
+
+def _add(store, rows):
+    store.write_batch([Stored(Post(id=BASE + i, source="t", **kw).normalized())
+                       for i, kw in rows], [])
+
+
+@pytest.fixture
+def stream(store):
+    _add(store, [
+        (0, dict(text="Bridge on route nine collapsed after the flood", created_at=T0,
+                 author_handle="ann", like_count=5)),
+        (1, dict(text="Flood waters rising near the old mill", created_at=T0 + HOUR,
+                 author_handle="bob")),
+        (2, dict(text="Sunny day at the beach, no flood here", created_at=T0 + 2 * HOUR,
+                 author_handle="cat")),
+        (3, dict(text="Football match tonight", created_at=T0 + 3 * HOUR, author_handle="dan")),
+        (4, dict(text="RT @ann: Bridge on route nine collapsed after the flood", created_at=T0 + 4 * HOUR,
+                 author_handle="eve")),
+    ])
+    LateStage(store).run()
+    return store
+
+
+def _ids(resp):
+    return [h.id - BASE for h in resp.results]
+
+
+def test_top_ranks_by_relevance_and_collapses_near_duplicates(stream):
+    r = SearchEngine(stream).run("bridge flood")
+    assert _ids(r)[0] in (0, 4) and not {0, 4} <= set(_ids(r))   # post and repost: one result
+    assert r.results[0].near_duplicates == 1
+    assert r.results[0].matched == ["lexical", "any_terms"]
+    # posts with only some of the words follow the ones with all of them
+    assert set(_ids(r)[1:]) == {1, 2} and all(h.matched == ["any_terms"] for h in r.results[1:])
+    strict = SearchEngine(stream, config=SearchConfig(weights=RankWeights(any_terms=0)))
+    assert len(strict.run("bridge flood").results) == 1
+    assert set(r.timings_ms) >= {"parse", "lexical", "hydrate", "rank", "collapse", "total"}
+    assert r.semantic["used"] is False
+
+
+def test_operators_and_exclusions_apply(stream):
+    e = SearchEngine(stream)
+    assert _ids(e.run("flood -beach from:bob")) == [1]
+    assert sorted(_ids(e.run("flood -from:bob", mode="latest"))) in ([0, 2], [2, 4])
+
+
+def test_latest_is_newest_first_and_pages_with_a_stable_cursor(stream):
+    e = SearchEngine(stream)
+    first = e.run("flood OR football", mode="latest", limit=2)
+    assert _ids(first) == [4, 3]
+    # a post arriving after page 1 does not shift page 2
+    _add(stream, [(9, dict(text="flood again", created_at=T0 + 9 * HOUR))])
+    second = e.run("flood OR football", mode="latest", limit=2, cursor=first.next_cursor)
+    assert _ids(second) == [2, 1]
+    third = e.run("flood OR football", mode="latest", limit=2, cursor=second.next_cursor)
+    assert third.next_cursor is None and 9 not in _ids(third)
+
+
+def test_top_pages_do_not_repeat_or_skip(stream):
+    e = SearchEngine(stream)
+    seen, cursor = [], None
+    while True:
+        r = e.run("flood", limit=1, cursor=cursor)
+        seen += _ids(r)
+        cursor = r.next_cursor
+        if cursor is None:
+            break
+    full = _ids(e.run("flood", limit=50))
+    assert seen == full and len(full) == len(set(full)) == 3
+
+
+def test_cursor_of_another_query_is_refused(stream):
+    e = SearchEngine(stream)
+    c = e.run("flood", limit=1).next_cursor
+    with pytest.raises(SearchError, match="another query"):
+        e.run("bridge", cursor=c)
+    with pytest.raises(SearchError, match="not a cursor"):
+        e.run("flood", cursor="garbage!")
+
+
+def test_bad_requests_get_clear_errors(stream):
+    e = SearchEngine(stream)
+    with pytest.raises(SearchError, match="mode"):
+        e.run("flood", mode="best")
+    with pytest.raises(SearchError, match="limit"):
+        e.run("flood", limit=0)
+    with pytest.raises(QueryError):
+        e.run("flood bogus:op")
+
+
+def test_recency_weight_orders_equally_relevant_posts():
+    from townsquare.search.rank import final_scores, order
+    posts = {1: Post(id=1, text="a", source="t", created_at=T0),
+             2: Post(id=2, text="a", source="t", created_at=T0 + 10 * HOUR)}
+    rel = {1: 0.5, 2: 0.5}
+    assert order(final_scores(rel, posts, T0 + 10 * HOUR, RankWeights())) == [2, 1]
+    assert order(final_scores(rel, posts, T0 + 10 * HOUR, RankWeights(recency_weight=0))) == [2, 1]
+    with pytest.raises(ValueError):
+        RankWeights(half_life_hours=0)
+    with pytest.raises(ValueError):
+        SearchConfig(lexical_depth=0)
+
+
+def test_relax_text_keeps_operators_and_exclusions():
+    assert relax_text(parse("flood")) is None
+    assert to_string(relax_text(parse("flood from:bob -beach"))) == to_string(parse("from:bob -beach"))
+    assert relax_text(parse("flood OR from:bob")) is None
+    assert to_string(relax_text(parse("(from:a OR from:b) #flood"))) == to_string(parse("from:a OR from:b"))
+
+
+# --- semantic, with the real multilingual model ----------------------------------------------------
+@pytest.fixture
+def semantic_engine(stream):
+    from townsquare.embed.models import get_embedder
+    from townsquare.embed.stage import EmbedStage
+    from townsquare.embed.sync import StoreVectors
+    emb = get_embedder("e5-small-q4")
+    EmbedStage(stream, emb).run()
+    return SearchEngine(stream, embedder=emb, vectors=StoreVectors(stream, None, emb.dim))
+
+
+def test_a_french_query_finds_the_english_posts(semantic_engine):
+    r = semantic_engine.run("pont effondré après l'inondation", limit=3)
+    assert r.semantic["used"] and r.semantic["pending_posts"] == 0
+    assert _ids(r)[0] in (0, 4)                      # the bridge post (or its repost), first
+    assert "semantic" in r.results[0].matched and "cosine" in r.results[0].parts
+
+
+def test_semantic_candidates_obey_operators(semantic_engine):
+    r = semantic_engine.run("inondation from:bob")
+    assert _ids(r) == [1]
+    r = semantic_engine.run("inondation -from:bob -from:ann -from:eve")
+    assert 1 not in _ids(r) and 0 not in _ids(r) and 4 not in _ids(r)
+
+
+def test_posts_not_embedded_yet_are_still_found_lexically(semantic_engine, store):
+    _add(store, [(20, dict(text="Brand new flood report from the river", created_at=T0 + 20 * HOUR))])
+    r = semantic_engine.run("flood report")
+    assert r.semantic["pending_posts"] == 1
+    assert 20 in _ids(r)
+
+
+def test_deleted_posts_never_come_back_from_the_vector_index(semantic_engine, store):
+    semantic_engine.run("bridge")                     # the index is built
+    store.delete([BASE + 0, BASE + 4])
+    r = semantic_engine.run("pont effondré")
+    assert 0 not in _ids(r) and 4 not in _ids(r)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from townsquare.posts import Post
+from townsquare.search.engine import SearchConfig, SearchEngine
+from townsquare.search.lexindex import LexicalIndex, fold
+from townsquare.search.query import parse
+from townsquare.search.rank import RankWeights
+from townsquare.store.base import Stored
+
+BASE = 1212092628029698048
+T0 = 1_600_000_000_000
+
+TEXTS = [
+    "Flood waters rising near the old mill #flood",
+    "Séisme à Quito: des bâtiments effondrés",
+    "The bridge on route nine collapsed after the FLOOD",
+    "Red Cross volunteers hand out water and food",
+    "No flood here, just a sunny day",
+    "covid-19 cases rising at the hospital",
+    "Donate to the red cross today! https://example.org/give",
+    "Storm warning: power outage expected tonight",
+    "flood flood flood relief now",
+    "Terremoto en Ecuador, muchas víctimas",
+]
+
+
+def _fts5_tokens(text: str) -> list[str]:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize=\"unicode61 remove_diacritics 2\")")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    db.execute("INSERT INTO t(x) VALUES (?)", (text,))
+    return [r[0] for r in db.execute("SELECT term FROM v ORDER BY offset")]
+
+
+@pytest.mark.parametrize("text", TEXTS + ["Ça déménage à Zürich", "e-mail: A.B@c.de 10:30", "naïve café"])
+def test_fold_tokenizes_like_the_fts5_index(text):
+    assert fold(text) == _fts5_tokens(text)
+
+
+@pytest.fixture
+def indexed(store):
+    store.write_batch([Stored(Post(id=BASE + i, text=t, source="t", created_at=T0 + i * 1000,
+                                   author_handle="ann" if i % 2 else "bob").normalized())
+                       for i, t in enumerate(TEXTS)], [])
+    lx = LexicalIndex(store, None)
+    assert lx.refresh() == len(TEXTS) and lx.lag() == 0
+    return store, lx
+
+
+@pytest.mark.parametrize("query", [
+    "flood", "FLOOD", "flood -sunny", '"red cross"', "red cross donate", "flood OR storm",
+    "(flood OR storm) from:ann", "seisme", "séisme quito", "victimas", "#flood", "covid-19",
+    "flood -from:bob", "relief -flood", "water", '"power outage" -tonight', "flood lang:en",
+    "flood since_time:1600000002", "flood until_time:1600000003",
+    "flood since_time:1600000002 until_time:1600000009", "flood within_time:1h",
+])
+def test_engine_with_the_index_finds_what_fts5_finds(indexed, query):
+    store, lx = indexed
+    # the strict list only: the any-word list differs by design (common words left out)
+    cfg = SearchConfig(lexical_depth=50, weights=RankWeights(any_terms=0))
+    fast = SearchEngine(store, lexical_index=lx, config=cfg).run(query, limit=50)
+    slow = SearchEngine(store, config=cfg).run(query, limit=50)
+    assert sorted(h.id for h in fast.results) == sorted(h.id for h in slow.results)
+
+
+def test_refresh_is_incremental_and_a_changed_text_replaces_its_document(indexed):
+    store, lx = indexed
+    store.write_batch([Stored(Post(id=BASE + 100, text="brand new wildfire report", source="t",
+                                   created_at=T0).normalized())], [])
+    assert lx.lag() == 1 and lx.refresh() == 1
+    assert [pid for pid, _ in lx.top(parse("wildfire"), 10)[0]] == [BASE + 100]
+    store.write_batch([Stored(Post(id=BASE + 100, text="brand new earthquake report",
+                                   source="t", created_at=T0).normalized())], [])
+    lx.refresh()
+    assert lx.top(parse("wildfire"), 10)[0] == []
+    assert [pid for pid, _ in lx.top(parse("earthquake"), 10)[0]] == [BASE + 100]
+
+
+def test_queries_without_indexable_text_are_left_to_fts5(indexed):
+    _store, lx = indexed
+    assert lx.top(parse("from:ann"), 10) is None
+    assert lx.top(parse("🔥"), 10) is None
+    assert lx.top(parse("flood OR from:ann"), 10) is None
+
+
+def test_the_index_persists_and_resumes_from_its_watermark(store, tmp_path):
+    store.write_batch([Stored(Post(id=BASE, text="first flood", source="t").normalized())], [])
+    LexicalIndex(store, tmp_path / "lex").refresh()
+    store.write_batch([Stored(Post(id=BASE + 1, text="second flood", source="t").normalized())], [])
+    again = LexicalIndex(store, tmp_path / "lex")
+    assert again.lag() == 1 and again.refresh() == 1
+    assert sorted(pid for pid, _ in again.top(parse("flood"), 10)[0]) == [BASE, BASE + 1]
+
+
+def test_deleted_posts_are_not_returned(indexed):
+    store, lx = indexed
+    store.delete([BASE + 0])
+    r = SearchEngine(store, lexical_index=lx).run("flood")
+    assert BASE not in [h.id for h in r.results]
+
+
+def test_any_word_list_leaves_out_common_words(indexed):
+    store, lx = indexed
+    assert lx.share("flood") == 0.4 and lx.share("relief") == 0.1
+    loose = SearchEngine(store, lexical_index=lx, config=SearchConfig(common_share=0.5))
+    ids = [h.id - BASE for h in loose.run("flood relief").results]
+    assert ids[0] == 8 and set(ids) == {0, 2, 4, 8}   # both words first, then either word
+    strict = SearchEngine(store, lexical_index=lx, config=SearchConfig(common_share=0.3))
+    ids = [h.id - BASE for h in strict.run("flood relief").results]
+    assert ids == [8]                         # "flood" is in 40% of the posts: left out
+    # no post has both words: without embeddings, the posts with either word
+    assert {h.id - BASE for h in loose.run("relief water").results} == {3, 8}
