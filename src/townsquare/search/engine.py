@@ -301,6 +301,7 @@ class SearchEngine:
                 collapsed.append((pid, count))
         page = collapsed[offset:offset + limit]
         hits = []
+        members = {name: set(ids) for name, ids in lists.items()}
         for pid, count in page:
             parts = dict(scores[pid])
             score = parts.pop("score")
@@ -309,7 +310,7 @@ class SearchEngine:
             if pid in cos:
                 parts["cosine"] = cos[pid]
             matched = [name for name in ("lexical", "any_terms", "semantic")
-                       if pid in set(lists.get(name, []))]
+                       if pid in members.get(name, ())]
             hits.append(_hit(posts[pid], score, parts, matched, count))
         clock.lap("collapse")
         nxt = (_encode_cursor({**state, "o": offset + limit})
@@ -399,9 +400,10 @@ class SearchEngine:
         lists["semantic"] = [pid for pid, _ in kept]
         cos.update(kept)
         clock.lap("semantic_filter")
-        lag = self.store.embedding_lag()
-        return {"used": True, "candidates": len(kept), "embedded": lag["embedded"],
-                "pending_posts": lag["pending_posts"], "model": lag["model"]}, cos
+        # len(index) instead of counting the vectors table: this runs on every query
+        return {"used": True, "candidates": len(kept), "embedded": len(self.vectors),
+                "pending_posts": self.store.embedding_pending(),
+                "model": self.vectors.model}, cos
 
 
 def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:

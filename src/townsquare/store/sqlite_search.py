@@ -184,6 +184,12 @@ class SQLiteSearchReads:
     def vector_ids(self) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT post_id FROM vectors")}
 
+    def embedding_pending(self) -> int:
+        """Posts not embedded yet (an index range count: cheap enough for every query)."""
+        watermark = int(self._meta("embedded_seq") or 0)
+        return self._db.execute("SELECT count(*) FROM posts WHERE seq > ?",
+                                (watermark,)).fetchone()[0]
+
     def embedding_lag(self) -> dict[str, Any]:
         watermark = int(self._meta("embedded_seq") or 0)
         n, oldest = self._db.execute(
