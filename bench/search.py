@@ -9,11 +9,12 @@ The replayed texts are the same texts in every round, so what the late stage com
 (languages, near-duplicate links) is copied to the other rounds from the full store that
 ``eval/search.py`` builds (``--vectors-from``) instead of being recomputed.
 
-Vectors, for latency only: e5-small embeds ~40 posts/s on these 2 cores, so 1.1M posts would take
-8 hours. Every post gets the e5 vector of the eval sample's post with the same text when there is
-one, else the vector of a sample post chosen by a hash of its text plus seeded noise (sigma 0.02,
-renormalized), so the HNSW index has the real size, dimension and a clustered distribution, and
-no two points coincide. Semantic *quality* is measured by ``eval/search.py``, not here.
+Vectors: every replayed post gets the real e5 vector that ``eval/search.py`` computed for the same
+text in the full eval store (the rounds repeat the texts, so embedding them again would give the
+same vectors and take ~1 hour); the HNSW index holds 1.1M real vectors, with each text present
+once per round, as a stream's retweets are. A text without a vector there (none, once the eval
+store is fully embedded) gets a neighbour's vector plus seeded noise. Semantic *quality* is
+measured by ``eval/search.py``, not here.
 
 Queries (200, fixed, built from word lists written here; no tweet text): 60 single terms, 40
 phrases, 50 with operators (``lang:``, ``-filter:links``, ``since:``/``until:``, hashtags,
@@ -31,7 +32,7 @@ favours the reference).
 
 Run
 ---
-    python eval/search.py            # first, once: builds the eval stores and the sample's vectors
+    python eval/search.py            # first, once: builds and embeds the eval store
     python bench/search.py --write-results
 
 Results: ``bench/results/search.json`` and ``bench/results/search.md``.
@@ -56,7 +57,6 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 WORK = REPO / "bench" / ".work" / "search"
 RESULTS = REPO / "bench" / "results"
 EVAL_HOME = REPO / "eval" / ".work" / "home"
-EVAL_SAMPLE = REPO / "eval" / ".work" / "sample-600-7"
 TARGETS = {"lexical_p50_ms": 10.0, "lexical_p99_ms": 50.0, "hybrid_p50_ms": 30.0}
 
 TERMS = ["earthquake", "flood", "hurricane", "wildfire", "tornado", "rescue", "donate", "victims",
@@ -159,19 +159,22 @@ def copy_late_stage(store, source_home: Path, rounds: int) -> None:
 
 
 def assign_vectors(store, source_home: Path) -> int:
-    """Give every post a vector for the latency measurement (see the module docstring): its own
-    e5 vector when the eval sample embedded its text, else a sampled post's vector chosen by a
-    hash of its text, with seeded noise so that no two points coincide."""
+    """Give every post a vector for the latency measurement (see the module docstring): the e5
+    vector the eval store holds for its text, else (texts not embedded there) a sampled post's
+    vector chosen by a hash of its text, with seeded noise so that no two points coincide."""
     import hashlib
 
     import numpy as np
 
     from townsquare.embed.stage import from_blobs, to_blob
     from townsquare.store import open_store
-    if store.embedding_lag()["pending_posts"] == 0:
-        return 0
     src = open_store(source_home)
     model = src.embed_model()
+    if store.embed_model() not in (None, model):
+        log(f"the bench store holds {store.embed_model()} vectors: replacing them with {model}")
+        store.reset_vectors(model)
+    if store.embedding_lag()["pending_posts"] == 0:
+        return 0
     rows = src.vectors_after(0, 10_000_000)
     if not rows:
         raise SystemExit(f"no vectors in {source_home}: run `python eval/search.py` first")
@@ -278,9 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--vectors-from", type=Path, default=EVAL_HOME,
-                    help="the full eval store (languages, near-duplicate links)")
-    ap.add_argument("--vectors-sample", type=Path, default=EVAL_SAMPLE,
-                    help="the eval sample store (e5 vectors)")
+                    help="the full eval store (languages, near-duplicate links, e5 vectors)")
     ap.add_argument("--no-semantic", action="store_true")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no eval store at {args.vectors_from}: run `python eval/search.py` first")
     copy_late_stage(store, args.vectors_from, rounds)
     if not args.no_semantic:
-        assign_vectors(store, args.vectors_sample)
+        assign_vectors(store, args.vectors_from)
     t = time.perf_counter()
     hybrid_engine = engine_for(store, home, semantic=not args.no_semantic)
     if hybrid_engine.vectors is not None:

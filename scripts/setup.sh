@@ -8,6 +8,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first, pinned: this machine carries the CPU wheel of 2.13.0; a bare range would let pip
-# fetch a multi-GB CUDA build. (Needed by the tests' MiniLM export and sentence-transformers.)
+# fetch a multi-GB CUDA build. (A dependency: the default embedder's one-time ONNX export, and training.)
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[test]'

@@ -4,7 +4,7 @@
     townsquare stats [--json]                    # posts per source, language, day; quarantine; lag
     townsquare quarantine [--limit 20] [--json]  # what was not stored, with file, line and reason
     townsquare enrich                            # run the late stage (language id, near-dup links)
-    townsquare embed [--model e5-small-q4]       # embed posts for semantic search (behind ingest)
+    townsquare embed [--model e5-small-int8]       # embed posts for semantic search (behind ingest)
     townsquare search "QUERY" [--mode top|latest] [--limit N] [--json]
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
@@ -289,20 +289,20 @@ def search(
 @app.command()
 def embed(
     home: Home = None,
-    model: Annotated[str, typer.Option(help="Embedding model (default: multilingual e5).")] = "e5-small-q4",
+    model: Annotated[Optional[str], typer.Option(help="Embedding model (default: the store's model, else multilingual e5-small-int8).")] = None,
     reset: Annotated[bool, typer.Option(help="Drop vectors of another model and start over.")] = False,
     max_posts: Annotated[Optional[int], typer.Option(help="Stop after this many posts.")] = None,
     json_out: Json = False,
 ) -> None:
     """Embed the posts not embedded yet (the semantic index catches up on the next search)."""
-    from townsquare.embed.models import get_embedder
+    from townsquare.embed.models import DEFAULT_EMBEDDER, get_embedder
     from townsquare.embed.stage import EmbedStage, ModelMismatch
     from townsquare.embed.sync import StoreVectors
 
     folder = resolve_home(home)
     with _store(home) as store:
         try:
-            emb = get_embedder(model)
+            emb = get_embedder(model or store.embed_model() or DEFAULT_EMBEDDER)
             stage = EmbedStage(store, emb, reset=reset)
         except (ValueError, ModelMismatch) as e:
             err.print(f"[red]error:[/] {e}")

@@ -160,3 +160,76 @@ def test_deleted_posts_never_come_back_from_the_vector_index(semantic_engine, st
     store.delete([BASE + 0, BASE + 4])
     r = semantic_engine.run("pont effondré")
     assert 0 not in _ids(r) and 4 not in _ids(r)
+
+
+# --- pseudo-relevance feedback ---------------------------------------------------------------------
+class _AxisEmbedder:
+    """A transparent embedder for the feedback arithmetic: one axis per known word, texts are the
+    normalized sum of their words' axes (the real model is exercised above)."""
+    name, dim = "axes-test", 8
+    WORDS = ("alpha", "beta", "gamma", "delta")
+
+    def _vec(self, text):
+        import numpy as np
+        v = np.zeros(self.dim, dtype=np.float32)
+        for w in text.lower().split():
+            if w in self.WORDS:
+                v[self.WORDS.index(w)] += 1.0
+        v[-1] += 1e-3                                   # never the zero vector
+        return v / np.linalg.norm(v)
+
+    def passages(self, texts):
+        import numpy as np
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), "f4")
+
+    def query(self, text):
+        return self._vec(text)
+
+
+@pytest.fixture
+def axis_stream(store):
+    from townsquare.embed.stage import EmbedStage
+    from townsquare.embed.sync import StoreVectors
+    _add(store, [(0, dict(text="alpha beta", created_at=T0, author_handle="a")),
+                 (1, dict(text="beta gamma", created_at=T0 + HOUR, author_handle="b")),
+                 (2, dict(text="delta", created_at=T0 + 2 * HOUR, author_handle="c")),
+                 (3, dict(text="beta gamma again", created_at=T0 + 3 * HOUR, author_handle="d"))])
+    emb = _AxisEmbedder()
+    EmbedStage(store, emb).run()
+
+    def engine(**cfg):
+        return SearchEngine(store, embedder=emb, vectors=StoreVectors(store, None, emb.dim),
+                            config=SearchConfig(min_similarity=0.2, **cfg))
+    return engine
+
+
+def test_feedback_finds_posts_that_only_the_top_posts_resemble(axis_stream):
+    # "alpha" is near post 0 only (cosine of "beta gamma" to it: 0); post 0 is about beta too,
+    # so the query moved towards it reaches the beta posts.
+    off = axis_stream(feedback_docs=0).run("alpha")
+    assert _ids(off) == [0] and "feedback" not in off.timings_ms
+    on = axis_stream(feedback_docs=1, feedback_query_weight=0.5).run("alpha")
+    assert _ids(on)[0] == 0 and set(_ids(on)[1:]) == {1, 3}
+    assert all(h.matched == ["feedback"] for h in on.results[1:])
+    assert "feedback" in on.timings_ms and 2 not in _ids(on)       # delta: unrelated to both
+
+
+def test_feedback_obeys_exclusions_and_operators(axis_stream):
+    r = axis_stream(feedback_docs=1).run("alpha -from:b")
+    assert _ids(r) == [0, 3]
+    r = axis_stream(feedback_docs=1).run("alpha -again")
+    assert _ids(r) == [0, 1]
+
+
+def test_feedback_with_full_query_weight_changes_nothing(axis_stream):
+    r = axis_stream(feedback_docs=3, feedback_query_weight=1.0).run("alpha")
+    assert _ids(r) == [0]
+
+
+def test_feedback_settings_are_validated():
+    with pytest.raises(ValueError, match="feedback_docs"):
+        SearchConfig(feedback_docs=-1)
+    with pytest.raises(ValueError, match="feedback_query_weight"):
+        SearchConfig(feedback_query_weight=1.5)
+    with pytest.raises(ValueError, match="feedback"):
+        RankWeights(feedback=-1)

@@ -2,7 +2,7 @@
 
     >>> import numpy as np
     >>> from townsquare.embed import VectorIndex, get_embedder
-    >>> emb = get_embedder()                                  # "e5-small-q4", multilingual
+    >>> emb = get_embedder()                                  # "e5-small-int8", multilingual
     >>> posts = {1212092628029698048: "The bridge collapsed after the flood",
     ...          1212092628029698049: "Great match tonight, we won 3-1"}
     >>> ix = VectorIndex(emb.dim)
@@ -10,8 +10,8 @@
     >>> ix.search(emb.query("el puente se derrumbó"), k=1)[0][0]   # Spanish query, English post
     1212092628029698048
 
-``models``: :class:`Embedder` and its two implementations (``e5-small-q4``, the default, and
-``minilm-l6-int8``), :func:`get_embedder`. ``index``: :class:`VectorIndex` (faiss HNSW, or an
+``models``: :class:`Embedder` and its implementations (``e5-small-int8``, the default, in
+``e5onnx``; ``e5-small-q4``; ``minilm-l6-int8``), :func:`get_embedder`. ``index``: :class:`VectorIndex` (faiss HNSW, or an
 exact numpy scan when faiss is missing).
 """
 from townsquare.embed.index import VectorIndex, faiss_available

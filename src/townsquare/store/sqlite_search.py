@@ -122,15 +122,18 @@ class SQLiteSearchReads:
         return [tuple(r) for r in self._db.execute(
             "SELECT id, seq, text FROM posts WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
 
-    def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
-        out: dict[int, int] = {}
+    def _pairs_by_id(self, select: str, ids: Sequence[int]) -> dict[int, Any]:
+        """``{key: value}`` rows of ``select`` (ending in ``IN``) over ``ids``, chunked under
+        SQLite's parameter limit."""
+        out: dict[int, Any] = {}
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
-            out.update(self._db.execute(
-                f"SELECT id, created_at FROM posts WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk))
+            out.update(self._db.execute(f"{select} ({','.join('?' * len(chunk))})", chunk))
         return out
+
+    def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
+        return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
 
     def max_seq(self) -> int:
         return int(self._meta("next_seq") or 1) - 1
@@ -183,6 +186,9 @@ class SQLiteSearchReads:
 
     def vector_ids(self) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT post_id FROM vectors")}
+
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:
+        return self._pairs_by_id("SELECT post_id, vec FROM vectors WHERE post_id IN", ids)
 
     def embedding_pending(self) -> int:
         """Posts not embedded yet (an index range count: cheap enough for every query)."""
