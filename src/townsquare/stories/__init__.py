@@ -1,0 +1,1 @@
+"""Stories: what is happening in the stream (trends, events)."""

@@ -1,0 +1,352 @@
+"""Stories: online clustering of the stream into events, with their lifecycle.
+
+    >>> from townsquare.stories.cluster import StoryClusterer, StoryPost
+    >>> H = 3_600_000
+    >>> posts = [StoryPost(i, i * 60_000, t, f"u{i}") for i, t in enumerate([
+    ...     "Bridge collapse on route 9 after the flood", "Route 9 bridge collapse, flood waters rising",
+    ...     "Flood: the route 9 bridge collapse blocks traffic", "Cup final tonight, great match",
+    ...     "What a match in the cup final", "Cup final match goes to penalties"])]
+    >>> c = StoryClusterer(StoryConfig(min_posts=2))
+    >>> c.run(posts)
+    >>> [sorted(s.post_ids) for s in c.stories()]
+    [[0, 1, 2], [3, 4, 5]]
+
+How it works (single pass, in arrival order; deterministic for a given order):
+
+1. Each post becomes a sparse TF-IDF vector over its words, hashtags and two-word phrases
+   (``stories.text``), with document frequencies counted as the stream goes (the stream's own
+   vocabulary: a place name that nobody used last week weighs a lot the day it appears).
+2. It joins the active story whose centroid is most similar (cosine >= ``join_threshold``), found
+   through an inverted index from each centroid's top terms, so the cost per post depends on
+   its words, not on the number of stories. Otherwise it starts a new cluster: a story is born
+   from its first post ("first story detection", as in Petrovic et al. 2010, without LSH: the
+   inverted index over centroids is exact and fast enough at these sizes).
+3. Every ``maintenance_every`` posts: clusters whose centroids have converged merge
+   (``merge_threshold``), and clusters idle for ``retire_after_ms`` of stream time retire (they
+   keep their posts but take no new ones, so a new event with old words starts a new story).
+4. A cluster is shown as a story once it has ``min_posts`` posts from ``min_authors`` distinct
+   authors; posts of clusters that never get there are in no story, and their share is reported
+   (``unassigned_share``), not hidden.
+
+Representations are lexical on purpose: TF-IDF keeps up with the stream (thousands of posts per
+second on one core, ``bench/stories.py``) where the e5 embedding stage runs at ~350 posts/s;
+embeddings serve the summaries, which see few posts. ``eval/stories.py`` measures the clusters
+against the datasets' true events, beside BERTopic.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from townsquare.stories.text import features, segment
+
+
+@dataclass(frozen=True, slots=True)
+class StoryPost:
+    id: int
+    created_at: int                # ms since epoch
+    text: str
+    author: str | None = None      # handle or id; None counts as its own author
+    lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryConfig:
+    join_threshold: float = 0.05      # cosine to a centroid to join its story
+    merge_threshold: float = 0.10     # centroid cosine at which two clusters merge
+    min_posts: int = 5                # a cluster is shown as a story from this size ...
+    min_authors: int = 2              # ... and this many distinct authors
+    retire_after_ms: int = 72 * 3_600_000   # stream time without posts before a story retires
+    interval_ms: int = 3_600_000      # timeline bucket
+    centroid_terms: int = 40          # terms of a centroid in the inverted index (and kept)
+    maintenance_every: int = 500      # posts between merge/retire passes
+    max_candidates: int = 200         # centroids scored per post (most shared terms first)
+    merge_candidates: int = 50        # clusters scored per cluster in a merge pass
+    orphan_after_ms: int = 6 * 3_600_000    # a cluster still too small after this long ...
+    orphan_threshold: float = 0.03    # ... joins its most similar story from this cosine
+
+    def __post_init__(self):
+        for name in ("join_threshold", "merge_threshold", "orphan_threshold"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {v}")
+        for name in ("min_posts", "min_authors", "retire_after_ms", "interval_ms",
+                     "centroid_terms", "maintenance_every", "max_candidates", "orphan_after_ms",
+                     "merge_candidates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(slots=True)
+class Cluster:
+    id: int
+    first_ms: int
+    last_ms: int
+    post_ids: list[int] = field(default_factory=list)
+    authors: Counter = field(default_factory=Counter)
+    langs: Counter = field(default_factory=Counter)
+    terms: Counter = field(default_factory=Counter)      # raw feature counts (top terms)
+    timeline: Counter = field(default_factory=Counter)   # interval start (ms) -> posts
+    centroid: dict[str, float] = field(default_factory=dict)   # sum of member vectors
+    norm: float = 0.0
+    retired: bool = False
+    merged_into: int | None = None
+    born_ms: int | None = None      # stream time at which it first qualified as a story
+
+    @property
+    def size(self) -> int:
+        return len(self.post_ids)
+
+    def top_terms(self, k: int = 10) -> list[str]:
+        return [t for t, _ in sorted(self.terms.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def _norm(v: dict[str, float]) -> float:
+    return math.sqrt(sum(x * x for x in v.values()))
+
+
+def _truncate(v: dict[str, float], k: int) -> dict[str, float]:
+    if len(v) <= 2 * k:
+        return v
+    # Keep the heaviest terms (ties by term, for determinism): bounds memory and the index.
+    return dict(heapq.nsmallest(2 * k, v.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+class StoryClusterer:
+    """Online story clustering; feed posts with ``run`` (any number of calls, in arrival order)."""
+
+    def __init__(self, config: StoryConfig | None = None):
+        self.config = config or StoryConfig()
+        self.df: Counter = Counter()          # feature -> posts seen with it
+        self.n_docs = 0
+        self.clusters: dict[int, Cluster] = {}
+        self.assignment: dict[int, int] = {}  # post id -> cluster id (before merges resolve)
+        self._index: dict[str, set[int]] = defaultdict(set)   # term -> active cluster ids
+        self._indexed: dict[int, tuple[str, ...]] = {}         # cluster -> its indexed terms
+        self._next_id = 1
+        self._since_maintenance = 0
+        self.newest_ms = 0
+        self.vocab: Counter = Counter()       # plain word -> posts with it (for hashtags)
+        self.vocab_total = 0
+        self._segments: dict[str, tuple[tuple[str, ...], int]] = {}
+
+    # --- vectors -----------------------------------------------------------------------------
+    def _vector(self, feats: Counter) -> dict[str, float]:
+        """Sublinear tf x smoothed idf, L2-normalized."""
+        n = self.n_docs
+        v = {t: (1.0 + math.log(c)) * math.log((n + 1) / (self.df[t] + 1) + 1.0)
+             for t, c in feats.items()}
+        s = _norm(v)
+        return {t: x / s for t, x in v.items()} if s else {}
+
+    # --- the pass ----------------------------------------------------------------------------
+    def run(self, posts: Iterable[StoryPost]) -> None:
+        for p in posts:
+            self.add(p)
+
+    def add(self, p: StoryPost) -> int | None:
+        """Assign one post; returns its cluster id (None: no usable words)."""
+        feats = features(p.text)
+        self.newest_ms = max(self.newest_ms, p.created_at)
+        if not feats:
+            return None
+        self._split_hashtags(feats)
+        self.n_docs += 1
+        self.df.update(feats.keys())
+        vec = self._vector(feats)
+        best, best_sim = self._nearest(vec)
+        if best is None or best_sim < self.config.join_threshold:
+            best = self._new_cluster(p.created_at)
+        c = self.clusters[best]
+        self._absorb(c, p, feats, vec)
+        self.assignment[p.id] = best
+        self._since_maintenance += 1
+        if self._since_maintenance >= self.config.maintenance_every:
+            self.maintain()
+        return best
+
+    def _split_hashtags(self, feats: Counter) -> None:
+        """Add the words of all-lowercase hashtags ("#hurricaneharvey"), split against the
+        stream's vocabulary; the split is cached and redone as the vocabulary doubles."""
+        for f in [f for f in feats if f.startswith("#")]:
+            tag = f[1:]
+            cached = self._segments.get(tag)
+            if cached is None or self.n_docs > 2 * cached[1] + 100:
+                parts = segment(tag, self.vocab, self.vocab_total + 1)
+                ok = len(parts) > 1 and all(self.vocab.get(w, 0) >= 3 for w in parts)
+                cached = (tuple(parts) if ok else (), self.n_docs)
+                self._segments[tag] = cached
+            for w in cached[0]:
+                feats[w] += 1
+        for f in feats:
+            if " " not in f and not f.startswith("#"):
+                self.vocab[f] += 1
+                self.vocab_total += 1
+
+    def _nearest(self, vec: dict[str, float]) -> tuple[int | None, float]:
+        shared: Counter = Counter()
+        for t in vec:
+            for cid in self._index.get(t, ()):
+                shared[cid] += 1
+        if not shared:
+            return None, 0.0
+        cands = heapq.nsmallest(self.config.max_candidates, shared.items(),
+                                key=lambda kv: (-kv[1], kv[0]))
+        best, best_sim = None, -1.0
+        for cid, _ in cands:
+            c = self.clusters[cid]
+            if self.newest_ms - c.last_ms > self.config.retire_after_ms:
+                c.retired = True           # idle too long: retire now, not at the next pass
+                self._unindex(c)
+                continue
+            sim = sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()) / (c.norm or 1.0)
+            if sim > best_sim or (sim == best_sim and best is not None and cid < best):
+                best, best_sim = cid, sim
+        return best, best_sim
+
+    def _new_cluster(self, ms: int) -> int:
+        cid = self._next_id
+        self._next_id += 1
+        self.clusters[cid] = Cluster(id=cid, first_ms=ms, last_ms=ms)
+        return cid
+
+    def _absorb(self, c: Cluster, p: StoryPost, feats: Counter, vec: dict[str, float]) -> None:
+        c.post_ids.append(p.id)
+        c.authors[p.author if p.author is not None else f"#{p.id}"] += 1
+        if p.lang:
+            c.langs[p.lang] += 1
+        c.terms.update(feats)
+        c.first_ms = min(c.first_ms, p.created_at)
+        c.last_ms = max(c.last_ms, p.created_at)
+        c.timeline[p.created_at - p.created_at % self.config.interval_ms] += 1
+        for t, x in vec.items():
+            c.centroid[t] = c.centroid.get(t, 0.0) + x
+        c.centroid = _truncate(c.centroid, self.config.centroid_terms)
+        c.norm = _norm(c.centroid)
+        self._reindex(c)
+        if c.born_ms is None and self.is_story(c):
+            c.born_ms = p.created_at
+
+    def _reindex(self, c: Cluster) -> None:
+        k = self.config.centroid_terms
+        top = tuple(t for t, _ in heapq.nsmallest(k, c.centroid.items(),
+                                                   key=lambda kv: (-kv[1], kv[0])))
+        old = self._indexed.get(c.id, ())
+        if top == old:
+            return
+        for t in set(old) - set(top):
+            self._index[t].discard(c.id)
+        for t in set(top) - set(old):
+            self._index[t].add(c.id)
+        self._indexed[c.id] = top
+
+    def _unindex(self, c: Cluster) -> None:
+        for t in self._indexed.pop(c.id, ()):
+            self._index[t].discard(c.id)
+
+    # --- maintenance: merge converged clusters, retire idle ones ---------------------------------
+    def maintain(self) -> None:
+        self._since_maintenance = 0
+        cfg = self.config
+        for c in list(self.clusters.values()):
+            if not c.retired and c.merged_into is None and \
+                    self.newest_ms - c.last_ms > cfg.retire_after_ms:
+                c.retired = True
+                self._unindex(c)
+        active = sorted((c for c in self.clusters.values()
+                         if not c.retired and c.merged_into is None and c.size >= 2),
+                        key=lambda c: (-c.size, c.id))
+        for c in active:
+            if c.merged_into is not None:
+                continue
+            vec = {t: x / c.norm for t, x in c.centroid.items()} if c.norm else {}
+            shared: Counter = Counter()
+            for t in self._indexed.get(c.id, ()):
+                for other in self._index.get(t, ()):
+                    if other != c.id:
+                        shared[other] += 1
+            for oid, _ in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:self.config.merge_candidates]:
+                o = self.clusters[oid]
+                if o.merged_into is not None or o.retired or o.size > c.size or \
+                        (o.size == c.size and oid < c.id):
+                    continue                     # merge the smaller into the larger only
+                sim = sum(x * o.centroid.get(t, 0.0) for t, x in vec.items()) / (o.norm or 1.0)
+                if sim >= cfg.merge_threshold:
+                    self._merge(o, c)
+        self._adopt_orphans()
+
+    def _adopt_orphans(self) -> None:
+        """Clusters that stayed below story size for ``orphan_after_ms`` join the story they are
+        most similar to (cosine >= ``orphan_threshold``): a few posts on a story's side topic
+        belong to it rather than to no story. The rest stay out, and are counted as such."""
+        cfg = self.config
+        for c in sorted(self.clusters.values(), key=lambda c: c.id):
+            if c.merged_into is not None or c.retired or self.is_story(c) or \
+                    self.newest_ms - c.first_ms < cfg.orphan_after_ms or not c.norm:
+                continue
+            shared: Counter = Counter()
+            for t in self._indexed.get(c.id, ()):
+                for other in self._index.get(t, ()):
+                    if other != c.id:
+                        shared[other] += 1
+            best, best_sim = None, cfg.orphan_threshold
+            for oid, _ in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:self.config.merge_candidates]:
+                o = self.clusters[oid]
+                if not self.is_story(o):
+                    continue
+                sim = sum(x * o.centroid.get(t, 0.0) for t, x in c.centroid.items()) / (
+                    c.norm * (o.norm or 1.0))
+                if sim >= best_sim:
+                    best, best_sim = o, sim
+            if best is not None:
+                self._merge(c, best)
+
+    def _merge(self, src: Cluster, dst: Cluster) -> None:
+        self._unindex(src)
+        src.merged_into = dst.id
+        dst.post_ids.extend(src.post_ids)
+        dst.authors.update(src.authors)
+        dst.langs.update(src.langs)
+        dst.terms.update(src.terms)
+        dst.timeline.update(src.timeline)
+        dst.first_ms = min(dst.first_ms, src.first_ms)
+        dst.last_ms = max(dst.last_ms, src.last_ms)
+        for t, x in src.centroid.items():
+            dst.centroid[t] = dst.centroid.get(t, 0.0) + x
+        dst.centroid = _truncate(dst.centroid, self.config.centroid_terms)
+        dst.norm = _norm(dst.centroid)
+        self._reindex(dst)
+        born = [b for b in (src.born_ms, dst.born_ms) if b is not None]
+        dst.born_ms = min(born) if born else (self.newest_ms if self.is_story(dst) else None)
+        src.post_ids, src.centroid = [], {}
+
+    # --- results -----------------------------------------------------------------------------
+    def resolve(self, cid: int) -> int:
+        while self.clusters[cid].merged_into is not None:
+            cid = self.clusters[cid].merged_into
+        return cid
+
+    def is_story(self, c: Cluster) -> bool:
+        return (c.merged_into is None and c.size >= self.config.min_posts
+                and len(c.authors) >= self.config.min_authors)
+
+    def stories(self, *, include_retired: bool = True) -> list[Cluster]:
+        """Clusters shown as stories, largest first (ties: older id first)."""
+        out = [c for c in self.clusters.values()
+               if self.is_story(c) and (include_retired or not c.retired)]
+        return sorted(out, key=lambda c: (-c.size, c.id))
+
+    def labels(self) -> dict[int, int | None]:
+        """Post id -> story id, or None for a post in no story."""
+        out: dict[int, int | None] = {}
+        for pid, cid in self.assignment.items():
+            root = self.resolve(cid)
+            out[pid] = root if self.is_story(self.clusters[root]) else None
+        return out
+
+    def unassigned_share(self) -> float:
+        lab = self.labels()
+        return sum(1 for v in lab.values() if v is None) / len(lab) if lab else 0.0

@@ -1,0 +1,135 @@
+"""Stories kept beside the store: the clusterer's state saved in a file, caught up from the store.
+
+    >>> from townsquare.store.sqlite import SQLiteStore
+    >>> st = StoryState(SQLiteStore(":memory:"), path=None)
+    >>> st.refresh(), st.stories()
+    (0, [])
+
+Like the lexical and vector indexes, the story state is derived: the store is the source of
+truth, and ``stories.pkl`` in the store's folder holds the clusterer (``stories.cluster``) with
+the ``seq`` watermark up to which it has read. ``refresh()`` feeds it the posts ingested since,
+in ingest order (so the result depends only on the order posts arrived, as the clusterer's
+determinism promises). Deleted posts are dropped when stories are read, so a deletion reaches
+every story view at once; a rebuild (``StoryState.rebuild``) forgets them entirely.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from townsquare.posts import format_time
+from townsquare.stories.cluster import Cluster, StoryClusterer, StoryConfig, StoryPost
+from townsquare.store.base import Store
+
+FORMAT = 1
+_PAGE = 20_000
+
+
+@dataclass(slots=True)
+class StoryView:
+    id: int
+    size: int
+    authors: int
+    first_ms: int
+    last_ms: int
+    top_terms: list[str]
+    languages: dict[str, int]
+    timeline: list[tuple[int, int]]        # (interval start ms, posts)
+    post_ids: list[int]
+    active: bool
+
+    def to_dict(self, *, with_posts: bool = False) -> dict[str, Any]:
+        d = {"id": str(self.id), "posts": self.size, "authors": self.authors,
+             "first": format_time(self.first_ms), "last": format_time(self.last_ms),
+             "top_terms": self.top_terms, "languages": self.languages,
+             "timeline": [[format_time(t), n] for t, n in self.timeline], "active": self.active}
+        if with_posts:
+            d["post_ids"] = [str(p) for p in self.post_ids]
+        return d
+
+
+class StoryState:
+    def __init__(self, store: Store, path: Path | None, config: StoryConfig | None = None):
+        self.store = store
+        self.path = path
+        self.watermark = 0
+        self.clusterer = StoryClusterer(config)
+        if path is not None and path.exists():
+            with open(path, "rb") as f:
+                saved = pickle.load(f)
+            if saved.get("format") == FORMAT and (config is None or saved["config"] == config):
+                self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
+
+    def refresh(self, progress=None) -> int:
+        """Feed the posts ingested since the watermark; returns how many. Saves when changed."""
+        n = 0
+        while True:
+            rows = self.store.posts_since(self.watermark, _PAGE)
+            if not rows:
+                break
+            posts = self.store.posts_by_id([r[0] for r in rows])
+            for pid, seq, _text in rows:
+                p = posts.get(pid)
+                if p is not None:
+                    self.clusterer.add(StoryPost(p.id, p.created_at, p.text,
+                                                 p.author_handle or (str(p.author_id)
+                                                                     if p.author_id else None),
+                                                 p.lang))
+                self.watermark = seq
+            n += len(rows)
+            if progress:
+                progress(len(rows))
+        if n:
+            self.clusterer.maintain()
+            self.save()
+        return n
+
+    def rebuild(self) -> int:
+        self.clusterer = StoryClusterer(self.clusterer.config)
+        self.watermark = 0
+        return self.refresh()
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump({"format": FORMAT, "config": self.clusterer.config,
+                         "clusterer": self.clusterer, "watermark": self.watermark}, f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.path)
+
+    def _view(self, c: Cluster, alive: set[int] | None = None) -> StoryView:
+        ids = [p for p in c.post_ids if alive is None or p in alive]
+        return StoryView(c.id, len(ids), len(c.authors), c.first_ms, c.last_ms, c.top_terms(10),
+                         dict(c.langs.most_common()), sorted(c.timeline.items()), ids,
+                         not c.retired)
+
+    def stories(self, *, active_only: bool = False, limit: int = 50,
+                recent_ms: int = 24 * 3_600_000) -> list[StoryView]:
+        """Stories by their volume in the last ``recent_ms`` of stream time (what is happening
+        now), then by size; ties by id."""
+        since = self.clusterer.newest_ms - recent_ms
+
+        def recent(c: Cluster) -> int:
+            return sum(n for t, n in c.timeline.items() if t >= since)
+        out = sorted(self.clusterer.stories(include_retired=not active_only),
+                     key=lambda c: (-recent(c), -c.size, c.id))[:limit]
+        return [self._view(c) for c in out]
+
+    def story(self, story_id: int) -> StoryView | None:
+        c = self.clusterer.clusters.get(story_id)
+        if c is None:
+            return None
+        c = self.clusterer.clusters[self.clusterer.resolve(story_id)]
+        if not self.clusterer.is_story(c):
+            return None
+        alive = set(self.store.created_at_of(c.post_ids))      # deleted posts drop out here
+        return self._view(c, alive)
+
+    def unassigned_share(self) -> float:
+        return self.clusterer.unassigned_share()

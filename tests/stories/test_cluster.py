@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from townsquare.stories.cluster import StoryClusterer, StoryConfig, StoryPost
+from townsquare.stories.text import features, segment
+
+H = 3_600_000
+FLOOD = ["Bridge collapse on route 9 after the flood", "Route 9 bridge collapse as flood waters rise",
+         "Flood: route 9 bridge collapse blocks traffic", "The flood took the route 9 bridge",
+         "Photos of the route 9 bridge collapse in the flood"]
+MATCH = ["Cup final tonight, what a match", "What a match in the cup final",
+         "Cup final match goes to penalties", "Penalties decide the cup final match",
+         "The cup final match was incredible"]
+
+
+def _posts(texts, start=0, t0=0, step=60_000, author="u"):
+    return [StoryPost(start + i, t0 + i * step, t, f"{author}{start + i}") for i, t in enumerate(texts)]
+
+
+def test_two_events_become_two_stories_and_noise_is_reported():
+    c = StoryClusterer(StoryConfig(min_posts=3))
+    c.run(_posts(FLOOD) + _posts(MATCH, start=10) + [StoryPost(99, 10, "lunch was nice", "z")])
+    stories = c.stories()
+    assert sorted(sorted(s.post_ids) for s in stories) == [[0, 1, 2, 3, 4], [10, 11, 12, 13, 14]]
+    labels = c.labels()
+    assert labels[99] is None and c.unassigned_share() == pytest.approx(1 / 11)
+    assert all(s.born_ms is not None for s in stories)
+
+
+def test_interleaved_streams_give_the_same_result_for_the_same_order():
+    posts = [p for pair in zip(_posts(FLOOD), _posts(MATCH, start=10)) for p in pair]
+    a, b = StoryClusterer(StoryConfig(min_posts=3)), StoryClusterer(StoryConfig(min_posts=3))
+    a.run(posts)
+    b.run(posts)
+    assert a.labels() == b.labels()
+    assert len({v for v in a.labels().values() if v is not None}) == 2
+
+
+def test_a_story_needs_distinct_authors():
+    spam = [StoryPost(i, i, "Buy cheap watches now cheap watches", "spammer") for i in range(10)]
+    c = StoryClusterer(StoryConfig(min_posts=3, min_authors=2))
+    c.run(spam)
+    assert c.stories() == [] and set(c.labels().values()) == {None}
+
+
+def test_idle_stories_retire_and_new_posts_start_a_new_one():
+    cfg = StoryConfig(min_posts=3, retire_after_ms=24 * H, maintenance_every=1)
+    c = StoryClusterer(cfg)
+    c.run(_posts(FLOOD))
+    c.run(_posts(FLOOD, start=100, t0=30 * 24 * H, author="v"))   # a month later, same words
+    stories = c.stories()
+    assert len(stories) == 2 and sum(s.retired for s in stories) == 1
+
+
+def test_timeline_counts_posts_per_interval():
+    c = StoryClusterer(StoryConfig(min_posts=3, interval_ms=H))
+    c.run(_posts(FLOOD, step=H // 2))                              # 5 posts over 2.5 hours
+    (s,) = c.stories()
+    assert sorted(s.timeline.items()) == [(0, 2), (H, 2), (2 * H, 1)]
+    assert s.first_ms == 0 and s.last_ms == 2 * H
+    assert "bridge" in s.top_terms(5) and "flood" in s.top_terms(5)
+
+
+def test_lowercase_hashtags_are_split_with_the_stream_vocabulary():
+    c = StoryClusterer(StoryConfig(min_posts=2))
+    c.run([StoryPost(i, i, "hurricane harvey hits houston", f"a{i}") for i in range(5)])
+    c.add(StoryPost(50, 50, "praying #hurricaneharvey", "b"))
+    assert c.resolve(c.assignment[50]) == c.resolve(c.assignment[0])
+
+
+def test_text_features_fold_and_drop_noise():
+    f = features("RT @ann: Séisme à #Katmandou! https://t.co/x I'm safe, l'eau monte")
+    assert "seisme" in f and "#katmandou" in f and "katmandou" in f and "eau" in f
+    assert not any(k.startswith(("http", "@", "rt")) or "'" in k for k in f)
+    assert segment("motivationmonday", {"monday": 5, "motivation": 3}) == ["motivation", "monday"]
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="join_threshold"):
+        StoryConfig(join_threshold=0)
+    with pytest.raises(ValueError, match="min_posts"):
+        StoryConfig(min_posts=0)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from townsquare.posts import Post
+from townsquare.stories.cluster import StoryConfig
+from townsquare.stories.state import StoryState
+from townsquare.store.base import Stored
+
+BASE = 1212092628029698048
+TEXTS = ["Bridge collapse on route 9 after the flood", "Route 9 bridge collapse as flood waters rise",
+         "Flood: route 9 bridge collapse blocks traffic", "The flood took the route 9 bridge"]
+
+
+def _add(store, start, texts):
+    store.write_batch([Stored(Post(id=BASE + start + i, text=t, source="t", created_at=1_600_000_000_000 + i,
+                                   author_handle=f"u{start + i}").normalized())
+                       for i, t in enumerate(texts)], [])
+
+
+def test_state_catches_up_saves_and_reloads(store, tmp_path):
+    path = tmp_path / "stories.pkl"
+    cfg = StoryConfig(min_posts=3)
+    _add(store, 0, TEXTS[:2])
+    st = StoryState(store, path, cfg)
+    assert st.refresh() == 2 and st.stories() == []
+    _add(store, 2, TEXTS[2:])
+    again = StoryState(store, path, cfg)                 # reloaded from the file
+    assert again.watermark == st.watermark and again.refresh() == 2
+    (v,) = again.stories()
+    assert v.size == 4 and again.refresh() == 0
+    assert StoryState(store, path, cfg).stories()[0].id == v.id
+
+
+def test_deleted_posts_leave_the_story_view(store, tmp_path):
+    _add(store, 0, TEXTS)
+    st = StoryState(store, None, StoryConfig(min_posts=3))
+    st.refresh()
+    sid = st.stories()[0].id
+    store.delete([BASE + 1])
+    v = st.story(sid)
+    assert BASE + 1 not in v.post_ids and v.size == 3
+    assert st.story(987654) is None
