@@ -14,3 +14,7 @@ fi
 .venv/bin/townsquare stats
 # Search the stream (lexical right away; semantic once `townsquare embed` has run).
 .venv/bin/townsquare search "earthquake victims -filter:links" --limit 5
+# What's happening: trends of the last day of the stream, stories, a cited summary.
+.venv/bin/townsquare trends --window 1d --limit 10
+.venv/bin/townsquare stories --limit 5
+.venv/bin/townsquare summarize "earthquake victims"

@@ -384,6 +384,7 @@ def story(
     folder = resolve_home(home)
     with _store(home) as store:
         v = _story_state(store, folder, json_out).story(story_id)
+        key = store.posts_by_id(v.key_post_ids) if v is not None else {}
     if v is None:
         err.print(f"[red]error:[/] no story {story_id} (see `townsquare stories`)")
         raise typer.Exit(2)
@@ -392,6 +393,10 @@ def story(
         return
     out.print(f"[bold]story {v.id}[/]: {', '.join(v.top_terms)}", highlight=False)
     out.print(f"{v.size:,} posts, {v.authors:,} authors, languages {v.languages}", highlight=False)
+    for pid in v.key_post_ids:
+        p = key[pid]
+        out.print(f"  * @{p.author_handle or '-'} {pid}: " + p.text.replace("\n", " "),
+                  markup=False, highlight=False)
     peak = max((n for _, n in v.timeline), default=1)
     for t, n in v.timeline[-24:]:
         out.print(f"  {format_time(t)}  {'#' * max(1, round(30 * n / peak))} {n}", highlight=False)

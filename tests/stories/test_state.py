@@ -38,4 +38,14 @@ def test_deleted_posts_leave_the_story_view(store, tmp_path):
     store.delete([BASE + 1])
     v = st.story(sid)
     assert BASE + 1 not in v.post_ids and v.size == 3
+    assert len(v.key_post_ids) == 3 and BASE + 1 not in v.key_post_ids
+    assert {a for a, _ in v.top_authors} == {"u0", "u1", "u2", "u3"}
     assert st.story(987654) is None
+
+
+def test_a_damaged_or_foreign_state_file_is_rebuilt(store, tmp_path):
+    path = tmp_path / "stories.pkl"
+    path.write_bytes(b"not a pickle")
+    _add(store, 0, TEXTS)
+    st = StoryState(store, path, StoryConfig(min_posts=3))
+    assert st.watermark == 0 and st.refresh() == 4 and len(st.stories()) == 1

@@ -7,7 +7,8 @@
 
 Like the lexical and vector indexes, the story state is derived: the store is the source of
 truth, and ``stories.pkl`` in the store's folder holds the clusterer (``stories.cluster``) with
-the ``seq`` watermark up to which it has read. ``refresh()`` feeds it the posts ingested since,
+the ``seq`` watermark up to which it has read (a file made with other settings is ignored and
+the stories are rebuilt). ``refresh()`` feeds it the posts ingested since,
 in ingest order (so the result depends only on the order posts arrived, as the clusterer's
 determinism promises). Deleted posts are dropped when stories are read, so a deletion reaches
 every story view at once; a rebuild (``StoryState.rebuild``) forgets them entirely.
@@ -40,12 +41,16 @@ class StoryView:
     timeline: list[tuple[int, int]]        # (interval start ms, posts)
     post_ids: list[int]
     active: bool
+    top_authors: list[tuple[str, int]]
+    key_post_ids: list[int]               # the posts closest to the story's centroid
 
     def to_dict(self, *, with_posts: bool = False) -> dict[str, Any]:
         d = {"id": str(self.id), "posts": self.size, "authors": self.authors,
              "first": format_time(self.first_ms), "last": format_time(self.last_ms),
              "top_terms": self.top_terms, "languages": self.languages,
-             "timeline": [[format_time(t), n] for t, n in self.timeline], "active": self.active}
+             "timeline": [[format_time(t), n] for t, n in self.timeline], "active": self.active,
+             "top_authors": [[a, n] for a, n in self.top_authors],
+             "key_post_ids": [str(p) for p in self.key_post_ids]}
         if with_posts:
             d["post_ids"] = [str(p) for p in self.post_ids]
         return d
@@ -58,9 +63,13 @@ class StoryState:
         self.watermark = 0
         self.clusterer = StoryClusterer(config)
         if path is not None and path.exists():
-            with open(path, "rb") as f:
-                saved = pickle.load(f)
-            if saved.get("format") == FORMAT and (config is None or saved["config"] == config):
+            try:
+                with open(path, "rb") as f:
+                    saved = pickle.load(f)
+                same = saved.get("format") == FORMAT and saved["config"] == self.clusterer.config
+            except Exception:           # a file from another version: derived data, rebuild it
+                same = False
+            if same:
                 self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
 
     def refresh(self, progress=None) -> int:
@@ -103,11 +112,35 @@ class StoryState:
                         protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, self.path)
 
-    def _view(self, c: Cluster, alive: set[int] | None = None) -> StoryView:
+    def _view(self, c: Cluster, alive: set[int] | None = None, key_posts: int = 0) -> StoryView:
         ids = [p for p in c.post_ids if alive is None or p in alive]
+        authors = [(a, n) for a, n in sorted(c.authors.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if not a.startswith("#")][:5]
         return StoryView(c.id, len(ids), len(c.authors), c.first_ms, c.last_ms, c.top_terms(10),
                          dict(c.langs.most_common()), sorted(c.timeline.items()), ids,
-                         not c.retired)
+                         not c.retired, authors, self._key_posts(c, ids, key_posts))
+
+    def _key_posts(self, c: Cluster, ids: list[int], k: int, sample: int = 500) -> list[int]:
+        """Up to ``k`` posts (distinct authors) most similar to the story's centroid, among an
+        even sample of its posts."""
+        if not k or not ids:
+            return []
+        from townsquare.stories.text import features
+        step = max(1, len(ids) // sample)
+        posts = self.store.posts_by_id(ids[::step][:sample])
+        scored = []
+        for pid, p in posts.items():
+            vec = self.clusterer._vector(features(p.text))
+            scored.append((sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()), -pid, p))
+        out, seen = [], set()
+        for _s, _neg, p in sorted(scored, key=lambda x: (-x[0], x[1])):
+            who = p.author_handle or p.id
+            if who not in seen:
+                seen.add(who)
+                out.append(p.id)
+            if len(out) == k:
+                break
+        return out
 
     def stories(self, *, active_only: bool = False, limit: int = 50,
                 recent_ms: int = 24 * 3_600_000) -> list[StoryView]:
@@ -129,7 +162,7 @@ class StoryState:
         if not self.clusterer.is_story(c):
             return None
         alive = set(self.store.created_at_of(c.post_ids))      # deleted posts drop out here
-        return self._view(c, alive)
+        return self._view(c, alive, key_posts=5)
 
     def unassigned_share(self) -> float:
         return self.clusterer.unassigned_share()

@@ -55,9 +55,9 @@ _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 @dataclass(frozen=True, slots=True)
 class SummaryConfig:
     sentences: int = 3
-    candidates: int = 60          # posts considered (a story's most recent, or search results)
+    candidates: int = 200         # posts considered (spread over a story, or search results)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
-    max_tokens: int = 160
+    max_tokens: int = 120          # a headline and three sentences fit; bounds the latency
     max_words: int = 40           # extractive sentences are cut at this many words
 
     def __post_init__(self):
@@ -153,7 +153,10 @@ class Summarizer:
                 engine = SearchEngine(self.store)
             ids = [h.id for h in engine.run(query, limit=self.config.candidates).results]
         else:
-            ids = list(dict.fromkeys(post_ids))[-self.config.candidates:]
+            ids = list(dict.fromkeys(post_ids))
+            if len(ids) > self.config.candidates:   # an even, deterministic spread over the story
+                step = len(ids) / self.config.candidates
+                ids = [ids[int(i * step)] for i in range(self.config.candidates)]
         posts = self.store.posts_by_id(ids)
         dups = self.store.dup_info(ids)
         cands = [EvidencePost(p.id, p.text, p.author_handle or (str(p.author_id) if p.author_id
