@@ -19,7 +19,9 @@ How (``select_evidence``):
    to steer the summary is not evidence of anything (``looks_like_instruction``).
 2. One post per near-duplicate group (a retweet flood is one voice).
 3. Centrality: cosine to the centroid of all candidates (or to the query, when there is one,
-   mixed half and half). Corroboration: distinct *other* authors whose posts say nearly the same
+   mixed half and half), averaged with LexRank (Erkan & Radev, 2004) over the candidates'
+   TF-IDF words (``lexical_centrality``): embeddings find what the posts are about, shared
+   words find the posts that state it the way most others do. Corroboration: distinct *other* authors whose posts say nearly the same
    (cosine >= ``corroboration_cosine``). score = centrality + ``corroboration_weight`` *
    log1p(corroborating authors).
 4. Maximal marginal relevance (Carbonell & Goldstein, 1998) picks ``k`` of them:
@@ -83,6 +85,7 @@ class EvidenceConfig:
     corroboration_weight: float = 0.2
     graph_cosine: float = 0.0         # > 0: centrality is LexRank over the graph of posts at
                                       # least this similar, mixed half and half with the centroid
+    lexical_centrality: float = 0.5   # weight of LexRank over the posts' TF-IDF words (0..1)
 
     def __post_init__(self):
         if self.k < 1:
@@ -109,6 +112,25 @@ def _lexrank(sims: np.ndarray, threshold: float, damping: float = 0.85) -> np.nd
             break
         r = r2
     return (r / r.max()).astype(np.float32) if r.max() > 0 else r.astype(np.float32)
+
+
+def _tfidf_sims(texts: list[str]) -> np.ndarray:
+    """Cosine similarities of the texts' TF-IDF word vectors (the stream's folded words)."""
+    from collections import Counter
+
+    from townsquare.stories.text import words
+    bags = [Counter(w for w in words(t) if not w.startswith("#")) for t in texts]
+    df: Counter = Counter()
+    for b in bags:
+        df.update(b.keys())
+    vocab = {w: i for i, w in enumerate(sorted(df))}
+    n = len(texts)
+    M = np.zeros((n, max(1, len(vocab))), dtype=np.float32)                 # (n, V)
+    for r, b in enumerate(bags):
+        for w, c in b.items():
+            M[r, vocab[w]] = c * np.log((n + 1) / (df[w] + 1) + 1.0)
+    M /= np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)
+    return M @ M.T                                                          # (n, n)
 
 
 def _author(p: EvidencePost) -> str:
@@ -147,6 +169,9 @@ def select_evidence(posts: list[EvidencePost], vectors: np.ndarray, k: int | Non
     central = V @ centroid                                              # (m,)
     if cfg.graph_cosine > 0:
         central = 0.5 * central + 0.5 * _lexrank(sims, cfg.graph_cosine)
+    if cfg.lexical_centrality > 0:
+        w = cfg.lexical_centrality
+        central = (1 - w) * central + w * _lexrank(_tfidf_sims([p.text for p in P]), 0.1)
     # One candidate per near-duplicate group: its most central member.
     best_of_group: dict[int, int] = {}
     for i, p in enumerate(P):

@@ -57,7 +57,8 @@ class SummaryConfig:
     sentences: int = 3
     candidates: int = 200         # posts considered (spread over a story, or search results)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
-    max_tokens: int = 120          # a headline and three sentences fit; bounds the latency
+    max_tokens: int = 100          # a headline and three short sentences; bounds the latency
+    prompt_words: int = 30         # each evidence post is cut at this many words in the prompt
     max_words: int = 40           # extractive sentences are cut at this many words
 
     def __post_init__(self):
@@ -217,7 +218,7 @@ class Summarizer:
         return out
 
     def _prompt(self, evidence: list[Evidence]) -> list[ChatMessage]:
-        lines = [f"[{i}] {clean_post(e.post.text, self.config.max_words)}"
+        lines = [f"[{i}] {clean_post(e.post.text, self.config.prompt_words)}"
                  for i, e in enumerate(evidence, 1)]
         user = ("Posts:\n" + "\n".join(lines) + f"\n\nWrite a headline on the first line, then "
                 f"{self.config.sentences} sentences that summarize what is happening, each "
