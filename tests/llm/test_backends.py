@@ -30,9 +30,9 @@ def test_generation_config_rejects_nonsense():
 
 
 def test_unknown_backend_names_the_known_ones():
-    with pytest.raises(BackendError, match="known: extractive, local, openai"):
+    with pytest.raises(BackendError, match="known: extractive, local, openai, trained"):
         get_backend("gpt-17")
-    assert BACKENDS == ("extractive", "local", "openai")
+    assert BACKENDS == ("extractive", "local", "openai", "trained")
 
 
 def test_extractive_backend_answers_from_the_evidence_with_its_citation():

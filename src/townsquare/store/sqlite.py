@@ -46,14 +46,16 @@ from townsquare.store.base import (
     Store,
     Stored,
     WriteResult,
+    author_key,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Upgrades from each older version, applied in order inside the opening transaction (tables that
 # are new in a version come from the CREATE ... IF NOT EXISTS statements of the schema).
 _UPGRADES = {
     2: ["ALTER TABLE post_sources ADD COLUMN content_hash INTEGER"],
     3: [],   # vectors table
+    4: [],   # opt_outs table
 }
 
 _SCHEMA = """
@@ -102,6 +104,9 @@ CREATE TABLE IF NOT EXISTS post_sources (
     PRIMARY KEY (post_id, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deleted (id INTEGER PRIMARY KEY, deleted_at INTEGER NOT NULL);
+-- Authors who asked that their posts not be trained on: a lowercased handle or a numeric author id
+-- (as text). Their posts stay searchable; the training corpus (townsquare.train.corpus) skips them.
+CREATE TABLE IF NOT EXISTS opt_outs (author TEXT PRIMARY KEY, opted_out_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     file   TEXT NOT NULL,
     line   INTEGER NOT NULL,
@@ -472,7 +477,10 @@ class SQLiteStore(SQLiteSearchReads, Store):
                              (post_id,)).fetchone()
         return _post(r) if r else None
 
-    def iter_posts(self, batch_size: int = 5000) -> Iterator[Post]:
+    def iter_posts(self, batch_size: int = 5000, *, by_time: bool = False) -> Iterator[Post]:
+        if by_time:
+            yield from self._iter_posts_by_time(batch_size)
+            return
         last = -1
         while True:
             rows = self._db.execute(
@@ -484,8 +492,47 @@ class SQLiteStore(SQLiteSearchReads, Store):
                 yield _post(r)
             last = rows[-1][0]
 
+    def _iter_posts_by_time(self, batch_size: int) -> Iterator[Post]:
+        # Keyset pages on (created_at, id): the posts_created_at index holds the rowid (the id), so
+        # each page is an index seek, and posts written between pages neither repeat nor shift.
+        cols = ", ".join(_COLS)
+        rows = self._db.execute(f"SELECT {cols} FROM posts ORDER BY created_at, id LIMIT ?",
+                                (batch_size,)).fetchall()
+        while rows:
+            yield from (_post(r) for r in rows)
+            last = rows[-1]
+            rows = self._db.execute(
+                f"SELECT {cols} FROM posts WHERE (created_at, id) > (?, ?) "
+                f"ORDER BY created_at, id LIMIT ?", (last[1], last[0], batch_size)).fetchall()
+
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM posts").fetchone()[0]
+
+    # --- governance --------------------------------------------------------------------------------
+    def deleted_ids(self) -> set[int]:
+        return {r[0] for r in self._db.execute("SELECT id FROM deleted")}
+
+    def opt_out(self, authors: Iterable[str]) -> int:
+        keys = sorted({author_key(a) for a in authors})   # all validated before anything is written
+        now = int(time.time() * 1000)
+        with self._tx() as db:
+            before = db.execute("SELECT count(*) FROM opt_outs").fetchone()[0]
+            # OR IGNORE: an author opted out twice keeps the time of the first request.
+            db.executemany("INSERT OR IGNORE INTO opt_outs(author, opted_out_at) VALUES (?, ?)",
+                           [(k, now) for k in keys])
+            return db.execute("SELECT count(*) FROM opt_outs").fetchone()[0] - before
+
+    def opt_in(self, authors: Iterable[str]) -> int:
+        keys = sorted({author_key(a) for a in authors})
+        removed = 0
+        with self._tx() as db:
+            for chunk in _chunks(keys):
+                removed += db.execute(f"DELETE FROM opt_outs WHERE author IN "
+                                      f"({','.join('?' * len(chunk))})", chunk).rowcount
+        return removed
+
+    def opted_out(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT author FROM opt_outs")}
 
     def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
         return [r[0] for r in self._db.execute(
@@ -532,6 +579,7 @@ class SQLiteStore(SQLiteSearchReads, Store):
                 "SELECT CASE WHEN instr(reason, ':') > 0 THEN substr(reason, 1, instr(reason, ':') - 1)"
                 " ELSE reason END AS kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind")),
             "deleted": q("SELECT count(*) FROM deleted")[0][0],
+            "opted_out": q("SELECT count(*) FROM opt_outs")[0][0],
             "near_duplicates": q("SELECT count(*) FROM posts WHERE dup_of IS NOT NULL")[0][0],
             "late_stage": {
                 "pending_posts": pending[0],

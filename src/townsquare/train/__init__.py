@@ -1,0 +1,1 @@
+"""Training townsquare's own generative model: ``corpus`` (governed), ``tokenizer``, ``data`` (shards), ``model`` (GPT), ``trainer``."""
