@@ -10,6 +10,7 @@
     townsquare stories [--active] [--json]       # events found in the stream, with timelines
     townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
     townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
+    townsquare corpus build / train / train sample   # townsquare's own GPT (``cli_train``)
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
 
@@ -524,6 +525,9 @@ def export(home: Home = None,
             with open(output, "wb") as f:
                 n = export_jsonl(store, f)
     err.print(f"exported {n:,} posts")
+
+
+from townsquare import cli_train  # noqa: E402,F401  (registers `corpus` and `train`)
 
 
 def main() -> None:  # pragma: no cover - console entry
