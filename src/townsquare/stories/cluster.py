@@ -111,6 +111,11 @@ class Cluster:
         return [t for t, _ in sorted(self.terms.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
 
 
+def _cosine_to(vec: dict[str, float], c: "Cluster") -> float:
+    """Cosine of a unit vector to a cluster's centroid (a sum of unit vectors)."""
+    return sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()) / (c.norm or 1.0)
+
+
 def _norm(v: dict[str, float]) -> float:
     return math.sqrt(sum(x * x for x in v.values()))
 
@@ -175,6 +180,17 @@ class StoryClusterer:
             self.maintain()
         return best
 
+    def _candidates(self, terms, exclude: int | None, limit: int) -> list[int]:
+        """Active clusters sharing indexed terms with ``terms``, most shared first (ties: older
+        id), at most ``limit``: the only clusters worth a cosine."""
+        shared: Counter = Counter()
+        for t in terms:
+            for cid in self._index.get(t, ()):
+                if cid != exclude:
+                    shared[cid] += 1
+        return [cid for cid, _ in heapq.nsmallest(limit, shared.items(),
+                                                   key=lambda kv: (-kv[1], kv[0]))]
+
     def _split_hashtags(self, feats: Counter) -> None:
         """Add the words of all-lowercase hashtags ("#hurricaneharvey"), split against the
         stream's vocabulary; the split is cached and redone as the vocabulary doubles."""
@@ -194,23 +210,18 @@ class StoryClusterer:
                 self.vocab_total += 1
 
     def _nearest(self, vec: dict[str, float]) -> tuple[int | None, float]:
-        shared: Counter = Counter()
-        for t in vec:
-            for cid in self._index.get(t, ()):
-                shared[cid] += 1
-        if not shared:
+        cands = self._candidates(vec, None, self.config.max_candidates)
+        if not cands:
             return None, 0.0
-        cands = heapq.nsmallest(self.config.max_candidates, shared.items(),
-                                key=lambda kv: (-kv[1], kv[0]))
         best, best_sim = None, -1.0
-        for cid, _ in cands:
+        for cid in cands:
             c = self.clusters[cid]
             if self.newest_ms - c.last_ms > self.config.retire_after_ms or \
                     self.newest_ms - c.first_ms > self.config.max_age_ms:
                 c.retired = True           # idle too long: retire now, not at the next pass
                 self._unindex(c)
                 continue
-            sim = sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()) / (c.norm or 1.0)
+            sim = _cosine_to(vec, c)
             if sim > best_sim or (sim == best_sim and best is not None and cid < best):
                 best, best_sim = cid, sim
         return best, best_sim
@@ -272,18 +283,12 @@ class StoryClusterer:
             if c.merged_into is not None:
                 continue
             vec = {t: x / c.norm for t, x in c.centroid.items()} if c.norm else {}
-            shared: Counter = Counter()
-            for t in self._indexed.get(c.id, ()):
-                for other in self._index.get(t, ()):
-                    if other != c.id:
-                        shared[other] += 1
-            for oid, _ in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:self.config.merge_candidates]:
+            for oid in self._candidates(self._indexed.get(c.id, ()), c.id, cfg.merge_candidates):
                 o = self.clusters[oid]
                 if o.merged_into is not None or o.retired or o.size > c.size or \
                         (o.size == c.size and oid < c.id):
                     continue                     # merge the smaller into the larger only
-                sim = sum(x * o.centroid.get(t, 0.0) for t, x in vec.items()) / (o.norm or 1.0)
-                if sim >= cfg.merge_threshold:
+                if _cosine_to(vec, o) >= cfg.merge_threshold:
                     self._merge(o, c)
         self._adopt_orphans()
 
@@ -296,18 +301,13 @@ class StoryClusterer:
             if c.merged_into is not None or c.retired or self.is_story(c) or \
                     self.newest_ms - c.first_ms < cfg.orphan_after_ms or not c.norm:
                 continue
-            shared: Counter = Counter()
-            for t in self._indexed.get(c.id, ()):
-                for other in self._index.get(t, ()):
-                    if other != c.id:
-                        shared[other] += 1
+            vec = {t: x / c.norm for t, x in c.centroid.items()}
             best, best_sim = None, cfg.orphan_threshold
-            for oid, _ in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:self.config.merge_candidates]:
+            for oid in self._candidates(self._indexed.get(c.id, ()), c.id, cfg.merge_candidates):
                 o = self.clusters[oid]
                 if not self.is_story(o):
                     continue
-                sim = sum(x * o.centroid.get(t, 0.0) for t, x in c.centroid.items()) / (
-                    c.norm * (o.norm or 1.0))
+                sim = _cosine_to(vec, o)
                 if sim >= best_sim:
                     best, best_sim = o, sim
             if best is not None:
