@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The main job: set up, ingest the tweet datasets in ../shared/data (or the bundled format samples
-# when that folder is absent) into the embedded store, and print what was stored.
+# when that folder is absent) into the embedded store, find the stories, and start the service
+# (HTTP API, OpenAI-compatible chat, web page) on it. It prints the URL; Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TOWNSQUARE_HOME=${TOWNSQUARE_HOME:-$PWD/.townsquare}
 DATA=${1:-../shared/data}
+PORT=${PORT:-8000}
 if [ ! -d "$DATA" ]; then
   echo "no $DATA: ingesting the bundled format samples instead" >&2
   DATA=tests/fixtures/formats
 fi
 .venv/bin/townsquare ingest "$DATA"
 .venv/bin/townsquare stats
-# Search the stream (lexical right away; semantic once `townsquare embed` has run).
-.venv/bin/townsquare search "earthquake victims -filter:links" --limit 5
-# What's happening: trends of the last day of the stream, stories, a cited summary.
+# What's happening, from the command line (this also builds the stories the service starts from).
 .venv/bin/townsquare trends --window 1d --limit 10
 .venv/bin/townsquare stories --limit 5
-.venv/bin/townsquare summarize "earthquake victims"
+# The service. --no-auth is for this local demo only (the server logs a warning); in production
+# create keys with `townsquare keys create --scope read --scope ingest` and drop the flag.
+echo "starting the service: open http://localhost:$PORT/ (API docs: http://localhost:$PORT/docs)"
+exec .venv/bin/townsquare serve --no-auth --port "$PORT"

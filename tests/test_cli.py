@@ -112,10 +112,16 @@ def test_trends_stories_story_and_summarize(tmp_path):
     tr = orjson.loads(runner.invoke(app, ["trends", "--home", home, "--window", "1d", "--json"]).stdout)
     assert tr["trends"] and tr["trends"][0]["authors"] >= 3
     assert runner.invoke(app, ["trends", "--home", home, "--window", "soon"]).exit_code == 2
-    st = orjson.loads(runner.invoke(app, ["stories", "--home", home, "--json"]).stdout)
-    assert len(st["stories"]) == 2 and st["no_story_share"] == 0
-    assert "bridge" in st["stories"][0]["top_terms"]          # the newest story first
-    sid = st["stories"][0]["id"]
+    st = orjson.loads(runner.invoke(app, ["stories", "--home", home, "--json", "--all"]).stdout)
+    assert len(st) == 2
+    assert "bridge" in st[0]["top_terms"]          # the newest story first
+    assert len(st[0]["post_ids"]) == 5 and st[0]["key_posts"] and st[0]["headline"]
+    assert st[0]["key_posts"][0]["id"] in st[0]["post_ids"]
+    day1 = orjson.loads(runner.invoke(app, ["stories", "--home", home, "--json", "--since",
+                                            "2020-01-01", "--until", "2020-01-02"]).stdout)
+    assert [s["id"] for s in day1] == [st[1]["id"]]            # only the coffee story that day
+    assert runner.invoke(app, ["stories", "--home", home, "--since", "soon"]).exit_code == 2
+    sid = st[0]["id"]
     one = orjson.loads(runner.invoke(app, ["story", sid, "--home", home, "--json"]).stdout)
     assert len(one["post_ids"]) == 5 and sum(n for _, n in one["timeline"]) == 5
     assert runner.invoke(app, ["story", "424242", "--home", home]).exit_code == 2

@@ -11,6 +11,7 @@
     townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
     townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
     townsquare corpus build / train / train sample   # townsquare's own GPT (``cli_train``)
+    townsquare serve [--port 8000] / keys create --scope read  # the HTTP service (``cli_serve``)
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
 
@@ -351,27 +352,49 @@ def _story_state(store, folder: Path, quiet: bool):
     return st
 
 
+def _time_option(text: Optional[str], option: str) -> Optional[int]:
+    from townsquare.posts import PostError, parse_time_ms
+    if text is None:
+        return None
+    try:
+        return parse_time_ms(text, option)
+    except PostError:
+        raise typer.BadParameter(f"expected a time like 2020-01-02 or 2020-01-02T10:00:00Z, "
+                                 f"got {text!r}", param_hint=option) from None
+
+
 @app.command()
 def stories(
     home: Home = None,
-    active: Annotated[bool, typer.Option("--active", help="Only stories still active.")] = False,
+    since: Annotated[Optional[str], typer.Option(help="Stories active from this time (UTC).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="... up to this time (exclusive).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retired stories too (no range).")] = False,
     limit: Annotated[int, typer.Option(help="How many stories.")] = 20,
-    json_out: Json = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list of stories.")] = False,
 ) -> None:
-    """Events found in the stream (online clustering), the most recently active first."""
+    """Events found in the stream (online clustering). By default the stories active at the time
+    of the latest post; with --since / --until, every story with posts in that range."""
+    lo, hi = _time_option(since, "--since"), _time_option(until, "--until")
+    if lo is not None and hi is not None and hi <= lo:
+        err.print("[red]error:[/] --until must be after --since")
+        raise typer.Exit(2)
     folder = resolve_home(home)
     with _store(home) as store:
         st = _story_state(store, folder, json_out)
-        views = st.stories(active_only=active, limit=limit)
+        views = st.stories(active_only=not all_, limit=limit, since_ms=lo, until_ms=hi,
+                           key_posts=3)
         share = st.unassigned_share()
     if json_out:
-        _print_json({"stories": [v.to_dict() for v in views], "no_story_share": round(share, 4)})
+        _print_json([{**v.to_dict(with_posts=True)} for v in views])
         return
     for v in views:
         out.print(f"[bold]story {v.id}[/]  {v.size:,} posts, {v.authors:,} authors  "
                   f"{format_time(v.first_ms)} .. {format_time(v.last_ms)}  "
                   f"{'active' if v.active else 'retired'}", highlight=False)
+        out.print("   " + v.headline, markup=False, highlight=False)
         out.print("   " + ", ".join(v.top_terms[:8]), markup=False, highlight=False)
+    if not views:
+        out.print("no stories" + (" in that range" if lo or hi else " active now"))
     out.print(f"posts in no story: {share:.1%}")
 
 
@@ -527,6 +550,7 @@ def export(home: Home = None,
     err.print(f"exported {n:,} posts")
 
 
+from townsquare import cli_serve  # noqa: E402,F401  (registers `serve` and `keys`)
 from townsquare import cli_train  # noqa: E402,F401  (registers `corpus` and `train`)
 
 

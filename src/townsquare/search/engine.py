@@ -208,10 +208,15 @@ class SearchEngine:
     semantic stage; without them search is lexical only, and says so in ``response.semantic``."""
 
     def __init__(self, store: Store, *, embedder: Any = None, vectors: Any = None,
-                 lexical_index: Any = None, config: SearchConfig | None = None):
+                 lexical_index: Any = None, config: SearchConfig | None = None,
+                 refresh_indexes: bool = True):
         if (embedder is None) != (vectors is None):
             raise ValueError("give both embedder and vectors, or neither")
         self.store = store
+        # True: a query catches the derived indexes (tantivy, vectors) up with the store first.
+        # The HTTP service passes False: one background thread refreshes them for every request
+        # thread (``api.runtime``), so queries only read them and never write.
+        self.refresh_indexes = refresh_indexes
         self.lexical_index = lexical_index
         self.embedder = embedder
         self.vectors = vectors
@@ -346,8 +351,8 @@ class SearchEngine:
         depth = self.config.lexical_depth
         relaxed = relax_text(node)
         lx = self.lexical_index
-        if lx is not None and lx.lag() <= MAX_INLINE_LAG:
-            if lx.lag():
+        if lx is not None and lx.lag(state["s"]) <= MAX_INLINE_LAG:
+            if self.refresh_indexes and lx.lag(state["s"]):
                 lx.refresh()
             # Words in more than ``common_share`` of all posts ("en", "de", "the") are left out:
             # in an any-word list they match everything (Lucene's common-terms idea), and they
@@ -372,10 +377,10 @@ class SearchEngine:
         lx = self.lexical_index
         if lx is None:
             return None
-        lag = lx.lag()
+        lag = lx.lag(state["s"])
         if lag > MAX_INLINE_LAG:           # a bulk load not indexed yet: FTS5 answers meanwhile
             return None
-        if lag:
+        if lag and self.refresh_indexes:
             lx.refresh()
             clock.lap("lexical_index_refresh")
         depth = self.config.lexical_depth
@@ -407,8 +412,9 @@ class SearchEngine:
         text = " ".join(q.positive_text(node)).strip()
         if not text:
             return {"used": False, "reason": "the query has no words to embed"}, cos, *off
-        self.vectors.refresh()
-        clock.lap("index_refresh")
+        if self.refresh_indexes:
+            self.vectors.refresh()
+            clock.lap("index_refresh")
         if not len(self.vectors):
             return ({"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"},
                     cos, *off)

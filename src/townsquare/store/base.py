@@ -47,6 +47,9 @@ class WriteResult:
     unchanged: int = 0
     skipped_deleted: int = 0   # ids deleted earlier: a deletion is never undone by re-ingesting
     quarantined: int = 0
+    # Per post id: "inserted" | "updated" | "unchanged" | "deleted" (a deleted id, not stored).
+    # Filled only when asked (``write_batch(..., statuses=True)``): the HTTP API reports each item.
+    statuses: dict[int, str] | None = None
 
     def add(self, other: "WriteResult") -> None:
         self.inserted += other.inserted
@@ -109,9 +112,10 @@ class Store(abc.ABC):
 
     # --- writes ----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
+                    statuses: bool = False) -> WriteResult:
         """Idempotent upsert of normalized posts (``Post.normalized()``) plus quarantine records,
-        atomically (all or nothing)."""
+        atomically (all or nothing). ``statuses=True`` fills ``WriteResult.statuses``."""
 
     # A batch can be prepared (CPU work, no database access) in one process and written in another:
     # the ingest pipeline parses and prepares while a writer process holding its own connection
@@ -120,8 +124,17 @@ class Store(abc.ABC):
         """A picklable form of the batch for ``write_prepared``."""
         return (list(posts), list(quarantined))
 
-    def write_prepared(self, batch: Any) -> WriteResult:
-        return self.write_batch(*batch)
+    def write_prepared(self, batch: Any, *, statuses: bool = False) -> WriteResult:
+        return self.write_batch(*batch, statuses=statuses)
+
+    # A server writes all the time: its writer leaves the log flush (checkpoint) to a background
+    # thread instead of paying for it inside a commit now and then. No-ops for backends without
+    # a write-ahead log of their own.
+    def set_autocheckpoint(self, enabled: bool) -> None:
+        """Whether commits on this connection flush the write-ahead log when it grows."""
+
+    def checkpoint(self) -> None:
+        """Flush the write-ahead log into the database without blocking writers or readers."""
 
     def opener(self) -> "Callable[[], Store] | None":
         """A picklable callable that opens this same store in another process, or None."""

@@ -329,6 +329,12 @@ class SQLiteStore(SQLiteSearchReads, Store):
         except sqlite3.ProgrammingError:
             pass
 
+    def set_autocheckpoint(self, enabled: bool) -> None:
+        self._db.execute(f"PRAGMA wal_autocheckpoint={1000 if enabled else 0}")
+
+    def checkpoint(self) -> None:
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     # --- writes ----------------------------------------------------------------------------------
     def opener(self) -> Callable[[], "SQLiteStore"] | None:
         if self.path == ":memory:":
@@ -356,8 +362,9 @@ class SQLiteStore(SQLiteSearchReads, Store):
                          for q in quarantined],
             now=now)
 
-    def write_prepared(self, batch: Prepared) -> WriteResult:
-        result = WriteResult()
+    def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
+        result = WriteResult(statuses={} if statuses else None)
+        status = result.statuses
         # Ascending ids: FTS5 flushes its in-memory segment whenever a rowid is lower than the last
         # one in the transaction, so unsorted batches index ~3x slower (and B-tree pages split less).
         ids = sorted({r[0] for r in batch.records})
@@ -403,19 +410,26 @@ class SQLiteStore(SQLiteSearchReads, Store):
             for pid in ids:
                 if pid in gone:
                     result.skipped_deleted += 1
+                    what = "deleted"
                 elif pid not in changed:
                     if pid in relabeled:
                         result.updated += 1
+                        what = "updated"
                     else:
                         result.unchanged += 1
+                        what = "unchanged"
                 else:
                     if pid in existing:
                         result.updated += 1
+                        what = "updated"
                     else:
                         result.inserted += 1
+                        what = "inserted"
                     rec = changed[pid]
                     to_write.append(rec[2] + (rec[3], next_seq, batch.now))
                     next_seq += 1
+                if status is not None:
+                    status[pid] = what
             old_text: dict[int, str] = {}
             rewritten = [r[0] for r in to_write if r[0] in existing]
             for chunk in _chunks(rewritten):
@@ -439,8 +453,9 @@ class SQLiteStore(SQLiteSearchReads, Store):
                 result.quarantined = len(batch.quarantined)
         return result
 
-    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> WriteResult:
-        return self.write_prepared(self.prepare(posts, quarantined))
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
+                    statuses: bool = False) -> WriteResult:
+        return self.write_prepared(self.prepare(posts, quarantined), statuses=statuses)
 
     def delete(self, ids: Iterable[int]) -> int:
         ids = sorted(set(int(i) for i in ids))

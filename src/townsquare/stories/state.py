@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,17 @@ class StoryView:
     active: bool
     top_authors: list[tuple[str, int]]
     key_post_ids: list[int]               # the posts closest to the story's centroid
+    headline: str = ""                    # the most central post, cleaned (extractive)
+    key_posts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, *, with_posts: bool = False) -> dict[str, Any]:
-        d = {"id": str(self.id), "posts": self.size, "authors": self.authors,
+        d = {"id": str(self.id), "headline": self.headline, "posts": self.size,
+             "authors": self.authors,
              "first": format_time(self.first_ms), "last": format_time(self.last_ms),
              "top_terms": self.top_terms, "languages": self.languages,
              "timeline": [[format_time(t), n] for t, n in self.timeline], "active": self.active,
              "top_authors": [[a, n] for a, n in self.top_authors],
-             "key_post_ids": [str(p) for p in self.key_post_ids]}
+             "key_post_ids": [str(p) for p in self.key_post_ids], "key_posts": self.key_posts}
         if with_posts:
             d["post_ids"] = [str(p) for p in self.post_ids]
         return d
@@ -72,11 +75,14 @@ class StoryState:
             if same:
                 self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
 
-    def refresh(self, progress=None) -> int:
-        """Feed the posts ingested since the watermark; returns how many. Saves when changed."""
+    def refresh(self, progress=None, *, limit: int | None = None, save: bool = True) -> int:
+        """Feed the posts ingested since the watermark (at most about ``limit``, in whole pages,
+        so a server can interleave it with other work); returns how many. Saves when changed
+        and ``save``."""
         n = 0
-        while True:
-            rows = self.store.posts_since(self.watermark, _PAGE)
+        page = _PAGE if limit is None else max(1, min(_PAGE, limit))
+        while limit is None or n < limit:
+            rows = self.store.posts_since(self.watermark, page)
             if not rows:
                 break
             posts = self.store.posts_by_id([r[0] for r in rows])
@@ -92,8 +98,10 @@ class StoryState:
             if progress:
                 progress(len(rows))
         if n:
-            self.clusterer.maintain()
-            self.save()
+            if limit is None or n < limit:   # caught up (a chunk of a backlog skips this: the
+                self.clusterer.maintain()    # clusterer also maintains itself as posts arrive)
+            if save:
+                self.save()
         return n
 
     def rebuild(self) -> int:
@@ -113,12 +121,20 @@ class StoryState:
         os.replace(tmp, self.path)
 
     def _view(self, c: Cluster, alive: set[int] | None = None, key_posts: int = 0) -> StoryView:
+        from townsquare.summarize.summarizer import clean_post
         ids = [p for p in c.post_ids if alive is None or p in alive]
         authors = [(a, n) for a, n in sorted(c.authors.items(), key=lambda kv: (-kv[1], kv[0]))
                    if not a.startswith("#")][:5]
+        key = self._key_posts(c, ids, key_posts)
+        posts = self.store.posts_by_id(key) if key else {}
+        shown = [{"id": str(pid), "text": p.text, "author": p.author_handle,
+                  "created_at": format_time(p.created_at)}
+                 for pid in key if (p := posts.get(pid)) is not None]
+        headline = clean_post(shown[0]["text"], 24) if shown else ", ".join(c.top_terms(5))
         return StoryView(c.id, len(ids), len(c.authors), c.first_ms, c.last_ms, c.top_terms(10),
                          dict(c.langs.most_common()), sorted(c.timeline.items()), ids,
-                         not c.retired, authors, self._key_posts(c, ids, key_posts))
+                         not c.retired, authors, key, headline or ", ".join(c.top_terms(5)),
+                         shown)
 
     def _key_posts(self, c: Cluster, ids: list[int], k: int, sample: int = 500) -> list[int]:
         """Up to ``k`` posts (distinct authors) most similar to the story's centroid, among an
@@ -143,16 +159,27 @@ class StoryState:
         return out
 
     def stories(self, *, active_only: bool = False, limit: int = 50,
-                recent_ms: int = 24 * 3_600_000) -> list[StoryView]:
+                recent_ms: int = 24 * 3_600_000, since_ms: int | None = None,
+                until_ms: int | None = None, key_posts: int = 0) -> list[StoryView]:
         """Stories by their volume in the last ``recent_ms`` of stream time (what is happening
-        now), then by size; ties by id."""
-        since = self.clusterer.newest_ms - recent_ms
+        now), then by size; ties by id. With ``since_ms`` / ``until_ms``: every story with posts
+        in ``[since_ms, until_ms)``, by its volume there. ``key_posts``: how many central posts
+        (and the headline) each view carries."""
+        if since_ms is None and until_ms is None:
+            lo, hi = self.clusterer.newest_ms - recent_ms, None
+            pool = self.clusterer.stories(include_retired=not active_only)
+        else:
+            lo, hi = since_ms, until_ms
+            pool = [c for c in self.clusterer.stories(include_retired=True)
+                    if (lo is None or c.last_ms >= lo) and (hi is None or c.first_ms < hi)]
 
-        def recent(c: Cluster) -> int:
-            return sum(n for t, n in c.timeline.items() if t >= since)
-        out = sorted(self.clusterer.stories(include_retired=not active_only),
-                     key=lambda c: (-recent(c), -c.size, c.id))[:limit]
-        return [self._view(c) for c in out]
+        def volume(c: Cluster) -> int:
+            # timeline keys are interval starts: an interval counts when it starts in the range
+            return sum(n for t, n in c.timeline.items()
+                       if (lo is None or t >= lo - self.clusterer.config.interval_ms + 1)
+                       and (hi is None or t < hi))
+        out = sorted(pool, key=lambda c: (-volume(c), -c.size, c.id))[:limit]
+        return [self._view(c, key_posts=key_posts) for c in out]
 
     def story(self, story_id: int) -> StoryView | None:
         c = self.clusterer.clusters.get(story_id)
