@@ -85,7 +85,7 @@ def serve(
                                    "store has vectors).")] = None,
     background_share: Annotated[float, typer.Option(
         envvar="TOWNSQUARE_BACKGROUND_SHARE",
-        help="Most of the time stories, language id and embeddings take while behind.")] = 0.3,
+        help="Most of the time stories, language id and embeddings take while requests arrive.")] = 0.15,
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
 ) -> None:
     """Run the HTTP API, the OpenAI-compatible chat and the web page."""

@@ -114,3 +114,42 @@ def test_any_word_list_leaves_out_common_words(indexed):
     assert ids == [8]                         # "flood" is in 40% of the posts: left out
     # no post has both words: without embeddings, the posts with either word
     assert {h.id - BASE for h in loose.run("relief water").results} == {3, 8}
+
+
+def test_queries_stay_valid_while_another_thread_refreshes(tmp_path):
+    """The server's indexer swaps the searcher after each refresh while request threads query:
+    every query must read one snapshot (its hits address that snapshot's segments)."""
+    import threading
+
+    from townsquare.posts import Post
+    from townsquare.search.lexindex import LexicalIndex
+    from townsquare.search.query import parse
+    from townsquare.store.base import Stored
+    from townsquare.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "t.db")
+    lx = LexicalIndex(store, tmp_path / "lexical", keep_writer=True)
+    base, errors, stop = 1_212_092_628_029_698_048, [], threading.Event()
+
+    def query():
+        reader = SQLiteStore(tmp_path / "t.db")
+        try:
+            while not stop.is_set():
+                hits, _total = lx.top(parse("gondola"), 50)
+                assert all(base <= pid < base + 10_000 for pid, _ in hits)
+                lx.top_any(["gondola", "cable"], 20)
+        except Exception as e:              # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            reader.close()
+    t = threading.Thread(target=query)
+    t.start()
+    for k in range(40):
+        store.write_batch([Stored(Post(id=base + k * 50 + i, text=f"gondola cable {k} {i}",
+                                       source="t").normalized()) for i in range(50)], [])
+        lx.refresh()
+    stop.set()
+    t.join()
+    lx.close()
+    assert not errors, errors[0]
+    assert lx.top(parse("gondola"), 5000)[1] == 2000

@@ -119,6 +119,11 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
     app.state.auth = auth
     limiter = RateLimiter()
 
+    @app.middleware("http")
+    async def _touch(request: Request, call_next):
+        runtime.touch()                 # background work yields to requests (api.runtime)
+        return await call_next(request)
+
     # --- errors: always JSON, never an HTML page or a bare 500 ---------------------------------
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, e: ApiError):

@@ -23,7 +23,8 @@ Threads and connections (SQLite in WAL mode: one writer, any number of readers):
   (``SearchEngine(refresh_indexes=False)``).
 - **Background** (``_background_loop``): in small steps, and within ``background_share`` of the
   wall clock while behind, the late stage (language id, near-duplicate links), embeddings and
-  stories. A thread apart from the indexer, so a slow step never delays search freshness.
+  stories (no cap once requests stop for a second). A thread apart from the indexer, so a slow
+  step never delays search freshness.
 
 Story views and summaries run under locks: the clusterer is not safe to read while it changes,
 and a llama.cpp model serves one generation at a time.
@@ -79,7 +80,7 @@ class Runtime:
     def __init__(self, home: str | Path, *, backend: str | None = None,
                  backend_options: dict | None = None, embed: bool | None = None,
                  refresh_s: float = 0.2, story_step: int = 200, embed_step: int = 256,
-                 background_share: float = 0.3, save_every_s: float = 60.0,
+                 background_share: float = 0.15, save_every_s: float = 60.0,
                  start: bool = True):
         if refresh_s <= 0:
             raise ValueError(f"refresh_s must be > 0, got {refresh_s}")
@@ -99,6 +100,7 @@ class Runtime:
         self.save_every_s = save_every_s
         self.checkpoint_s = 2.0
         self.started_at = time.time()
+        self.last_request = 0.0           # monotonic time of the latest request (``touch``)
         self._local = threading.local()
         self._readers: list[Store] = []
         self._readers_lock = threading.Lock()
@@ -150,6 +152,8 @@ class Runtime:
         for t in self._threads:
             t.join(timeout=30)
         self.writer.close()
+        if self.lexical is not None:      # the indexer has stopped: its writer can finish
+            self.lexical.close()
         with self.stories_lock:
             try:
                 self.stories.save()
@@ -231,7 +235,7 @@ class Runtime:
             from townsquare.search.lexindex import LexicalIndex
         except ImportError:                    # tantivy absent: FTS5 answers every query
             return None
-        return LexicalIndex(self._index_store, self.home / "lexical")
+        return LexicalIndex(self._index_store, self.home / "lexical", keep_writer=True)
 
     def _vector_index(self):
         model = self._index_store.embed_model()
@@ -249,6 +253,10 @@ class Runtime:
             return {"count": 0}
         return {"count": len(v), "p50_ms": v[len(v) // 2], "p99_ms": v[int(0.99 * (len(v) - 1))],
                 "max_ms": v[-1]}
+
+    def touch(self) -> None:
+        """A request arrived (the app calls this): background work keeps to its share."""
+        self.last_request = time.monotonic()
 
     def lags(self) -> dict[str, int]:
         """Posts each derived index has not caught up with yet."""
@@ -329,7 +337,10 @@ class Runtime:
                     self._guarded(self.stories.save)
                 last_save = time.monotonic()
             busy = any(did.values())
-            self._wake.wait(spent * (1 / self.background_share - 1) if busy else self.refresh_s)
+            # The cap holds while requests arrive; an idle server catches up at full speed.
+            idle = time.monotonic() - self.last_request > 1.0
+            share = 1.0 if idle else self.background_share
+            self._wake.wait(spent * (1 / share - 1) if busy else self.refresh_s)
 
 
 class _NoLock:

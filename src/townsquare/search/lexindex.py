@@ -60,7 +60,8 @@ def fold(text: str) -> list[str]:
 class LexicalIndex:
     """tantivy BM25 over post texts, kept in step with a store. ``path=None`` keeps it in RAM."""
 
-    def __init__(self, store: Store, path: Path | None, *, heap_mb: int = 256):
+    def __init__(self, store: Store, path: Path | None, *, heap_mb: int = 256,
+                 keep_writer: bool = False):
         import tantivy
         self._t = tantivy
         self.store = store
@@ -90,6 +91,13 @@ class LexicalIndex:
             tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).filter(
             tantivy.Filter.ascii_fold()).build())
         self.heap = heap_mb * 2**20
+        # keep_writer=True (the server, refreshing every 0.2 s from its own thread): one writer
+        # for the index's life, whose segment merges run in tantivy's threads between commits.
+        # The default opens a writer per refresh and waits for its merges, which keeps a CLI
+        # run's index compact but puts merge time (hundreds of ms on a large index) inside the
+        # refresh, which is what bounds search freshness in the server (bench/serve.py).
+        self._writer = (self.index.writer(heap_size=self.heap, num_threads=1)
+                        if keep_writer else None)
         self.index.reload()
         self._searcher = self.index.searcher()
 
@@ -107,7 +115,7 @@ class LexicalIndex:
         if not rows:
             return 0
         times = self.store.created_at_of
-        writer = self.index.writer(heap_size=self.heap, num_threads=1)
+        writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
         n = 0
         while rows:
             created = times([r[0] for r in rows])
@@ -122,10 +130,8 @@ class LexicalIndex:
                 progress(len(rows))
             rows = self.store.posts_since(self.watermark, _PAGE)
         writer.commit()
-        # Waiting for merges here keeps the index compact. A writer kept open between refreshes
-        # (merging in the background) was tried for the server: in bench/serve.py at 5,700
-        # posts/s its slowest refresh took 2.2 s, against 0.5 s with a writer per refresh.
-        writer.wait_merging_threads()
+        if self._writer is None:
+            writer.wait_merging_threads()
         meta = self._meta_path()
         if meta is not None:
             tmp = meta.with_suffix(".tmp")
@@ -134,6 +140,12 @@ class LexicalIndex:
         self.index.reload()
         self._searcher = self.index.searcher()
         return n
+
+    def close(self) -> None:
+        """Let a kept writer finish its merges (the index is complete without them)."""
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
 
     # --- queries -----------------------------------------------------------------------------------
     def _text_query(self, node: q.Node):
@@ -171,11 +183,12 @@ class LexicalIndex:
 
     def share(self, part: str) -> float:
         """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""
-        n = self._searcher.num_docs
+        searcher = self._searcher          # one snapshot per call (a refresh swaps it)
+        n = searcher.num_docs
         words = fold(part)
         if not n or not words:
             return 0.0
-        return min(self._searcher.doc_freq("text", w) for w in words) / n
+        return min(searcher.doc_freq("text", w) for w in words) / n
 
     def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
         """BM25 top-k of posts holding ANY of ``parts`` (words or phrases), best first."""
@@ -189,8 +202,9 @@ class LexicalIndex:
                 clauses.append((Occur.Should, Query.phrase_query(self.schema, "text", words)))
         if not clauses:
             return []
-        res = self._searcher.search(Query.boolean_query(clauses), k, count=False)
-        doc = self._searcher.doc
+        searcher = self._searcher          # hits address this snapshot's segments
+        res = searcher.search(Query.boolean_query(clauses), k, count=False)
+        doc = searcher.doc
         return [(doc(addr)["id"][0], score) for score, addr in res.hits]
 
     def top(self, node: q.Node, k: int, *, since_ms: int | None = None,
@@ -207,6 +221,9 @@ class LexicalIndex:
                 include_upper=until_ms is None)
             query = self._t.Query.boolean_query([(self._t.Occur.Must, query),
                                                  (self._t.Occur.Must, rng)])
-        res = self._searcher.search(query, k, count=True)
-        doc = self._searcher.doc
+        # One searcher for the search and the doc lookups: the server's indexer thread swaps
+        # ``_searcher`` after each refresh, and a hit's address is only valid in its snapshot.
+        searcher = self._searcher
+        res = searcher.search(query, k, count=True)
+        doc = searcher.doc
         return [(doc(addr)["id"][0], score) for score, addr in res.hits], res.count
