@@ -1,6 +1,7 @@
 """``townsquare serve`` and ``townsquare keys``: the service's commands.
 
     townsquare keys create --scope read --scope ingest [--name newsroom] [--rate 600]
+    townsquare keys create --scope advertiser --subject acme-outdoor   # one advertiser's key
     townsquare keys list [--json]
     townsquare keys revoke KEY_ID
     townsquare serve [--host 127.0.0.1] [--port 8000] [--backend local|extractive|openai]
@@ -31,12 +32,15 @@ def keys_create(
     home: Home = None,
     name: Annotated[str, typer.Option(help="Who the key is for.")] = "",
     rate: Annotated[int, typer.Option(help="Requests per minute (bursts up to the same).")] = 600,
+    subject: Annotated[Optional[str], typer.Option(
+        help="The advertiser (scope advertiser) or user (scope user) the key acts for.")] = None,
 ) -> None:
     """Create a key; prints only the key (store it now: it is not kept, only its hash)."""
     from townsquare.api.auth import KeyStore
     try:
         secret = KeyStore(resolve_home(home) / KEYS_FILE).create(scope, name=name,
-                                                                  rate_per_minute=rate)
+                                                                  rate_per_minute=rate,
+                                                                  subject=subject)
     except ValueError as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None

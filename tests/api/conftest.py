@@ -129,7 +129,12 @@ def server(tmp_path_factory) -> Server:
     keys = {"admin": cli("keys", "create", "--scope", "admin", home=home).stdout.strip(),
             "read": cli("keys", "create", "--scope", "read", home=home).stdout.strip(),
             "ingest": cli("keys", "create", "--scope", "ingest", home=home).stdout.strip(),
-            "advertiser": cli("keys", "create", "--scope", "advertiser", home=home).stdout.strip(),
+            "advertiser": cli("keys", "create", "--scope", "advertiser", "--subject", "acme",
+                              home=home).stdout.strip(),
+            "rival": cli("keys", "create", "--scope", "advertiser", "--subject", "rival",
+                         home=home).stdout.strip(),
+            "user": cli("keys", "create", "--scope", "user", "--subject", "100",
+                        home=home).stdout.strip(),
             "slow": cli("keys", "create", "--scope", "read", "--rate", "2", home=home).stdout.strip()}
     proc, url, log = start_server(home)
     yield Server(url, home, keys, proc, log)

@@ -82,3 +82,13 @@ def test_cli_keys_create_prints_only_the_key(tmp_path):
     assert bad.exit_code == 2
     listed = CliRunner().invoke(app, ["keys", "list", "--home", str(tmp_path), "--json"])
     assert '"read"' in listed.stdout and lines[0] not in listed.stdout
+
+
+def test_advertiser_and_user_keys_need_their_subject(tmp_path):
+    ks = KeyStore(tmp_path / "k.db")
+    with pytest.raises(ValueError, match="needs a subject"):
+        ks.create(["advertiser"])
+    with pytest.raises(ValueError, match="both"):
+        ks.create(["advertiser", "user"], subject="x")
+    assert ks.verify(ks.create(["user"], subject="ann")).subject == "ann"
+    assert ks.list()[0].to_dict()["subject"] == "ann"

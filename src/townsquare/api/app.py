@@ -151,32 +151,38 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
                             500)
 
     # --- auth --------------------------------------------------------------------------------------
+    def check_key(request: Request, scope: str) -> ApiKey | None:
+        """The request's key if it may act with ``scope`` (None when auth is off); raises
+        401, 403 or 429 otherwise."""
+        if not app.state.auth:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "missing_api_key", "send an API key: 'Authorization: Bearer "
+                           "KEY' (create one with `townsquare keys create --scope ...`)",
+                           headers={"WWW-Authenticate": "Bearer"})
+        key = keys.verify(secret.strip())
+        if key is None:
+            raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if not key.allows(scope):
+            raise ApiError(403, "insufficient_scope", f"this key lacks the '{scope}' scope "
+                           f"(it has: {', '.join(key.scopes)})")
+        wait = limiter.take(key)
+        if wait:
+            raise ApiError(429, "rate_limited", f"rate limit of {key.rate_per_minute} "
+                           f"requests per minute reached; retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        return key
+
     def require(scope: str):
         def dep(request: Request) -> ApiKey | None:
-            if not app.state.auth:
-                return None
-            header = request.headers.get("authorization", "")
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
-                raise ApiError(401, "missing_api_key", "send an API key: 'Authorization: Bearer "
-                               "KEY' (create one with `townsquare keys create --scope ...`)",
-                               headers={"WWW-Authenticate": "Bearer"})
-            key = keys.verify(secret.strip())
-            if key is None:
-                raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked",
-                               headers={"WWW-Authenticate": "Bearer"})
-            if not key.allows(scope):
-                raise ApiError(403, "insufficient_scope", f"this key lacks the '{scope}' scope "
-                               f"(it has: {', '.join(key.scopes)})")
-            wait = limiter.take(key)
-            if wait:
-                raise ApiError(429, "rate_limited", f"rate limit of {key.rate_per_minute} "
-                               f"requests per minute reached; retry in {wait} s",
-                               headers={"Retry-After": str(wait)})
-            return key
+            return check_key(request, scope)
         return Depends(dep)
 
     app.state.require = require
+    app.state.require_key = check_key
     rt = runtime
 
     # --- public ------------------------------------------------------------------------------------
@@ -397,8 +403,10 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
                             "no_story_share": round(rt.stories.unassigned_share(), 4)}
         return s
 
+    from townsquare.api.ads import router as ads_router
     from townsquare.api.chat import router as chat_router
     app.include_router(chat_router(require))
+    app.include_router(ads_router(require))
 
     # --- the web page ------------------------------------------------------------------------------
     try:

@@ -11,6 +11,9 @@
     >>> keys.verify("ts_not-a-key") is None
     True
 
+An ``advertiser`` key acts for one advertiser (its ``subject``) and a ``user`` key for one user:
+the ads endpoints show them only their own campaigns or profile.
+
 Keys are 256-bit random secrets (``ts_`` + 43 URL-safe characters). Only their SHA-256 is stored:
 with that much entropy a fast hash cannot be brute-forced, so a slow password hash (bcrypt,
 argon2) would add latency to every request and no safety. Lookups compare digests, so the time
@@ -26,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SCOPES = ("ingest", "read", "admin", "advertiser")
+from townsquare.store.sidecar import connect
+
+SCOPES = ("ingest", "read", "admin", "advertiser", "user")
 PREFIX = "ts_"
 DEFAULT_RATE = 600           # requests per minute per key (10/s sustained, bursts of 600)
 
@@ -44,7 +48,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     scopes TEXT NOT NULL,                -- space-separated
     rate_per_minute INTEGER NOT NULL,
     created_at INTEGER NOT NULL,         -- unix ms
-    revoked_at INTEGER                   -- unix ms, NULL while valid
+    revoked_at INTEGER,                  -- unix ms, NULL while valid
+    subject TEXT                         -- whose data the key acts for: an advertiser id
+                                         -- (scope advertiser) or a user (scope user)
 )
 """
 
@@ -57,6 +63,7 @@ class ApiKey:
     rate_per_minute: int
     created_at: int
     revoked: bool = False
+    subject: str | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -64,7 +71,7 @@ class ApiKey:
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "scopes": list(self.scopes),
                 "rate_per_minute": self.rate_per_minute, "created_at": self.created_at,
-                "revoked": self.revoked}
+                "revoked": self.revoked, "subject": self.subject}
 
 
 def _digest(secret: str) -> str:
@@ -87,11 +94,11 @@ class KeyStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(self.path)          # WAL, shared by threads, busy timeout
         self._db.execute(_SCHEMA)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(api_keys)")}
+        if "subject" not in cols:                # a keys.db from before ads (issue 6)
+            self._db.execute("ALTER TABLE api_keys ADD COLUMN subject TEXT")
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -99,19 +106,27 @@ class KeyStore:
         self._db.close()
 
     def create(self, scopes: list[str], *, name: str = "",
-               rate_per_minute: int = DEFAULT_RATE) -> str:
-        """A new key; returns the secret (shown once, never stored)."""
+               rate_per_minute: int = DEFAULT_RATE, subject: str | None = None) -> str:
+        """A new key; returns the secret (shown once, never stored). ``subject``: the advertiser
+        an ``advertiser`` key acts for, or the user a ``user`` key belongs to (required for
+        those scopes: such a key only ever sees its subject's campaigns or profile)."""
         scopes_t = check_scopes(scopes)
         if rate_per_minute < 1:
             raise ValueError(f"rate_per_minute must be >= 1, got {rate_per_minute}")
+        needs = [s for s in scopes_t if s in ("advertiser", "user")]
+        if needs and not (subject and subject.strip()):
+            raise ValueError(f"a key with the {needs[0]} scope needs a subject (the "
+                             f"{'advertiser id' if needs[0] == 'advertiser' else 'user'} it acts for)")
+        if len(needs) > 1:
+            raise ValueError("one key cannot be both an advertiser's and a user's")
         body = secrets.token_urlsafe(32)
         secret = PREFIX + body
         with self._lock:
             self._db.execute(
-                "INSERT INTO api_keys(id, digest, name, scopes, rate_per_minute, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys(id, digest, name, scopes, rate_per_minute, created_at, "
+                "subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (body[:8], _digest(secret), name, " ".join(scopes_t), rate_per_minute,
-                 int(time.time() * 1000)))
+                 int(time.time() * 1000), subject.strip() if subject else None))
         return secret
 
     def verify(self, secret: str) -> ApiKey | None:
@@ -126,20 +141,20 @@ class KeyStore:
             return hit[1]
         with self._lock:
             row = self._db.execute(
-                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at, digest "
-                "FROM api_keys WHERE digest = ?", (d,)).fetchone()
+                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at, digest, "
+                "subject FROM api_keys WHERE digest = ?", (d,)).fetchone()
         key = None
         if row is not None and secrets.compare_digest(row[6], d) and row[5] is None:
-            key = ApiKey(row[0], row[1], tuple(row[2].split()), row[3], row[4])
+            key = ApiKey(row[0], row[1], tuple(row[2].split()), row[3], row[4], False, row[7])
         self._cache[d] = (now, key)
         return key
 
     def list(self) -> list[ApiKey]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at FROM api_keys "
-                "ORDER BY created_at, id").fetchall()
-        return [ApiKey(r[0], r[1], tuple(r[2].split()), r[3], r[4], r[5] is not None)
+                "SELECT id, name, scopes, rate_per_minute, created_at, revoked_at, subject "
+                "FROM api_keys ORDER BY created_at, id").fetchall()
+        return [ApiKey(r[0], r[1], tuple(r[2].split()), r[3], r[4], r[5] is not None, r[6])
                 for r in rows]
 
     def revoke(self, key_id: str) -> bool:

@@ -120,6 +120,7 @@ class Runtime:
         from townsquare.stories.state import StoryState
         self.stories = StoryState(self._story_store, self.home / "stories.pkl")
         self._backends: dict[str, Any] = {}
+        self._ads_embedder = None
         self._backend_lock = threading.Lock()
         self.generation_lock = threading.Lock()
         self._summaries: OrderedDict[tuple, dict] = OrderedDict()
@@ -228,6 +229,25 @@ class Runtime:
             while len(self._summaries) > 256:
                 self._summaries.popitem(last=False)
         return result
+
+    # --- ads -----------------------------------------------------------------------------------------
+    def ads(self):
+        """This thread's ad server (``ads.serving``): its reader, the shared campaign and profile
+        files, one embedder, copy written by the server's backend one generation at a time."""
+        a = getattr(self._local, "ads", None)
+        if a is None:
+            from townsquare.ads.serving import build_ad_server
+            from townsquare.api.ads import locked_backend
+            with self._backend_lock:
+                if self._ads_embedder is None:
+                    from townsquare.embed.models import get_embedder
+                    self._ads_embedder = self.embedder or get_embedder(
+                        self.reader().embed_model() or "e5-small-int8")
+            a = self._local.ads = build_ad_server(
+                self.reader(), self.home, backend=locked_backend(self.backend(),
+                                                                 self.generation_lock),
+                engine=self.engine(), embedder=self._ads_embedder)
+        return a
 
     # --- background indexing ---------------------------------------------------------------------
     def _lexical_index(self):

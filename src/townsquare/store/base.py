@@ -175,6 +175,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
+    def posts_by_author(self, author: str | int, *, limit: int = 500,
+                        before_ms: int | None = None) -> list[Post]:
+        """An author's posts, newest first (``(created_at, id)`` descending), at most ``limit``,
+        only those created before ``before_ms`` when given. ``author`` matches as opt-outs do
+        (``author_key``): a post's lowercased handle or ``str(author_id)``. This default scans
+        every post; backends override it with an indexed lookup."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        key = author_key(author)
+        hits = [p for p in self.iter_posts()
+                if ((p.author_handle or "").lower() == key or str(p.author_id) == key)
+                and (before_ms is None or (p.created_at or 0) < before_ms)]
+        hits.sort(key=lambda p: (p.created_at or 0, p.id), reverse=True)
+        return hits[:limit]
+
     @abc.abstractmethod
     def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
         """Ids whose text matches a full-text query in the backend's syntax (for tests and tools;

@@ -1,0 +1,1 @@
+"""Personalized ads: taxonomy, sensitive categories, profiles, campaigns, brand safety, serving, creatives."""

@@ -1,0 +1,199 @@
+"""The ads endpoints: advertisers manage their own campaigns, users see and delete their own
+profile, the platform asks for an ad and for why it was shown.
+
+    POST   /v1/ads/campaigns                 advertiser: create or replace one of its campaigns
+    GET    /v1/ads/campaigns                 advertiser: its campaigns (admin: all)
+    GET    /v1/ads/campaigns/{id}            advertiser: one of its own (another's is a 404)
+    DELETE /v1/ads/campaigns/{id}
+    GET    /v1/ads/campaigns/{id}/creatives  advertiser: the creatives of one of its campaigns
+    POST   /v1/ads/creatives/{id}/approve | /reject
+    POST   /v1/ads/serve                     read: {"user", "context"} -> the decision
+    GET    /v1/ads/impressions/{id}/why      read, or the user the impression was shown to
+    GET    /v1/profile  /  DELETE /v1/profile        user: one's own profile
+    GET    /v1/profiles/{user}  /  DELETE            admin
+
+An advertiser key (``townsquare keys create --scope advertiser --subject ACME``) acts for its
+subject only: the campaigns it writes are that advertiser's whatever the body says, another
+advertiser's campaign looks absent (404, not 403, so ids cannot be probed), and no advertiser
+route reads a profile. A user key (``--scope user --subject HANDLE``) reads and deletes one
+profile: its own.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+
+RowId = Annotated[int, Path(ge=1, lt=2**63, description="A row id (SQLite INTEGER).")]
+
+
+class ServeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(..., min_length=1, max_length=100, description="Author handle or id.")
+    context: str | None = Field(None, max_length=500, description="A search query, or none "
+                                                                   "(the user's timeline).")
+    generate: bool = Field(True, description="Write copy with the model (else the template).")
+
+
+def _acting_for(key) -> str | None:
+    """The advertiser a key is limited to (None: any, for admin keys or a no-auth demo)."""
+    if key is None or "admin" in key.scopes:
+        return None
+    return key.subject
+
+
+def router(require) -> APIRouter:
+    from townsquare.api.app import ERRORS, ApiError
+    r = APIRouter(tags=["ads"])
+
+    def rt(request: Request):
+        return request.app.state.runtime
+
+    @r.post("/v1/ads/campaigns", responses=ERRORS)
+    async def put_campaign(request: Request, key=require("advertiser")) -> dict:
+        """Create or replace a campaign (validated; special-category targeting is refused)."""
+        from townsquare.ads.campaigns import CampaignError, parse_campaign
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        who = _acting_for(key)
+        if who is not None and isinstance(body, dict):
+            body = {**body, "advertiser": who}        # an advertiser writes only its own
+        ads = await asyncio.to_thread(rt(request).ads)
+        try:
+            c = parse_campaign(body)          # keyword lists: see ads.campaigns.check_targeting
+            ads.campaigns.put(c)
+        except CampaignError as e:
+            raise ApiError(400, "invalid_campaign", str(e), param=e.field) from None
+        return {"campaign": c.to_dict(), "spent": ads.campaigns.spent(c.id)}
+
+    @r.get("/v1/ads/campaigns", responses=ERRORS)
+    def list_campaigns(request: Request, key=require("advertiser")) -> dict:
+        ads = rt(request).ads()
+        cs = ads.campaigns.list(advertiser=_acting_for(key))
+        return {"campaigns": [{**c.to_dict(), "spent": round(ads.campaigns.spent(c.id), 6),
+                               "impressions": ads.campaigns.impressions_of(c.id)} for c in cs]}
+
+    def _own(request: Request, cid: str, key):
+        c = rt(request).ads().campaigns.get(cid, advertiser=_acting_for(key))
+        if c is None:
+            raise ApiError(404, "not_found", f"no campaign {cid!r} of yours")
+        return c
+
+    @r.get("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
+    def get_campaign(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
+        c = _own(request, campaign_id, key)
+        return {"campaign": c.to_dict(), "spent": rt(request).ads().campaigns.spent(c.id)}
+
+    @r.delete("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
+    def delete_campaign(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
+        _own(request, campaign_id, key)
+        rt(request).ads().campaigns.delete(campaign_id, advertiser=_acting_for(key))
+        return {"id": campaign_id, "deleted": True}
+
+    @r.get("/v1/ads/campaigns/{campaign_id}/creatives", responses=ERRORS)
+    def creatives(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
+        c = _own(request, campaign_id, key)
+        return {"creatives": rt(request).ads().campaigns.creatives(c.id)}
+
+    def _review(request: Request, creative_id: int, status: str, key) -> dict:
+        if not rt(request).ads().campaigns.review(creative_id, status,
+                                                  advertiser=_acting_for(key)):
+            raise ApiError(404, "not_found", f"no creative {creative_id} of yours")
+        return {"id": creative_id, "status": status}
+
+    @r.post("/v1/ads/creatives/{creative_id}/approve", responses=ERRORS)
+    def approve(creative_id: RowId, request: Request, key=require("advertiser")) -> dict:
+        return _review(request, creative_id, "approved", key)
+
+    @r.post("/v1/ads/creatives/{creative_id}/reject", responses=ERRORS)
+    def reject(creative_id: RowId, request: Request, key=require("advertiser")) -> dict:
+        return _review(request, creative_id, "rejected", key)
+
+    @r.post("/v1/ads/serve", responses=ERRORS)
+    def serve(req: ServeRequest, request: Request, _k=require("read")) -> dict:
+        """The ad for a user in a context: campaign, copy, and why."""
+        from townsquare.store.base import author_key
+        try:
+            author_key(req.user)
+        except ValueError as e:
+            raise ApiError(400, "invalid_parameter", str(e), param="user") from None
+        d = rt(request).ads().run(req.user, context=req.context, generate=req.generate)
+        return {"decision": d.to_dict() if d is not None else None}
+
+    @r.get("/v1/ads/impressions/{impression_id}/why", responses=ERRORS)
+    def why(impression_id: RowId, request: Request) -> dict:
+        """Why an impression was shown: to the platform (read) or to its user (user key)."""
+        imp = rt(request).ads().campaigns.impression(impression_id)
+        key = _any_key(request, ("read", "user"))
+        if imp is None or (key is not None and "user" in key.scopes and
+                           not key.allows("read") and imp["user"] != _user_of(key)):
+            raise ApiError(404, "not_found", f"no impression {impression_id} of yours")
+        return {"id": impression_id, "why": imp["why"], "signals": imp["signals"],
+                "campaign": imp["campaign"], "personalized": imp["personalized"]}
+
+    def _any_key(request: Request, scopes: tuple[str, ...]):
+        """Authorize with any of ``scopes`` (the dependency takes one scope)."""
+        errors = []
+        for s in scopes:
+            try:
+                return request.app.state.require_key(request, s)
+            except ApiError as e:
+                errors.append(e)
+        raise errors[-1] if errors[-1].status != 403 else errors[0]
+
+    def _user_of(key) -> str:
+        from townsquare.store.base import author_key
+        return author_key(key.subject)
+
+    def _profile(request: Request, user: str) -> dict:
+        ads = rt(request).ads()
+        refused = ads.consent(user)
+        p = None if refused else ads.profile(user)
+        return {"user": user, "personalized": p is not None, "reason": refused,
+                "profile": p.to_dict() if p is not None else None}
+
+    @r.get("/v1/profile", responses=ERRORS)
+    def my_profile(request: Request, key=require("user")) -> dict:
+        """One's own ads profile (a user key)."""
+        if key is None or key.subject is None:
+            raise ApiError(400, "no_subject", "use a user key (keys create --scope user "
+                                              "--subject HANDLE), or GET /v1/profiles/{user}")
+        return _profile(request, key.subject)
+
+    @r.delete("/v1/profile", responses=ERRORS)
+    def delete_my_profile(request: Request, key=require("user")) -> dict:
+        if key is None or key.subject is None:
+            raise ApiError(400, "no_subject", "use a user key, or DELETE /v1/profiles/{user}")
+        return {"user": key.subject, "deleted": rt(request).ads().profiles.delete(key.subject)}
+
+    @r.get("/v1/profiles/{user}", responses=ERRORS)
+    def a_profile(user: str, request: Request, _k=require("admin")) -> dict:
+        return _profile(request, user)
+
+    @r.delete("/v1/profiles/{user}", responses=ERRORS)
+    def delete_a_profile(user: str, request: Request, _k=require("admin")) -> dict:
+        return {"user": user, "deleted": rt(request).ads().profiles.delete(user)}
+
+    return r
+
+
+def locked_backend(backend: Any, lock) -> Any:
+    """A backend whose generations take ``lock`` (a llama.cpp context serves one at a time)."""
+    if backend is None or getattr(backend, "extractive", False):
+        return backend
+
+    class _Locked:
+        extractive = False
+
+        def __getattr__(self, name):
+            return getattr(backend, name)
+
+        def generate(self, *a, **kw):
+            with lock:
+                return backend.generate(*a, **kw)
+    return _Locked()

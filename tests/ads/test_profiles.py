@@ -1,0 +1,315 @@
+"""Ad profiles: what counts, what never does, and how profiles are kept. Every post here is
+invented."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from townsquare.ads.profiles import Profile, ProfileBuilder, ProfileStore, country_of
+from townsquare.ads.sensitive import ANCHORS, prototypes
+from townsquare.ads.taxonomy import INTERESTS, SENSITIVE
+from townsquare.posts import Post
+from townsquare.store.base import Stored
+from townsquare.store.sqlite import SQLiteStore
+
+DAY = 86_400_000
+NOW = 1_700_000_000_000
+_ids = iter(range(1_000_000, 2_000_000))
+
+
+def post(text, *, days_ago=1.0, handle="ann", **kw):
+    return Post(id=next(_ids), text=text, source="t", author_handle=handle,
+                created_at=int(NOW - days_ago * DAY), **kw)
+
+
+def write(store, *posts):
+    store.write_batch([Stored(p.normalized()) for p in posts], [])
+    return posts
+
+
+@pytest.fixture
+def store():
+    s = SQLiteStore(":memory:")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def profiles(tmp_path):
+    ps = ProfileStore(tmp_path / "ads.db")
+    yield ps
+    ps.close()
+
+
+# --- what never counts ----------------------------------------------------------------------------
+def test_sensitive_posts_are_skipped_and_leave_no_trace(store):
+    write(store,
+          post("Booked flights to Lisbon for the summer trip"),
+          post("Best tacos in town, the chef is a genius"),
+          post("Just got diagnosed with diabetes, so much to learn"),
+          post("Going to Mass with my family on Sunday"),
+          post("I'll be voting Labour in the election, proud member of the party"),
+          post("Le pèlerinage à Lourdes était magnifique", lat=43.1, lon=-0.05))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert set(p.interests) == {"travel", "food_drink"}
+    assert p.posts_used == 2 and p.posts_skipped_sensitive == 4
+    assert p.location is None                       # the only geotagged post was sensitive
+    blob = json.dumps(p.to_dict()).lower()
+    for word in ("diabet", "mass", "labour", "lourdes", "lisbon", "tacos", "health", "religion",
+                 "politic", *SENSITIVE):
+        assert word not in blob, word
+
+
+def test_a_reply_to_a_sensitive_post_is_skipped_with_it(store):
+    parent, = write(store, post("Vote for the Green Party on Thursday", handle="bob", days_ago=3))
+    write(store, post("Absolutely, see you at the beach hotel after!", reply_to_id=parent.id))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert p.interests == {} and p.posts_used == 0 and p.engagements_used == 0
+    assert p.posts_skipped_sensitive == 1
+
+
+def test_profiles_refuse_special_categories_and_bad_values():
+    with pytest.raises(ValueError, match="not an ad interest"):
+        Profile("ann", interests={"health": 0.5})
+    with pytest.raises(ValueError, match="not an ad interest"):
+        Profile("ann", interests={"knitting": 0.5})
+    with pytest.raises(ValueError, match="out of"):
+        Profile("ann", interests={"travel": 1.5})
+    with pytest.raises(ValueError, match="country code"):
+        Profile("ann", location="48.8,2.3")
+    with pytest.raises(ValueError, match="not an author"):
+        Profile(" @ ")
+
+
+def test_an_opted_out_user_gets_none(store):
+    write(store, post("Booked flights to Lisbon", handle="Ann"))
+    store.opt_out(["@ANN"])
+    assert ProfileBuilder(store).build("ann", now_ms=NOW) is None
+
+
+def test_an_opt_out_by_author_id_counts_too(store):
+    write(store, post("Booked flights to Lisbon", author_id=42))
+    store.opt_out([42])
+    assert ProfileBuilder(store).build("ann", now_ms=NOW) is None      # ann's posts carry id 42
+    assert ProfileBuilder(store).build(42, now_ms=NOW) is None
+
+
+def test_a_minor_gets_nothing_built_or_kept(store, profiles):
+    write(store, post("Booked flights to Lisbon"))
+    b = ProfileBuilder(store, profiles=profiles)
+    p = b.build("ann", now_ms=NOW)
+    assert profiles.save(p) and profiles.get("ann") is not None
+    profiles.set_minor("@Ann", True)
+    assert profiles.is_minor("ann") and profiles.get("ann") is None     # deleted when marked
+    assert b.build("ann", now_ms=NOW) is None
+    assert profiles.save(p) is False and profiles.get("ann") is None    # and never stored again
+    profiles.set_minor("ann", False)
+    assert not profiles.is_minor("ann") and b.build("ann", now_ms=NOW) is not None
+
+
+# --- what counts, and how much --------------------------------------------------------------------
+def test_time_decay_orders_interests(store):
+    write(store,
+          *[post(f"Hiking the mountain trail, day {i}", days_ago=90 + i) for i in range(4)],
+          *[post(f"New sourdough recipe attempt {i}", days_ago=1 + i) for i in range(2)])
+    p = ProfileBuilder(store, half_life_days=30).build("ann", now_ms=NOW)
+    assert list(p.interests)[:2] == ["food_drink", "outdoors"]
+    slow = ProfileBuilder(store, half_life_days=3650).build("ann", now_ms=NOW)
+    assert list(slow.interests)[:2] == ["outdoors", "food_drink"]        # counts win undecayed
+    assert all(0 < w <= 1 for w in p.interests.values())
+
+
+def test_before_ms_holds_later_posts_out(store):
+    write(store, post("Booked flights to Tokyo", days_ago=10),
+          post("My puppy learned a new trick", days_ago=2))
+    early = ProfileBuilder(store).build("ann", before_ms=NOW - 5 * DAY)
+    assert set(early.interests) == {"travel"} and early.posts_used == 1
+    assert early.updated_at == NOW - 5 * DAY
+    late = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert set(late.interests) == {"travel", "pets"}
+    # now_ms alone also ignores posts after it (a replay as of that time)
+    assert ProfileBuilder(store).build("ann", now_ms=NOW - 5 * DAY).posts_used == 1
+
+
+def test_a_reply_to_a_travel_post_adds_travel_weight(store):
+    parent, = write(store, post("Our hotel in Lisbon has the best view, book this trip",
+                                handle="bob", days_ago=2))
+    write(store, post("Wow, that looks amazing!", reply_to_id=parent.id))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert p.engagements_used == 1 and p.posts_used == 1
+    assert "travel" in p.interests
+    direct = SQLiteStore(":memory:")
+    write(direct, post("Our hotel in Lisbon has the best view, book this trip"))
+    own = ProfileBuilder(direct).build("ann", now_ms=NOW)
+    assert 0 < p.interests["travel"] < own.interests["travel"]        # engagement weighs less
+    assert "engaged with 1 post about Travel" in p.signals
+
+
+def test_a_reply_in_the_users_own_thread_is_not_an_engagement(store):
+    first, = write(store, post("Booked flights to Tokyo", days_ago=2))
+    write(store, post("And the hotel is booked too", reply_to_id=first.id))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert (p.posts_used, p.engagements_used) == (2, 0)
+
+
+def test_a_repost_counts_once_as_an_engagement(store):
+    src, = write(store, post("Stock market hit a record high, my portfolio is up", handle="bob"))
+    write(store, post("RT @bob: Stock market hit a record high, my portfolio is up",
+                      repost_of_id=src.id))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert (p.posts_used, p.engagements_used) == (0, 1) and "finance" in p.interests
+
+
+def test_the_likes_hook(store):
+    liked, = write(store, post("Concert tickets for the festival are on sale", handle="bob"))
+    calls = []
+
+    def likes(user, before_ms):
+        calls.append((user, before_ms))
+        return [(liked.id, NOW - DAY), (liked.id + 999, NOW - DAY), (liked.id, NOW + DAY)]
+
+    p = ProfileBuilder(store, liked=likes).build("Ann", now_ms=NOW)
+    assert calls == [("ann", NOW + 1)]
+    assert p.engagements_used == 1 and "music" in p.interests   # unknown and future likes ignored
+
+
+def test_a_child_interest_counts_for_its_parent(store):
+    write(store, post("Golazo en el último minuto, qué partido de fútbol"))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert p.interests["football"] == p.interests["sports"] > 0
+
+
+def test_languages_location_and_signals(store):
+    write(store,
+          post("Booked flights to Nice", lang="en", lat=48.86, lon=2.35),
+          post("Vacances à Marseille, hôtel réservé", lang="fr", lat=43.3, lon=5.4),
+          post("Recette de ratatouille", lang="fr", lat=40.4, lon=-3.7, days_ago=40),
+          post("Un croissant au café", lang="fr"))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    assert p.languages == {"fr": 0.75, "en": 0.25}
+    assert p.location == "FR"                                       # 2 of 3 geotagged posts
+    assert p.signals[0] == "2 posts about Travel in the last 30 days"
+    assert "posts mostly in French" in p.signals and "public post locations in FR" in p.signals
+
+
+def test_country_of():
+    assert country_of(51.5, -0.12) == "GB" and country_of(45.5, -73.6) == "CA"
+    assert country_of(41.88, -87.63) == "US" and country_of(27.7, 85.3) == "NP"
+    assert country_of(-45.0, -140.0) is None                          # mid-ocean
+
+
+def test_an_unknown_user_gets_an_empty_profile(store):
+    p = ProfileBuilder(store).build("nobody", now_ms=NOW)
+    assert p.interests == {} and p.centroid is None and p.posts_used == 0 and p.signals == []
+
+
+@pytest.mark.parametrize("kw", [{"half_life_days": 0}, {"max_posts": 0}, {"top_k": 0},
+                                {"engagement_weight": 0}, {"min_weight": 1}])
+def test_builder_arguments_are_checked(store, kw):
+    with pytest.raises(ValueError):
+        ProfileBuilder(store, **kw)
+
+
+# --- storage --------------------------------------------------------------------------------------
+def test_save_get_delete_and_reopen(store, tmp_path):
+    write(store, post("Booked flights to Lisbon"))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    p.centroid = np.full(4, 0.5, dtype=np.float32)
+    with ProfileStore(tmp_path / "ads.db") as ps:
+        assert ps.save(p) and ps.save(p)                              # an upsert
+        assert ps.users() == ["ann"]
+    with ProfileStore(tmp_path / "ads.db") as ps:
+        got = ps.get("@ANN")
+        assert got.to_dict() == p.to_dict()
+        assert ps.delete("ann") is True and ps.delete("ann") is False and ps.get("ann") is None
+
+
+def test_forget_many(profiles):
+    for u in ("ann", "bob", "cy"):
+        profiles.save(Profile(u, interests={"pets": 0.2}))
+    assert profiles.forget(["@Bob", "cy", "dee"]) == 2 and profiles.users() == ["ann"]
+
+
+def test_the_file_is_shared_with_other_ads_tables(tmp_path):
+    import sqlite3
+    con = sqlite3.connect(tmp_path / "ads.db")
+    con.execute("CREATE TABLE campaign_campaigns (id TEXT PRIMARY KEY)")
+    con.commit()
+    con.close()
+    with ProfileStore(tmp_path / "ads.db") as ps:
+        assert ps.save(Profile("ann"))
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "ads.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"campaign_campaigns", "profile_profiles", "profile_minors"}
+
+
+def test_profile_json_round_trip():
+    p = Profile("ann", interests={"travel": 0.9, "pets": 0.1}, centroid=np.ones(3) / np.sqrt(3),
+                languages={"en": 1.0}, location="GB", posts_used=3, updated_at=5,
+                signals=["3 posts about Travel"])
+    d = json.loads(json.dumps(p.to_dict()))
+    assert Profile.from_dict(d).to_dict() == d
+
+
+# --- with the embedder ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def e5():
+    from townsquare.embed.models import get_embedder
+    try:
+        return get_embedder("e5-small-int8", num_threads=2)
+    except ImportError as e:                                   # the one-time export needs torch
+        pytest.skip(str(e))
+
+
+class Counting:
+    """An embedder that counts the texts it embeds."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.texts = inner, inner.name, inner.dim, []
+
+    def passages(self, texts):
+        self.texts += list(texts)
+        return self.inner.passages(texts)
+
+
+def test_centroid_and_stored_vectors(store, e5):
+    from townsquare.embed.stage import EmbedStage
+    write(store, post("Booked flights to Lisbon for the summer"),
+          post("Sunset photography at the beach with my new camera"),
+          post("My therapist says my depression is getting better"))
+    EmbedStage(store, e5).run()
+    for table in (INTERESTS, SENSITIVE, ANCHORS):                    # cached once per model
+        prototypes(e5, table)
+    emb = Counting(e5)
+    p = ProfileBuilder(store, embedder=emb).build("ann", now_ms=NOW)
+    assert emb.texts == []                                           # every vector was stored
+    assert p.posts_skipped_sensitive == 1 and p.posts_used == 2
+    assert abs(float(np.linalg.norm(p.centroid)) - 1) < 1e-5
+    travel = e5.passages(["Booked flights to Lisbon for the summer"])[0]
+    therapy = e5.passages(["My therapist says my depression is getting better"])[0]
+    assert p.centroid @ travel > p.centroid @ therapy               # the sensitive post is out
+    other = SQLiteStore(":memory:")                                  # not embedded: embeds now
+    write(other, post("Booked flights to Lisbon for the summer"))
+    emb2 = Counting(e5)
+    q = ProfileBuilder(other, embedder=emb2).build("ann", now_ms=NOW)
+    assert emb2.texts == ["Booked flights to Lisbon for the summer"] and q.centroid is not None
+
+
+def test_the_embedder_finds_interests_keywords_miss(store, e5):
+    write(store, post("The Lakers need a better bench"),        # basketball by keyword
+          post("Our puppy chewed my new slippers again"),         # pets by keyword
+          post("Finally beat the final boss on hard mode"))       # no keyword: gaming
+    kw = ProfileBuilder(store).build("ann", now_ms=NOW)
+    both = ProfileBuilder(store, embedder=e5).build("ann", now_ms=NOW)
+    assert set(kw.interests) == {"basketball", "sports", "pets"}
+    assert set(both.interests) == {"basketball", "sports", "pets", "gaming"}
+    assert both.interests["gaming"] < both.interests["pets"]           # 0.5 against 1.0
+
+
+def test_the_embedder_also_guards_against_paraphrased_sensitive_posts(store, e5):
+    write(store, post("Booked flights to Lisbon"),
+          post("Started seeing a counsellor about my panic"))      # no health keyword
+    assert ProfileBuilder(store).build("ann", now_ms=NOW).posts_skipped_sensitive == 0
+    assert ProfileBuilder(store, embedder=e5).build("ann", now_ms=NOW).posts_skipped_sensitive == 1

@@ -1,0 +1,121 @@
+"""Serving: consent, policy, ranking by expected value, the ledger, and the "why" answer."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from townsquare.ads.campaigns import parse_campaign
+from townsquare.ads.serving import build_ad_server
+from townsquare.posts import Post
+from townsquare.store import open_store
+from townsquare.store.base import Stored
+
+BASE = 1_600_000_000_000_000_000
+NOW = 1_700_000_000_000
+POSTS = {
+    "hiker": ["Summit at dawn after a six hour hike in the mountains",
+              "Camping by the lake, hiking boots drying by the fire",
+              "New trail in the national park, great hike with friends",
+              "Climbing and hiking all weekend in the Alps"],
+    "gamer": ["Finished the new co-op game with my squad last night",
+              "Streaming my favourite console game tonight",
+              "That boss fight in the new video game took hours"],
+    "patient": ["My diabetes check-up went fine, insulin dose unchanged",
+                "Living with type 1 diabetes: new glucose monitor today",
+                "Hospital appointment for my diabetes again"],
+    "lectora": ["Acabo de terminar una novela preciosa, a leer otra",
+                "La biblioteca del barrio tiene libros nuevos",
+                "Mi libro favorito del año, una novela histórica"],
+}
+
+
+def campaign(cid, interests, langs=("en",), bid=2.0, **over):
+    d = {"id": cid, "advertiser": cid, "name": cid,
+         "brief": {"product": f"{cid} product", "claims": ["made with care"],
+                   "landing_url": f"https://{cid}.example", "languages": list(langs)},
+         "targeting": {"interests": list(interests)}, "budget": 10.0, "bid_cpm": bid,
+         "frequency_cap": 2}
+    d.update(over)
+    return parse_campaign(d)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ads")
+    store = open_store(home)
+    i = 0
+    rows = []
+    for user, texts in POSTS.items():
+        for t in texts:
+            rows.append(Stored(Post(id=BASE + i, text=t, source="t", author_handle=user,
+                                    lang="es" if user == "lectora" else "en",
+                                    created_at=NOW - (10 - i) * 3_600_000).normalized()))
+            i += 1
+    store.write_batch(rows, [])
+    s = build_ad_server(store, home)                 # template copy: no backend
+    for c in [campaign("boots", ["outdoors", "fitness"]), campaign("starfall", ["gaming"]),
+              campaign("libros", ["books"], langs=("es",)),
+              campaign("generic", ["shopping"], bid=1.0)]:
+        s.campaigns.put(c)
+    yield s, store
+
+
+def test_interests_choose_the_ad_and_why_says_so(server):
+    s, _ = server
+    d = s.run("hiker", now_ms=NOW, generate=False)
+    assert d.campaign_id == "boots" and d.personalized
+    assert "Outdoors" in d.why or "outdoors" in d.why.lower()
+    assert s.why(d.impression_id) == d.why
+    assert s.run("gamer", now_ms=NOW, generate=False).campaign_id == "starfall"
+
+
+def test_copy_is_in_the_users_language(server):
+    s, _ = server
+    d = s.run("lectora", now_ms=NOW, generate=False)
+    assert d.campaign_id == "libros" and d.lang == "es" and "https://libros.example" in d.copy
+
+
+def test_health_posts_leave_no_trace_in_profile_or_ad(server):
+    s, _ = server
+    p = s.profile("patient", NOW)
+    assert "health" not in (p.interests if p else {})
+    text = str(p.to_dict()) if p else ""
+    assert "diabetes" not in text.lower()
+    d = s.run("patient", now_ms=NOW, generate=False)
+    assert d is None or "diabetes" not in (d.why + " ".join(d.signals)).lower()
+
+
+def test_opted_out_users_and_minors_get_only_non_personalized_ads(server):
+    s, store = server
+    store.opt_out(["gamer"])
+    try:
+        d = s.run("gamer", now_ms=NOW + 1, generate=False)
+        assert d is not None and not d.personalized and "opted out" in d.why
+        assert all("interest" not in sig for sig in d.signals)
+    finally:
+        store.opt_in(["gamer"])
+    s.profiles.set_minor("hiker", True)
+    try:
+        assert s.profiles.get("hiker") is None
+        d = s.run("hiker", now_ms=NOW + 2, generate=False)
+        assert not d.personalized and "minors" in d.why
+    finally:
+        s.profiles.set_minor("hiker", False)
+
+
+def test_frequency_cap_holds_under_concurrent_serving(server):
+    s, _ = server
+    shown = []
+
+    def go():
+        for _ in range(5):
+            d = s.run("gamer", now_ms=NOW + 10_000, generate=False)
+            shown.append(d.campaign_id if d else None)
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cid in set(shown) - {None}:
+        assert s.campaigns.impressions_of(cid, "gamer") <= 2          # the daily cap
