@@ -119,3 +119,41 @@ def test_frequency_cap_holds_under_concurrent_serving(server):
         t.join()
     for cid in set(shown) - {None}:
         assert s.campaigns.impressions_of(cid, "gamer") <= 2          # the daily cap
+
+
+def test_approved_creatives_replace_per_user_drafts(server):
+    s, _ = server
+    cid = s.campaigns.add_creative("starfall", "en", "Starfall: co-op space exploration. "
+                                   "https://starfall.example", "generated")
+    s.campaigns.add_creative("starfall", "en", "Pending text never shown", "generated")
+    s.campaigns.review(cid, "approved")
+    d = s.run("gamer", now_ms=NOW + 20 * 86_400_000, generate=True)
+    assert d.campaign_id == "starfall" and d.copy_origin == f"approved creative {cid}"
+    assert d.copy.startswith("Starfall: co-op")
+
+
+def test_brand_safety_keeps_cautious_campaigns_away_from_crisis_searches(tmp_path):
+    from townsquare.ads.safety import BrandSafety
+    crisis = ["earthquake kills dozens, rescuers search rubble", "flood victims trapped on roofs",
+              "wildfire destroys homes, evacuation ordered", "hurricane leaves thousands homeless",
+              "bombing at the station, many injured"]
+    calm = ["new trail shoes for my hike", "great coffee this morning", "the match was fun",
+            "reading a novel tonight", "sunny walk in the park"]
+    safety = BrandSafety.train({"crisis": (crisis + calm, [1] * 5 + [0] * 5)}, embedder=None)
+    store = open_store(tmp_path)
+    store.write_batch([Stored(Post(id=BASE + i, text=t, source="t", author_handle="hiker",
+                                   lang="en", created_at=NOW - i).normalized())
+                       for i, t in enumerate(POSTS["hiker"])], [])
+    s = build_ad_server(store, tmp_path)
+    s.safety = safety
+    s.campaigns.put(campaign("boots", ["outdoors"], bid=3.0))                # avoids crisis
+    s.campaigns.put(campaign("relief", ["outdoors"], bid=1.0, brand_safety={
+        "avoid_offensive": False, "avoid_hateful": False, "avoid_crisis": False}))
+    assert s.run("hiker", context="hiking trail shoes", now_ms=NOW, generate=False
+                 ).campaign_id == "boots"
+    d = s.run("hiker", context="earthquake rescuers search rubble", now_ms=NOW, generate=False)
+    assert d.campaign_id == "relief"
+    s.safety = None               # no classifier: cautious campaigns are not shown next to queries
+    assert s._context("hiking trail")["checked"] is False
+    d = s.run("hiker", context="hiking trail", now_ms=NOW + 1, generate=False)
+    assert d.campaign_id == "relief"

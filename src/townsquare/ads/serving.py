@@ -24,8 +24,9 @@ The decision, in order:
    The interest match is the profile's weight on the campaign's best matching interest;
    closeness is ``exp((cos - best cos) / 0.02)`` over the eligible campaigns (``_closeness``).
    Ties go to the lower campaign id, so the same inputs give the same ad.
-4. **Copy** in the user's language about their top matching interest (``ads.creative``): the
-   backend's draft when it passes every rule, else the template.
+4. **Copy** in the user's language: an approved creative when the advertiser has approved some
+   (the one closest to the user), else written for the user about their top matching interest
+   (``ads.creative``): the backend's draft when it passes every rule, else the template.
 5. **The ledger** records the impression atomically with the budget and cap checks; when a
    concurrent request took the last of either, the next candidate is tried.
 
@@ -182,6 +183,21 @@ class AdServer:
             return "budget"
         return None
 
+    def _approved(self, c: Campaign, lang: str, anchor) -> Copy | None:
+        """Once the advertiser has approved creatives in ``lang``, one of them is served (the
+        closest to the user's profile or the context), never a new per-user draft: the
+        advertiser's review then governs every word. Without approved creatives, copy is written
+        per user and checked automatically (``ads.creative``)."""
+        ok = [k for k in self.campaigns.creatives(c.id, status="approved") if k["lang"] == lang]
+        if not ok:
+            return None
+        if anchor is not None and self.embedder is not None and len(ok) > 1:
+            vecs = np.asarray(self.embedder.passages([k["text"] for k in ok]))   # (n, dim)
+            best = ok[int(np.argmax(vecs @ anchor))]
+        else:
+            best = ok[0]
+        return Copy(best["text"], lang, f"approved creative {best['id']}")
+
     def _closeness(self, campaigns: list[Campaign], anchor) -> dict[str, float]:
         """Each campaign's closeness to ``anchor`` (a profile centroid or a context vector) in
         (0, 1]: ``exp((cos - best cos) / TEMPERATURE)``, 1 for the closest. e5 cosines between
@@ -246,8 +262,10 @@ class AdServer:
         lap("rank")
         for _neg, _cid, c, relevance, interest in ranked:
             show_lang = lang if lang in c.languages() else c.languages()[0]
-            copy = self.writer.write(c, show_lang, interest) if generate else \
-                Copy(template_copy(c, show_lang, interest), show_lang, "template")
+            copy = self._approved(c, show_lang, anchor)
+            if copy is None:
+                copy = self.writer.write(c, show_lang, interest) if generate else \
+                    Copy(template_copy(c, show_lang, interest), show_lang, "template")
             lap("copy")
             signals = self._signals(c, profile, interest, ctx, refused, relevance)
             why = self._why(c, profile, interest, ctx, refused)
