@@ -13,6 +13,7 @@
     townsquare corpus build / train / train sample   # townsquare's own GPT (``cli_train``)
     townsquare serve [--port 8000] / keys create --scope read  # the HTTP service (``cli_serve``)
     townsquare ads campaigns load --demo / ads serve USER / profile USER   # ads (``cli_ads``)
+    townsquare jobs embed [--workers 2] [--scheduler ADDR]   # bulk jobs on Dask (``cli_jobs``)
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
 
@@ -552,6 +553,7 @@ def export(home: Home = None,
 
 
 from townsquare import cli_ads  # noqa: E402,F401  (registers `ads` and `profile`)
+from townsquare import cli_jobs  # noqa: E402,F401  (registers `jobs`)
 from townsquare import cli_serve  # noqa: E402,F401  (registers `serve` and `keys`)
 from townsquare import cli_train  # noqa: E402,F401  (registers `corpus` and `train`)
 

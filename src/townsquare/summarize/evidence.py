@@ -97,26 +97,35 @@ class EvidenceConfig:
                              f"{self.corroboration_cosine}")
 
 
-def _lexrank(sims: np.ndarray, threshold: float, damping: float = 0.85) -> np.ndarray:
+def _lexrank(sims, threshold: float, damping: float = 0.85) -> np.ndarray:
     """LexRank (Erkan & Radev, 2004) scores scaled to [0, 1]: PageRank over the graph linking
-    posts at least ``threshold`` similar (no self-links; an unlinked post votes for all)."""
-    n = len(sims)
-    A = (sims >= threshold).astype(np.float64)                          # (m, m)
-    np.fill_diagonal(A, 0.0)
-    deg = A.sum(axis=1, keepdims=True)
-    A = np.where(deg > 0, A / np.maximum(deg, 1.0), 1.0 / n)
+    posts at least ``threshold`` similar (no self-links; an unlinked post votes for all).
+    ``sims``: dense (n, n) or a scipy sparse matrix (``_tfidf_sims``): thresholded graphs of
+    posts are sparse, so a day's thousands of posts cost milliseconds, not a dense n^2 walk."""
+    from scipy import sparse
+    n = sims.shape[0]
+    C = sparse.coo_matrix(sims)
+    keep = (C.data >= threshold) & (C.row != C.col)                     # links, no self-links
+    A = sparse.csr_matrix((np.ones(int(keep.sum())), (C.row[keep], C.col[keep])),
+                          shape=(n, n))                                 # (n, n)
+    deg = np.asarray(A.sum(axis=1)).ravel()                             # (n,)
+    W = sparse.diags(1.0 / np.maximum(deg, 1.0)) @ A                    # row-stochastic rows
+    dangling = deg == 0                                                 # vote for everyone
     r = np.full(n, 1.0 / n)
     for _ in range(100):
-        r2 = (1 - damping) / n + damping * (A.T @ r)
+        r2 = (1 - damping) / n + damping * (W.T @ r + r[dangling].sum() / n)
         if np.abs(r2 - r).sum() < 1e-9:
             break
         r = r2
     return (r / r.max()).astype(np.float32) if r.max() > 0 else r.astype(np.float32)
 
 
-def _tfidf_sims(texts: list[str]) -> np.ndarray:
-    """Cosine similarities of the texts' TF-IDF word vectors (the stream's folded words)."""
+def _tfidf_sims(texts: list[str]):
+    """Cosine similarities of the texts' TF-IDF word vectors (the stream's folded words), as a
+    sparse (n, n) matrix: two short posts share few words, so most pairs are 0."""
     from collections import Counter
+
+    from scipy import sparse
 
     from townsquare.stories.text import words
     bags = [Counter(w for w in words(t) if not w.startswith("#")) for t in texts]
@@ -125,12 +134,17 @@ def _tfidf_sims(texts: list[str]) -> np.ndarray:
         df.update(b.keys())
     vocab = {w: i for i, w in enumerate(sorted(df))}
     n = len(texts)
-    M = np.zeros((n, max(1, len(vocab))), dtype=np.float32)                 # (n, V)
+    rows, cols, vals = [], [], []
     for r, b in enumerate(bags):
         for w, c in b.items():
-            M[r, vocab[w]] = c * np.log((n + 1) / (df[w] + 1) + 1.0)
-    M /= np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)
-    return M @ M.T                                                          # (n, n)
+            rows.append(r)
+            cols.append(vocab[w])
+            vals.append(c * np.log((n + 1) / (df[w] + 1) + 1.0))
+    M = sparse.csr_matrix((vals, (rows, cols)), shape=(n, max(1, len(vocab))),
+                          dtype=np.float32)                                 # (n, V)
+    norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+    M = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ M
+    return (M @ M.T).tocsr()                                                # (n, n)
 
 
 def _author(p: EvidencePost) -> str:
@@ -156,9 +170,11 @@ def select_evidence(posts: list[EvidencePost], vectors: np.ndarray, k: int | Non
     # writing the same thing in their own words corroborate it; one retweet flood does not add
     # authors beyond the flood's own (each retweeter is an author, which is what it is).
     corr: list[list[int]] = []
+    from scipy import sparse
+    close = sparse.csr_matrix(sims >= cfg.corroboration_cosine)        # (m, m), few per row
     for i in range(len(P)):
         seen: dict[str, int] = {}
-        for j in np.flatnonzero(sims[i] >= cfg.corroboration_cosine):
+        for j in close.indices[close.indptr[i]:close.indptr[i + 1]]:
             if j != i and authors[j] != authors[i] and authors[j] not in seen:
                 seen[authors[j]] = P[j].id
         corr.append(sorted(seen.values()))
