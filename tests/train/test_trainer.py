@@ -69,13 +69,16 @@ def _ddp_worker(rank, world, port, cfg_dict, out):
     dist.destroy_process_group()
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(shards, tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_cpu_processes_match_one_process(shards, tmp_path, parallel):
+    """DDP (replicas) and FSDP (shards) on 2 processes with gloo: the same losses and the same
+    final parameters as one process with the same global batch."""
     torch.set_num_threads(1)
     one = Trainer(_cfg(shards, tmp_path / "one")).run()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = _cfg(shards, tmp_path / "two")
+    cfg = dataclasses.replace(_cfg(shards, tmp_path / "two"), parallel=parallel)
     cfg_dict = {**dataclasses.asdict(cfg), "model": dataclasses.asdict(cfg.model)}
     torch.multiprocessing.spawn(_ddp_worker, args=(2, port, cfg_dict, tmp_path), nprocs=2)
     two = json.loads((tmp_path / "losses.json").read_text())
@@ -122,3 +125,35 @@ def test_a_trained_checkpoint_serves_as_a_generation_backend(shards, tmp_path):
     assert 0 < g1.completion_tokens <= 12
     with pytest.raises(BackendError, match="no checkpoint"):
         get_backend("trained", model=str(tmp_path / "missing.pt"))
+
+
+def _fsdp_resume_worker(rank, world, port, cfg_dict, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+    half = {**cfg_dict, "max_iters": cfg_dict["max_iters"] // 2}
+    Trainer(TrainConfig(**half)).run()                      # stops halfway, checkpointed
+    log = Trainer(TrainConfig(**cfg_dict)).run()             # resumes from the checkpoint
+    if rank == 0:
+        (out / "resumed.json").write_text(json.dumps([r["loss"] for r in log]))
+    dist.destroy_process_group()
+
+
+def test_fsdp_resume_continues_the_same_curve(shards, tmp_path):
+    torch.set_num_threads(1)
+    full = Trainer(_cfg(shards, tmp_path / "one")).run()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = dataclasses.replace(_cfg(shards, tmp_path / "fsdp"), parallel="fsdp")
+    cfg_dict = {**dataclasses.asdict(cfg), "model": dataclasses.asdict(cfg.model)}
+    torch.multiprocessing.spawn(_fsdp_resume_worker, args=(2, port, cfg_dict, tmp_path), nprocs=2)
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    second_half = [r["loss"] for r in full][len(full) - len(resumed):]
+    assert resumed == pytest.approx(second_half, abs=1e-5)
+
+
+def test_parallel_must_be_ddp_or_fsdp():
+    with pytest.raises(ValueError, match="ddp or fsdp"):
+        TrainConfig(parallel="zero3")

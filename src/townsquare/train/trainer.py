@@ -8,6 +8,7 @@ Run (after the token shards exist, ``train.data.write_shards``):
 
     python -m townsquare.train.trainer DATA_DIR OUT_DIR [--max-iters N] [--max-minutes M]
     torchrun --nproc_per_node 2 -m townsquare.train.trainer DATA_DIR OUT_DIR   # DDP
+    torchrun --nproc_per_node 8 -m townsquare.train.trainer DATA_DIR OUT_DIR --parallel fsdp
 
 What a step does: ``grad_accum`` micro-batches (each this rank's slice of the step's global
 batch, ``train.data.TokenData``), loss scaled by 1/grad_accum so the gradient is the global
@@ -63,6 +64,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"            # auto: cuda when available, else cpu
     compile: bool = False
+    parallel: str = "ddp"           # several processes: "ddp" (replicas) or "fsdp" (shards)
     model: GPTConfig = field(default_factory=GPTConfig)
 
     def __post_init__(self):
@@ -75,6 +77,8 @@ class TrainConfig:
                              f"{self.grad_accum}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr], got {self.min_lr}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ValueError(f"parallel must be ddp or fsdp, got {self.parallel!r}")
         if isinstance(self.model, dict):
             self.model = GPTConfig(**self.model)
 
@@ -91,9 +95,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        self.ddp = self.world > 1
+        self.distributed = self.world > 1
+        self.fsdp = self.distributed and cfg.parallel == "fsdp"
+        self.ddp = self.distributed and not self.fsdp
         dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        if self.ddp:
+        if self.distributed:
             import torch.distributed as dist
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if dev == "cuda" else "gloo")
@@ -110,13 +116,19 @@ class Trainer:
         self.val_data = TokenData(Path(cfg.data_dir) / "val.bin", cfg.model.block_size,
                                   seed=cfg.seed + 1)
         self.model = GPT(cfg.model).to(dev)
-        self.opt = self.model.configure_optimizer(cfg.weight_decay, cfg.lr, cfg.betas,
-                                                  "cuda" if dev.startswith("cuda") else "cpu")
         self.step = 0
         self.out = Path(cfg.out_dir)
         self.ckpt_path = self.out / "ckpt.pt"
-        if self.ckpt_path.exists():
-            self._load()
+        ck = (torch.load(self.ckpt_path, map_location=dev, weights_only=False)
+              if self.ckpt_path.exists() else None)
+        if ck is not None:                  # into the whole model, before any sharding
+            self.model.load_state_dict(ck["model"])
+        if self.fsdp:
+            self._shard()
+        self.opt = self.model.configure_optimizer(cfg.weight_decay, cfg.lr, cfg.betas,
+                                                  "cuda" if dev.startswith("cuda") else "cpu")
+        if ck is not None:
+            self._load(ck)
         self.net = self.model
         if cfg.compile:
             self.net = torch.compile(self.model)
@@ -126,20 +138,50 @@ class Trainer:
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.startswith("cuda")
                          else nullcontext())
 
+    def _shard(self) -> None:
+        """FSDP (``fully_shard``, FSDP2): each block's parameters, gradients and optimizer state
+        are split across the ranks and gathered only while that block runs, so a model that
+        does not fit one GPU's memory trains on several. The embeddings and the tied output
+        projection form the root unit (a tied pair must live in one unit)."""
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+        mesh = init_device_mesh("cuda" if self.device.startswith("cuda") else "cpu",
+                                (self.world,))
+        for block in self.model.transformer.h:
+            fully_shard(block, mesh=mesh)
+        fully_shard(self.model, mesh=mesh)
+
     # --- checkpoints -------------------------------------------------------------------------------
-    def _load(self) -> None:
-        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
+    def _load(self, ck: dict) -> None:
+        if self.fsdp:                       # the full optimizer state, scattered to the shards
+            from torch.distributed.checkpoint.state_dict import (StateDictOptions,
+                                                                 set_optimizer_state_dict)
+            set_optimizer_state_dict(self.model, self.opt, ck["optimizer"],
+                                     options=StateDictOptions(full_state_dict=True))
+        else:
+            self.opt.load_state_dict(ck["optimizer"])
         self.step = ck["step"]
         torch.set_rng_state(ck["rng"])
 
+    def _state(self) -> tuple[dict, dict]:
+        """Model and optimizer state as one process would have them (FSDP gathers the shards:
+        every rank must call this, rank 0 writes)."""
+        if not self.fsdp:
+            return self.model.state_dict(), self.opt.state_dict()
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions,
+                                                             get_model_state_dict,
+                                                             get_optimizer_state_dict)
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(self.model, options=opts),
+                get_optimizer_state_dict(self.model, self.opt, options=opts))
+
     def save(self) -> None:
+        model, opt = self._state()
         if self.rank:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.ckpt_path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        torch.save({"model": model, "optimizer": opt,
                     "step": self.step, "rng": torch.get_rng_state(),
                     "train_config": asdict(self.cfg), "model_config": asdict(self.cfg.model)}, tmp)
         os.replace(tmp, self.ckpt_path)
@@ -168,8 +210,10 @@ class Trainer:
             # micro-batch k of step s is the slice of the step's global batch for (k, rank)
             x, y = self.train_data.batch(self.step * cfg.grad_accum + k, micro,
                                          rank=self.rank, world=self.world, device=self.device)
-            sync = (not self.ddp) or k == cfg.grad_accum - 1
-            ctx = nullcontext() if sync else self.net.no_sync()
+            sync = (not self.distributed) or k == cfg.grad_accum - 1
+            if self.fsdp:                # reduce-scatter the gradients on the last micro-batch
+                self.model.set_requires_gradient_sync(sync)
+            ctx = self.net.no_sync() if (self.ddp and not sync) else nullcontext()
             with ctx, self.autocast:
                 _, loss = self.net(x, y)
                 (loss / cfg.grad_accum).backward()
@@ -179,7 +223,7 @@ class Trainer:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        if self.ddp:                     # report the global mean loss, as one process would
+        if self.distributed:             # report the global mean loss, as one process would
             import torch.distributed as dist
             t = torch.tensor([total], device=self.device)
             dist.all_reduce(t, op=dist.ReduceOp.AVG if self.device.startswith("cuda")
@@ -262,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     ap.add_argument("--grad-accum", type=int, default=TrainConfig.grad_accum)
+    ap.add_argument("--parallel", choices=("ddp", "fsdp"), default=None,
+                    help="several processes: replicate (ddp, default) or shard (fsdp)")
     ap.add_argument("--config", type=Path, help="JSON file with TrainConfig fields (model: {...})")
     args = ap.parse_args(argv)
     extra = json.loads(args.config.read_text()) if args.config else {}
     cfg = TrainConfig(**{**extra, "data_dir": args.data_dir, "out_dir": args.out_dir,
                          "max_iters": args.max_iters, "max_minutes": args.max_minutes,
-                         "batch_size": args.batch_size, "grad_accum": args.grad_accum})
+                         "batch_size": args.batch_size, "grad_accum": args.grad_accum,
+                         **({"parallel": args.parallel} if args.parallel else {})})
     meta = json.loads((Path(args.data_dir) / "meta.json").read_text())
     if cfg.model.vocab_size < meta["vocab_size"]:
         cfg.model.vocab_size = meta["vocab_size"]
@@ -277,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{tr.step}" if tr.step else f"model: {cfg.model}", file=sys.stderr)
     tr.run(progress=(lambda r: print(json.dumps(r), file=sys.stderr))
            if tr.rank == 0 else None)
-    if tr.ddp:
+    if tr.distributed:
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
