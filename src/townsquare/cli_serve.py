@@ -133,3 +133,52 @@ def serve(
                     timeout_graceful_shutdown=10)
     finally:
         rt.close()
+
+
+@app.command()
+def migrate(
+    home: Home = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only report; exit 1 when an upgrade is pending (for deploy scripts).")] = False,
+    json_out: Json = False,
+) -> None:
+    """Upgrade the store's schema to this townsquare's version (one transaction), or check.
+
+    The embedded store also upgrades itself when opened; running this first, once, is what a
+    deployment with several processes should do, so none of them upgrades under the others."""
+    import sqlite3
+
+    from townsquare.store import DB_FILE, open_store
+    from townsquare.store.sqlite import SCHEMA_VERSION
+    path = resolve_home(home) / DB_FILE
+    before = None
+    if path.exists():
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            before = int(row[0]) if row else None
+        except sqlite3.DatabaseError:
+            before = None
+        finally:
+            db.close()
+    if before is not None and before > SCHEMA_VERSION:
+        err.print(f"[red]error:[/] {path} has schema v{before}, newer than this townsquare "
+                  f"(v{SCHEMA_VERSION}): upgrade townsquare")
+        raise typer.Exit(2)
+    pending = before is not None and before < SCHEMA_VERSION
+    result = {"store": str(path), "before": before, "target": SCHEMA_VERSION,
+              "pending": pending}
+    if not check:
+        open_store(path).close()                          # applies the upgrades, atomically
+        result["after"] = SCHEMA_VERSION
+    if json_out:
+        _print_json(result)
+    elif before is None:
+        out.print(f"{path}: new store" + ("" if check else f", created at v{SCHEMA_VERSION}"))
+    elif not pending:
+        out.print(f"{path}: schema v{before}, up to date")
+    else:
+        out.print(f"{path}: schema v{before} -> v{SCHEMA_VERSION}" +
+                  (" pending (run `townsquare migrate`)" if check else " applied"))
+    if check and pending:
+        raise typer.Exit(1)

@@ -112,3 +112,28 @@ def test_a_version_one_store_is_upgraded_in_place(tmp_path):
     assert s._meta("schema_version") == str(SCHEMA_VERSION)
     assert s.integrity_check() == []
     s.close()
+
+
+def test_migrate_upgrades_an_old_store_and_check_reports_it(tmp_path):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from townsquare.cli import app
+    from townsquare.store import open_store
+    from townsquare.store.sqlite import SCHEMA_VERSION
+    open_store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "townsquare.db")          # make it a v1 store
+    db.execute("ALTER TABLE post_sources DROP COLUMN content_hash")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    run = CliRunner().invoke
+    r = run(app, ["migrate", "--home", str(tmp_path), "--check"])
+    assert r.exit_code == 1 and "pending" in r.stdout
+    r = run(app, ["migrate", "--home", str(tmp_path)])
+    assert r.exit_code == 0 and f"v1 -> v{SCHEMA_VERSION} applied" in r.stdout
+    cols = [c[1] for c in sqlite3.connect(tmp_path / "townsquare.db").execute(
+        "PRAGMA table_info(post_sources)")]
+    assert "content_hash" in cols
+    assert run(app, ["migrate", "--home", str(tmp_path), "--check"]).exit_code == 0
