@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from townsquare.posts import Post
+from townsquare.store.base import author_key
 
 _CHUNK = 900
 
@@ -95,6 +96,27 @@ class SQLiteSearchReads:
                                       f"({','.join('?' * len(chunk))})", chunk):
                 out[r[0]] = _post(r)
         return out
+
+    def posts_by_author(self, author: str | int, *, limit: int = 500,
+                        before_ms: int | None = None) -> list[Post]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        key = author_key(author)
+        before = (1 << 62) if before_ms is None else int(before_ms)
+        from townsquare.store.sqlite import _COLS, _post
+        cols = ", ".join(_COLS)
+        # One query per way of naming the author (handle; numeric id when the key is all digits),
+        # each served by its own index and cut at ``limit``, merged here: the handle query reads
+        # just ``limit`` entries of posts_handle, already in (created_at, id) order.
+        queries = [(f"SELECT {cols} FROM posts WHERE author_handle IS NOT NULL AND "
+                    f"lower(author_handle) = ? AND created_at < ? "
+                    f"ORDER BY created_at DESC, id DESC LIMIT ?", (key, before, limit))]
+        if key.isascii() and key.isdigit() and int(key) < (1 << 63):   # "²" is a digit too
+            queries.append((f"SELECT {cols} FROM posts WHERE author_id = ? AND created_at < ? "
+                            f"ORDER BY created_at DESC, id DESC LIMIT ?", (int(key), before, limit)))
+        rows = {r[0]: r for sql, args in queries for r in self._db.execute(sql, args)}
+        newest = sorted(rows.values(), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
+        return [_post(r) for r in newest]
 
     def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """For each id: ``(root, near-duplicates of the root in the store)``; root is the post's
