@@ -82,3 +82,12 @@ def test_a_version_three_store_is_upgraded_and_gains_opt_outs(tmp_path):
     assert s.opt_out(["ann"]) == 1 and s.opted_out() == {"ann"}
     assert s.integrity_check() == []
     s.close()
+
+
+def test_is_opted_out_is_a_point_lookup_matching_opted_out(tmp_path):
+    from townsquare.store import open_store
+    s = open_store(tmp_path)
+    s.opt_out(["@Ann", "1212092628029698048"])
+    assert s.is_opted_out("ann") and s.is_opted_out(" @ANN ")
+    assert s.is_opted_out(1212092628029698048) and not s.is_opted_out("bob")
+    assert {k for k in ("ann", "bob", "1212092628029698048") if s.is_opted_out(k)} == s.opted_out()

@@ -38,7 +38,7 @@ numbers say the rules do what they were written to do. HELD_OUT (48 sensitive pa
 avoid the obvious words, 18 neutral) was written after the keywords and thresholds were frozen
 and measured once: keywords alone miss 60% of it, the embedder brings recall to 0.98.
 
-The price, on real posts (samples of ``/work/shared/data``; numbers only, no text kept): the share
+The price, on real posts (samples of ``../shared/data``; numbers only, no text kept): the share
 of posts flagged, which is the share a profile loses. Crisis tweets are a hard case for the
 embedder: short, noisy, multilingual, about nothing in the taxonomy.
 

@@ -45,6 +45,7 @@ import numpy as np
 from townsquare.ads.campaigns import Campaign, CampaignStore
 from townsquare.ads.creative import Copy, CopyWriter, template_copy
 from townsquare.store.base import Store, author_key
+from townsquare.timing import Laps
 
 TEMPERATURE = 0.02      # of the closeness of campaigns to a profile or context (``_closeness``)
 
@@ -100,7 +101,7 @@ class AdServer:
     def consent(self, user: str) -> str | None:
         """Why ``user`` gets only non-personalized ads, or None."""
         key = author_key(user)
-        if key in self.store.opted_out():
+        if self.store.is_opted_out(key):          # a point lookup: this runs per decision
             return "you opted out of personalized ads"
         if self.profiles.is_minor(key):
             return "ads are never personalized for minors"
@@ -224,15 +225,8 @@ class AdServer:
             generate: bool = True) -> Decision | None:
         """The ad for ``user`` (an author handle or id) in ``context`` (a search query; None:
         their timeline), or None when no campaign is eligible."""
-        t0 = time.perf_counter()
-        timings: dict[str, float] = {}
-
-        def lap(name: str) -> None:
-            nonlocal t0
-            now_ = time.perf_counter()
-            timings[name] = round((now_ - t0) * 1000, 2)
-            t0 = now_
-
+        clock = Laps()
+        lap, timings = clock.lap, clock.ms
         now = int(time.time() * 1000) if now_ms is None else now_ms
         key = author_key(user)
         refused = self.consent(key)

@@ -20,6 +20,7 @@ strings (they exceed JavaScript's 2^53). Every endpoint that does work reports `
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Annotated, Any, Literal
@@ -227,7 +228,6 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
         bad = [Quarantined(source, "POST /v1/posts", it.index + 1, it.error,
                            _raw(it.raw)) for it in items if it.error]
         fut = rt.writer.write(good, bad)
-        import asyncio
         result = await asyncio.wrap_future(fut)
         t2 = time.perf_counter()
         out = []
@@ -269,7 +269,6 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
     async def delete_post(post_id: str, _k=require("ingest")) -> dict:
         """Delete a post from every index; its id is never stored again (a deletion that
         arrives before the post still counts)."""
-        import asyncio
         pid = _post_id(post_id)
         n = await asyncio.wrap_future(rt.writer.delete([pid]))
         return {"id": str(pid), "deleted": True, "was_stored": bool(n)}

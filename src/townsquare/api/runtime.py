@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,7 @@ class Runtime:
         llm = self.backend(backend)
         engine = self.engine()
         summ = Summarizer(self.reader(), llm, embedder=engine.embedder)
-        lock = self.generation_lock if not llm.extractive else _NO_LOCK
+        lock = self.generation_lock if not llm.extractive else nullcontext()
         t0 = time.perf_counter()
         with lock:
             waited = time.perf_counter() - t0
@@ -361,14 +362,3 @@ class Runtime:
             idle = time.monotonic() - self.last_request > 1.0
             share = 1.0 if idle else self.background_share
             self._wake.wait(spent * (1 / share - 1) if busy else self.refresh_s)
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NO_LOCK = _NoLock()

@@ -48,6 +48,7 @@ from townsquare.search import query as q
 from townsquare.search.rank import RankWeights, final_scores, order, rrf
 from townsquare.search.sqlfilter import compile_sqlite, fts_string, has_fts_token
 from townsquare.store.base import Store
+from townsquare.timing import Laps
 
 MODES = ("top", "latest")
 OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
@@ -116,22 +117,6 @@ class SearchResponse:
                 "results": [h.to_dict() for h in self.results],
                 "next_cursor": self.next_cursor, "timings_ms": self.timings_ms,
                 "semantic": self.semantic}
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        self.ms: dict[str, float] = {}
-        self.t0 = self.t
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - self.t) * 1000, 3)
-        self.t = now
-
-    def total(self) -> dict[str, float]:
-        self.ms["total"] = round((time.perf_counter() - self.t0) * 1000, 3)
-        return self.ms
 
 
 def relax_text(node: q.Node) -> q.Node | None:
@@ -230,7 +215,7 @@ class SearchEngine:
             raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 1 <= limit <= 1000:
             raise SearchError(f"limit must be between 1 and 1000, got {limit}")
-        clock = _Clock()
+        clock = Laps()
         node = q.parse(query)
         # A cursor pins the snapshot (seq) and "now" (for within_time:) of its first page.
         state = _decode_cursor(cursor, query, mode) if cursor else {
@@ -247,7 +232,7 @@ class SearchEngine:
                               timings_ms=clock.total(), semantic=sem)
 
     # --- latest ----------------------------------------------------------------------------------
-    def _latest(self, c, limit: int, state: dict, clock: _Clock):
+    def _latest(self, c, limit: int, state: dict, clock: Laps):
         before = tuple(state["b"]) if "b" in state else None
         fetch = limit * 2 + 1              # room for near-duplicates collapsed away
         rows = self.store.lexical_search(c.fts, c.where, c.params, limit=fetch,
@@ -274,7 +259,7 @@ class SearchEngine:
         return hits, nxt
 
     # --- top -------------------------------------------------------------------------------------
-    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: _Clock):
+    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: Laps):
         cfg = self.config
         offset = int(state.get("o", 0))
         lists: dict[str, list[int]] = {}
@@ -371,7 +356,7 @@ class SearchEngine:
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
 
-    def _accelerated(self, node, c, state: dict, clock: _Clock):
+    def _accelerated(self, node, c, state: dict, clock: Laps):
         """BM25 top-k from the tantivy index, filtered by the whole query in SQL; None when the
         index is absent, too far behind, or the filter is too selective for its candidates."""
         lx = self.lexical_index
@@ -400,7 +385,7 @@ class SearchEngine:
                 return rows
         return None                        # a selective filter: FTS5 + SQL find them all
 
-    def _semantic(self, node, wanted: bool, state: dict, lists: dict, clock: _Clock):
+    def _semantic(self, node, wanted: bool, state: dict, lists: dict, clock: Laps):
         """The semantic list (into ``lists``); returns (info, cosines, query vector or None,
         the SQL filter its candidates passed)."""
         cos: dict[int, float] = {}

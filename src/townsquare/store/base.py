@@ -164,6 +164,11 @@ class Store(abc.ABC):
     def opted_out(self) -> set[str]:
         """The opted-out authors, as ``author_key`` writes them."""
 
+    def is_opted_out(self, author: str | int) -> bool:
+        """Whether one author opted out (a point lookup for per-request checks such as ad
+        serving; backends override the default, which reads the whole set)."""
+        return author_key(author) in self.opted_out()
+
     # --- reads -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def get(self, post_id: int) -> Post | None: ...

@@ -554,6 +554,10 @@ class SQLiteStore(SQLiteSearchReads, Store):
     def opted_out(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT author FROM opt_outs")}
 
+    def is_opted_out(self, author: str | int) -> bool:
+        return self._db.execute("SELECT 1 FROM opt_outs WHERE author = ?",
+                                (author_key(author),)).fetchone() is not None
+
     def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
         return [r[0] for r in self._db.execute(
             "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank LIMIT ?",
