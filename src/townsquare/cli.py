@@ -21,6 +21,7 @@ Every command takes ``--home DIR`` (else ``$TOWNSQUARE_HOME``, else ``./.townsqu
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -45,7 +46,28 @@ Home = Annotated[Optional[Path], typer.Option(
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
+@app.callback()
+def _main(store: Annotated[Optional[str], typer.Option(
+        "--store", envvar="TOWNSQUARE_STORE", show_envvar=True,
+        help="A postgresql:// URL: use that PostgreSQL store instead of the embedded one "
+             "(the home folder still holds keys, ads and models).")] = None) -> None:
+    """townsquare: ingest, search and summarize a social network's public posts."""
+    if store:
+        if not store.startswith(("postgresql://", "postgres://")):
+            raise typer.BadParameter(f"expected a postgresql:// URL, got {store[:40]!r}",
+                                     param_hint="--store")
+        os.environ["TOWNSQUARE_STORE"] = store     # every command and the service's threads
+
+
 def _store(home: Optional[Path]):
+    from townsquare.store import store_url
+    url = store_url()
+    if url:
+        try:
+            return open_store(url)
+        except ConnectionError as e:
+            err.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
     folder = resolve_home(home)
     return open_store(folder / DB_FILE)
 
@@ -555,6 +577,7 @@ def export(home: Home = None,
 from townsquare import cli_ads  # noqa: E402,F401  (registers `ads` and `profile`)
 from townsquare import cli_jobs  # noqa: E402,F401  (registers `jobs`)
 from townsquare import cli_serve  # noqa: E402,F401  (registers `serve` and `keys`)
+from townsquare import cli_store  # noqa: E402,F401  (registers `store`)
 from townsquare import cli_train  # noqa: E402,F401  (registers `corpus` and `train`)
 
 

@@ -13,6 +13,7 @@ Keys live in ``<home>/keys.db`` (hashed); ``keys create`` prints only the new ke
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -91,6 +92,8 @@ def serve(
         envvar="TOWNSQUARE_BACKGROUND_SHARE",
         help="Most of the time stories, language id and embeddings take while requests arrive.")] = 0.15,
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+    workers: Annotated[int, typer.Option(
+        help="Worker processes on one port (server mode only: needs --store postgresql://...).")] = 1,
 ) -> None:
     """Run the HTTP API, the OpenAI-compatible chat and the web page."""
     import uvicorn
@@ -118,15 +121,41 @@ def serve(
     elif not keys.list():
         log.warning("no API keys yet: every request will get 401. Create one with "
                     "`townsquare keys create --scope read --scope ingest --home %s`", folder)
+    from townsquare.store import store_url
+    if workers < 1:
+        err.print(f"[red]error:[/] --workers must be >= 1, got {workers}")
+        raise typer.Exit(2)
+    if workers > 1:
+        if not store_url():
+            err.print("[red]error:[/] --workers > 1 needs a shared store: give --store "
+                      "postgresql://... (the embedded store's indexes belong to one process)")
+            raise typer.Exit(2)
+        # Each worker process builds its own runtime from these settings (api.factory).
+        import orjson
+        os.environ["TOWNSQUARE_SERVE"] = orjson.dumps({
+            "home": str(folder), "backend": backend, "backend_options": opts, "embed": embed,
+            "background_share": background_share, "auth": not no_auth}).decode()
+        err.print(f"townsquare is serving {store_url_redacted()} with {workers} workers at "
+                  f"[bold]http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}"
+                  f":{port}/[/]")
+        import inspect
+        # A worker builds its runtime (models, language id) before it answers uvicorn's health
+        # check: give it time, or the supervisor kills and restarts it over and over.
+        slow_start = ({"timeout_worker_healthcheck": 180} if "timeout_worker_healthcheck"
+                      in inspect.signature(uvicorn.Config).parameters else {})
+        uvicorn.run("townsquare.api.factory:build", factory=True, workers=workers, host=host,
+                    port=port, log_level=log_level.lower(), timeout_graceful_shutdown=10,
+                    **slow_start)
+        return
     try:
         rt = Runtime(folder, backend=backend, backend_options=opts, embed=embed,
                      background_share=background_share)
-    except ValueError as e:
+    except (ValueError, ConnectionError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
     app_ = create_app(rt, keys=keys, auth=not no_auth)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    err.print(f"townsquare is serving {folder} at [bold]http://{shown}:{port}/[/] "
+    err.print(f"townsquare is serving {store_url_redacted() or folder} at [bold]http://{shown}:{port}/[/] "
               f"(API docs at /docs)")
     try:
         uvicorn.run(app_, host=host, port=port, log_level=log_level.lower(),
@@ -148,8 +177,11 @@ def migrate(
     deployment with several processes should do, so none of them upgrades under the others."""
     import sqlite3
 
-    from townsquare.store import DB_FILE, open_store
+    from townsquare.store import DB_FILE, open_store, store_url
     from townsquare.store.sqlite import SCHEMA_VERSION
+    if store_url():
+        _migrate_postgres(store_url(), check, json_out)
+        return
     path = resolve_home(home) / DB_FILE
     before = None
     if path.exists():
@@ -171,14 +203,48 @@ def migrate(
     if not check:
         open_store(path).close()                          # applies the upgrades, atomically
         result["after"] = SCHEMA_VERSION
+    _report_migration(str(path), result, check, json_out)
+
+
+def store_url_redacted() -> str | None:
+    """The server-mode store's URL without its password, or None (embedded)."""
+    from townsquare.store import store_url
+    from townsquare.store.postgres import _redact
+    url = store_url()
+    return _redact(url) if url else None
+
+
+def _migrate_postgres(url: str, check: bool, json_out: bool) -> None:
+    """``migrate`` for the PostgreSQL store: the same report, its own schema versions."""
+    from townsquare.store import pgschema
+    from townsquare.store.postgres import PostgresStore, _redact
+    try:
+        store = PostgresStore(url, upgrade=False, create=False)
+    except (ConnectionError, RuntimeError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    with store:
+        before = store.schema_version()
+        target = pgschema.SCHEMA_VERSION
+        pending = before is not None and before < target
+        result = {"store": _redact(url), "before": before, "target": target, "pending": pending}
+        if not check:
+            store.migrate()
+            result["after"] = target
+    _report_migration(_redact(url), result, check, json_out)
+
+
+def _report_migration(shown: str, result: dict, check: bool, json_out: bool) -> None:
+    """Print what ``migrate`` found or did; exit 1 for ``--check`` with an upgrade pending."""
+    before, target, pending = result["before"], result["target"], result["pending"]
     if json_out:
         _print_json(result)
     elif before is None:
-        out.print(f"{path}: new store" + ("" if check else f", created at v{SCHEMA_VERSION}"))
+        out.print(f"{shown}: new store" + ("" if check else f", created at v{target}"))
     elif not pending:
-        out.print(f"{path}: schema v{before}, up to date")
+        out.print(f"{shown}: schema v{before}, up to date")
     else:
-        out.print(f"{path}: schema v{before} -> v{SCHEMA_VERSION}" +
+        out.print(f"{shown}: schema v{before} -> v{target}" +
                   (" pending (run `townsquare migrate`)" if check else " applied"))
     if check and pending:
         raise typer.Exit(1)

@@ -61,11 +61,19 @@ def test_both_lookups_use_an_index(store):
     plans = []
     real = store._db
 
+    pg = not isinstance(store, SQLiteStore)
+    if pg:   # a handful of rows: without this, PostgreSQL rightly prefers reading the table
+        real.execute("SET enable_seqscan = off")
+
     class Spy:
         def execute(self, sql, args=()):
             if sql.startswith("SELECT") and "FROM posts WHERE" in sql:
-                plan = real.execute("EXPLAIN QUERY PLAN " + sql, args)
-                plans.append(" ".join(r[3] for r in plan))
+                if pg:
+                    plan = real.execute("EXPLAIN " + sql, args).fetchall()
+                    plans.append(" ".join(r[0] for r in plan))
+                else:
+                    plan = real.execute("EXPLAIN QUERY PLAN " + sql, args)
+                    plans.append(" ".join(r[3] for r in plan))
             return real.execute(sql, args)
 
     store._db = Spy()
@@ -74,7 +82,11 @@ def test_both_lookups_use_an_index(store):
     finally:
         store._db = real
     assert len(plans) == 2
-    assert "USING INDEX posts_handle" in plans[0] and "USING INDEX posts_author" in plans[1]
+    if pg:    # the partitions' copies of posts_handle (lower(author_handle)) and posts_author
+        assert "Index" in plans[0] and "lower_created_at_idx" in plans[0], plans[0]
+        assert "Index" in plans[1] and "author_id_created_at_idx" in plans[1], plans[1]
+    else:
+        assert "USING INDEX posts_handle" in plans[0] and "USING INDEX posts_author" in plans[1]
 
 
 def test_a_store_written_before_the_index_gains_it(tmp_path):

@@ -397,6 +397,8 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
                         "errors": rt.index_errors,
                         "last_error": rt.last_index_error}
         s["writer"] = {"transactions": rt.writer.transactions}
+        s["server_mode"] = {"store": "postgresql" if rt.url else "embedded",
+                            "background_leader": rt.leader}
         with rt.stories_lock:
             s["stories"] = {"count": len(rt.stories.clusterer.stories()),
                             "no_story_share": round(rt.stories.unassigned_share(), 4)}

@@ -28,6 +28,16 @@ Threads and connections (SQLite in WAL mode: one writer, any number of readers):
 
 Story views and summaries run under locks: the clusterer is not safe to read while it changes,
 and a llama.cpp model serves one generation at a time.
+
+**Server mode** (a PostgreSQL store, ``$TOWNSQUARE_STORE``): several processes serve one store.
+Search needs no derived index there: full text and the HNSW vector index live in PostgreSQL,
+current at commit, so every worker sees every post at once (``PgVectors``; no tantivy, no faiss
+file). The background work runs in one worker only: the one whose connection holds the
+``background`` advisory lock (``Store.try_leader``); if it dies, its lock goes with its connection
+and another worker's next step takes over. Stories are shared, not recomputed per worker: the
+leader publishes the clusterer's state to the store (``shared_state``, at most every
+``publish_s``) and the other workers load each new version, so every worker shows the same
+story ids and members. Trends are computed from the store per request, the same anywhere.
 """
 from __future__ import annotations
 
@@ -40,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from townsquare.api.writequeue import WriteQueue
-from townsquare.store import DB_FILE, open_store
+from townsquare.store import DB_FILE, open_store, store_url
 from townsquare.store.base import Store
 
 log = logging.getLogger("townsquare.api")
@@ -68,6 +78,30 @@ class _LockedVectors:
             return self._v.refresh()
 
 
+class PgVectors:
+    """The search engine's vector index in server mode: pgvector's HNSW index in the store,
+    queried through one thread's reader (nothing to refresh: it is current at commit)."""
+
+    def __init__(self, store: Any):
+        self._store = store
+        self._count, self._counted = 0, 0.0
+
+    @property
+    def model(self) -> str | None:
+        return self._store.embed_model()
+
+    def __len__(self) -> int:
+        if time.monotonic() - self._counted > 1.0:     # every query asks: count once a second
+            self._count, self._counted = self._store.vector_count(), time.monotonic()
+        return self._count
+
+    def search(self, q, k: int):
+        return self._store.vector_search(q, k)
+
+    def refresh(self) -> int:
+        return 0
+
+
 class Runtime:
     """Shared state of a server process over the store in ``home``.
 
@@ -92,7 +126,12 @@ class Runtime:
         self.background_share = background_share
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.home / DB_FILE
+        self.url = store_url()                 # server mode: a PostgreSQL store shared by workers
+        self.db_path: Any = self.url or self.home / DB_FILE
+        self.publish_s = 1.0
+        self.leader = not self.url              # server mode: set by the background thread
+        self._published = 0.0
+        self._stories_version = 0
         self.backend_name = backend
         self.backend_options = dict(backend_options or {})
         self.refresh_s = refresh_s
@@ -119,7 +158,10 @@ class Runtime:
         self.stories_lock = threading.Lock()
         self._story_store = open_store(self.db_path)
         from townsquare.stories.state import StoryState
-        self.stories = StoryState(self._story_store, self.home / "stories.pkl")
+        self.stories = StoryState(self._story_store,
+                                  None if self.url else self.home / "stories.pkl")
+        if self.url:
+            self._load_shared_stories()
         self._backends: dict[str, Any] = {}
         self._ads_embedder = None
         self._backend_lock = threading.Lock()
@@ -156,6 +198,8 @@ class Runtime:
         self.writer.close()
         if self.lexical is not None:      # the indexer has stopped: its writer can finish
             self.lexical.close()
+        if self.url and self.is_leader():
+            self._guarded(lambda: self._publish_stories(force=True))
         with self.stories_lock:
             try:
                 self.stories.save()
@@ -185,7 +229,10 @@ class Runtime:
         e = getattr(self._local, "engine", None)
         if e is None:
             from townsquare.search.engine import SearchEngine
-            vec = _LockedVectors(self.vectors, self.vectors_lock) if self.vectors else None
+            if self.url:
+                vec = PgVectors(self.reader()) if self.embedder is not None else None
+            else:
+                vec = _LockedVectors(self.vectors, self.vectors_lock) if self.vectors else None
             e = self._local.engine = SearchEngine(
                 self.reader(), embedder=self.embedder if vec else None, vectors=vec,
                 lexical_index=self.lexical, refresh_indexes=False)
@@ -252,6 +299,8 @@ class Runtime:
 
     # --- background indexing ---------------------------------------------------------------------
     def _lexical_index(self):
+        if self.url:                           # PostgreSQL's own full-text index is current
+            return None
         try:
             from townsquare.search.lexindex import LexicalIndex
         except ImportError:                    # tantivy absent: FTS5 answers every query
@@ -265,6 +314,8 @@ class Runtime:
         from townsquare.embed.models import get_embedder
         from townsquare.embed.sync import StoreVectors
         emb = get_embedder(model)
+        if self.url:                           # pgvector's HNSW index, through each reader
+            return emb, None
         return emb, StoreVectors(self._index_store, self.home / "vectors.index", emb.dim)
 
     def refresh_stats(self) -> dict[str, float]:
@@ -304,10 +355,39 @@ class Runtime:
                 did["vectors"] = self.vectors.refresh()
         return did
 
+    def is_leader(self) -> bool:
+        """Whether this process runs the background work: always with the embedded store; in
+        server mode, the worker holding the store's ``background`` lock."""
+        self.leader = not self.url or self._bg_store.try_leader("background")
+        return self.leader
+
+    def _load_shared_stories(self) -> bool:
+        """Server mode, not the leader: load the stories the leader published, when newer."""
+        version = self._story_store.shared_version("stories")
+        if version == self._stories_version:
+            return False
+        v, body = self._story_store.get_shared("stories")
+        if body is not None:
+            with self.stories_lock:
+                if self.stories.loads(body):
+                    self._stories_version = v
+        return True
+
+    def _publish_stories(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._published > self.publish_s:
+            with self.stories_lock:
+                body = self.stories.dumps()
+            self._stories_version = self._story_store.put_shared("stories", body)
+            self._published = time.monotonic()
+
     def background_step(self) -> dict[str, int]:
         """Bounded steps of the slower derived state: the late stage (language id, near-
-        duplicate links), embeddings, stories."""
+        duplicate links), embeddings, stories. In server mode only the leader computes them;
+        another worker loads the leader's stories instead."""
         did = {"late_stage": 0, "embedded": 0, "stories": 0}
+        if not self.is_leader():
+            self._load_shared_stories()
+            return did
         did["late_stage"] = self._late.run(max_posts=self.story_step).processed
         if self.embed and self.embedder is not None:
             from townsquare.embed.stage import EmbedStage
@@ -315,6 +395,8 @@ class Runtime:
                 max_posts=self.embed_step).processed
         with self.stories_lock:
             did["stories"] = self.stories.refresh(limit=self.story_step, save=False)
+        if self.url and (did["stories"] or self._stories_version == 0):
+            self._publish_stories(force=self._stories_version == 0)
         return did
 
     def _guarded(self, fn) -> bool:

@@ -46,7 +46,7 @@ import orjson
 from townsquare.posts import Post, format_time
 from townsquare.search import query as q
 from townsquare.search.rank import RankWeights, final_scores, order, rrf
-from townsquare.search.sqlfilter import compile_sqlite, fts_string, has_fts_token
+from townsquare.search.sqlfilter import has_fts_token
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -221,7 +221,7 @@ class SearchEngine:
         state = _decode_cursor(cursor, query, mode) if cursor else {
             "v": 1, "f": _fingerprint(query, mode), "s": self.store.max_seq(),
             "n": int(time.time() * 1000) if now_ms is None else now_ms}
-        compiled = compile_sqlite(node, state["n"])
+        compiled = self.store.compile(node, state["n"])
         clock.lap("parse")
         if mode == "latest":
             hits, nxt = self._latest(compiled, limit, state, clock)
@@ -346,13 +346,13 @@ class SearchEngine:
             if not parts:
                 return []
             hits = lx.top_any(parts, depth * OVERFETCH)
-            rc = compile_sqlite(relaxed, state["n"], candidates=True) if relaxed else None
-            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "1",
+            rc = self.store.compile(relaxed, state["n"], candidates=True) if relaxed else None
+            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "TRUE",
                                        rc.params if rc else (), max_seq=state["s"])
             return [pid for pid, _ in hits if pid in ok][:depth]
-        rc = compile_sqlite(relaxed, state["n"]) if relaxed else None
-        rows = self.store.lexical_search(" OR ".join(fts_string(p) for p in parts),
-                                         rc.where if rc else "1", rc.params if rc else (),
+        rc = self.store.compile(relaxed, state["n"]) if relaxed else None
+        rows = self.store.lexical_search(self.store.match_any(parts),
+                                         rc.where if rc else "TRUE", rc.params if rc else (),
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
 
@@ -370,7 +370,7 @@ class SearchEngine:
             clock.lap("lexical_index_refresh")
         depth = self.config.lexical_depth
         rest = _drop_top_text(node)
-        rc = compile_sqlite(rest, state["n"], candidates=True) if rest is not None else None
+        rc = self.store.compile(rest, state["n"], candidates=True) if rest is not None else None
         since, until = _time_bounds(node, state["n"])
         for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
             got = lx.top(node, k, since_ms=since, until_ms=until)
@@ -378,7 +378,7 @@ class SearchEngine:
                 return None
             hits, total = got
             # tantivy enforced the query's words; the rest is checked per candidate row.
-            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "1",
+            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "TRUE",
                                        rc.params if rc else (), max_seq=state["s"])
             rows = [(pid, score) for pid, score in hits if pid in ok][:depth]
             if len(rows) == depth or total <= len(hits):
@@ -409,9 +409,9 @@ class SearchEngine:
         clock.lap("semantic")
         relaxed = relax_text(node)
         if relaxed is None:
-            where, params = "1", ()
+            where, params = "TRUE", ()
         else:
-            rc = compile_sqlite(relaxed, state["n"])
+            rc = self.store.compile(relaxed, state["n"])
             where, params = rc.where, rc.params
         kept = self._kept(near, (where, params), state)
         lists["semantic"] = [pid for pid, _ in kept]

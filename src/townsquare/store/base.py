@@ -97,6 +97,30 @@ def author_key(author: str | int) -> str:
     return key
 
 
+def author_queries(author: str | int, cols: str, limit: int, before_ms: int | None,
+                   mark: str = "?") -> list[tuple[str, tuple]]:
+    """The SQL of an indexed ``posts_by_author``: one query per way of naming the author (the
+    handle; the numeric id when the key is all digits), each served by its own index and cut at
+    ``limit``, for the caller to merge. ``mark`` is the backend's parameter placeholder."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    key = author_key(author)
+    before = (1 << 62) if before_ms is None else int(before_ms)
+    tail = f"AND created_at < {mark} ORDER BY created_at DESC, id DESC LIMIT {mark}"
+    queries = [(f"SELECT {cols} FROM posts WHERE author_handle IS NOT NULL AND "
+                f"lower(author_handle) = {mark} {tail}", (key, before, limit))]
+    if key.isascii() and key.isdigit() and int(key) < (1 << 63):   # "²" is a digit too
+        queries.append((f"SELECT {cols} FROM posts WHERE author_id = {mark} {tail}",
+                        (int(key), before, limit)))
+    return queries
+
+
+def newest_rows(rows: Iterable[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
+    """Rows of ``posts`` (id, created_at first) merged without repeats, newest first."""
+    unique = {r[0]: r for r in rows}
+    return sorted(unique.values(), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
+
+
 class Store(abc.ABC):
     """Persistence for posts, their provenance, quarantine, and derived indexes."""
 
@@ -234,12 +258,26 @@ class Store(abc.ABC):
     def write_enrichment(self, e: Enrichment) -> None: ...
 
     # --- search reads (see townsquare.store.sqlite_search for the embedded backend) -------------
+    # The search engine asks the store to compile a parsed query into its own SQL dialect, then
+    # hands that SQL back to lexical_search / filter_ids: no SQL of one backend reaches another.
+    def compile(self, node: Any, now_ms: int, *, candidates: bool = False) -> Any:
+        """A parsed query (``townsquare.search.query``) as this backend's ``SqlQuery``
+        (``where``, ``params``, ``fts``); the embedded store's SQLite dialect by default."""
+        from townsquare.search.sqlfilter import compile_sqlite
+        return compile_sqlite(node, now_ms, candidates=candidates)
+
+    def match_any(self, texts: Sequence[str]) -> Any:
+        """An ``fts`` expression for ``lexical_search``: posts holding any of these texts."""
+        from townsquare.search.sqlfilter import fts_string
+        return " OR ".join(fts_string(t) for t in texts)
+
     @abc.abstractmethod
-    def lexical_search(self, fts: str | None, where: str, params: Sequence[Any], *,
+    def lexical_search(self, fts: Any, where: str, params: Sequence[Any], *,
                        limit: int = 100, order: str = "rank",
                        before: tuple[int, int] | None = None,
                        max_seq: int | None = None) -> list[tuple[int, float | None]]:
-        """``(id, score)`` of matching posts, by BM25 (``order="rank"``) or newest first."""
+        """``(id, score)`` of matching posts, by BM25 (``order="rank"``) or newest first.
+        ``fts`` is what ``compile`` or ``match_any`` of this store made, or None."""
 
     @abc.abstractmethod
     def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,

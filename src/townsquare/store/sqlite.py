@@ -26,11 +26,9 @@ Why this shape:
 from __future__ import annotations
 
 import functools
-import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +36,11 @@ import orjson
 
 from townsquare.ingest.neardup import band_buckets
 from townsquare.posts import Post
+from townsquare.store.batch import _COLS, Prepared, plan_batch, prepare_batch
 from townsquare.store.sqlite_search import SQLiteSearchReads
+from townsquare.store.sqlreads import SharedReads
 from townsquare.store.base import (
     Enrichment,
-    PendingEnrichment,
     Quarantined,
     Store,
     Stored,
@@ -136,25 +135,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
 );
 """
 
-# Column order of ``posts`` as written by ``write_batch`` (everything but the bookkeeping columns).
-_COLS = ("id", "created_at", "author_id", "author_handle", "author_name", "text", "lang",
-         "hashtags", "mentions", "urls", "cashtags", "has_media", "reply_to_id",
-         "reply_to_user_id", "repost_of_id", "quote_of_id", "conversation_id", "retweet_count",
-         "like_count", "reply_count", "quote_count", "lon", "lat", "source")
-_LIST_COLS = {"hashtags", "mentions", "urls", "cashtags"}
 _ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at")
 _TEXT = _COLS.index("text")
 
-
-@dataclass(slots=True)
-class Prepared:
-    """A batch turned into plain rows, without touching the database (``SQLiteStore.prepare``), so
-    that the CPU work can run in another process than the writes (``write_prepared``). Records are
-    ``(id, source, posts row, content hash, file, line, labels JSON)``."""
-
-    records: list[tuple]
-    quarantined: list[tuple]
-    now: int
 
 # On conflict, a field the new record lacks (NULL) never erases what the store knows: two datasets
 # holding the same post (one with authors, one with labels) merge instead of overwriting.
@@ -191,53 +174,6 @@ _FTS_DELETE = "INSERT INTO posts_fts(posts_fts, rowid, text) VALUES ('delete', ?
 _CHUNK = 900  # stay under SQLite's default limit of 999 host parameters per statement
 
 
-def _dumps(v: Any) -> str:
-    return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _row(p: Post) -> tuple:
-    return (p.id, p.created_at, p.author_id, p.author_handle, p.author_name, p.text, p.lang,
-            _dumps(p.hashtags) if p.hashtags else None,
-            _dumps(p.mentions) if p.mentions else None,
-            _dumps(p.urls) if p.urls else None,
-            _dumps(p.cashtags) if p.cashtags else None,
-            int(p.has_media), p.reply_to_id, p.reply_to_user_id, p.repost_of_id, p.quote_of_id,
-            p.conversation_id, p.retweet_count, p.like_count, p.reply_count, p.quote_count,
-            p.lon, p.lat, p.source)
-
-
-def _hash(row: tuple) -> int:
-    digest = hashlib.blake2b(orjson.dumps(row), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def merge_labels(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Labels of two annotations of one post: a key whose values differ keeps them all, sorted.
-
-    >>> merge_labels({"label": "on-topic", "folder": "x"}, {"label": "off-topic", "folder": "x"})
-    {'folder': 'x', 'label': ['off-topic', 'on-topic']}
-    """
-    out: dict[str, Any] = {}
-    for k in sorted(a.keys() | b.keys()):
-        values: list = []
-        for d in (a, b):
-            if k in d:
-                for v in (d[k] if isinstance(d[k], list) else [d[k]]):
-                    if v not in values:
-                        values.append(v)
-        out[k] = values[0] if len(values) == 1 else sorted(values, key=orjson.dumps)
-    return out
-
-
-def labels_within(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    """Whether every label in ``new`` is already in ``old`` (as the value or one of its values)."""
-    for k, v in new.items():
-        have = old.get(k)
-        if v != have and not (isinstance(have, list) and v in have):
-            return False
-    return True
-
-
 def _post(r: sqlite3.Row | tuple) -> Post:
     (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
      has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
@@ -261,7 +197,7 @@ def _chunks(seq: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
         yield seq[i:i + n]
 
 
-class SQLiteStore(SQLiteSearchReads, Store):
+class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
     """The embedded default store. ``path`` is a file, or ``":memory:"`` for tests."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0):
@@ -297,6 +233,16 @@ class SQLiteStore(SQLiteSearchReads, Store):
                     f"({SCHEMA_VERSION}); upgrade townsquare")
 
     # --- plumbing --------------------------------------------------------------------------------
+    _DAY_SQL = "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')"
+    _REASON_KIND_SQL = ("CASE WHEN instr(reason, ':') > 0 THEN substr(reason, 1, "
+                        "instr(reason, ':') - 1) ELSE reason END")
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list:
+        return self._db.execute(sql, args).fetchall()
+
+    def _to_post(self, row: Sequence[Any]) -> Post:
+        return _post(row)
+
     def _exec_script(self, script: str) -> None:
         # executescript() would COMMIT our transaction; run statement by statement instead.
         buf = ""
@@ -347,29 +293,10 @@ class SQLiteStore(SQLiteSearchReads, Store):
         return functools.partial(SQLiteStore, self.path)
 
     def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
-        now = int(time.time() * 1000)
-        # One record per (id, source); a later record in the batch wins (the same rule as across
-        # batches). Two sources of one post both keep their provenance.
-        latest: dict[tuple[int, str], list] = {}
-        for s in posts:
-            p = s.post
-            row = _row(p)
-            key = (p.id, p.source)
-            prev = latest.get(key)
-            labels = p.labels or {}
-            if prev is not None and prev[1] == row:
-                labels = merge_labels(prev[4], labels)   # same post, another annotation of it
-            latest[key] = [row, row, s.file, s.line, labels]
-        return Prepared(
-            records=[(pid, src, row, _hash(row), file, line, _dumps(labels) if labels else None)
-                     for (pid, src), (row, _, file, line, labels) in latest.items()],
-            quarantined=[(q.file, q.line, q.source, q.reason, q.raw[:2000], now)
-                         for q in quarantined],
-            now=now)
+        return prepare_batch(posts, quarantined)
 
     def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
         result = WriteResult(statuses={} if statuses else None)
-        status = result.statuses
         # Ascending ids: FTS5 flushes its in-memory segment whenever a rowid is lower than the last
         # one in the transaction, so unsorted batches index ~3x slower (and B-tree pages split less).
         ids = sorted({r[0] for r in batch.records})
@@ -386,55 +313,13 @@ class SQLiteStore(SQLiteSearchReads, Store):
                                        f"post_sources WHERE post_id IN ({marks})", chunk))
                 gone.update(r[0] for r in db.execute(
                     f"SELECT id FROM deleted WHERE id IN ({marks})", chunk))
-            # A record is unchanged when its own source gave the same row last time and its labels
-            # are already there, whatever another dataset wrote over the row since: re-ingesting
-            # both stays a no-op. Another record of the same post from the same source (a second
-            # annotation) adds its labels to the source's labels.
-            changed: dict[int, tuple] = {}             # id -> the record that writes the row
-            relabeled: set[int] = set()
-            source_rows = []
-            for rec in batch.records:
-                pid, src, row, h, file, line, labels = rec
-                if pid in gone:
-                    continue
-                old = seen.get((pid, src))
-                if old is not None and old[0] == h:
-                    if labels == old[1]:
-                        continue
-                    new_labels = orjson.loads(labels) if labels else {}
-                    old_labels = orjson.loads(old[1]) if old[1] else {}
-                    if labels_within(new_labels, old_labels):
-                        continue
-                    labels = _dumps(merge_labels(old_labels, new_labels))
-                    relabeled.add(pid)
-                else:
-                    changed[pid] = rec
-                source_rows.append((pid, src, file, line, labels, h))
+            changed, source_rows, order = plan_batch(batch.records, ids, existing, seen, gone,
+                                                     result)
             next_seq = int(self._meta("next_seq") or 1)
             to_write = []
-            for pid in ids:
-                if pid in gone:
-                    result.skipped_deleted += 1
-                    what = "deleted"
-                elif pid not in changed:
-                    if pid in relabeled:
-                        result.updated += 1
-                        what = "updated"
-                    else:
-                        result.unchanged += 1
-                        what = "unchanged"
-                else:
-                    if pid in existing:
-                        result.updated += 1
-                        what = "updated"
-                    else:
-                        result.inserted += 1
-                        what = "inserted"
-                    rec = changed[pid]
-                    to_write.append(rec[2] + (rec[3], next_seq, batch.now))
-                    next_seq += 1
-                if status is not None:
-                    status[pid] = what
+            for rec in order:
+                to_write.append(rec[2] + (rec[3], next_seq, batch.now))
+                next_seq += 1
             old_text: dict[int, str] = {}
             rewritten = [r[0] for r in to_write if r[0] in existing]
             for chunk in _chunks(rewritten):
@@ -492,46 +377,7 @@ class SQLiteStore(SQLiteSearchReads, Store):
         return existed
 
     # --- reads -----------------------------------------------------------------------------------
-    def get(self, post_id: int) -> Post | None:
-        r = self._db.execute(f"SELECT {', '.join(_COLS)} FROM posts WHERE id = ?",
-                             (post_id,)).fetchone()
-        return _post(r) if r else None
-
-    def iter_posts(self, batch_size: int = 5000, *, by_time: bool = False) -> Iterator[Post]:
-        if by_time:
-            yield from self._iter_posts_by_time(batch_size)
-            return
-        last = -1
-        while True:
-            rows = self._db.execute(
-                f"SELECT {', '.join(_COLS)} FROM posts WHERE id > ? ORDER BY id LIMIT ?",
-                (last, batch_size)).fetchall()
-            if not rows:
-                return
-            for r in rows:
-                yield _post(r)
-            last = rows[-1][0]
-
-    def _iter_posts_by_time(self, batch_size: int) -> Iterator[Post]:
-        # Keyset pages on (created_at, id): the posts_created_at index holds the rowid (the id), so
-        # each page is an index seek, and posts written between pages neither repeat nor shift.
-        cols = ", ".join(_COLS)
-        rows = self._db.execute(f"SELECT {cols} FROM posts ORDER BY created_at, id LIMIT ?",
-                                (batch_size,)).fetchall()
-        while rows:
-            yield from (_post(r) for r in rows)
-            last = rows[-1]
-            rows = self._db.execute(
-                f"SELECT {cols} FROM posts WHERE (created_at, id) > (?, ?) "
-                f"ORDER BY created_at, id LIMIT ?", (last[1], last[0], batch_size)).fetchall()
-
-    def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM posts").fetchone()[0]
-
     # --- governance --------------------------------------------------------------------------------
-    def deleted_ids(self) -> set[int]:
-        return {r[0] for r in self._db.execute("SELECT id FROM deleted")}
-
     def opt_out(self, authors: Iterable[str]) -> int:
         keys = sorted({author_key(a) for a in authors})   # all validated before anything is written
         now = int(time.time() * 1000)
@@ -551,69 +397,10 @@ class SQLiteStore(SQLiteSearchReads, Store):
                                       f"({','.join('?' * len(chunk))})", chunk).rowcount
         return removed
 
-    def opted_out(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT author FROM opt_outs")}
-
-    def is_opted_out(self, author: str | int) -> bool:
-        return self._db.execute("SELECT 1 FROM opt_outs WHERE author = ?",
-                                (author_key(author),)).fetchone() is not None
-
     def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
         return [r[0] for r in self._db.execute(
             "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank LIMIT ?",
             (match, limit))]
-
-    def dup_of(self, post_id: int) -> int | None:
-        r = self._db.execute("SELECT dup_of FROM posts WHERE id = ?", (post_id,)).fetchone()
-        return r[0] if r else None
-
-    def sources_of(self, post_id: int) -> dict[str, dict[str, Any]]:
-        return {src: {"file": f, "line": ln, "labels": orjson.loads(lb) if lb else {}}
-                for src, f, ln, lb in self._db.execute(
-                    "SELECT source, file, line, labels FROM post_sources WHERE post_id = ? "
-                    "ORDER BY source", (post_id,))}
-
-    def quarantine_items(self, limit: int = 100) -> list[Quarantined]:
-        return [Quarantined(source=s, file=f, line=ln, reason=r, raw=raw)
-                for f, ln, s, r, raw in self._db.execute(
-                    "SELECT file, line, source, reason, raw FROM quarantine "
-                    "ORDER BY file, line LIMIT ?", (limit,))]
-
-    def stats(self) -> dict[str, Any]:
-        db = self._db
-        q = lambda sql, *a: db.execute(sql, a).fetchall()  # noqa: E731
-        total = self.count()
-        next_seq = int(self._meta("next_seq") or 1)
-        watermark = int(self._meta("enriched_seq") or 0)
-        pending = q("SELECT count(*), min(ingested_at) FROM posts WHERE seq > ?", watermark)[0]
-        oldest = pending[1]
-        return {
-            "posts": total,
-            "by_source": dict(q("SELECT source, count(*) FROM post_sources GROUP BY source "
-                                "ORDER BY source")),
-            "by_lang": {(k if k is not None else "pending"): v for k, v in q(
-                "SELECT lang, count(*) FROM posts GROUP BY lang ORDER BY count(*) DESC, lang")},
-            "by_day": dict(q(
-                "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS d, count(*) "
-                "FROM posts GROUP BY d ORDER BY d")),
-            "quarantined": q("SELECT count(*) FROM quarantine")[0][0],
-            "quarantine_by_source": dict(q("SELECT source, count(*) FROM quarantine "
-                                           "GROUP BY source ORDER BY source")),
-            "quarantine_by_reason": dict(q(
-                "SELECT CASE WHEN instr(reason, ':') > 0 THEN substr(reason, 1, instr(reason, ':') - 1)"
-                " ELSE reason END AS kind, count(*) FROM quarantine GROUP BY kind ORDER BY kind")),
-            "deleted": q("SELECT count(*) FROM deleted")[0][0],
-            "opted_out": q("SELECT count(*) FROM opt_outs")[0][0],
-            "near_duplicates": q("SELECT count(*) FROM posts WHERE dup_of IS NOT NULL")[0][0],
-            "late_stage": {
-                "pending_posts": pending[0],
-                "ingested": next_seq - 1,
-                "processed_through_seq": watermark,
-                "oldest_pending_age_s": (round((time.time() * 1000 - oldest) / 1000, 1)
-                                         if oldest is not None else 0.0),
-            },
-            "embeddings": self.embedding_lag(),
-        }
 
     def integrity_check(self) -> list[str]:
         problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
@@ -634,12 +421,6 @@ class SQLiteStore(SQLiteSearchReads, Store):
         return problems
 
     # --- late stage --------------------------------------------------------------------------------
-    def pending_enrichment(self, limit: int) -> list[PendingEnrichment]:
-        watermark = int(self._meta("enriched_seq") or 0)
-        return [PendingEnrichment(*r) for r in self._db.execute(
-            "SELECT id, seq, text, lang, repost_of_id FROM posts WHERE seq > ? ORDER BY seq LIMIT ?",
-            (watermark, limit))]
-
     def bucket_members(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
         out: dict[tuple[int, int], list[int]] = {}
         for band, bucket in keys:

@@ -22,12 +22,11 @@ derived file that catches up from it. The embedding step runs behind ingest with
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from townsquare.posts import Post
-from townsquare.store.base import author_key
+from townsquare.store.base import author_queries, newest_rows
 
 _CHUNK = 900
 
@@ -99,24 +98,10 @@ class SQLiteSearchReads:
 
     def posts_by_author(self, author: str | int, *, limit: int = 500,
                         before_ms: int | None = None) -> list[Post]:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        key = author_key(author)
-        before = (1 << 62) if before_ms is None else int(before_ms)
         from townsquare.store.sqlite import _COLS, _post
-        cols = ", ".join(_COLS)
-        # One query per way of naming the author (handle; numeric id when the key is all digits),
-        # each served by its own index and cut at ``limit``, merged here: the handle query reads
-        # just ``limit`` entries of posts_handle, already in (created_at, id) order.
-        queries = [(f"SELECT {cols} FROM posts WHERE author_handle IS NOT NULL AND "
-                    f"lower(author_handle) = ? AND created_at < ? "
-                    f"ORDER BY created_at DESC, id DESC LIMIT ?", (key, before, limit))]
-        if key.isascii() and key.isdigit() and int(key) < (1 << 63):   # "²" is a digit too
-            queries.append((f"SELECT {cols} FROM posts WHERE author_id = ? AND created_at < ? "
-                            f"ORDER BY created_at DESC, id DESC LIMIT ?", (int(key), before, limit)))
-        rows = {r[0]: r for sql, args in queries for r in self._db.execute(sql, args)}
-        newest = sorted(rows.values(), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
-        return [_post(r) for r in newest]
+        queries = author_queries(author, ", ".join(_COLS), limit, before_ms)
+        return [_post(r) for r in newest_rows(
+            (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
     def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """For each id: ``(root, near-duplicates of the root in the store)``; root is the post's
@@ -138,12 +123,6 @@ class SQLiteSearchReads:
                 f"GROUP BY dup_of", chunk))
         return {pid: (root, counts.get(root, 0)) for pid, root in roots.items()}
 
-    def posts_since(self, seq: int, limit: int) -> list[tuple[int, int, str]]:
-        """``(id, seq, text)`` of posts ingested (or whose text changed) after ``seq``, in order:
-        how derived indexes catch up."""
-        return [tuple(r) for r in self._db.execute(
-            "SELECT id, seq, text FROM posts WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
-
     def _pairs_by_id(self, select: str, ids: Sequence[int]) -> dict[int, Any]:
         """``{key: value}`` rows of ``select`` (ending in ``IN``) over ``ids``, chunked under
         SQLite's parameter limit."""
@@ -157,30 +136,13 @@ class SQLiteSearchReads:
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
 
-    def max_seq(self) -> int:
-        return int(self._meta("next_seq") or 1) - 1
-
-    def newest_created_at(self) -> int | None:
-        r = self._db.execute("SELECT max(created_at) FROM posts").fetchone()
-        return r[0] if r else None
-
     # --- embeddings ------------------------------------------------------------------------------
-    def embed_model(self) -> str | None:
-        return self._meta("embed_model")
-
     def reset_vectors(self, model: str) -> None:
         """Start over with another embedding model: drop every vector, reset the watermark."""
         with self._tx() as db:
             db.execute("DELETE FROM vectors")
             self._set_meta("embed_model", model)
             self._set_meta("embedded_seq", "0")
-
-    def pending_embedding(self, limit: int) -> list[tuple[int, int, str]]:
-        """``(id, seq, text)`` of posts not embedded yet, in ingest order."""
-        watermark = int(self._meta("embedded_seq") or 0)
-        return [tuple(r) for r in self._db.execute(
-            "SELECT id, seq, text FROM posts WHERE seq > ? ORDER BY seq LIMIT ?",
-            (watermark, limit))]
 
     def write_vectors(self, model: str, rows: Sequence[tuple[int, int, bytes]],
                       watermark: int) -> None:
@@ -206,27 +168,6 @@ class SQLiteSearchReads:
             "SELECT post_id, seq, vec FROM vectors WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit))]
 
-    def vector_ids(self) -> set[int]:
-        return {r[0] for r in self._db.execute("SELECT post_id FROM vectors")}
-
     def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:
         return self._pairs_by_id("SELECT post_id, vec FROM vectors WHERE post_id IN", ids)
 
-    def embedding_pending(self) -> int:
-        """Posts not embedded yet (an index range count: cheap enough for every query)."""
-        watermark = int(self._meta("embedded_seq") or 0)
-        return self._db.execute("SELECT count(*) FROM posts WHERE seq > ?",
-                                (watermark,)).fetchone()[0]
-
-    def embedding_lag(self) -> dict[str, Any]:
-        watermark = int(self._meta("embedded_seq") or 0)
-        n, oldest = self._db.execute(
-            "SELECT count(*), min(ingested_at) FROM posts WHERE seq > ?", (watermark,)).fetchone()
-        return {
-            "model": self._meta("embed_model"),
-            "embedded": self._db.execute("SELECT count(*) FROM vectors").fetchone()[0],
-            "pending_posts": n,
-            "processed_through_seq": watermark,
-            "oldest_pending_age_s": (round((time.time() * 1000 - oldest) / 1000, 1)
-                                     if oldest is not None else 0.0),
-        }

@@ -159,9 +159,12 @@ class StoryClusterer:
         for p in posts:
             self.add(p)
 
-    def add(self, p: StoryPost) -> int | None:
-        """Assign one post; returns its cluster id (None: no usable words)."""
-        feats = features(p.text)
+    def add(self, p: StoryPost, feats: Counter | None = None) -> int | None:
+        """Assign one post; returns its cluster id (None: no usable words). ``feats``:
+        ``features(p.text)`` when computed elsewhere (the Dask re-clustering job does it on
+        workers; what follows depends on the stream so far and runs here)."""
+        if feats is None:
+            feats = features(p.text)
         self.newest_ms = max(self.newest_ms, p.created_at)
         if not feats:
             return None

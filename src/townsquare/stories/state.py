@@ -114,11 +114,25 @@ class StoryState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({"format": FORMAT, "config": self.clusterer.config,
-                         "clusterer": self.clusterer, "watermark": self.watermark}, f,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.write_bytes(self.dumps())
         os.replace(tmp, self.path)
+
+    def dumps(self) -> bytes:
+        """The whole state as bytes (what ``save`` writes; server mode shares it between API
+        workers through the store, see ``api.runtime``)."""
+        return pickle.dumps({"format": FORMAT, "config": self.clusterer.config,
+                             "clusterer": self.clusterer, "watermark": self.watermark},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, body: bytes) -> bool:
+        """Replace the state with ``dumps()`` output of another process; False (and nothing
+        changed) when it was made with other settings or another format. Only bytes that this
+        deployment's own store holds are loaded: pickle must never read untrusted input."""
+        saved = pickle.loads(body)
+        if saved.get("format") != FORMAT or saved["config"] != self.clusterer.config:
+            return False
+        self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
+        return True
 
     def _view(self, c: Cluster, alive: set[int] | None = None, key_posts: int = 0) -> StoryView:
         from townsquare.summarize.summarizer import clean_post

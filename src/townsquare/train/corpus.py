@@ -345,51 +345,69 @@ class CorpusBuilder:
         if progress is not None:
             progress(counts["read"])
 
-        # Deletions and opt-outs recorded while the build ran: those posts leave the corpus too
-        # (their near-duplicates that were dropped in their favour stay out; the next build has them).
-        late_deleted = self.store.deleted_ids() - deleted
-        late_opted = self.store.opted_out() - opted
-        drop: set[int] = set()
-        for pid, _, _, authors in kept:
-            if pid in late_deleted:
-                counts["deleted"] += 1
-                drop.add(pid)
-            elif any(a in late_opted for a in authors):
-                counts["opted_out"] += 1
-                drop.add(pid)
-        if drop:
-            kept = [k for k in kept if k[0] not in drop]
-            with open(tmp, "rb") as src, open(out / (CORPUS_FILE + ".tmp2"), "wb") as dst:
-                for line in src:
-                    if int(orjson.loads(line)["id"]) not in drop:
-                        dst.write(line)
-            os.replace(out / (CORPUS_FILE + ".tmp2"), tmp)
-        counts["kept"] = len(kept)
+        return finish_build(self.store, cfg, out, tmp, counts, kept, opted, deleted)
 
-        content = hashlib.sha256()
-        for pid, _, h, _ in kept:
-            content.update(orjson.dumps([str(pid), h.hex()]) + b"\n")
-        file_hash = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                file_hash.update(block)
-        os.replace(tmp, out / CORPUS_FILE)
-        manifest = CorpusManifest(
-            store=str(getattr(self.store, "path", "")),
-            config=cfg.to_dict(),
-            counts=counts,
-            first_created_at=kept[0][1] if kept else None,
-            last_created_at=kept[-1][1] if kept else None,
-            content_sha256=content.hexdigest(),
-            corpus_sha256=file_hash.hexdigest(),
-            posts=[(str(pid), h.hex()) for pid, _, h, _ in kept],
-            created_at=int(time.time() * 1000),
-        )
-        # The manifest goes last, atomically: a manifest on disk always describes a whole corpus.
-        (out / (MANIFEST_FILE + ".tmp")).write_bytes(
-            orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
-        os.replace(out / (MANIFEST_FILE + ".tmp"), out / MANIFEST_FILE)
-        return manifest
+
+def finish_build(store: Store, cfg: CorpusConfig, out: Path, tmp: Path, counts: dict[str, int],
+                 kept: list[tuple[int, int, bytes, tuple[str, ...]]], opted: set[str],
+                 deleted: set[int]) -> CorpusManifest:
+    """The end of a build (``CorpusBuilder.run`` and the Dask job ``jobs.corpus``): drop what was
+    deleted or opted out while it ran, hash, move the corpus into place, write the manifest.
+    ``kept``: per kept post (id, created_at, source hash, author keys), in corpus order; ``tmp``
+    the corpus written so far; ``opted``/``deleted`` what the build read when it started."""
+    # Deletions and opt-outs recorded while the build ran: those posts leave the corpus too
+    # (their near-duplicates that were dropped in their favour stay out; the next build has them).
+    late_deleted = store.deleted_ids() - deleted
+    late_opted = store.opted_out() - opted
+    drop: set[int] = set()
+    for pid, _, _, authors in kept:
+        if pid in late_deleted:
+            counts["deleted"] += 1
+            drop.add(pid)
+        elif any(a in late_opted for a in authors):
+            counts["opted_out"] += 1
+            drop.add(pid)
+    if drop:
+        kept = [k for k in kept if k[0] not in drop]
+        with open(tmp, "rb") as src, open(out / (CORPUS_FILE + ".tmp2"), "wb") as dst:
+            for line in src:
+                if int(orjson.loads(line)["id"]) not in drop:
+                    dst.write(line)
+        os.replace(out / (CORPUS_FILE + ".tmp2"), tmp)
+    counts["kept"] = len(kept)
+
+    content = hashlib.sha256()
+    for pid, _, h, _ in kept:
+        content.update(orjson.dumps([str(pid), h.hex()]) + b"\n")
+    file_hash = hashlib.sha256()
+    with open(tmp, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            file_hash.update(block)
+    os.replace(tmp, out / CORPUS_FILE)
+    manifest = CorpusManifest(
+        store=str(getattr(store, "path", None) or _redacted_url(store)),
+        config=cfg.to_dict(),
+        counts=counts,
+        first_created_at=kept[0][1] if kept else None,
+        last_created_at=kept[-1][1] if kept else None,
+        content_sha256=content.hexdigest(),
+        corpus_sha256=file_hash.hexdigest(),
+        posts=[(str(pid), h.hex()) for pid, _, h, _ in kept],
+        created_at=int(time.time() * 1000),
+    )
+    # The manifest goes last, atomically: a manifest on disk always describes a whole corpus.
+    (out / (MANIFEST_FILE + ".tmp")).write_bytes(
+        orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
+    os.replace(out / (MANIFEST_FILE + ".tmp"), out / MANIFEST_FILE)
+    return manifest
+
+
+def _redacted_url(store: Store) -> str:
+    url = getattr(store, "url", "")
+    if not url:
+        return ""
+    from townsquare.store.postgres import _redact
+    return _redact(url)
 
 
 def check_deletions(manifest_path: str | Path, store: Store) -> list[int]:

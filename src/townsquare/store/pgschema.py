@@ -1,0 +1,164 @@
+"""The PostgreSQL store's schema, its version and upgrades, and its time partitions.
+
+    >>> year_bounds(2020)[0] == snowflake_floor(1577836800000)
+    True
+    >>> partition_name(2020), partition_name(None)
+    ('posts_y2020', 'posts_legacy')
+
+Tables mirror the embedded store's (``townsquare.store.sqlite``), with PostgreSQL types: lists
+are ``text[]``, signatures and vectors ``bytea``. Two full-text columns:
+
+- ``words``: the exact words (``townsquare.store.pgtext``), written by the store as a ``tsvector``
+  literal and indexed with GIN. Every query operator matches against it, so a search finds the
+  same posts on both backends.
+- ``tsv``: ``to_tsvector`` in the post's language's configuration (English, French, Spanish, ...,
+  ``simple`` for the rest), a generated column kept up to date when the late stage sets the
+  language, also indexed with GIN. It ranks (stemmed words count as the query's words) and gives
+  the "any of the words" list of long queries, where stemming helps recall.
+
+Time partitioning, in the spirit of Earlybird's time-sliced tiers: ``posts`` is partitioned by
+RANGE of ``id``. A Snowflake id is a timestamp in its top bits, so one range of ids is one year of
+posts (``posts_y2020``), and ids below 2011's first Snowflake id (older, non-Snowflake ids of
+other datasets) share ``posts_legacy``. Partitioning by id (not ``created_at``) keeps ``id`` the
+primary key that upserts conflict on. The store creates a year's partition when the first post
+of that year arrives (under the write lock). Each partition has its own indexes, so old years
+can be detached, archived or dropped whole, and a year of bulk loading does not rewrite the
+indexes of the others.
+"""
+from __future__ import annotations
+
+import calendar
+
+SCHEMA_VERSION = 1
+SNOWFLAKE_EPOCH_MS = 1288834974657
+FIRST_YEAR = 2011                  # ids below its first Snowflake id go to posts_legacy
+_MAX_ID = (1 << 63) - 1
+
+# Each version's upgrade statements, applied in order in one transaction by ``townsquare
+# migrate`` (or on open). Tables new in a version come from ``SCHEMA``'s IF NOT EXISTS.
+UPGRADES: dict[int, list[str]] = {}
+
+# Languages with a text search configuration in stock PostgreSQL (ISO 639-1 -> configuration).
+TS_CONFIGS = {
+    "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek",
+    "en": "english", "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french",
+    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
+    "it": "italian", "lt": "lithuanian", "ne": "nepali", "nl": "dutch", "no": "norwegian",
+    "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish",
+    "ta": "tamil", "tr": "turkish", "yi": "yiddish",
+}
+# The configurations the "any of the words" list tries (a query's language is unknown).
+ANY_WORD_CONFIGS = ("simple", "english", "french", "spanish")
+
+_CASES = "\n        ".join(f"WHEN '{k}' THEN '{v}'::regconfig" for k, v in sorted(TS_CONFIGS.items()))
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE OR REPLACE FUNCTION townsquare_ts_config(lang text) RETURNS regconfig
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE lang
+        {_CASES}
+        ELSE 'simple'::regconfig END $$;
+CREATE TABLE IF NOT EXISTS posts (
+    id              bigint NOT NULL,
+    created_at      bigint NOT NULL,           -- ms since epoch, UTC
+    author_id       bigint,
+    author_handle   text,
+    author_name     text,
+    text            text NOT NULL,
+    lang            text,                      -- NULL until the late stage identified it
+    hashtags        text[],                    -- NULL when empty
+    mentions        text[],
+    urls            text[],
+    cashtags        text[],
+    has_media       boolean NOT NULL DEFAULT false,
+    reply_to_id     bigint,
+    reply_to_user_id bigint,
+    repost_of_id    bigint,
+    quote_of_id     bigint,
+    conversation_id bigint,
+    retweet_count   bigint,
+    like_count      bigint,
+    reply_count     bigint,
+    quote_count     bigint,
+    lon             double precision,
+    lat             double precision,
+    source          text NOT NULL,
+    dup_of          bigint,
+    content_hash    bigint NOT NULL,
+    seq             bigint NOT NULL,
+    ingested_at     bigint NOT NULL,
+    words           tsvector NOT NULL,
+    tsv             tsvector GENERATED ALWAYS AS (to_tsvector(townsquare_ts_config(lang), text)) STORED,
+    PRIMARY KEY (id)
+) PARTITION BY RANGE (id);
+CREATE INDEX IF NOT EXISTS posts_created_at ON posts (created_at, id);
+CREATE INDEX IF NOT EXISTS posts_seq ON posts (seq);
+CREATE INDEX IF NOT EXISTS posts_author ON posts (author_id, created_at) WHERE author_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS posts_handle ON posts (lower(author_handle), created_at)
+    WHERE author_handle IS NOT NULL;
+CREATE INDEX IF NOT EXISTS posts_dup_of ON posts (dup_of) WHERE dup_of IS NOT NULL;
+CREATE INDEX IF NOT EXISTS posts_words ON posts USING gin (words);
+CREATE INDEX IF NOT EXISTS posts_tsv ON posts USING gin (tsv);
+CREATE TABLE IF NOT EXISTS post_sources (
+    post_id bigint NOT NULL, source text NOT NULL, file text, line bigint, labels text,
+    content_hash bigint, PRIMARY KEY (post_id, source));
+CREATE TABLE IF NOT EXISTS deleted (id bigint PRIMARY KEY, deleted_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS opt_outs (author text PRIMARY KEY, opted_out_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    file text NOT NULL, line bigint NOT NULL, source text NOT NULL, reason text NOT NULL,
+    raw text NOT NULL, at bigint NOT NULL, PRIMARY KEY (file, line));
+CREATE TABLE IF NOT EXISTS minhash (post_id bigint PRIMARY KEY, sig bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS lsh (
+    band integer NOT NULL, bucket bigint NOT NULL, post_id bigint NOT NULL,
+    PRIMARY KEY (band, bucket, post_id));
+CREATE INDEX IF NOT EXISTS lsh_post ON lsh (post_id);
+-- Embeddings: vec (float16 bytes) is the source of truth, as in the embedded store; emb is the
+-- same vector as pgvector's halfvec, added with its dimension and an HNSW index by the first
+-- write of a model (townsquare.store.postgres_search).
+CREATE TABLE IF NOT EXISTS vectors (post_id bigint PRIMARY KEY, seq bigint NOT NULL,
+                                    vec bytea NOT NULL);
+CREATE INDEX IF NOT EXISTS vectors_seq ON vectors (seq);
+CREATE TABLE IF NOT EXISTS shared_state (
+    name text PRIMARY KEY, version bigint NOT NULL, body bytea NOT NULL, updated_at bigint NOT NULL);
+"""
+
+
+def snowflake_floor(ms: int) -> int:
+    """The smallest Snowflake id created at or after ``ms`` (ms since the epoch)."""
+    return max(0, ms - SNOWFLAKE_EPOCH_MS) << 22
+
+
+def _year_start_ms(year: int) -> int:
+    return calendar.timegm((year, 1, 1, 0, 0, 0)) * 1000
+
+
+def year_bounds(year: int) -> tuple[int, int | None]:
+    """``[low, high)`` ids of ``year``'s partition; ``high`` is None past the largest id."""
+    low = snowflake_floor(_year_start_ms(year))
+    high = snowflake_floor(_year_start_ms(year + 1))
+    return low, (high if high <= _MAX_ID else None)
+
+
+def year_of_id(post_id: int) -> int | None:
+    """The partition year of an id, None for ``posts_legacy``."""
+    if post_id < snowflake_floor(_year_start_ms(FIRST_YEAR)):
+        return None
+    import datetime as dt
+    ms = (post_id >> 22) + SNOWFLAKE_EPOCH_MS
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).year
+
+
+def partition_name(year: int | None) -> str:
+    return "posts_legacy" if year is None else f"posts_y{year}"
+
+
+def partition_ddl(year: int | None) -> str:
+    """``CREATE TABLE`` of one partition (IF NOT EXISTS)."""
+    if year is None:
+        bounds = f"FROM (MINVALUE) TO ({snowflake_floor(_year_start_ms(FIRST_YEAR))})"
+    else:
+        low, high = year_bounds(year)
+        bounds = f"FROM ({low}) TO ({high if high is not None else 'MAXVALUE'})"
+    return (f"CREATE TABLE IF NOT EXISTS {partition_name(year)} PARTITION OF posts "
+            f"FOR VALUES {bounds}")

@@ -1,0 +1,401 @@
+"""Server mode: the ``Store`` on PostgreSQL (with pgvector), for several processes and machines.
+
+    townsquare ingest ../shared/data --store postgresql://user@db.example/townsquare
+    TOWNSQUARE_STORE=postgresql://... townsquare serve --workers 4
+
+    >>> from townsquare.store import open_store
+    >>> is_postgres_url("postgresql://app:secret@db.example/townsquare")   # open_store's choice
+    True
+    >>> _redact("postgresql://app:secret@db.example/townsquare")            # as errors show it
+    'postgresql://app:***@db.example/townsquare'
+
+Behaviour is the embedded store's (``townsquare.store.sqlite``); the store tests run against both.
+What differs, and why:
+
+- **Full text** lives in the table (``townsquare.store.pgschema``): exact words in a GIN-indexed
+  ``tsvector`` for matching, a per-language stemmed ``tsvector`` for ranking. So every process
+  sees a post the moment its transaction commits: there is no derived index file to catch up,
+  which is what lets several API workers share one store.
+- **One writer at a time.** ``write_batch``, ``write_enrichment`` and ``write_vectors`` take a
+  transaction-level advisory lock first. ``seq`` (the ingest counter that the late stage,
+  embeddings and indexes follow behind a watermark) must grow in commit order, or a reader could
+  move its watermark past a batch that commits later with a smaller seq and never see it.
+  Serializing writers gives that for free; a batch's write is short (the parsing and hashing of
+  ``prepare`` run outside the lock, in the caller's process), so writers queue only for the
+  inserts themselves. ``bench/scale.py`` measures what this costs.
+- **Partitions by year of the Snowflake id** (``pgschema``), created as posts of a new year
+  arrive, under the same lock.
+- NUL characters, which PostgreSQL text cannot hold, are stored as U+FFFD.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from townsquare.posts import Post
+from townsquare.store import pgschema
+from townsquare.store.base import (
+    Enrichment,
+    Quarantined,
+    Store,
+    Stored,
+    WriteResult,
+    author_key,
+)
+from townsquare.store.pgtext import tsvector_literal
+from townsquare.store.postgres_search import PostgresSearchReads
+from townsquare.store.sqlreads import SharedReads
+from townsquare.store.batch import _COLS, _LIST_COLS, Prepared, plan_batch, prepare_batch
+
+WRITE_LOCK = 0x746F776E   # "town": the advisory lock every writer of a store takes
+_ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at", "words")
+_TEXT = _COLS.index("text")
+_PLACES = ", ".join(["%s"] * (len(_ALL_COLS) - 1) + ["%s::tsvector"])
+_INSERT = f"INSERT INTO posts ({', '.join(_ALL_COLS)}) VALUES ({_PLACES})"
+_MERGE = ",\n".join(f"{c} = COALESCE(excluded.{c}, posts.{c})"
+                    for c in _COLS if c not in ("id", "source", "text", "lang", "has_media"))
+_UPSERT = f"""{_INSERT}
+ON CONFLICT (id) DO UPDATE SET
+{_MERGE},
+text = excluded.text,
+words = excluded.words,
+has_media = excluded.has_media OR posts.has_media,
+lang = CASE WHEN excluded.lang IS NOT NULL THEN excluded.lang
+            WHEN excluded.text IS DISTINCT FROM posts.text THEN NULL ELSE posts.lang END,
+dup_of = CASE WHEN excluded.text IS DISTINCT FROM posts.text THEN NULL ELSE posts.dup_of END,
+seq = CASE WHEN excluded.text IS DISTINCT FROM posts.text THEN excluded.seq ELSE posts.seq END,
+content_hash = excluded.content_hash
+"""
+_UPSERT_SOURCE = """
+INSERT INTO post_sources (post_id, source, file, line, labels, content_hash)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (post_id, source) DO UPDATE SET file = excluded.file, line = excluded.line,
+    labels = excluded.labels, content_hash = excluded.content_hash
+"""
+_UPSERT_QUARANTINE = """
+INSERT INTO quarantine (file, line, source, reason, raw, at) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (file, line) DO UPDATE SET source = excluded.source, reason = excluded.reason,
+    raw = excluded.raw
+"""
+
+
+def _clean(v: Any) -> Any:
+    return v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+
+
+def _pg_row(row: tuple) -> tuple:
+    """An embedded-store row (``sqlite._row``: lists as JSON) in PostgreSQL's types."""
+    out = []
+    for c, v in zip(_COLS, row):
+        if c in _LIST_COLS:
+            v = [_clean(x) for x in orjson.loads(v)] if v else None
+        elif c == "has_media":
+            v = bool(v)
+        out.append(_clean(v))
+    return tuple(out)
+
+
+def post_from_row(r: Sequence[Any]) -> Post:
+    """A ``Post`` from a row of ``_COLS`` as PostgreSQL returns it."""
+    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
+     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
+     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(_COLS)]
+    return Post(
+        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
+        author_handle=handle, author_name=name, lang=lang, hashtags=list(hashtags or []),
+        mentions=list(mentions or []), urls=list(urls or []), cashtags=list(cashtags or []),
+        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
+        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
+        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
+        quote_count=quote_count, lon=lon, lat=lat)
+
+
+class PostgresStore(PostgresSearchReads, SharedReads, Store):
+    """The server-mode store. ``url``: a ``postgresql://`` URL (libpq syntax)."""
+
+    def __init__(self, url: str, *, connect_timeout_s: int = 10, upgrade: bool = True,
+                 create: bool = True):
+        """``upgrade``: bring an older schema up to date on open; ``create``: create the schema
+        in an empty database (``townsquare migrate`` opens with neither, to report first)."""
+        import psycopg
+        self.url = url
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
+        except psycopg.OperationalError as e:
+            raise ConnectionError(f"cannot connect to PostgreSQL at {_redact(url)}: "
+                                  f"{str(e).strip()}") from None
+        self._partitions: set[str] = set()
+        version = self.schema_version()
+        if (version is None and create) or (
+                version is not None and upgrade and version < pgschema.SCHEMA_VERSION):
+            self.migrate()
+        elif version is not None and version > pgschema.SCHEMA_VERSION:
+            raise RuntimeError(f"{_redact(url)}: schema version {version} is newer than this "
+                               f"townsquare ({pgschema.SCHEMA_VERSION}); upgrade townsquare")
+
+    # --- schema ----------------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        """The schema version in the database, None when it holds no townsquare store yet."""
+        exists = self._db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return None
+        v = self._meta("schema_version")
+        return int(v) if v is not None else None
+
+    def migrate(self) -> tuple[int | None, int]:
+        """Create the schema or upgrade it to this version, in one transaction under the write
+        lock (concurrent starters wait, then find it done). Returns (before, after)."""
+        db = self._db
+        with self._tx():
+            self._lock()
+            db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            before = self.schema_version()
+            for stmt in _statements(pgschema.SCHEMA):
+                db.execute(stmt)
+            db.execute(pgschema.partition_ddl(None))
+            for v in range((before or pgschema.SCHEMA_VERSION) + 1, pgschema.SCHEMA_VERSION + 1):
+                for stmt in pgschema.UPGRADES.get(v, []):
+                    db.execute(stmt)
+            self._set_meta("schema_version", str(pgschema.SCHEMA_VERSION))
+        return before, pgschema.SCHEMA_VERSION
+
+    def _ensure_partitions(self, ids: Iterable[int]) -> None:
+        """Create the year partitions these ids need (call inside the write lock)."""
+        if not self._partitions:
+            self._partitions = {r[0] for r in self._db.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'posts'::regclass")}
+        for year in sorted({pgschema.year_of_id(i) for i in ids}, key=lambda y: y or 0):
+            name = pgschema.partition_name(year)
+            if name not in self._partitions:
+                self._db.execute(pgschema.partition_ddl(year))
+                self._partitions.add(name)
+
+    # --- plumbing --------------------------------------------------------------------------------
+    _DAY_SQL = "to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    _REASON_KIND_SQL = "split_part(reason, ':', 1)"
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list:
+        return self._db.execute(sql.replace("?", "%s"), args).fetchall()
+
+    def _to_post(self, row: Sequence[Any]) -> Post:
+        return post_from_row(row)
+
+    def _tx(self):
+        return self._db.transaction()
+
+    def _meta(self, key: str) -> str | None:
+        r = self._db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return r[0] if r else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (key, value))
+
+    def _lock(self) -> None:
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def opener(self) -> Callable[[], "PostgresStore"] | None:
+        import functools
+        return functools.partial(PostgresStore, self.url)
+
+    # --- writes ----------------------------------------------------------------------------------
+    def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
+        # The embedded store's records (so the same content hashes: a store copied between
+        # backends re-ingests as unchanged); each post's words are made at write time.
+        return prepare_batch(posts, quarantined)
+
+    def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
+        result = WriteResult(statuses={} if statuses else None)
+        ids = sorted({r[0] for r in batch.records})
+        with self._tx():
+            db = self._db
+            self._lock()
+            existing = {r[0] for r in db.execute("SELECT id FROM posts WHERE id = ANY(%s)", (ids,))}
+            seen = {(pid, src): (h, lb) for pid, src, h, lb in db.execute(
+                "SELECT post_id, source, content_hash, labels FROM post_sources "
+                "WHERE post_id = ANY(%s)", (ids,))}
+            gone = {r[0] for r in db.execute("SELECT id FROM deleted WHERE id = ANY(%s)", (ids,))}
+            changed, source_rows, order = plan_batch(batch.records, ids, existing, seen, gone,
+                                                     result)
+            source_rows = [tuple(_clean(v) for v in r) for r in source_rows]
+            next_seq = int(self._meta("next_seq") or 1)
+            to_write = []
+            for _pid, _src, row, h, *_ in order:
+                to_write.append(_pg_row(row) + (h, next_seq, batch.now,
+                                                tsvector_literal(_clean(row[_TEXT]))))
+                next_seq += 1
+            if to_write:
+                self._ensure_partitions(r[0] for r in to_write)
+                with db.cursor() as cur:
+                    new = [r for r in to_write if r[0] not in existing]
+                    if new:
+                        cur.executemany(_INSERT, new)
+                    old = [r for r in to_write if r[0] in existing]
+                    if old:
+                        cur.executemany(_UPSERT, old)
+                self._set_meta("next_seq", str(next_seq))
+            with db.cursor() as cur:
+                if source_rows:
+                    cur.executemany(_UPSERT_SOURCE, source_rows)
+                if batch.quarantined:
+                    cur.executemany(_UPSERT_QUARANTINE,
+                                    [tuple(_clean(v) for v in q) for q in batch.quarantined])
+                    result.quarantined = len(batch.quarantined)
+        return result
+
+    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
+                    statuses: bool = False) -> WriteResult:
+        return self.write_prepared(self.prepare(posts, quarantined), statuses=statuses)
+
+    def delete(self, ids: Iterable[int]) -> int:
+        ids = sorted(set(int(i) for i in ids))
+        now = int(time.time() * 1000)
+        with self._tx():
+            db = self._db
+            self._lock()
+            for table, col in (("lsh", "post_id"), ("minhash", "post_id"), ("vectors", "post_id"),
+                               ("post_sources", "post_id")):
+                db.execute(f"DELETE FROM {table} WHERE {col} = ANY(%s)", (ids,))
+            existed = db.execute("DELETE FROM posts WHERE id = ANY(%s)", (ids,)).rowcount
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO deleted (id, deleted_at) VALUES (%s, %s) "
+                                "ON CONFLICT (id) DO NOTHING", [(i, now) for i in ids])
+            # Near-duplicates of a deleted original now point at the earliest survivor.
+            for orig in ids:
+                first = db.execute("SELECT id FROM posts WHERE dup_of = %s "
+                                   "ORDER BY created_at, id LIMIT 1", (orig,)).fetchone()
+                if first:
+                    db.execute("UPDATE posts SET dup_of = NULL WHERE id = %s", (first[0],))
+                    db.execute("UPDATE posts SET dup_of = %s WHERE dup_of = %s", (first[0], orig))
+        return existed
+
+    # --- reads -----------------------------------------------------------------------------------
+    # --- governance ------------------------------------------------------------------------------
+    def opt_out(self, authors: Iterable[str]) -> int:
+        keys = sorted({author_key(a) for a in authors})
+        now = int(time.time() * 1000)
+        with self._tx():
+            with self._db.cursor() as cur:
+                n = 0
+                for k in keys:   # DO NOTHING: a second request keeps the first one's time
+                    cur.execute("INSERT INTO opt_outs (author, opted_out_at) VALUES (%s, %s) "
+                                "ON CONFLICT (author) DO NOTHING", (k, now))
+                    n += cur.rowcount
+        return n
+
+    def opt_in(self, authors: Iterable[str]) -> int:
+        keys = sorted({author_key(a) for a in authors})
+        return self._db.execute("DELETE FROM opt_outs WHERE author = ANY(%s)", (keys,)).rowcount
+
+    def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
+        """Ids matching ``match`` in the search query language (words, "phrases", OR, -word)."""
+        from townsquare.search.query import parse
+        c = self.compile(parse(match), int(time.time() * 1000))
+        return [pid for pid, _ in self.lexical_search(
+            c.fts, c.where, c.params, limit=limit, order="rank" if c.fts else "time")]
+
+    def stats(self) -> dict[str, Any]:
+        s = SharedReads.stats(self)
+        s["partitions"] = sorted(r[0] for r in self._db.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'posts'::regclass"))
+        return s
+
+    def integrity_check(self) -> list[str]:
+        problems = []
+        orphans = self._db.execute(
+            "SELECT count(*) FROM post_sources s WHERE NOT EXISTS "
+            "(SELECT 1 FROM posts p WHERE p.id = s.post_id)").fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} provenance rows without a post")
+        unsourced = self._db.execute(
+            "SELECT count(*) FROM posts p WHERE NOT EXISTS "
+            "(SELECT 1 FROM post_sources s WHERE s.post_id = p.id)").fetchone()[0]
+        if unsourced:
+            problems.append(f"{unsourced} posts without provenance")
+        ahead = self._db.execute("SELECT count(*) FROM posts WHERE seq >= %s",
+                                 (int(self._meta("next_seq") or 1),)).fetchone()[0]
+        if ahead:
+            problems.append(f"{ahead} posts with a seq at or past next_seq")
+        return problems
+
+    # --- late stage ------------------------------------------------------------------------------
+    def bucket_members(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+        if not keys:
+            return {}
+        out: dict[tuple[int, int], list[int]] = {}
+        for band, bucket, pid in self._db.execute(
+                "SELECT l.band, l.bucket, l.post_id FROM lsh l JOIN unnest(%s::int[], %s::bigint[]) "
+                "AS k(band, bucket) ON l.band = k.band AND l.bucket = k.bucket "
+                "ORDER BY l.band, l.bucket, l.post_id",
+                ([b for b, _ in keys], [k for _, k in keys])):
+            out.setdefault((band, bucket), []).append(pid)
+        return out
+
+    def signatures(self, ids: Sequence[int]) -> dict[int, bytes]:
+        return {pid: bytes(sig) for pid, sig in self._db.execute(
+            "SELECT post_id, sig FROM minhash WHERE post_id = ANY(%s)", (list(ids),))}
+
+    def roots(self, ids: Sequence[int]) -> dict[int, int]:
+        return {pid: (dup if dup is not None else pid) for pid, dup in self._db.execute(
+            "SELECT id, dup_of FROM posts WHERE id = ANY(%s)", (list(ids),))}
+
+    def write_enrichment(self, e: Enrichment) -> None:
+        with self._tx():
+            db = self._db
+            self._lock()
+            with db.cursor() as cur:
+                if e.langs:
+                    cur.executemany("UPDATE posts SET lang = %s WHERE id = %s AND lang IS NULL",
+                                    [(lang, pid) for pid, lang in e.langs.items()])
+                if e.signatures:
+                    # A post whose text changed has old buckets: drop them before the new ones.
+                    cur.execute("DELETE FROM lsh WHERE post_id = ANY(%s)", (list(e.signatures),))
+                    cur.executemany("INSERT INTO minhash (post_id, sig) VALUES (%s, %s) ON "
+                                    "CONFLICT (post_id) DO UPDATE SET sig = excluded.sig",
+                                    list(e.signatures.items()))
+                    cur.executemany("INSERT INTO lsh (band, bucket, post_id) VALUES (%s, %s, %s) "
+                                    "ON CONFLICT DO NOTHING",
+                                    [(b, k, pid) for pid, bks in e.buckets.items()
+                                     for b, k in enumerate(bks)])
+                if e.links:
+                    cur.executemany("UPDATE posts SET dup_of = %s WHERE id = %s AND id <> %s",
+                                    [(orig, pid, orig) for pid, orig in e.links.items()])
+            if e.watermark > int(self._meta("enriched_seq") or 0):
+                self._set_meta("enriched_seq", str(e.watermark))
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (``$$`` bodies kept whole)."""
+    out, buf, in_body = [], [], False
+    for line in script.splitlines():
+        if line.strip().startswith("--") and not in_body:
+            continue
+        buf.append(line)
+        in_body ^= line.count("$$") % 2 == 1
+        if not in_body and line.rstrip().endswith(";"):
+            out.append("\n".join(buf).strip().rstrip(";"))
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf).strip())
+    return out
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    import re
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def is_postgres_url(target: Any) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+__all__ = ["PostgresStore", "is_postgres_url"]

@@ -1,0 +1,233 @@
+"""The PostgreSQL store's reads for search, its embeddings (pgvector), and state shared by workers.
+
+    >>> from townsquare.store.postgres_search import StemmedAny
+    >>> StemmedAny(("flood warning",)).texts
+    ('flood warning',)
+
+Search hands this store the SQL that ``compile()`` made (``townsquare.search.pgfilter``: a
+``where`` over ``posts p`` with ``%s`` parameters, and ``fts``, a ``tsquery`` over the exact
+words). ``lexical_search`` finds matches through the GIN index on ``words`` and ranks them with
+``ts_rank_cd`` (cover density: how many of the query's words, how close together) plus the rank
+of the post's stemmed, per-language ``tsv`` against the query's words in every configuration.
+"Any of the words" (``match_any``) matches on the stemmed ``tsv``: a long query's words in
+English, French, Spanish or as written (``pgschema.ANY_WORD_CONFIGS``), one constant ``tsquery``
+so the GIN index answers it.
+
+Vectors: ``vec`` (float16 bytes) stays the source of truth, as in the embedded store, and the
+same vector is kept in ``emb``, a pgvector ``halfvec`` column with an HNSW index (cosine). The
+column takes its dimension from the first model written, so ``reset_vectors`` to a model of
+another size recreates it. ``vector_search`` is what ``PgVectors`` (the search engine's vector
+index in server mode) calls: every API worker queries the one shared index, always up to date.
+
+``shared_state`` holds small documents that every worker must agree on (the story clusters):
+one process writes a new version, the others read it when its version moves.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from townsquare.posts import Post
+from townsquare.store import pgschema
+from townsquare.store.base import author_queries, newest_rows
+
+
+@dataclass(frozen=True)
+class StemmedAny:
+    """``match_any``'s expression: posts whose stemmed words hold any of these texts' words."""
+    texts: tuple[str, ...]
+
+
+def _stemmed_query(texts: Sequence[str]) -> tuple[str, list[str]]:
+    """SQL for one ``tsquery``: every text in every any-word configuration, OR-ed."""
+    parts, args = [], []
+    for cfg in pgschema.ANY_WORD_CONFIGS:
+        for t in texts:
+            parts.append(f"plainto_tsquery('{cfg}', %s)")
+            args.append(t)
+    # plainto_tsquery ANDs a text's words; '||' ORs the texts and configurations. numnode() = 0
+    # (only stop words) is handled by the caller getting no rows, as PostgreSQL does.
+    return "(" + " || ".join(parts) + ")", args
+
+
+class PostgresSearchReads:
+    """Mixin for ``PostgresStore``: uses its ``_db`` connection, ``_meta``, ``_set_meta``,
+    ``_tx`` and ``_lock``."""
+
+    _db: Any
+
+    # --- the query language ----------------------------------------------------------------------
+    def compile(self, node: Any, now_ms: int, *, candidates: bool = False):
+        from townsquare.search.pgfilter import compile_postgres
+        return compile_postgres(node, now_ms, candidates=candidates)
+
+    def match_any(self, texts: Sequence[str]) -> StemmedAny:
+        return StemmedAny(tuple(texts))
+
+    # --- lexical ---------------------------------------------------------------------------------
+    def lexical_search(self, fts: Any, where: str, params: Sequence[Any], *,
+                       limit: int = 100, order: str = "rank",
+                       before: tuple[int, int] | None = None,
+                       max_seq: int | None = None) -> list[tuple[int, float | None]]:
+        if order not in ("rank", "time"):
+            raise ValueError(f"order must be 'rank' or 'time', got {order!r}")
+        if order == "rank" and fts is None:
+            raise ValueError("order='rank' needs an fts expression")
+        conds, args = [f"({where})"], list(params)
+        score, score_args = "NULL::float8", []
+        if isinstance(fts, StemmedAny):
+            sq, sargs = _stemmed_query(fts.texts)
+            conds.insert(0, f"p.tsv @@ {sq}")
+            args = sargs + args
+            score, score_args = f"ts_rank(p.tsv, {sq})", sargs
+        elif fts is not None:
+            conds.insert(0, "p.words @@ %s::tsquery")
+            args = [fts] + args
+            score, score_args = "ts_rank_cd(p.words, %s::tsquery)", [fts]
+        if max_seq is not None:
+            conds.append("p.seq <= %s")
+            args.append(max_seq)
+        if before is not None:
+            conds.append("(p.created_at, p.id) < (%s, %s)")
+            args += [before[0], before[1]]
+        sql = f"SELECT p.id, {score} AS s FROM posts p WHERE " + " AND ".join(conds)
+        sql += (" ORDER BY s DESC, p.id DESC" if order == "rank"
+                else " ORDER BY p.created_at DESC, p.id DESC") + " LIMIT %s"
+        return [(r[0], r[1]) for r in self._db.execute(sql, score_args + args + [limit])]
+
+    def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,
+                   max_seq: int | None = None) -> set[int]:
+        sql = f"SELECT p.id FROM posts p WHERE p.id = ANY(%s) AND ({where})"
+        args = [list(ids)] + list(params)
+        if max_seq is not None:
+            sql += " AND p.seq <= %s"
+            args.append(max_seq)
+        return {r[0] for r in self._db.execute(sql, args)}
+
+    def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
+        from townsquare.store.postgres import post_from_row
+        from townsquare.store.sqlite import _COLS
+        return {r[0]: post_from_row(r) for r in self._db.execute(
+            f"SELECT {', '.join(_COLS)} FROM posts WHERE id = ANY(%s)", (list(ids),))}
+
+    def posts_by_author(self, author: str | int, *, limit: int = 500,
+                        before_ms: int | None = None) -> list[Post]:
+        from townsquare.store.postgres import post_from_row
+        from townsquare.store.sqlite import _COLS
+        queries = author_queries(author, ", ".join(_COLS), limit, before_ms, mark="%s")
+        return [post_from_row(r) for r in newest_rows(
+            (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
+
+    def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        roots = {pid: (dup if dup is not None else pid) for pid, dup in self._db.execute(
+            "SELECT id, dup_of FROM posts WHERE id = ANY(%s)", (list(ids),))}
+        counts = dict(self._db.execute(
+            "SELECT dup_of, count(*) FROM posts WHERE dup_of = ANY(%s) GROUP BY dup_of",
+            (sorted(set(roots.values())),)).fetchall())
+        return {pid: (root, counts.get(root, 0)) for pid, root in roots.items()}
+
+    def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
+        return dict(self._db.execute("SELECT id, created_at FROM posts WHERE id = ANY(%s)",
+                                     (list(ids),)).fetchall())
+
+    # --- embeddings ------------------------------------------------------------------------------
+    def _emb_dim(self) -> int | None:
+        r = self._db.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'vectors'::regclass "
+            "AND attname = 'emb' AND NOT attisdropped").fetchone()
+        return int(r[0]) if r else None
+
+    def _ensure_emb(self, dim: int) -> None:
+        """The ``emb`` halfvec column and its HNSW index, for vectors of ``dim`` (in a tx)."""
+        have = self._emb_dim()
+        if have == dim:
+            return
+        if have is not None:
+            self._db.execute("ALTER TABLE vectors DROP COLUMN emb")
+        self._db.execute(f"ALTER TABLE vectors ADD COLUMN emb halfvec({int(dim)})")
+        self._db.execute("CREATE INDEX IF NOT EXISTS vectors_emb ON vectors "
+                         "USING hnsw (emb halfvec_cosine_ops)")
+
+    def reset_vectors(self, model: str) -> None:
+        with self._tx():
+            self._lock()
+            self._db.execute("DELETE FROM vectors")
+            self._set_meta("embed_model", model)
+            self._set_meta("embedded_seq", "0")
+
+    def write_vectors(self, model: str, rows: Sequence[tuple[int, int, bytes]],
+                      watermark: int) -> None:
+        with self._tx():
+            self._lock()
+            current = self._meta("embed_model")
+            if current is not None and current != model:
+                raise ValueError(f"store holds {current} vectors; reset_vectors({model!r}) first")
+            if current is None:
+                self._set_meta("embed_model", model)
+            if rows:
+                dim = len(rows[0][2]) // 2
+                self._ensure_emb(dim)
+                mats = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)
+                mats = mats.reshape(len(rows), dim).astype(np.float32)            # (n, dim)
+                with self._db.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO vectors (post_id, seq, vec, emb) SELECT %s, %s, %s, "
+                        "%s::halfvec WHERE EXISTS (SELECT 1 FROM posts WHERE id = %s) "
+                        "ON CONFLICT (post_id) DO UPDATE SET seq = excluded.seq, "
+                        "vec = excluded.vec, emb = excluded.emb",
+                        [(pid, seq, vec, "[" + ",".join(map(repr, m.tolist())) + "]", pid)
+                         for (pid, seq, vec), m in zip(rows, mats)])
+            if watermark > int(self._meta("embedded_seq") or 0):
+                self._set_meta("embedded_seq", str(watermark))
+
+    def vectors_after(self, seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        return [(pid, s, bytes(v)) for pid, s, v in self._db.execute(
+            "SELECT post_id, seq, vec FROM vectors WHERE seq > %s ORDER BY seq LIMIT %s",
+            (seq, limit))]
+
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:
+        return {pid: bytes(v) for pid, v in self._db.execute(
+            "SELECT post_id, vec FROM vectors WHERE post_id = ANY(%s)", (list(ids),))}
+
+    def vector_search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(post id, cosine)`` of the ``k`` nearest vectors by the HNSW index (approximate,
+        as faiss's HNSW is in the embedded store). ``ef_search`` is raised to ``k`` so the
+        index can return that many."""
+        if self._emb_dim() is None:
+            return []
+        lit = "[" + ",".join(map(repr, np.asarray(q, dtype=np.float32).tolist())) + "]"
+        with self._tx():
+            self._db.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), 1000))}")
+            rows = self._db.execute(
+                "SELECT post_id, 1 - (emb <=> %s::halfvec) FROM vectors WHERE emb IS NOT NULL "
+                "ORDER BY emb <=> %s::halfvec LIMIT %s", (lit, lit, int(k))).fetchall()
+        return [(pid, float(s)) for pid, s in rows]
+
+    # --- state shared by workers -------------------------------------------------------------------
+    def shared_version(self, name: str) -> int:
+        r = self._db.execute("SELECT version FROM shared_state WHERE name = %s", (name,)).fetchone()
+        return r[0] if r else 0
+
+    def get_shared(self, name: str) -> tuple[int, bytes | None]:
+        r = self._db.execute("SELECT version, body FROM shared_state WHERE name = %s",
+                             (name,)).fetchone()
+        return (r[0], bytes(r[1])) if r else (0, None)
+
+    def put_shared(self, name: str, body: bytes) -> int:
+        """Store a new version of a shared document; returns its version."""
+        return self._db.execute(
+            "INSERT INTO shared_state (name, version, body, updated_at) VALUES (%s, 1, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET version = shared_state.version + 1, "
+            "body = excluded.body, updated_at = excluded.updated_at RETURNING version",
+            (name, body, int(time.time() * 1000))).fetchone()[0]
+
+    def try_leader(self, role: str) -> bool:
+        """Whether this connection holds (or now takes) the session lock of ``role``: one
+        process among the workers runs each background job (the late stage, embeddings,
+        stories); the lock goes when its connection does, and another worker takes over."""
+        key = int.from_bytes(role.encode()[:8].ljust(8, b"\0"), "big") & ((1 << 63) - 1)
+        return bool(self._db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
