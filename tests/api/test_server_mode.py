@@ -115,3 +115,31 @@ def test_two_workers_two_clients_lose_and_duplicate_nothing(pg_url, tmp_path):
     finally:
         for proc, _, _ in workers:
             stop_server(proc)
+
+
+def test_a_keys_rate_limit_holds_across_workers(pg_url, tmp_path):
+    import shutil
+    env = {**os.environ, "TOWNSQUARE_STORE": pg_url}
+    homes = [tmp_path / "w0", tmp_path / "w1"]
+    for h in homes:
+        h.mkdir()
+    key = subprocess.run([sys.executable, "-m", "townsquare", "keys", "create", "--scope", "read",
+                          "--rate", "3", "--home", str(homes[0])], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.strip()
+    shutil.copy(homes[0] / "keys.db", homes[1] / "keys.db")     # the same keys on both machines
+    os.environ["TOWNSQUARE_STORE"] = pg_url
+    try:
+        workers = [start_server(h, "--backend", "extractive", "--no-embed") for h in homes]
+    finally:
+        del os.environ["TOWNSQUARE_STORE"]
+    try:
+        codes = []
+        for i in range(5):                   # alternate: each worker alone would allow 3
+            r = httpx.get(workers[i % 2][1] + "/v1/search", params={"q": "x"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            codes.append(r.status_code)
+        assert codes == [200, 200, 200, 429, 429]
+        assert int(r.headers["retry-after"]) >= 1
+    finally:
+        for proc, _, _ in workers:
+            stop_server(proc)

@@ -151,3 +151,23 @@ def test_migrate_command_creates_checks_and_reports(pg_url, tmp_path, monkeypatc
     assert r.exit_code == 0 and '"before": 1' in r.output and '"pending": false' in r.output
     r = run(app, ["--store", "mysql://x", "migrate", "--home", str(tmp_path)])
     assert r.exit_code == 2 and "postgresql://" in r.output
+
+
+def test_rate_buckets_are_shared_and_atomic(pg_url, pg):
+    import threading
+    assert [pg.take_token("k1", 2) for _ in range(3)][:2] == [0, 0]
+    assert pg.take_token("k1", 2) >= 1                     # empty: wait about 30 s
+    others = [PostgresStore(pg_url) for _ in range(4)]     # four workers, one key of 10/min
+    granted = []
+    try:
+        def hammer(s):
+            granted.extend(1 for _ in range(10) if s.take_token("k2", 10) == 0)
+        ts = [threading.Thread(target=hammer, args=(s,)) for s in others]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        for s in others:
+            s.close()
+    assert len(granted) == 10                              # not one token spent twice

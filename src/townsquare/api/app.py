@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from townsquare import __version__
-from townsquare.api.auth import ApiKey, KeyStore, RateLimiter
+from townsquare.api.auth import ApiKey, KeyStore
 from townsquare.api.ingestbody import BodyError, parse_body
 from townsquare.api.runtime import Runtime
 from townsquare.posts import PostError, format_time, parse_id, parse_time_ms
@@ -118,7 +118,7 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True,
     app.state.runtime = runtime
     app.state.keys = keys
     app.state.auth = auth
-    limiter = RateLimiter()
+    limiter = runtime.rate_limiter()
 
     @app.middleware("http")
     async def _touch(request: Request, call_next):

@@ -191,3 +191,16 @@ class RateLimiter:
                 return 0
             self._buckets[key.id] = (tokens, now)
             return max(1, math.ceil((1.0 - tokens) / rate))
+
+
+class SharedRateLimiter:
+    """The token buckets of ``RateLimiter`` kept in a PostgreSQL store, so that a key's limit
+    holds across every API worker and machine (server mode). ``store``: a callable giving this
+    thread's store (``Runtime.reader``)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def take(self, key: ApiKey) -> int:
+        return self._store().take_token(key.id, key.rate_per_minute)
+

@@ -224,6 +224,12 @@ class Runtime:
                 self._readers.append(s)
         return s
 
+    def rate_limiter(self):
+        """API keys' rate limits: per process with the embedded store; shared by every worker
+        through the store in server mode."""
+        from townsquare.api.auth import RateLimiter, SharedRateLimiter
+        return SharedRateLimiter(self.reader) if self.url else RateLimiter()
+
     def engine(self):
         """This thread's search engine (its reader, the shared indexes; never writes them)."""
         e = getattr(self._local, "engine", None)

@@ -121,6 +121,10 @@ CREATE TABLE IF NOT EXISTS vectors (post_id bigint PRIMARY KEY, seq bigint NOT N
 CREATE INDEX IF NOT EXISTS vectors_seq ON vectors (seq);
 CREATE TABLE IF NOT EXISTS shared_state (
     name text PRIMARY KEY, version bigint NOT NULL, body bytea NOT NULL, updated_at bigint NOT NULL);
+-- API rate limits shared by every worker: one token bucket per key, on the server's clock.
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    key_id text PRIMARY KEY, tokens double precision NOT NULL, at double precision NOT NULL,
+    granted boolean NOT NULL);
 """
 
 

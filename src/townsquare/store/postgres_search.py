@@ -24,6 +24,7 @@ one process writes a new version, the others read it when its version moves.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -224,6 +225,24 @@ class PostgresSearchReads:
             "ON CONFLICT (name) DO UPDATE SET version = shared_state.version + 1, "
             "body = excluded.body, updated_at = excluded.updated_at RETURNING version",
             (name, body, int(time.time() * 1000))).fetchone()[0]
+
+    def take_token(self, key_id: str, rate_per_minute: int) -> int:
+        """One request of an API key against its token bucket shared by all workers (capacity
+        ``rate_per_minute``, refilled continuously, on the database server's clock so that
+        machines' clocks need not agree); 0 when allowed, else the seconds to wait. One atomic
+        statement: concurrent workers cannot both spend the last token."""
+        rate, cap = rate_per_minute / 60.0, float(rate_per_minute)
+        now = "extract(epoch FROM clock_timestamp())"
+        avail = f"least(%(cap)s, r.tokens + ({now} - r.at) * %(rate)s)"
+        tokens, granted = self._db.execute(
+            f"INSERT INTO rate_buckets AS r (key_id, tokens, at, granted) "
+            f"VALUES (%(k)s, %(cap)s - 1, {now}, true) ON CONFLICT (key_id) DO UPDATE SET "
+            f"tokens = CASE WHEN {avail} >= 1 THEN {avail} - 1 ELSE {avail} END, "
+            f"granted = {avail} >= 1, at = {now} RETURNING tokens, granted",
+            {"k": key_id, "cap": cap, "rate": rate}).fetchone()
+        if granted:
+            return 0
+        return max(1, math.ceil((1.0 - tokens) / rate))
 
     def try_leader(self, role: str) -> bool:
         """Whether this connection holds (or now takes) the session lock of ``role``: one
