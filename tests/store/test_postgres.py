@@ -171,3 +171,18 @@ def test_rate_buckets_are_shared_and_atomic(pg_url, pg):
         for s in others:
             s.close()
     assert len(granted) == 10                              # not one token spent twice
+
+
+def test_any_word_match_leaves_out_words_most_posts_have(pg):
+    pg.write_batch([_s(A + i, f"the storm report number {i}" + (" bridge" if i % 10 == 0 else ""),
+                       lang="en") for i in range(200)], [])
+    q = pg.match_any(["storm", "bridge"], common_share=0.05).tsquery
+    assert "'storm'" in q and "'bridg'" in q               # no statistics yet: every word kept
+    pg._db.execute("ANALYZE posts_y2019")                  # what autovacuum does by itself
+    pg._common_cache = None
+    q = pg.match_any(["storm", "bridge"], common_share=0.05).tsquery
+    assert "'storm'" not in q and "'bridg'" in q           # 'storm' is in every post
+    assert pg.match_any(["storm"], common_share=0.05) is None       # nothing left to match
+    assert pg.match_any(["storm"]).tsquery == "('storm')"           # no threshold: kept
+    hits = pg.lexical_search(pg.match_any(["bridges"]), "TRUE", (), limit=50)
+    assert len(hits) == 20                                 # stemmed: bridges finds bridge

@@ -35,9 +35,9 @@ current at commit, so every worker sees every post at once (``PgVectors``; no ta
 file). The background work runs in one worker only: the one whose connection holds the
 ``background`` advisory lock (``Store.try_leader``); if it dies, its lock goes with its connection
 and another worker's next step takes over. Stories are shared, not recomputed per worker: the
-leader publishes the clusterer's state to the store (``shared_state``, at most every
-``publish_s``) and the other workers load each new version, so every worker shows the same
-story ids and members. Trends are computed from the store per request, the same anywhere.
+leader publishes the clusterer's state to the store (``shared_state``, every ``publish_s`` once
+caught up, every ``publish_backlog_s`` while behind) and the other workers load each new version
+(outside their story lock, then swap), so every worker shows the same story ids and members. Trends are computed from the store per request, the same anywhere.
 """
 from __future__ import annotations
 
@@ -128,7 +128,13 @@ class Runtime:
         self.home.mkdir(parents=True, exist_ok=True)
         self.url = store_url()                 # server mode: a PostgreSQL store shared by workers
         self.db_path: Any = self.url or self.home / DB_FILE
-        self.publish_s = 1.0
+        # Server mode: how often the leader publishes its stories (the clusterer's state: ~14 MB
+        # and 0.4 s to write, 0.8 s for each other worker to load, at 50k posts): every
+        # ``publish_s`` once caught up, every ``publish_backlog_s`` while working off a backlog,
+        # so that a busy leader spends its background share on clustering, not on copies.
+        self.publish_s = 2.0
+        self.publish_backlog_s = 30.0
+        self._unpublished = False
         self.leader = not self.url              # server mode: set by the background thread
         self._published = 0.0
         self._stories_version = 0
@@ -374,17 +380,22 @@ class Runtime:
             return False
         v, body = self._story_store.get_shared("stories")
         if body is not None:
-            with self.stories_lock:
-                if self.stories.loads(body):
-                    self._stories_version = v
+            from townsquare.stories.state import StoryState
+            fresh = StoryState(self._story_store, None, self.stories.clusterer.config)
+            if fresh.loads(body):           # unpickled without the lock: reads go on meanwhile
+                with self.stories_lock:
+                    self.stories = fresh
+                self._stories_version = v
         return True
 
-    def _publish_stories(self, force: bool = False) -> None:
-        if force or time.monotonic() - self._published > self.publish_s:
+    def _publish_stories(self, force: bool = False, behind: bool = False) -> None:
+        every = self.publish_backlog_s if behind else self.publish_s
+        if force or time.monotonic() - self._published > every:
             with self.stories_lock:
                 body = self.stories.dumps()
             self._stories_version = self._story_store.put_shared("stories", body)
             self._published = time.monotonic()
+            self._unpublished = False
 
     def background_step(self) -> dict[str, int]:
         """Bounded steps of the slower derived state: the late stage (language id, near-
@@ -401,8 +412,11 @@ class Runtime:
                 max_posts=self.embed_step).processed
         with self.stories_lock:
             did["stories"] = self.stories.refresh(limit=self.story_step, save=False)
-        if self.url and (did["stories"] or self._stories_version == 0):
-            self._publish_stories(force=self._stories_version == 0)
+        if self.url:
+            self._unpublished = self._unpublished or bool(did["stories"])
+            if self._unpublished or self._stories_version == 0:
+                self._publish_stories(force=self._stories_version == 0,
+                                      behind=did["stories"] >= self.story_step)
         return did
 
     def _guarded(self, fn) -> bool:

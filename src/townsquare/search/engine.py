@@ -351,7 +351,10 @@ class SearchEngine:
                                        rc.params if rc else (), max_seq=state["s"])
             return [pid for pid, _ in hits if pid in ok][:depth]
         rc = self.store.compile(relaxed, state["n"]) if relaxed else None
-        rows = self.store.lexical_search(self.store.match_any(parts),
+        match = self.store.match_any(parts, common_share=self.config.common_share)
+        if match is None:                  # every word too common to be a signal
+            return []
+        rows = self.store.lexical_search(match,
                                          rc.where if rc else "TRUE", rc.params if rc else (),
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]

@@ -266,8 +266,11 @@ class Store(abc.ABC):
         from townsquare.search.sqlfilter import compile_sqlite
         return compile_sqlite(node, now_ms, candidates=candidates)
 
-    def match_any(self, texts: Sequence[str]) -> Any:
-        """An ``fts`` expression for ``lexical_search``: posts holding any of these texts."""
+    def match_any(self, texts: Sequence[str], *, common_share: float | None = None) -> Any:
+        """An ``fts`` expression for ``lexical_search``: posts holding any of these texts; None
+        when nothing is left to match. ``common_share``: a backend that knows its words'
+        frequencies may leave out texts in more than that share of the posts (this default,
+        FTS5's, does not)."""
         from townsquare.search.sqlfilter import fts_string
         return " OR ".join(fts_string(t) for t in texts)
 

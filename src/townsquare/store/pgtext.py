@@ -30,6 +30,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 def fold(text: str) -> str:
     """Lowercase without diacritics (``Été`` -> ``ete``), as FTS5's ``remove_diacritics 2``."""
+    if text.isascii():                       # most posts: nothing to decompose
+        return text.lower()
     decomposed = unicodedata.normalize("NFD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 

@@ -30,6 +30,7 @@ What differs, and why:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ _ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at", "words")
 _TEXT = _COLS.index("text")
 _PLACES = ", ".join(["%s"] * (len(_ALL_COLS) - 1) + ["%s::tsvector"])
 _INSERT = f"INSERT INTO posts ({', '.join(_ALL_COLS)}) VALUES ({_PLACES})"
+_COPY = f"COPY posts ({', '.join(_ALL_COLS)}) FROM STDIN"
 _MERGE = ",\n".join(f"{c} = COALESCE(excluded.{c}, posts.{c})"
                     for c in _COLS if c not in ("id", "source", "text", "lang", "has_media"))
 _UPSERT = f"""{_INSERT}
@@ -80,6 +82,20 @@ INSERT INTO quarantine (file, line, source, reason, raw, at) VALUES (%s, %s, %s,
 ON CONFLICT (file, line) DO UPDATE SET source = excluded.source, reason = excluded.reason,
     raw = excluded.raw
 """
+
+
+@dataclass(slots=True)
+class PgPrepared(Prepared):
+    """``Prepared`` plus each record's ``words`` (a ``tsvector`` literal), in record order."""
+
+    words: list[str] = field(default_factory=list)
+
+
+def _words_of(batch: Prepared) -> dict[int, str]:
+    """Record (by identity) -> its words; computed now for a batch prepared by another store."""
+    words = getattr(batch, "words", None) or [tsvector_literal(_clean(r[2][_TEXT]))
+                                              for r in batch.records]
+    return {id(r): w for r, w in zip(batch.records, words)}
 
 
 def _clean(v: Any) -> Any:
@@ -208,8 +224,11 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
     # --- writes ----------------------------------------------------------------------------------
     def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
         # The embedded store's records (so the same content hashes: a store copied between
-        # backends re-ingests as unchanged); each post's words are made at write time.
-        return prepare_batch(posts, quarantined)
+        # backends re-ingests as unchanged), plus each record's words: CPU work done here,
+        # before the write lock (and, in the ingest pipeline, in another process).
+        b = prepare_batch(posts, quarantined)
+        return PgPrepared(b.records, b.quarantined, b.now,
+                          [tsvector_literal(_clean(r[2][_TEXT])) for r in b.records])
 
     def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
         result = WriteResult(statuses={} if statuses else None)
@@ -227,16 +246,18 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
             source_rows = [tuple(_clean(v) for v in r) for r in source_rows]
             next_seq = int(self._meta("next_seq") or 1)
             to_write = []
-            for _pid, _src, row, h, *_ in order:
-                to_write.append(_pg_row(row) + (h, next_seq, batch.now,
-                                                tsvector_literal(_clean(row[_TEXT]))))
+            words = _words_of(batch)
+            for rec in order:
+                to_write.append(_pg_row(rec[2]) + (rec[3], next_seq, batch.now, words[id(rec)]))
                 next_seq += 1
             if to_write:
                 self._ensure_partitions(r[0] for r in to_write)
                 with db.cursor() as cur:
                     new = [r for r in to_write if r[0] not in existing]
-                    if new:
-                        cur.executemany(_INSERT, new)
+                    if new:    # COPY: several times faster than row-by-row INSERTs
+                        with cur.copy(_COPY) as copy:
+                            for r in new:
+                                copy.write_row(r)
                     old = [r for r in to_write if r[0] in existing]
                     if old:
                         cur.executemany(_UPSERT, old)

@@ -1,8 +1,10 @@
 """The PostgreSQL store's reads for search, its embeddings (pgvector), and state shared by workers.
 
-    >>> from townsquare.store.postgres_search import StemmedAny
-    >>> StemmedAny(("flood warning",)).texts
-    ('flood warning',)
+    >>> from townsquare.store.postgres_search import StemmedAny, _LEXEME
+    >>> StemmedAny("('flood') | ('warn')").tsquery
+    "('flood') | ('warn')"
+    >>> _LEXEME.findall("'flood' & 'warn'")
+    ['flood', 'warn']
 
 Search hands this store the SQL that ``compile()`` made (``townsquare.search.pgfilter``: a
 ``where`` over ``posts p`` with ``%s`` parameters, and ``fts``, a ``tsquery`` over the exact
@@ -25,6 +27,7 @@ one process writes a new version, the others read it when its version moves.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,20 +42,12 @@ from townsquare.store.base import author_queries, newest_rows
 
 @dataclass(frozen=True)
 class StemmedAny:
-    """``match_any``'s expression: posts whose stemmed words hold any of these texts' words."""
-    texts: tuple[str, ...]
+    """``match_any``'s expression: a constant ``tsquery`` over the stemmed ``tsv`` column."""
+    tsquery: str
 
 
-def _stemmed_query(texts: Sequence[str]) -> tuple[str, list[str]]:
-    """SQL for one ``tsquery``: every text in every any-word configuration, OR-ed."""
-    parts, args = [], []
-    for cfg in pgschema.ANY_WORD_CONFIGS:
-        for t in texts:
-            parts.append(f"plainto_tsquery('{cfg}', %s)")
-            args.append(t)
-    # plainto_tsquery ANDs a text's words; '||' ORs the texts and configurations. numnode() = 0
-    # (only stop words) is handled by the caller getting no rows, as PostgreSQL does.
-    return "(" + " || ".join(parts) + ")", args
+_STATS_TTL_S = 60.0
+_LEXEME = re.compile(r"'((?:[^']|'')*)'")
 
 
 class PostgresSearchReads:
@@ -66,8 +61,49 @@ class PostgresSearchReads:
         from townsquare.search.pgfilter import compile_postgres
         return compile_postgres(node, now_ms, candidates=candidates)
 
-    def match_any(self, texts: Sequence[str]) -> StemmedAny:
-        return StemmedAny(tuple(texts))
+    def match_any(self, texts: Sequence[str], *, common_share: float | None = None) -> Any:
+        """Posts whose stemmed words hold any of ``texts`` (each text's words in any of the
+        any-word configurations). Texts whose every stemmed form is in more than
+        ``common_share`` of the posts are left out, as the tantivy path does ("de", "the": in
+        an any-word list they match everything); the shares come from PostgreSQL's own
+        statistics of the column (``most_common_elems``), so this costs no query. The result is
+        one constant ``tsquery``, duplicates removed, so the planner estimates it and the GIN
+        index on ``tsv`` answers it."""
+        rows = self._db.execute(
+            "SELECT t.i, plainto_tsquery(c.cfg::regconfig, t.txt)::text FROM "
+            "unnest(%s::text[]) WITH ORDINALITY AS t(txt, i), unnest(%s::text[]) AS c(cfg) "
+            "ORDER BY t.i, c.cfg", (list(texts), list(pgschema.ANY_WORD_CONFIGS))).fetchall()
+        forms: dict[int, list[str]] = {}
+        for i, q in rows:
+            if q and q not in forms.setdefault(i, []):
+                forms[i].append(q)
+        common = self._common_lexemes(common_share) if common_share is not None else set()
+        kept: list[str] = []
+        for qs in forms.values():
+            if common and all(set(_LEXEME.findall(q)) <= common for q in qs):
+                continue
+            kept += [q for q in qs if q not in kept]
+        return StemmedAny(" | ".join(f"({q})" for q in kept)) if kept else None
+
+    def _common_lexemes(self, share: float) -> set[str]:
+        """Lexemes of ``tsv`` in more than ``share`` of the posts, by the statistics of each
+        partition (weighted by its size); empty before the first ANALYZE."""
+        cached = getattr(self, "_common_cache", None)
+        if cached and cached[0] == share and time.monotonic() - cached[1] < _STATS_TTL_S:
+            return cached[2]
+        rows = self._db.execute(
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename "
+            "JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'posts'::regclass "
+            "WHERE s.attname = 'tsv' AND s.most_common_elems IS NOT NULL").fetchall()
+        total = sum(max(0.0, r[2]) for r in rows)
+        counts: dict[str, float] = {}
+        for elems, freqs, n in rows:
+            for e, f in zip(elems or [], freqs or []):
+                counts[e] = counts.get(e, 0.0) + f * max(0.0, n)
+        common = {e for e, c in counts.items() if total and c / total > share}
+        self._common_cache = (share, time.monotonic(), common)
+        return common
 
     # --- lexical ---------------------------------------------------------------------------------
     def lexical_search(self, fts: Any, where: str, params: Sequence[Any], *,
@@ -81,10 +117,9 @@ class PostgresSearchReads:
         conds, args = [f"({where})"], list(params)
         score, score_args = "NULL::float8", []
         if isinstance(fts, StemmedAny):
-            sq, sargs = _stemmed_query(fts.texts)
-            conds.insert(0, f"p.tsv @@ {sq}")
-            args = sargs + args
-            score, score_args = f"ts_rank(p.tsv, {sq})", sargs
+            conds.insert(0, "p.tsv @@ %s::tsquery")
+            args = [fts.tsquery] + args
+            score, score_args = "ts_rank(p.tsv, %s::tsquery)", [fts.tsquery]
         elif fts is not None:
             conds.insert(0, "p.words @@ %s::tsquery")
             args = [fts] + args
