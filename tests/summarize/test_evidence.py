@@ -47,3 +47,50 @@ def test_evidence_validates_its_inputs():
         select_evidence([EvidencePost(1, "a", "x", 0), EvidencePost(2, "b", "y", 0)], np.ones((1, 3)))
     with pytest.raises(ValueError, match="mmr_lambda"):
         EvidenceConfig(mmr_lambda=2)
+
+
+def test_corroborators_are_other_authors_one_post_each_like_a_brute_force_scan():
+    from townsquare.summarize.evidence import _corroborators
+    rng = np.random.default_rng(7)
+    centers = rng.normal(size=(5, 16))
+    V = centers[rng.integers(0, 5, 300)] + 0.25 * rng.normal(size=(300, 16))
+    V = (V / np.linalg.norm(V, axis=1, keepdims=True)).astype(np.float32)
+    authors = rng.integers(0, 40, 300)                    # many posts per author
+    rows = np.array(sorted(rng.choice(300, 120, replace=False)))
+    r, j = _corroborators(V, rows, authors, 0.9, block=32)   # several blocks
+    S = V @ V.T
+    for x, i in enumerate(rows):
+        want: dict[int, int] = {}
+        for c in range(300):
+            if S[i, c] >= 0.9 and authors[c] != authors[i]:
+                want.setdefault(int(authors[c]), c)          # first post of each other author
+        assert sorted(j[r == x].tolist()) == sorted(want.values())
+    assert len(r) > 120                                       # the scan found real neighbours
+
+
+def test_evidence_is_scored_on_the_sentence_a_summary_shows():
+    text = "Stay safe. Bridge on route 9 collapsed in the flood, police close the road"
+    posts = [EvidencePost(1, text, "a", 0, sentence="Stay safe."),
+             EvidencePost(2, "Route 9 bridge collapsed in the flood", "b", 1),
+             EvidencePost(3, "The flood collapsed the bridge on route 9", "c", 2),
+             EvidencePost(4, "Police close route 9 after the bridge collapsed", "d", 3)]
+    V = _unit([[1, 0.1 * i, 0] for i in range(4)])       # embeddings nearly tie
+    cfg = EvidenceConfig(lexical_centrality=1.0)
+    shown = {e.post.id: e.centrality for e in select_evidence(posts, V, k=4, config=cfg)}
+    whole = {e.post.id: e.centrality
+             for e in select_evidence([EvidencePost(1, text, "a", 0)] + posts[1:], V, k=4,
+                                      config=cfg)}
+    assert whole[1] == max(whole.values())                # its whole text is the most central
+    assert shown[1] < shown[2] and shown[1] < whole[1]    # its shown sentence is not
+    assert select_evidence(posts, V, k=1, config=cfg)[0].post.id != 1
+
+
+def test_the_same_sentence_is_evidence_once_but_still_corroborates():
+    posts = [EvidencePost(1, "Hurricane Sandy!", "a", 0), EvidencePost(2, "hurricane sandy?", "b", 1),
+             EvidencePost(3, "Power is out across the city", "c", 2)]
+    V = _unit([[1, 0.01, 0], [1, 0.02, 0], [0.2, 1, 0]])
+    ev = select_evidence(posts, V, k=3)
+    ids = [e.post.id for e in ev]
+    assert sorted(ids) in ([1, 3], [2, 3])
+    sandy = next(e for e in ev if e.post.id in (1, 2))
+    assert sandy.corroborated_by == [3 - sandy.post.id] and sandy.corroborating_authors == 1

@@ -88,3 +88,15 @@ def test_the_local_model_phrases_and_everything_shown_is_verified(flood):
     assert s.model == "smollm2-135m" and s.sentences
     assert all(x.verdict.ok for x in s.sentences)
     assert "governor" not in (s.headline + s.text).lower()
+
+
+def test_a_query_summary_asks_search_for_no_more_than_it_serves(flood):
+    # search serves at most 1,000 results: a larger candidate pool must not break queries
+    s = Summarizer(flood, "extractive", config=SummaryConfig(candidates=5000)).run(query="flood")
+    assert s.sentences and s.candidates >= 2 and all(x.verdict.ok for x in s.sentences)
+
+
+def test_evidence_is_chosen_on_what_would_be_shown(flood):
+    s = Summarizer(flood, "extractive").run(post_ids=IDS)
+    assert all(e.post.sentence == clean_post(e.post.text, SummaryConfig().max_words)
+               for e in s.evidence)

@@ -17,20 +17,25 @@ How (``select_evidence``):
 1. Posts that carry instructions ("ignore previous instructions", "you are now ...", "say
    that ...") are set aside before anything else: posts are untrusted input, and a post written
    to steer the summary is not evidence of anything (``looks_like_instruction``).
-2. One post per near-duplicate group (a retweet flood is one voice).
-3. Centrality: cosine to the centroid of all candidates (or to the query, when there is one,
-   mixed half and half), averaged with LexRank (Erkan & Radev, 2004) over the candidates'
-   TF-IDF words (``lexical_centrality``): embeddings find what the posts are about, shared
-   words find the posts that state it the way most others do. Corroboration: distinct *other* authors whose posts say nearly the same
-   (cosine >= ``corroboration_cosine``). score = centrality + ``corroboration_weight`` *
-   log1p(corroborating authors).
+2. Centrality: cosine to the centroid of all candidates (or to the query, when there is one,
+   mixed half and half), averaged with LexRank (Erkan & Radev, 2004) over the TF-IDF words of
+   each candidate's *shown sentence* (``EvidencePost.sentence``, what a summary would show of
+   it; the whole text when not given) (``lexical_centrality``): embeddings find what the posts
+   are about, shared words find the sentences that state it the way most others do. Scoring
+   the sentence that is shown, not the whole post, keeps "please RT." out of a summary whose
+   post was central only for its hashtags.
+3. One candidate per near-duplicate group (a retweet flood is one voice) and per shown
+   sentence (the same words in the same order, whatever the case and punctuation): its most
+   central member. Corroboration: distinct *other* authors whose posts, near-duplicates
+   included, say nearly the same (cosine >= ``corroboration_cosine``; ``_corroborators``,
+   blockwise, so thousands of candidates never need a dense (n, n) matrix). score =
+   centrality + ``corroboration_weight`` * log1p(corroborating authors).
 4. Maximal marginal relevance (Carbonell & Goldstein, 1998) picks ``k`` of them:
    ``lambda * score - (1 - lambda) * max cosine to those already picked``, so the summary covers
    several facets instead of restating the top one.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -66,6 +71,7 @@ class EvidencePost:
     author: str | None
     created_at: int
     root: int | None = None          # near-duplicate group (None: its own)
+    sentence: str | None = None      # what a summary would show of it (None: ``text``)
 
 
 @dataclass(slots=True)
@@ -120,28 +126,34 @@ def _lexrank(sims, threshold: float, damping: float = 0.85) -> np.ndarray:
     return (r / r.max()).astype(np.float32) if r.max() > 0 else r.astype(np.float32)
 
 
-def _tfidf_sims(texts: list[str]):
-    """Cosine similarities of the texts' TF-IDF word vectors (the stream's folded words), as a
-    sparse (n, n) matrix: two short posts share few words, so most pairs are 0."""
-    from collections import Counter
+_LEX_WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
+_LEX_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+", re.IGNORECASE)
 
+
+def _lex_words(text: str) -> list[str]:
+    """Folded words of a sentence, links, mentions and stopwords out: two regex passes (this
+    runs on every candidate of every summary, thousands per call)."""
+    from townsquare.stories.text import STOPWORDS, fold
+    return [w for w in _LEX_WORD.findall(fold(_LEX_NOISE.sub(" ", text))) if w not in STOPWORDS]
+
+
+def _tfidf_sims(bags: list[list[str]]):
+    """Cosine similarities of TF-IDF vectors of word lists (``_lex_words``), as a sparse (n, n)
+    matrix: two short posts share few words, so most pairs are 0."""
     from scipy import sparse
-
-    from townsquare.stories.text import words
-    bags = [Counter(w for w in words(t) if not w.startswith("#")) for t in texts]
-    df: Counter = Counter()
-    for b in bags:
-        df.update(b.keys())
-    vocab = {w: i for i, w in enumerate(sorted(df))}
-    n = len(texts)
-    rows, cols, vals = [], [], []
-    for r, b in enumerate(bags):
-        for w, c in b.items():
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for r, bag in enumerate(bags):
+        for w in bag:
             rows.append(r)
-            cols.append(vocab[w])
-            vals.append(c * np.log((n + 1) / (df[w] + 1) + 1.0))
-    M = sparse.csr_matrix((vals, (rows, cols)), shape=(n, max(1, len(vocab))),
-                          dtype=np.float32)                                 # (n, V)
+            cols.append(vocab.setdefault(w, len(vocab)))
+    n = len(bags)
+    M = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                          shape=(n, max(1, len(vocab))), dtype=np.float32)  # (n, V) counts
+    M.sum_duplicates()
+    df = np.bincount(M.indices, minlength=M.shape[1])                       # (V,)
+    idf = np.log((n + 1) / (df + 1) + 1.0).astype(np.float32)
+    M = M @ sparse.diags(idf)
     norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
     M = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ M
     return (M @ M.T).tocsr()                                                # (n, n)
@@ -149,6 +161,27 @@ def _tfidf_sims(texts: list[str]):
 
 def _author(p: EvidencePost) -> str:
     return p.author.lower() if p.author else f"#{p.id}"
+
+
+def _corroborators(V: np.ndarray, rows: np.ndarray, authors: np.ndarray, cosine: float,
+                   block: int = 512):
+    """For each post of ``rows``: the posts by *other* authors at least ``cosine`` similar, one
+    per author (its first in candidate order). Returns (row positions, post indexes), grouped by
+    row. Blockwise, (block, m) at a time, so a day's thousands of posts never need a dense
+    (m, m) matrix."""
+    n_auth = int(authors.max()) + 1 if len(authors) else 1
+    pr, pj = [], []
+    for s in range(0, len(rows), block):
+        S = V[rows[s:s + block]] @ V.T                                   # (b, m)
+        r, c = np.nonzero(S >= cosine)                                  # row-major: c ascending
+        ok = authors[rows[s:s + block]][r] != authors[c]                # other authors only
+        r, c = r[ok], c[ok]
+        _, first = np.unique((r + s).astype(np.int64) * n_auth + authors[c], return_index=True)
+        pr.append(r[first] + s)                                         # one post per author
+        pj.append(c[first])
+    if not pr:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(pr), np.concatenate(pj)
 
 
 def select_evidence(posts: list[EvidencePost], vectors: np.ndarray, k: int | None = None, *,
@@ -164,48 +197,55 @@ def select_evidence(posts: list[EvidencePost], vectors: np.ndarray, k: int | Non
         return []
     V = np.asarray(vectors, dtype=np.float32)[keep]                     # (m, dim)
     P = [posts[i] for i in keep]
-    sims = V @ V.T                                                      # (m, m)
-    authors = [_author(p) for p in P]
-    # Corroboration over every candidate, before near-duplicates are folded away: ten people
-    # writing the same thing in their own words corroborate it; one retweet flood does not add
-    # authors beyond the flood's own (each retweeter is an author, which is what it is).
-    corr: list[list[int]] = []
-    from scipy import sparse
-    close = sparse.csr_matrix(sims >= cfg.corroboration_cosine)        # (m, m), few per row
-    for i in range(len(P)):
-        seen: dict[str, int] = {}
-        for j in close.indices[close.indptr[i]:close.indptr[i + 1]]:
-            if j != i and authors[j] != authors[i] and authors[j] not in seen:
-                seen[authors[j]] = P[j].id
-        corr.append(sorted(seen.values()))
+    _, authors = np.unique([_author(p) for p in P], return_inverse=True)  # (m,) author codes
+    ids = np.array([p.id for p in P], dtype=np.int64)                   # (m,)
     centroid = V.mean(axis=0)                                           # (dim,)
     if query is not None:
         centroid = 0.5 * centroid / max(np.linalg.norm(centroid), 1e-12) + 0.5 * query
     centroid = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
     central = V @ centroid                                              # (m,)
     if cfg.graph_cosine > 0:
-        central = 0.5 * central + 0.5 * _lexrank(sims, cfg.graph_cosine)
+        central = 0.5 * central + 0.5 * _lexrank(V @ V.T, cfg.graph_cosine)
+    shown = [p.sentence if p.sentence is not None else p.text for p in P]
+    toks = [_lex_words(t) for t in shown]
     if cfg.lexical_centrality > 0:
         w = cfg.lexical_centrality
-        central = (1 - w) * central + w * _lexrank(_tfidf_sims([p.text for p in P]), 0.1)
-    # One candidate per near-duplicate group: its most central member.
-    best_of_group: dict[int, int] = {}
-    for i, p in enumerate(P):
-        g = p.root if p.root is not None else p.id
-        if g not in best_of_group or (central[i], -P[i].id) > (central[best_of_group[g]],
-                                                                 -P[best_of_group[g]].id):
-            best_of_group[g] = i
-    cand = sorted(best_of_group.values())
-    score = {i: float(central[i]) + cfg.corroboration_weight * math.log1p(len(corr[i]))
-             for i in cand}
+        central = (1 - w) * central + w * _lexrank(_tfidf_sims(toks), 0.1)
+    # One candidate per near-duplicate group and per shown sentence (the same words in the
+    # same order are the same sentence, whatever the case and punctuation): the most central.
+    taken_groups: set[int] = set()
+    taken_words: set[tuple[str, ...]] = set()
+    picked: list[int] = []
+    for i in np.lexsort((ids, -central)).tolist():                  # most central first
+        g = P[i].root if P[i].root is not None else P[i].id
+        key = tuple(toks[i])
+        if g in taken_groups or key in taken_words:
+            continue
+        taken_groups.add(g)
+        taken_words.add(key)
+        picked.append(i)
+    cand = np.array(sorted(picked), dtype=np.int64)
+    if not len(cand):
+        return []
+    # Corroboration counts every candidate, near-duplicates included: ten people writing the
+    # same thing in their own words corroborate it; one retweet flood does not add authors
+    # beyond the flood's own (each retweeter is an author, which is what it is).
+    r, _ = _corroborators(V, cand, authors, cfg.corroboration_cosine)
+    n_corr = np.bincount(r, minlength=len(cand)).astype(np.float64)     # (c,) other authors
+    score = central[cand].astype(np.float64) + cfg.corroboration_weight * np.log1p(n_corr)
+    red = np.zeros(len(cand))                     # max cosine to the posts already chosen
+    free = np.ones(len(cand), dtype=bool)
     chosen: list[int] = []
-    while cand and len(chosen) < k:
-        def mmr(i: int) -> tuple[float, int]:
-            red = max((float(sims[i, j]) for j in chosen), default=0.0)
-            return (cfg.mmr_lambda * score[i] - (1 - cfg.mmr_lambda) * red, -P[i].id)
-        best = max(cand, key=mmr)
+    while free.any() and len(chosen) < k:
+        mmr = np.where(free, cfg.mmr_lambda * score - (1 - cfg.mmr_lambda) * red, -np.inf)
+        top = np.flatnonzero(mmr == mmr.max())
+        best = int(top[np.argmin(ids[cand[top]])])                    # ties: the older id
         chosen.append(best)
-        cand.remove(best)
-    return [Evidence(post=P[i], score=score[i], centrality=float(central[i]),
-                     corroborated_by=corr[i], corroborating_authors=len(corr[i]))
-            for i in chosen]
+        free[best] = False
+        near = (V[cand] @ V[cand[best]]).astype(np.float64)
+        red = near if len(chosen) == 1 else np.maximum(red, near)
+    r, j = _corroborators(V, cand[chosen], authors, cfg.corroboration_cosine)
+    corr = [sorted(ids[j[r == x]].tolist()) for x in range(len(chosen))]
+    return [Evidence(post=P[cand[b]], score=float(score[b]), centrality=float(central[cand[b]]),
+                     corroborated_by=corr[x], corroborating_authors=len(corr[x]))
+            for x, b in enumerate(chosen)]
