@@ -91,3 +91,16 @@ def test_is_opted_out_is_a_point_lookup_matching_opted_out(tmp_path):
     assert s.is_opted_out("ann") and s.is_opted_out(" @ANN ")
     assert s.is_opted_out(1212092628029698048) and not s.is_opted_out("bob")
     assert {k for k in ("ann", "bob", "1212092628029698048") if s.is_opted_out(k)} == s.opted_out()
+
+
+def test_posts_between_is_a_half_open_time_range_in_time_order(store):
+    from townsquare.store.base import Store
+    t = 1_600_000_000_000
+    store.write_batch([_s(A, "a", created_at=t + 5), _s(B, "b", created_at=t),
+                       _s(C, "c", created_at=t), _s(C + 1, "d", created_at=t + 9)], [])
+    got = lambda *a, **k: [p.id for p in store.posts_between(*a, **k)]  # noqa: E731
+    assert got(t, t + 9) == [B, C, A]                     # since inclusive, until exclusive
+    assert got(t + 1) == [A, C + 1] and got(None, t + 1) == [B, C]
+    assert got(t, t + 10, batch_size=1) == [B, C, A, C + 1]   # pages across a tie
+    assert got(t + 6, t + 9) == [] and got() == [B, C, A, C + 1]
+    assert [p.id for p in Store.posts_between(store, t, t + 9)] == got(t, t + 9)  # the default

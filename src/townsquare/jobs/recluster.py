@@ -104,14 +104,9 @@ def story_post(p: Post) -> StoryPost:
 
 
 def range_posts(store: Store, since_ms: int | None, until_ms: int | None) -> Iterator[StoryPost]:
-    """The posts with ``since_ms <= created_at < until_ms`` in ``(created_at, id)`` order. The
-    ``Store`` interface has no time-range read, so this pages ``iter_posts(by_time=True)`` from
-    the start and stops at ``until_ms``."""
-    for p in store.iter_posts(by_time=True):
-        if p.created_at is None or (since_ms is not None and p.created_at < since_ms):
-            continue
-        if until_ms is not None and p.created_at >= until_ms:
-            return
+    """The posts with ``since_ms <= created_at < until_ms`` in ``(created_at, id)`` order (an
+    index range read of the store)."""
+    for p in store.posts_between(since_ms, until_ms):
         yield story_post(p)
 
 

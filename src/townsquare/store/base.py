@@ -201,6 +201,18 @@ class Store(abc.ABC):
     def iter_posts(self, batch_size: int = 5000, *, by_time: bool = False) -> Iterator[Post]:
         """All posts in id order (``by_time``: in ``(created_at, id)`` order), streaming."""
 
+    def posts_between(self, since_ms: int | None = None, until_ms: int | None = None, *,
+                      batch_size: int = 5000) -> Iterator[Post]:
+        """Posts with ``since_ms <= created_at < until_ms`` (either bound may be None) in
+        ``(created_at, id)`` order, streaming. This default pages ``iter_posts(by_time=True)``
+        from the start; backends override it with an index range read."""
+        for p in self.iter_posts(batch_size, by_time=True):
+            if since_ms is not None and (p.created_at or 0) < since_ms:
+                continue
+            if until_ms is not None and (p.created_at or 0) >= until_ms:
+                return
+            yield p
+
     @abc.abstractmethod
     def count(self) -> int: ...
 

@@ -62,6 +62,17 @@ class SharedReads:
             yield from (self._to_post(r) for r in rows)
             last_id = rows[-1][0]
 
+    def posts_between(self, since_ms: int | None = None, until_ms: int | None = None, *,
+                      batch_size: int = 5000) -> Iterator[Post]:
+        # Keyset pages over the (created_at, id) index, starting at since_ms: a range read, so
+        # the trends of the last day cost the last day's posts, not the whole store.
+        lo = (-(1 << 63) if since_ms is None else int(since_ms), -(1 << 63))
+        hi = (1 << 63) - 1 if until_ms is None else int(until_ms)
+        while rows := self._rows(f"{_SELECT} WHERE (created_at, id) > (?, ?) AND created_at < ? "
+                                 f"ORDER BY created_at, id LIMIT ?", (*lo, hi, batch_size)):
+            yield from (self._to_post(r) for r in rows)
+            lo = (rows[-1][1], rows[-1][0])
+
     def count(self) -> int:
         return self._one("SELECT count(*) FROM posts")
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from townsquare.stories.text import fold, segment
 
 if TYPE_CHECKING:
-    from townsquare.store.sqlite import SQLiteStore
+    from townsquare.store.base import Store
 
 _STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "of", "at", "by", "for", "with", "about", "to", "from", "in", "on", "into", "over", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these", "those", "what", "which", "who", "whom", "not", "no", "so", "than", "too", "very", "can", "will", "just", "should", "now", "get", "got", "there", "here", "when", "where", "how", "all", "any", "also", "as", "le", "la", "les", "un", "une", "des", "du", "de", "et", "ou", "mais", "donc", "car", "ni", "que", "qui", "quoi", "dont", "ce", "cet", "cette", "ces", "mon", "ma", "mes", "ton", "ta", "tes", "son", "sa", "ses", "notre", "nos", "votre", "vos", "leur", "leurs", "je", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "est", "sont", "ete", "etre", "avoir", "ai", "avons", "avez", "ont", "pas", "ne", "plus", "au", "aux", "en", "dans", "par", "pour", "sur", "avec", "sans", "sous", "chez", "se", "lui", "el", "los", "las", "una", "unos", "unas", "del", "al", "pero", "quien", "como", "cuando", "donde", "por", "para", "con", "sin", "sobre", "entre", "es", "fue", "ser", "estar", "esta", "este", "esto", "estos", "estas", "ese", "esa", "eso", "si", "ya", "muy", "mas", "lo", "le", "su", "sus", "mi", "mis", "tus", "yo", "te", "hay", "ha", "han", "he", "hemos", "rt", "via", "amp", "http", "https", "www"])                                # folded (no accents): matched after folding
 _ELISIONS = frozenset(["l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu"])   # French l'eau -> eau
@@ -65,11 +65,10 @@ class TrendPost:
     dup_root: int | None = None   # near-duplicate group root (None = its own group)
 
 
-def trend_posts_from_store(store: SQLiteStore, since_ms: int, until_ms: int) -> list[TrendPost]:
+def trend_posts_from_store(store: Store, since_ms: int, until_ms: int) -> list[TrendPost]:
     """The store's posts with ``since_ms <= created_at < until_ms``, with their duplicate roots.
     Authors are handles, case-folded (handles are case-insensitive), else the numeric id."""
-    posts = [p for p in store.iter_posts()
-             if p.created_at is not None and since_ms <= p.created_at < until_ms]
+    posts = list(store.posts_between(since_ms, until_ms))
     roots = store.dup_info([p.id for p in posts])
     out = []
     for p in posts:
