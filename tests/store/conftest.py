@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from townsquare.store.sqlite import SQLiteStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
+def store_target(request, tmp_path) -> str:
+    """Where a store lives, for ``open_store``: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "t.db")
-    else:
-        from townsquare.store.postgres import PostgresStore
-        s = PostgresStore(request.getfixturevalue("pg_url"))
+        return str(tmp_path / "t.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_target):
+    from townsquare.store import open_store
+    s = open_store(store_target)
     yield s
     s.close()

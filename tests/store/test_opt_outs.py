@@ -44,12 +44,13 @@ def test_an_empty_author_is_refused_and_nothing_is_written(store):
     assert author_key(" @CityOps ") == "cityops"
 
 
-def test_opt_outs_persist_and_do_not_remove_posts(tmp_path):
-    s = SQLiteStore(tmp_path / "t.db")
+def test_opt_outs_persist_and_do_not_remove_posts(store_target):
+    from townsquare.store import open_store
+    s = open_store(store_target)
     s.write_batch([_s(A, "flood on main", author_handle="Ann")], [])
     s.opt_out(["ann"])
     s.close()
-    s = SQLiteStore(tmp_path / "t.db")
+    s = open_store(store_target)
     assert s.opted_out() == {"ann"} and s.get(A) is not None
     s.close()
 
@@ -84,9 +85,8 @@ def test_a_version_three_store_is_upgraded_and_gains_opt_outs(tmp_path):
     s.close()
 
 
-def test_is_opted_out_is_a_point_lookup_matching_opted_out(tmp_path):
-    from townsquare.store import open_store
-    s = open_store(tmp_path)
+def test_is_opted_out_is_a_point_lookup_matching_opted_out(store):
+    s = store
     s.opt_out(["@Ann", "1212092628029698048"])
     assert s.is_opted_out("ann") and s.is_opted_out(" @ANN ")
     assert s.is_opted_out(1212092628029698048) and not s.is_opted_out("bob")
