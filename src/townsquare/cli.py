@@ -257,6 +257,8 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Post ids.")], home: Ho
 
 def _refresh_lexical_index(store, folder: Path, quiet: bool) -> dict:
     """Catch the tantivy index (fast top-k for `search`) up with the store."""
+    if store.indexes_in_store:
+        return {"available": False, "reason": "the store's own full-text index answers search"}
     try:
         from townsquare.search.lexindex import LexicalIndex
     except ImportError:
@@ -520,7 +522,7 @@ def embed(
     """Embed the posts not embedded yet (the semantic index catches up on the next search)."""
     from townsquare.embed.models import DEFAULT_EMBEDDER, get_embedder
     from townsquare.embed.stage import EmbedStage, ModelMismatch
-    from townsquare.embed.sync import StoreVectors
+    from townsquare.embed.sync import InStoreVectors, StoreVectors
 
     folder = resolve_home(home)
     with _store(home) as store:
@@ -542,7 +544,8 @@ def embed(
                 bar.update(task, rate=bar.tasks[0].completed / (bar.tasks[0].elapsed or 1e-9))
 
             res = stage.run(max_posts=max_posts, progress=progress)
-        indexed = StoreVectors(store, folder / "vectors.index", emb.dim)
+        indexed = (InStoreVectors(store) if store.indexes_in_store
+                   else StoreVectors(store, folder / "vectors.index", emb.dim))
         indexed.refresh()
         lag = store.embedding_lag()
     result = {"model": emb.name, "embedded_now": res.processed, "seconds": round(res.seconds, 2),

@@ -73,16 +73,29 @@ def test_cursor_pages_over_postgres(stores):
 
 
 def test_semantic_search_reads_the_pgvector_index(stores):
-    from townsquare.api.runtime import PgVectors
+    from townsquare.embed.sync import InStoreVectors
     from townsquare.embed.models import get_embedder
     from townsquare.embed.stage import EmbedStage
     pg = stores[1]
     emb = get_embedder("e5-small-q4")
     EmbedStage(pg, emb).run()
     assert pg.embedding_lag()["pending_posts"] == 0 and pg.vector_count() == len(TEXTS)
-    engine = SearchEngine(pg, embedder=emb, vectors=PgVectors(pg))
+    engine = SearchEngine(pg, embedder=emb, vectors=InStoreVectors(pg))
     r = engine.run("inondation de la rivière", limit=3, now_ms=1_700_000_000_000)
     assert r.semantic["used"] and r.semantic["embedded"] == len(TEXTS)
     assert r.results[0].id - BASE in (0, 1, 4) and "semantic" in r.results[0].matched
     r = engine.run("inondation -from:ann", now_ms=1_700_000_000_000)   # operators still apply
     assert all(h.author != "ann" for h in r.results)
+
+
+def test_the_cli_searches_postgres_without_files_beside_it(stores, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from townsquare.cli import app
+    pg = stores[1]
+    home = tmp_path / "home"
+    r = CliRunner().invoke(app, ["--store", pg.url, "search", "flood warning", "--home", str(home),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"results"' in r.output and str(BASE) in r.output
+    assert not (home / "lexical").exists() and not (home / "vectors.index").exists()

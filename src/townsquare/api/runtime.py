@@ -31,8 +31,8 @@ and a llama.cpp model serves one generation at a time.
 
 **Server mode** (a PostgreSQL store, ``$TOWNSQUARE_STORE``): several processes serve one store.
 Search needs no derived index there: full text and the HNSW vector index live in PostgreSQL,
-current at commit, so every worker sees every post at once (``PgVectors``; no tantivy, no faiss
-file). The background work runs in one worker only: the one whose connection holds the
+current at commit, so every worker sees every post at once (``embed.sync.InStoreVectors``; no
+tantivy, no faiss file). The background work runs in one worker only: the one whose connection holds the
 ``background`` advisory lock (``Store.try_leader``); if it dies, its lock goes with its connection
 and another worker's next step takes over. Stories are shared, not recomputed per worker: the
 leader publishes the clusterer's state to the store (``shared_state``, every ``publish_s`` once
@@ -76,30 +76,6 @@ class _LockedVectors:
     def refresh(self) -> int:
         with self._lock:
             return self._v.refresh()
-
-
-class PgVectors:
-    """The search engine's vector index in server mode: pgvector's HNSW index in the store,
-    queried through one thread's reader (nothing to refresh: it is current at commit)."""
-
-    def __init__(self, store: Any):
-        self._store = store
-        self._count, self._counted = 0, 0.0
-
-    @property
-    def model(self) -> str | None:
-        return self._store.embed_model()
-
-    def __len__(self) -> int:
-        if time.monotonic() - self._counted > 1.0:     # every query asks: count once a second
-            self._count, self._counted = self._store.vector_count(), time.monotonic()
-        return self._count
-
-    def search(self, q, k: int):
-        return self._store.vector_search(q, k)
-
-    def refresh(self) -> int:
-        return 0
 
 
 class Runtime:
@@ -242,7 +218,8 @@ class Runtime:
         if e is None:
             from townsquare.search.engine import SearchEngine
             if self.url:
-                vec = PgVectors(self.reader()) if self.embedder is not None else None
+                from townsquare.embed.sync import InStoreVectors
+                vec = InStoreVectors(self.reader()) if self.embedder is not None else None
             else:
                 vec = _LockedVectors(self.vectors, self.vectors_lock) if self.vectors else None
             e = self._local.engine = SearchEngine(

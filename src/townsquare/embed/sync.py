@@ -103,3 +103,32 @@ class StoreVectors:
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.index.search(q, k) if len(self.index) else []
+
+
+class InStoreVectors:
+    """The vector index of a store that keeps its own (``Store.indexes_in_store``: pgvector's
+    HNSW in PostgreSQL): the same interface as ``StoreVectors``, nothing to refresh or save."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._count, self._counted = 0, 0.0
+
+    @property
+    def model(self) -> str | None:
+        return self.store.embed_model()
+
+    def __len__(self) -> int:
+        import time
+        if time.monotonic() - self._counted > 1.0:     # every query asks: count once a second
+            self._count, self._counted = self.store.vector_count(), time.monotonic()
+        return self._count
+
+    def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.store.vector_search(q, k)
+
+    def refresh(self) -> int:
+        return 0
+
+    def save(self) -> None:
+        return None
+

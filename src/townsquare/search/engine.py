@@ -469,7 +469,7 @@ def engine_for(store: Store, folder: Any = None, *, semantic: bool = True,
     them), its index file kept in ``folder`` (the store's home; None keeps it in memory)."""
     from pathlib import Path
     lexical_index = None
-    if folder is not None:
+    if folder is not None and not store.indexes_in_store:
         try:
             from townsquare.search.lexindex import LexicalIndex
             lexical_index = LexicalIndex(store, Path(folder) / "lexical")
@@ -479,8 +479,10 @@ def engine_for(store: Store, folder: Any = None, *, semantic: bool = True,
     if model is None:
         return SearchEngine(store, lexical_index=lexical_index, config=config)
     from townsquare.embed.models import get_embedder
-    from townsquare.embed.sync import StoreVectors
+    from townsquare.embed.sync import InStoreVectors, StoreVectors
     emb = get_embedder(model)
+    if store.indexes_in_store:
+        return SearchEngine(store, embedder=emb, vectors=InStoreVectors(store), config=config)
     path = Path(folder) / "vectors.index" if folder is not None else None
     return SearchEngine(store, embedder=emb, vectors=StoreVectors(store, path, emb.dim),
                         lexical_index=lexical_index, config=config)

@@ -124,6 +124,11 @@ def newest_rows(rows: Iterable[Sequence[Any]], limit: int) -> list[Sequence[Any]
 class Store(abc.ABC):
     """Persistence for posts, their provenance, quarantine, and derived indexes."""
 
+    # True when the store's own indexes answer full-text and vector search, current at commit
+    # (PostgreSQL: GIN and pgvector HNSW): search then keeps no tantivy or faiss file beside it,
+    # which is what lets several processes and machines share one store.
+    indexes_in_store: bool = False
+
     # --- lifecycle -------------------------------------------------------------------------------
     @abc.abstractmethod
     def close(self) -> None: ...

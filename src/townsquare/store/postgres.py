@@ -132,6 +132,8 @@ def post_from_row(r: Sequence[Any]) -> Post:
 class PostgresStore(PostgresSearchReads, SharedReads, Store):
     """The server-mode store. ``url``: a ``postgresql://`` URL (libpq syntax)."""
 
+    indexes_in_store = True
+
     def __init__(self, url: str, *, connect_timeout_s: int = 10, upgrade: bool = True,
                  create: bool = True):
         """``upgrade``: bring an older schema up to date on open; ``create``: create the schema

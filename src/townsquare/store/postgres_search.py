@@ -18,8 +18,9 @@ so the GIN index answers it.
 Vectors: ``vec`` (float16 bytes) stays the source of truth, as in the embedded store, and the
 same vector is kept in ``emb``, a pgvector ``halfvec`` column with an HNSW index (cosine). The
 column takes its dimension from the first model written, so ``reset_vectors`` to a model of
-another size recreates it. ``vector_search`` is what ``PgVectors`` (the search engine's vector
-index in server mode) calls: every API worker queries the one shared index, always up to date.
+another size recreates it. ``vector_search`` is what ``embed.sync.InStoreVectors`` (the search
+engine's vector index in server mode) calls: every API worker queries the one shared index,
+always up to date.
 
 ``shared_state`` holds small documents that every worker must agree on (the story clusters):
 one process writes a new version, the others read it when its version moves.
