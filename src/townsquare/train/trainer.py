@@ -177,14 +177,20 @@ class Trainer:
 
     def save(self) -> None:
         model, opt = self._state()
-        if self.rank:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model, "optimizer": opt,
-                    "step": self.step, "rng": torch.get_rng_state(),
-                    "train_config": asdict(self.cfg), "model_config": asdict(self.cfg.model)}, tmp)
-        os.replace(tmp, self.ckpt_path)
+        if not self.rank:
+            self.out.mkdir(parents=True, exist_ok=True)
+            tmp = self.ckpt_path.with_suffix(".tmp")
+            torch.save({"model": model, "optimizer": opt,
+                        "step": self.step, "rng": torch.get_rng_state(),
+                        "train_config": asdict(self.cfg), "model_config": asdict(self.cfg.model)},
+                       tmp)
+            os.replace(tmp, self.ckpt_path)
+        if self.distributed:
+            # Every rank waits for rank 0's file: a rank that resumes (a new Trainer, or a
+            # restart) must read this checkpoint, not the previous one, or the ranks start at
+            # different steps and their collectives no longer match (seen: a gloo abort).
+            import torch.distributed as dist
+            dist.barrier()
 
     # --- loop ----------------------------------------------------------------------------------------
     @torch.no_grad()
