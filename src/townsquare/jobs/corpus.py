@@ -107,14 +107,7 @@ def _seen(near: _NearDups, post_id: int, hv: np.ndarray | None, mine: np.ndarray
     from datasketch import MinHash
     t = near.template
     m = MinHash(seed=t.seed, hashvalues=hv, permutations=t.permutations, scheme=t.scheme)
-    for other in near.lsh.query(m):
-        theirs = near.sets[other]
-        common = len(np.intersect1d(mine, theirs, assume_unique=True))
-        if common / (len(mine) + len(theirs) - common) >= near.threshold:
-            return True
-    near.lsh.insert(post_id, m, check_duplication=False)
-    near.sets[post_id] = mine
-    return False
+    return near.seen_signature(post_id, m, mine)
 
 
 def build_corpus(store: Store, out_dir: str | Path, config: CorpusConfig | None = None, *,

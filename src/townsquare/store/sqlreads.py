@@ -12,6 +12,7 @@ text index, dates (``_DAY_SQL``) and string functions (``_REASON_KIND_SQL``), an
 """
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,18 +24,20 @@ from townsquare.store.batch import _COLS
 _SELECT = f"SELECT {', '.join(_COLS)} FROM posts"
 
 
-class SharedReads:
+class SharedReads(abc.ABC):
     """Needs from the backend: ``_rows(sql, args) -> list of rows``, ``_to_post(row) -> Post``,
     ``_meta(key)``, and the two SQL expressions below."""
 
     _DAY_SQL: str            # the UTC day of ``created_at`` as 'YYYY-MM-DD'
     _REASON_KIND_SQL: str    # a quarantine reason up to its first ':'
 
+    @abc.abstractmethod
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list:
-        raise NotImplementedError
+        """Run ``sql`` (``?`` placeholders) and return all its rows."""
 
+    @abc.abstractmethod
     def _to_post(self, row: Sequence[Any]) -> Post:
-        raise NotImplementedError
+        """A ``Post`` from a row of the ``posts`` columns as this backend returns them."""
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         rows = self._rows(sql, args)

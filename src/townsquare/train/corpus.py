@@ -214,7 +214,12 @@ class _NearDups:
             return False
         m = self.template.copy()
         m.update_batch(list(sh))
-        mine = _shingle_hashes(sh)
+        return self.seen_signature(post_id, m, _shingle_hashes(sh))
+
+    def seen_signature(self, post_id: int, m: MinHash, mine: np.ndarray) -> bool:
+        """``seen`` with the post's MinHash and sorted shingle hashes already computed (the
+        Dask corpus job computes them on workers): candidates from the LSH index, then the exact
+        Jaccard of the shingle sets decides; a new post is indexed."""
         for other in self.lsh.query(m):
             theirs = self.sets[other]
             common = len(np.intersect1d(mine, theirs, assume_unique=True))
