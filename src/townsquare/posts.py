@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from townsquare.text.rules import CASHTAG, HASHTAG, MENTION, URL, URL_TRAIL
+
 # Twitter's Snowflake epoch (2010-11-04T01:42:54.657Z). Ids are (ms - epoch) << 22 | worker | sequence.
 SNOWFLAKE_EPOCH_MS = 1288834974657
 # The first Snowflake ids were issued on 2010-11-04; anything that decodes earlier is a pre-Snowflake
@@ -131,29 +133,21 @@ def optional_id(value: Any, field_name: str) -> int | None:
     return parse_id(value, field_name)
 
 
-# Entity patterns, after twitter-text: a tag starts at a non-word boundary, so "a#b" and emails are
-# not hashtags/mentions. Python's \w is Unicode-aware, so #séisme and #地震 are hashtags.
-_HASHTAG = re.compile(r"(?<![\w&/#＃])[#＃](\w*[^\W\d]\w*)")
-_MENTION = re.compile(r"(?<![\w@!#$%&*＠])[@＠](\w{1,50})")
-_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)(?![\w$])")
-_URL = re.compile(r"\bhttps?://[^\s<>\"'\u201c\u201d]+", re.IGNORECASE)
-_URL_TRAIL = ".,;:!?)]}'\"…"
-
-
+# Entities, by twitter-text's rules (``townsquare.text.rules``): in text order, each once.
 def extract_hashtags(text: str) -> list[str]:
-    return _unique(m.group(1) for m in _HASHTAG.finditer(text))
+    return _unique(m.group(1) for m in HASHTAG.finditer(text))
 
 
 def extract_mentions(text: str) -> list[str]:
-    return _unique(m.group(1) for m in _MENTION.finditer(text))
+    return _unique(m.group(1) for m in MENTION.finditer(text))
 
 
 def extract_cashtags(text: str) -> list[str]:
-    return _unique(m.group(1).upper() for m in _CASHTAG.finditer(text))
+    return _unique(m.group(1).upper() for m in CASHTAG.finditer(text))
 
 
 def extract_urls(text: str) -> list[str]:
-    return _unique(m.group(0).rstrip(_URL_TRAIL) for m in _URL.finditer(text))
+    return _unique(m.group(0).rstrip(URL_TRAIL) for m in URL.finditer(text))
 
 
 def _unique(items) -> list[str]:

@@ -93,7 +93,7 @@ def test_creatives_start_pending_and_only_their_advertiser_reviews(tmp_path):
 
 
 def test_the_demo_catalog_is_valid():
-    from townsquare.cli_ads import demo_catalog
+    from townsquare.cli.ads import demo_catalog
     cs = [parse_campaign(d) for d in demo_catalog()]
     assert len(cs) >= 10 and len({c.advertiser for c in cs}) >= 10
     assert {"en", "fr", "es"} <= {lang for c in cs for lang in c.languages()}

@@ -70,7 +70,7 @@ def test_a_draft_in_the_wrong_language_is_rejected():
 
 
 def test_templates_pass_for_every_demo_campaign_and_language():
-    from townsquare.cli_ads import demo_catalog
+    from townsquare.cli.ads import demo_catalog
     for d in demo_catalog():
         c = parse_campaign(d)
         for lang in c.languages():

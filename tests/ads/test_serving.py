@@ -154,6 +154,6 @@ def test_brand_safety_keeps_cautious_campaigns_away_from_crisis_searches(tmp_pat
     d = s.run("hiker", context="earthquake rescuers search rubble", now_ms=NOW, generate=False)
     assert d.campaign_id == "relief"
     s.safety = None               # no classifier: cautious campaigns are not shown next to queries
-    assert s._context("hiking trail")["checked"] is False
+    assert s.context_for("hiking trail").checked is False
     d = s.run("hiker", context="hiking trail", now_ms=NOW + 1, generate=False)
     assert d.campaign_id == "relief"

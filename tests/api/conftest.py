@@ -17,6 +17,9 @@ import httpx
 import orjson
 import pytest
 
+from townsquare.embed.models import DEFAULT_EMBEDDER, get_embedder
+from townsquare.settings import LLMSettings, Settings
+
 BASE_ID = 1_600_000_000_000_000_000
 EVENTS = {
     "quarry": ["Explosion heard at the Lindenfeld quarry, smoke rising over the valley",
@@ -64,6 +67,19 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ms / 1000))
 
 
+def runtime_settings(home: Path, backend: str | None = "extractive") -> Settings:
+    """Settings for a ``Runtime`` over the embedded store in ``home`` (built here, not from the
+    environment, so nothing outside the test decides what it opens)."""
+    return Settings(home=home, llm=LLMSettings(backend=backend))
+
+
+def warm_model_cache() -> None:
+    """Export the default embedding model into the user's cache once for the whole test run, so
+    that a server's first ads request finds it (a first export takes ~15 s, past a generated
+    request's timeout)."""
+    get_embedder(DEFAULT_EMBEDDER, cache_dir=Settings().cache_dir)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,13 +104,16 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kw)
 
 
-def start_server(home: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
+def start_server(home: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """``townsquare serve`` over ``home`` on a free port, with ``env`` added to its environment
+    (``TOWNSQUARE_STORE`` for server mode); returns once it answers ``/health``."""
     port = free_port()
     log = home / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "townsquare", "serve", "--home", str(home),
                              "--port", str(port), *extra],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -126,6 +145,7 @@ def server(tmp_path_factory) -> Server:
     data = home.parent / "posts.jsonl"
     data.write_bytes(b"\n".join(orjson.dumps(t) for t in tweets()) + b"\n")
     cli("ingest", str(data), home=home)
+    warm_model_cache()
     keys = {"admin": cli("keys", "create", "--scope", "admin", home=home).stdout.strip(),
             "read": cli("keys", "create", "--scope", "read", home=home).stdout.strip(),
             "ingest": cli("keys", "create", "--scope", "ingest", home=home).stdout.strip(),

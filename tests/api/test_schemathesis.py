@@ -8,7 +8,13 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from tests.api.conftest import cli, start_server, stop_server, tweets  # noqa: E402
+from tests.api.conftest import (  # noqa: E402
+    cli,
+    start_server,
+    stop_server,
+    tweets,
+    warm_model_cache,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +25,7 @@ def fuzz_server(tmp_path_factory):
     data = home.parent / "posts.jsonl"
     data.write_bytes(b"\n".join(orjson.dumps(t) for t in tweets()) + b"\n")
     cli("ingest", str(data), home=home)
+    warm_model_cache()
     key = cli("keys", "create", "--scope", "admin", "--rate", "100000", home=home).stdout.strip()
     proc, url, _log = start_server(home, "--backend", "extractive")
     yield url, key

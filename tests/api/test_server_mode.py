@@ -55,14 +55,10 @@ def test_two_workers_two_clients_lose_and_duplicate_nothing(pg_url, tmp_path):
     env = {**os.environ, "TOWNSQUARE_STORE": pg_url}
     subprocess.run([sys.executable, "-m", "townsquare", "migrate", "--home", str(tmp_path)],
                    env=env, check=True, capture_output=True, timeout=120)
-    os.environ["TOWNSQUARE_STORE"] = pg_url          # start_server passes os.environ on
     for i in range(2):                               # each worker's own home: keys, logs
         (tmp_path / f"w{i}").mkdir()
-    try:
-        workers = [start_server(tmp_path / f"w{i}", "--no-auth", "--backend", "extractive",
-                                "--no-embed") for i in range(2)]
-    finally:
-        del os.environ["TOWNSQUARE_STORE"]
+    workers = [start_server(tmp_path / f"w{i}", "--no-auth", "--backend", "extractive",
+                            "--no-embed", env={"TOWNSQUARE_STORE": pg_url}) for i in range(2)]
     try:
         urls = [u for _, u, _ in workers]
         errors: list[str] = []
@@ -127,11 +123,8 @@ def test_a_keys_rate_limit_holds_across_workers(pg_url, tmp_path):
                           "--rate", "3", "--home", str(homes[0])], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip()
     shutil.copy(homes[0] / "keys.db", homes[1] / "keys.db")     # the same keys on both machines
-    os.environ["TOWNSQUARE_STORE"] = pg_url
-    try:
-        workers = [start_server(h, "--backend", "extractive", "--no-embed") for h in homes]
-    finally:
-        del os.environ["TOWNSQUARE_STORE"]
+    workers = [start_server(h, "--backend", "extractive", "--no-embed",
+                            env={"TOWNSQUARE_STORE": pg_url}) for h in homes]
     try:
         codes = []
         for i in range(5):                   # alternate: each worker alone would allow 3

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import shutil
 import sys
 
 import numpy as np
 import pytest
 
+from townsquare.embed import models
+from townsquare.embed.base import Embedder
 from townsquare.embed.models import (
     EMBEDDERS,
     E5Embedder,
-    Embedder,
     MiniLMOnnxEmbedder,
     export_minilm_int8,
     get_embedder,
@@ -199,12 +201,20 @@ def test_minilm_export_without_torch_says_how_to_install(tmp_path, monkeypatch):
     assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").iterdir())
 
 
-def test_minilm_default_cache_dir_follows_townsquare_home(tmp_path, monkeypatch, minilm_cache):
-    from townsquare.embed.models import default_cache_dir
-    monkeypatch.setenv("TOWNSQUARE_HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "models"
-    monkeypatch.delenv("TOWNSQUARE_HOME")
-    assert str(default_cache_dir()).replace("\\", "/") == ".townsquare/models"
+def test_minilm_cache_dir_is_an_argument_not_the_environment(tmp_path, monkeypatch, minilm_cache):
+    # The CLI and the API pass Settings.cache_dir; without it, the module's default cache is used
+    # and $TOWNSQUARE_HOME is not read (only townsquare.settings reads the environment).
+    built = get_embedder("minilm-l6-int8", cache_dir=minilm_cache, num_threads=1)
+    assert built.model_path.parent == minilm_cache
+    (exported,) = minilm_cache.iterdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOWNSQUARE_HOME", str(tmp_path / "elsewhere"))
+    default = tmp_path / "user-cache"
+    monkeypatch.setattr(models, "DEFAULT_CACHE_DIR", default)
+    default.mkdir()
+    shutil.copy(exported, default / exported.name)
+    assert export_minilm_int8() == default / exported.name
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_minilm_int8_matches_sentence_transformers_fp32(minilm, monkeypatch):

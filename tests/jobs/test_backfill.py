@@ -31,9 +31,9 @@ def _posts(n: int) -> list[Stored]:
 
 
 @pytest.mark.slow
-def test_backfill_of_50000_posts_on_2_workers_equals_the_in_process_path(tmp_path, monkeypatch):
+def test_backfill_of_50000_posts_on_2_workers_equals_the_in_process_path(tmp_path):
     from townsquare.jobs.backfill import backfill
-    monkeypatch.setenv("TOWNSQUARE_HOME", str(tmp_path / "models-home"))
+    cache = tmp_path / "models-home" / "models"         # the ONNX export, for both paths
     a = open_store(tmp_path / "a")
     posts = _posts(N)
     for k in range(0, N, 5000):
@@ -41,15 +41,15 @@ def test_backfill_of_50000_posts_on_2_workers_equals_the_in_process_path(tmp_pat
     a.close()
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     a, b = open_store(tmp_path / "a"), open_store(tmp_path / "b")
-    EmbedStage(a, get_embedder(MODEL)).run()                          # in process
-    r = backfill(b, MODEL, workers=2, chunk=2000)                     # on Dask
+    EmbedStage(a, get_embedder(MODEL, cache_dir=cache)).run()         # in process
+    r = backfill(b, MODEL, workers=2, chunk=2000, cache_dir=cache)    # on Dask
     assert r.embedded == N and r.workers == 2 and b.embedding_pending() == 0
     assert b.embed_model() == MODEL
     ids = [p.post.id for p in posts]
     va, vb = a.vectors_of(ids), b.vectors_of(ids)
-    dim = get_embedder(MODEL).dim
+    dim = get_embedder(MODEL, cache_dir=cache).dim
     A = from_blobs([va[i] for i in ids], dim)                         # (N, dim)
     B = from_blobs([vb[i] for i in ids], dim)
     assert A.shape == (N, dim)
     assert np.array_equal(A, B) or float(np.abs(A - B).max()) < 1e-3, np.abs(A - B).max()
-    assert backfill(b, MODEL, workers=2).embedded == 0                # nothing left: resumable
+    assert backfill(b, MODEL, workers=2, cache_dir=cache).embedded == 0   # nothing left: resumable

@@ -24,7 +24,8 @@ def test_every_job_exits_2_when_the_scheduler_cannot_be_reached(tmp_path, monkey
 
 
 def test_an_empty_range_has_no_stories(tmp_path):
-    from townsquare.store import DB_FILE, open_store
+    from townsquare.settings import DB_FILE
+    from townsquare.store import open_store
     open_store(tmp_path / DB_FILE).close()
     r = runner.invoke(app, ["jobs", "recluster", "--home", str(tmp_path), "--workers", "1",
                             "--since", "2021-01-01", "--until", "2021-01-02", "--json"])

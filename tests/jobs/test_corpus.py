@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from townsquare.cli import app
 from townsquare.jobs.corpus import build_corpus, prepare_chunk
 from townsquare.posts import Post, parse_time_ms
-from townsquare.store import DB_FILE, open_store
+from townsquare.settings import DB_FILE
+from townsquare.store import open_store
 from townsquare.store.base import Stored
 from townsquare.train.corpus import CorpusBuilder, CorpusConfig, CorpusManifest
 
@@ -121,15 +122,14 @@ def test_deletions_and_opt_outs_during_the_build_leave_both_corpora_alike(home, 
 
 
 def test_prepare_chunk_matches_the_in_process_steps():
-    from townsquare.train.corpus import _NearDups, scrub, shingles
+    from townsquare.text.shingles import minhash, word_shingles
+    from townsquare.train.corpus import content_of, scrub
     cfg = CorpusConfig()
     texts = [p.text for p in _posts(60)]
-    near = _NearDups(cfg.near_dup_threshold, cfg.num_perm)
     for src, (text, reason, _key, hv, _mine, _h) in zip(texts, prepare_chunk(texts, cfg)):
-        assert text == scrub(src) and reason == CorpusBuilder(None, cfg)._quality(text)
+        assert text == scrub(src) and reason == CorpusBuilder(None, cfg).quality(text)
         if reason is None:
-            m = near.template.copy()
-            m.update_batch(list(shingles(text)))
+            m = minhash(word_shingles(content_of(text)), cfg.num_perm)
             assert np.array_equal(m.hashvalues, hv)
 
 

@@ -11,7 +11,8 @@ from townsquare.jobs.recluster import (add_with_features, cluster_in_process, cl
                                        cluster_range, range_posts)
 from townsquare.jobs.runner import JobError
 from townsquare.posts import Post, parse_time_ms
-from townsquare.store import DB_FILE, open_store
+from townsquare.settings import DB_FILE
+from townsquare.store import open_store
 from townsquare.store.base import Stored
 from townsquare.stories.cluster import StoryClusterer
 from townsquare.stories.state import StoryState

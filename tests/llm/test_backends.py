@@ -100,9 +100,7 @@ def test_openai_backend_sends_the_chat_and_reads_the_answer(endpoint):
     assert req["body"]["temperature"] == 0.0 and req["body"]["seed"] == 0
 
 
-def test_openai_backend_needs_url_and_model_and_reports_a_dead_endpoint(monkeypatch):
-    monkeypatch.delenv("TOWNSQUARE_LLM_BASE_URL", raising=False)
-    monkeypatch.delenv("TOWNSQUARE_LLM_MODEL", raising=False)
+def test_openai_backend_needs_url_and_model_and_reports_a_dead_endpoint():
     with pytest.raises(BackendError, match="needs a base URL"):
         get_backend("openai", model="m")
     with pytest.raises(BackendError, match="needs a model name"):

@@ -5,7 +5,7 @@ import pytest
 from townsquare.ingest.enrich import LateStage
 from townsquare.posts import Post
 from townsquare.search.engine import SearchConfig, SearchEngine, SearchError, relax_text
-from townsquare.search.query import QueryError, parse, to_string
+from townsquare.query import QueryError, parse, to_string
 from townsquare.search.rank import RankWeights
 from townsquare.store.base import Stored
 

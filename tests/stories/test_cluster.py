@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from townsquare.stories.cluster import StoryClusterer, StoryConfig, StoryPost
-from townsquare.stories.text import features, segment
+from townsquare.stories.text import features
+from townsquare.text.normalize import segment
 
 H = 3_600_000
 FLOOD = ["Bridge collapse on route 9 after the flood", "Route 9 bridge collapse as flood waters rise",

@@ -5,7 +5,8 @@ import pytest
 from townsquare.llm.base import Backend, Generation
 from townsquare.posts import Post
 from townsquare.store.base import Stored
-from townsquare.summarize.summarizer import Summarizer, SummaryConfig, clean_post
+from townsquare.summarize.summarizer import Summarizer, SummaryConfig
+from townsquare.text.rules import clean_post
 
 BASE = 1212092628029698048
 TEXTS = [

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from townsquare.ads.campaigns import Brief, Campaign
+from townsquare.text.normalize import lower_strip_accents
+from townsquare.text.rules import URL_LOOSE
 
 MAX_CHARS = 280
 _NUMBER = re.compile(r"[$€£¥]\s?\d[\d.,]*|\d[\d.,]*\s?(?:%|€|\$|£|k\b|x\b)?", re.UNICODE)
-_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _MONTHS = ("january february march april may june july august september october november "
            "december janvier fevrier mars avril mai juin juillet aout septembre octobre "
            "novembre decembre enero febrero marzo abril mayo junio julio agosto septiembre "
@@ -61,14 +62,8 @@ _HOOKS = {"en": "For {interest} fans: ", "fr": "Pour les passionnés de {interes
 _CTA = {"fr": "En savoir plus", "es": "Más información"}
 
 
-def _fold(s: str) -> str:
-    import unicodedata
-    s = unicodedata.normalize("NFKD", s.lower())
-    return "".join(c for c in s if not unicodedata.combining(c))
-
-
 def _brief_text(brief: Brief) -> str:
-    return _fold(" ".join([brief.product, brief.call_to_action, *brief.claims]))
+    return lower_strip_accents(" ".join([brief.product, brief.call_to_action, *brief.claims]))
 
 
 def _has(haystack: str, phrase: str) -> bool:
@@ -81,23 +76,23 @@ def claim_problems(text: str, brief: Brief) -> list[str]:
     if len(text) > MAX_CHARS:
         problems.append(f"{len(text)} characters (at most {MAX_CHARS})")
     allowed = _brief_text(brief)
-    body = _URL.sub(" ", text)
+    body = URL_LOOSE.sub(" ", text)
     for m in _NUMBER.finditer(body):
         tok = m.group().strip().rstrip(".,")
         digits = re.sub(r"\D", "", tok)
         if digits and digits not in re.sub(r"[^\d ]", "", allowed).split() and \
-                _fold(tok) not in allowed:
+                lower_strip_accents(tok) not in allowed:
             problems.append(f"number not in the brief: {tok}")
-    folded = _fold(body)
+    folded = lower_strip_accents(body)
     for word in _MONTHS:
         if _has(folded, word) and not _has(allowed, word):
             problems.append(f"date not in the brief: {word!r}")
     for sup in _SUPERLATIVES:
-        s = _fold(sup)
+        s = lower_strip_accents(sup)
         if _has(folded, s) and not _has(allowed, s):
             problems.append(f"superlative not in the brief: {sup!r}")
             break                                   # one is enough to reject
-    for url in _URL.findall(text):
+    for url in URL_LOOSE.findall(text):
         if url.rstrip(".,)") != brief.landing_url:
             problems.append(f"link other than the landing page: {url}")
     return problems
@@ -167,7 +162,7 @@ class CopyWriter:
             verdict = self.safety.check(text)
             if not verdict.safe:
                 out.append(f"brand safety: {', '.join(verdict.flags)}")
-        body = _URL.sub(" ", text)
+        body = URL_LOOSE.sub(" ", text)
         if language and len(body.split()) >= 4:     # too short to tell a language reliably
             got = self._lang_of(body)
             if got is not None and got != lang:

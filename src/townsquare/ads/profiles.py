@@ -73,7 +73,7 @@ from townsquare.store.base import Store, author_key
 from townsquare.store.sidecar import connect
 
 if TYPE_CHECKING:   # pragma: no cover
-    from townsquare.embed.models import Embedder
+    from townsquare.protocols import Embedder
 
 __all__ = ["Profile", "ProfileBuilder", "ProfileStore", "country_of"]
 

@@ -50,6 +50,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from townsquare.text.rules import MENTION_ASCII
+
 LABELS = ("offensive", "hateful", "crisis")
 DEFAULT_EMBEDDER = "e5-small-int8"
 FORMAT = 1
@@ -76,8 +78,10 @@ CHATTER_TASKS = ("offensive", "irony", "emotion", "emoji")   # not hate: it is a
 PER_EVENT = {"train": 400, "val": 200, "test": 200}         # posts per event and class
 EMOJI_SAMPLE = {"train": 3000, "val": 500, "test": 1000}
 
-_URL = re.compile(r"https?://\S+|\bwww\.\S+|\bURL\b")
-_MENTION = re.compile(r"@\w+")
+# Links, and TweetEval's "URL" placeholder for them. Not ``text.rules.URL_LOOSE``: case-sensitive,
+# and www. only at a word start. The saved classifier was trained on text normalized with exactly
+# this rule, so it stays as it is.
+_URL_OR_PLACEHOLDER = re.compile(r"https?://\S+|\bwww\.\S+|\bURL\b")
 
 
 def normalize(text: str) -> str:
@@ -87,7 +91,7 @@ def normalize(text: str) -> str:
     >>> normalize("RT @bob: Flood &amp; rain http://t.co/x1 via @ann")
     'Flood & rain http via @user'
     """
-    text = _MENTION.sub("@user", _URL.sub(" http ", html.unescape(text)))
+    text = MENTION_ASCII.sub("@user", _URL_OR_PLACEHOLDER.sub(" http ", html.unescape(text)))
     return " ".join(re.sub(r"^\s*RT\s+@user:?", "", text).split())
 
 

@@ -71,7 +71,6 @@ sensitive one is the breach.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,31 +79,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from townsquare.ads.taxonomy import INTERESTS, SENSITIVE, Interest
-from townsquare.stories.text import STOPWORDS, fold, segment
+from townsquare.text.normalize import (STOPWORDS, camel_parts, fold_case_accents, segment,
+                                       strip_accents)
+from townsquare.text.rules import URL_LOOSE
 
 if TYPE_CHECKING:   # pragma: no cover
-    from townsquare.embed.models import Embedder
+    from townsquare.protocols import Embedder
 
 __all__ = ["ANCHORS", "KeywordMatcher", "SensitiveDetector", "TARGET_MARGIN", "THRESHOLDS",
            "evaluate", "prepare", "prototypes", "prototype_texts"]
 
 # --- keyword matching -----------------------------------------------------------------------------
-_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-_TAG = re.compile(r"[#@＃＠](\w+)")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_TAG = re.compile(r"[#@＃＠](\w+)")         # a hashtag or mention, to be followed by its words
 _NONWORD = re.compile(r"[\W_]+")
-
-
-def _strip(s: str) -> str:
-    """Accents removed, case kept (``=Word`` keywords match on this form)."""
-    if s.isascii():
-        return s
-    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
 
 def _keyword_regex(kw: str, *, cased: bool) -> str:
     """One keyword as a regex over space-joined words (syntax: ``townsquare.ads.taxonomy``)."""
-    text = _strip(kw) if cased else fold(kw)
+    text = strip_accents(kw) if cased else fold_case_accents(kw)
     words = _NONWORD.sub(" ", text.replace("*", "STAR")).split()
     parts = []
     for i, w in enumerate(words):
@@ -149,7 +141,8 @@ def _vocabulary() -> dict[str, int]:
     for cat in (*INTERESTS.values(), *SENSITIVE.values()):
         for kws in cat.keywords.values():
             for k in kws:
-                for w in _NONWORD.sub(" ", fold(k.lstrip("=").replace("*", " "))).split():
+                folded = fold_case_accents(k.lstrip("=").replace("*", " "))
+                for w in _NONWORD.sub(" ", folded).split():
                     if len(w) >= 2:
                         out[w] = out.get(w, 0) + 1
     return out
@@ -159,10 +152,10 @@ def _tag_words(tag: str) -> list[str]:
     """A hashtag's words: CamelCase parts, else a split of the lowercase tag against the keyword
     vocabulary, kept when known words cover at least half of it (#mentalhealthawareness ->
     mental health awareness; #transport stays whole because travel lists transport*)."""
-    parts = _CAMEL.findall(_strip(tag))
+    parts = camel_parts(strip_accents(tag))
     if len(parts) > 1:
         return parts
-    low = fold(tag)
+    low = fold_case_accents(tag)
     vocab = _vocabulary()
     if low in vocab or len(low) < 6:
         return [low]
@@ -186,8 +179,8 @@ def prepare(text: str) -> tuple[str, str]:
         words = _tag_words(tag)
         return f" {tag} {' '.join(words)} " if len(words) > 1 else f" {tag} "
 
-    text = _TAG.sub(expand, _URL.sub(" ", text))
-    cased = _NONWORD.sub(" ", _strip(text)).strip()
+    text = _TAG.sub(expand, URL_LOOSE.sub(" ", text))
+    cased = _NONWORD.sub(" ", strip_accents(text)).strip()
     # lower(), not casefold(): it keeps every character in place, so a span found in one form is
     # the same span in the other (``hits`` blanks excluded phrases out of both).
     return f" {cased.lower()} ", f" {cased} "

@@ -37,17 +37,56 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from townsquare.ads.campaigns import Campaign, CampaignStore
 from townsquare.ads.creative import Copy, CopyWriter, template_copy
+from townsquare.ads.profiles import Profile, ProfileBuilder, ProfileStore
+from townsquare.ads.safety import BrandSafety
+from townsquare.ads.sensitive import SensitiveDetector
+from townsquare.ads.taxonomy import INTERESTS
+from townsquare.embed.models import get_embedder
+from townsquare.llm import Backend
+from townsquare.protocols import Embedder
 from townsquare.store.base import Store, author_key
 from townsquare.timing import Laps
 
 TEMPERATURE = 0.02      # of the closeness of campaigns to a profile or context (``_closeness``)
+
+
+class _Hit(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class _Results(Protocol):
+    @property
+    def results(self) -> Sequence[_Hit]: ...
+
+
+class ContextSearch(Protocol):
+    """What the ad server needs of a search engine (``search.engine.SearchEngine``): the top
+    posts of a query, whose texts the brand-safety check reads with it."""
+
+    def run(self, query: str, *, limit: int) -> _Results: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdContext:
+    """Where an ad would be shown: a search query (``text``; None: the user's timeline), its
+    vector, the brand-safety flags of the query and its top posts, and whether a classifier
+    checked them at all (without one, campaigns that ask for brand safety are not shown next to
+    a query)."""
+
+    text: str | None = None
+    vec: np.ndarray | None = None
+    flags: frozenset[str] = frozenset()
+    checked: bool = False
 
 
 @dataclass(slots=True)
@@ -82,15 +121,16 @@ class AdServer:
     keeps built profiles, ``builder`` (``ProfileBuilder``) builds missing ones, ``embedder``
     embeds campaigns and contexts (the builder's, by default), ``safety`` classifies contexts."""
 
-    def __init__(self, store: Store, campaigns: CampaignStore, profiles: Any, builder: Any, *,
-                 writer: CopyWriter | None = None, embedder: Any = None, safety: Any = None,
-                 engine: Any = None, profile_ttl_s: float = 3600.0):
+    def __init__(self, store: Store, campaigns: CampaignStore, profiles: ProfileStore,
+                 builder: ProfileBuilder, *, writer: CopyWriter | None = None,
+                 embedder: Embedder | None = None, safety: BrandSafety | None = None,
+                 engine: ContextSearch | None = None, profile_ttl_s: float = 3600.0):
         self.store = store
         self.campaigns = campaigns
         self.profiles = profiles
         self.builder = builder
         self.writer = writer or CopyWriter()
-        self.embedder = embedder if embedder is not None else getattr(builder, "embedder", None)
+        self.embedder = embedder if embedder is not None else builder.embedder
         self.safety = safety
         self.engine = engine
         self.profile_ttl_ms = int(profile_ttl_s * 1000)
@@ -115,7 +155,7 @@ class AdServer:
         newest = self.store.newest_created_at()
         return min(now, newest + 1) if newest is not None else now
 
-    def profile(self, user: str, now_ms: int | None = None):
+    def profile(self, user: str, now_ms: int | None = None) -> Profile | None:
         """The stored profile when fresh, else built now (and stored). ``now_ms``: stream
         time (default ``stream_now()``)."""
         key = author_key(user)
@@ -140,28 +180,28 @@ class AdServer:
                 self._vec_cache[k] = v
         return v
 
-    def _context(self, context: str | None) -> dict[str, Any]:
-        """The query's vector, language and brand-safety flags (with its top posts)."""
-        out: dict[str, Any] = {"text": context, "vec": None, "flags": set(), "checked": False,
-                               "lang": None}
+    def context_for(self, context: str | None) -> AdContext:
+        """The query's vector and brand-safety flags (with its top posts)."""
         if not context:
-            return out
+            return AdContext(context)
+        vec = None
         if self.embedder is not None:
-            out["vec"] = np.asarray(self.embedder.query(context), dtype=np.float32)
+            vec = np.asarray(self.embedder.query(context), dtype=np.float32)
         texts = [context]
         if self.engine is not None:
             try:
                 texts += [h.text for h in self.engine.run(context, limit=10).results]
             except ValueError:                     # not a valid query: judge the words alone
                 pass
-        if self.safety is not None:
-            for v in self.safety.verdicts(texts):          # one batch: ~4x faster than one by one
-                out["flags"].update(v.flags)
-            out["checked"] = True
-        return out
+        if self.safety is None:
+            return AdContext(context, vec)
+        flags: set[str] = set()
+        for v in self.safety.verdicts(texts):              # one batch: ~4x faster than one by one
+            flags.update(v.flags)
+        return AdContext(context, vec, frozenset(flags), checked=True)
 
     # --- decision ----------------------------------------------------------------------------------
-    def _eligible(self, c: Campaign, lang: str | None, location: str | None, ctx: dict,
+    def _eligible(self, c: Campaign, lang: str | None, location: str | None, ctx: AdContext,
                   now: int) -> str | None:
         """Why ``c`` cannot be shown here (None: it can)."""
         if not c.live(now):
@@ -170,21 +210,21 @@ class AdServer:
             return "language"
         if c.targeting.locations and location not in c.targeting.locations:
             return "location"
-        text = (ctx["text"] or "").lower()
+        text = (ctx.text or "").lower()
         if any(x.lower() in text for x in c.targeting.exclude_keywords):
             return "excluded keyword"
         bs = c.brand_safety
         wants = {"offensive": bs.avoid_offensive, "hateful": bs.avoid_hateful,
                  "crisis": bs.avoid_crisis}
-        if ctx["text"] and any(wants.values()) and not ctx["checked"]:
+        if ctx.text and any(wants.values()) and not ctx.checked:
             return "brand safety unchecked"
-        if any(wants.get(f) for f in ctx["flags"]):
+        if any(wants.get(f) for f in ctx.flags):
             return "brand safety"
         if self.campaigns.spent(c.id) + c.cost_per_impression > c.budget + 1e-9:
             return "budget"
         return None
 
-    def _approved(self, c: Campaign, lang: str, anchor) -> Copy | None:
+    def _approved(self, c: Campaign, lang: str, anchor: np.ndarray | None) -> Copy | None:
         """Once the advertiser has approved creatives in ``lang``, one of them is served (the
         closest to the user's profile or the context), never a new per-user draft: the
         advertiser's review then governs every word. Without approved creatives, copy is written
@@ -199,7 +239,7 @@ class AdServer:
             best = ok[0]
         return Copy(best["text"], lang, f"approved creative {best['id']}")
 
-    def _closeness(self, campaigns: list[Campaign], anchor) -> dict[str, float]:
+    def _closeness(self, campaigns: list[Campaign], anchor: np.ndarray | None) -> dict[str, float]:
         """Each campaign's closeness to ``anchor`` (a profile centroid or a context vector) in
         (0, 1]: ``exp((cos - best cos) / TEMPERATURE)``, 1 for the closest. e5 cosines between
         short texts sit in a narrow band (about 0.75-0.85 here), so the raw cosine would barely
@@ -211,8 +251,7 @@ class AdServer:
         best = max(cos.values())
         return {k: float(np.exp((v - best) / TEMPERATURE)) for k, v in cos.items()}
 
-    def _interest_match(self, c: Campaign, profile) -> tuple[float, str | None]:
-        from townsquare.ads.taxonomy import INTERESTS
+    def _interest_match(self, c: Campaign, profile: Profile) -> tuple[float, str | None]:
         best, name = 0.0, None
         for want in c.targeting.interests:
             iid = want.lower().replace(" ", "_")
@@ -233,15 +272,15 @@ class AdServer:
         profile = None if refused else self.profile(key, self.stream_now(now))
         personalized = profile is not None
         lap("profile")
-        ctx = self._context(context)
+        ctx = self.context_for(context)
         lang = None
         if profile is not None and profile.languages:
             lang = max(sorted(profile.languages), key=lambda x: profile.languages[x])
-        location = getattr(profile, "location", None)
+        location = profile.location if profile is not None else None
         lap("context")
         eligible = [c for c in self.campaigns.list()
                     if self._eligible(c, lang, location, ctx, now) is None]
-        anchor = profile.centroid if personalized else ctx["vec"]
+        anchor = profile.centroid if profile is not None else ctx.vec
         close = self._closeness(eligible, anchor)
         ranked = []
         for c in eligible:
@@ -275,7 +314,8 @@ class AdServer:
         return None
 
     # --- explanations ------------------------------------------------------------------------------
-    def _signals(self, c, profile, interest, ctx, refused, relevance) -> list[str]:
+    def _signals(self, c: Campaign, profile: Profile | None, interest: str | None,
+                 ctx: AdContext, refused: str | None, relevance: float) -> list[str]:
         out = [f"campaign {c.id} by {c.advertiser}, bid {c.bid_cpm:g} per 1,000 impressions",
                f"relevance {relevance:.2f}"]
         if refused:
@@ -283,19 +323,20 @@ class AdServer:
         if profile is not None:
             if interest:
                 out.append(f"interest: {interest}")
-            out += list(getattr(profile, "signals", []))[:3]
+            out += profile.signals[:3]
             if profile.languages:
                 out.append("language: " + max(sorted(profile.languages),
                                               key=lambda x: profile.languages[x]))
-        if ctx["text"]:
-            out.append(f"search: {ctx['text']}")
+        if ctx.text:
+            out.append(f"search: {ctx.text}")
         return out
 
-    def _why(self, c, profile, interest, ctx, refused) -> str:
+    def _why(self, c: Campaign, profile: Profile | None, interest: str | None, ctx: AdContext,
+             refused: str | None) -> str:
         who = f"This ad is from {c.advertiser}."
         if refused:
             base = f" It is not based on your activity ({refused})"
-            base += f"; it matches your search \"{ctx['text']}\"." if ctx["text"] else \
+            base += f"; it matches your search \"{ctx.text}\"." if ctx.text else \
                 "; it was chosen by the advertiser's bid for this place."
             return who + base
         parts = [who]
@@ -304,8 +345,8 @@ class AdServer:
                          f"your recent posts are often about {interest}.")
         else:
             parts.append(" Your recent posts are close to what the advertiser describes.")
-        if ctx["text"]:
-            parts.append(f" It also fits your search \"{ctx['text']}\".")
+        if ctx.text:
+            parts.append(f" It also fits your search \"{ctx.text}\".")
         parts.append(" Ads here never use health, religion, politics, sexual orientation, "
                      "ethnicity or union membership. You can see or delete your profile at any "
                      "time (townsquare profile USER --delete).")
@@ -320,24 +361,19 @@ ADS_DB = "ads.db"
 SAFETY_MODEL = "models/brand_safety.joblib"
 
 
-def build_ad_server(store: Store, home: Any, *, backend: Any = None, engine: Any = None,
-                    embedder: Any = None) -> AdServer:
+def build_ad_server(store: Store, home: str | Path, *, backend: Backend | None = None,
+                    engine: ContextSearch | None = None,
+                    embedder: Embedder | None = None) -> AdServer:
     """An ``AdServer`` over a home folder: campaigns and profiles in ``ads.db``, the brand-safety
     model from ``models/brand_safety.joblib`` when trained (``townsquare ads safety train``),
     embeddings from the store's model (else multilingual e5-small-int8)."""
-    from pathlib import Path
-
-    from townsquare.ads.profiles import ProfileBuilder, ProfileStore
-    from townsquare.ads.sensitive import SensitiveDetector
     home = Path(home)
     if embedder is None:
-        from townsquare.embed.models import get_embedder
         embedder = get_embedder(store.embed_model() or "e5-small-int8")
     safety = None
     if (home / SAFETY_MODEL).exists():
-        from townsquare.ads.safety import BrandSafety
         safety = BrandSafety.load(home / SAFETY_MODEL)
-        if getattr(embedder, "name", None) == safety.embedder_name:
+        if embedder.name == safety.embedder_name:
             safety = BrandSafety.load(home / SAFETY_MODEL, embedder_instance=embedder)  # shared
     detector = SensitiveDetector(embedder=embedder)
     writer = CopyWriter(backend, detector=detector, safety=safety)

@@ -21,13 +21,21 @@ profile: its own.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from townsquare.ads.campaigns import Campaign, CampaignError, parse_campaign
+from townsquare.api.auth import ApiKey
+from townsquare.api.deps import RuntimeDep, check_key, require
+from townsquare.api.errors import ERRORS, ApiError
+from townsquare.api.runtime import Runtime
+from townsquare.store.base import author_key
 
 RowId = Annotated[int, Path(ge=1, lt=2**63, description="A row id (SQLite INTEGER).")]
+
+router = APIRouter(tags=["ads"])
 
 
 class ServeRequest(BaseModel):
@@ -38,162 +46,145 @@ class ServeRequest(BaseModel):
     generate: bool = Field(True, description="Write copy with the model (else the template).")
 
 
-def _acting_for(key) -> str | None:
+def _acting_for(key: ApiKey | None) -> str | None:
     """The advertiser a key is limited to (None: any, for admin keys or a no-auth demo)."""
     if key is None or "admin" in key.scopes:
         return None
     return key.subject
 
 
-def router(require) -> APIRouter:
-    from townsquare.api.app import ERRORS, ApiError
-    r = APIRouter(tags=["ads"])
+@router.post("/v1/ads/campaigns", responses=ERRORS)
+async def put_campaign(request: Request, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    """Create or replace a campaign (validated; special-category targeting is refused)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    who = _acting_for(key)
+    if who is not None and isinstance(body, dict):
+        body = {**body, "advertiser": who}        # an advertiser writes only its own
+    ads = await asyncio.to_thread(rt.services.ads)
+    try:
+        c = parse_campaign(body)          # keyword lists: see ads.campaigns.check_targeting
+        ads.campaigns.put(c)
+    except CampaignError as e:
+        raise ApiError(400, "invalid_campaign", str(e), param=e.field) from None
+    return {"campaign": c.to_dict(), "spent": ads.campaigns.spent(c.id)}
 
-    def rt(request: Request):
-        return request.app.state.runtime
 
-    @r.post("/v1/ads/campaigns", responses=ERRORS)
-    async def put_campaign(request: Request, key=require("advertiser")) -> dict:
-        """Create or replace a campaign (validated; special-category targeting is refused)."""
-        from townsquare.ads.campaigns import CampaignError, parse_campaign
+@router.get("/v1/ads/campaigns", responses=ERRORS)
+def list_campaigns(rt: RuntimeDep, key=require("advertiser")) -> dict:
+    ads = rt.services.ads()
+    cs = ads.campaigns.list(advertiser=_acting_for(key))
+    return {"campaigns": [{**c.to_dict(), "spent": round(ads.campaigns.spent(c.id), 6),
+                           "impressions": ads.campaigns.impressions_of(c.id)} for c in cs]}
+
+
+def _own(rt: Runtime, cid: str, key: ApiKey | None) -> Campaign:
+    c = rt.services.ads().campaigns.get(cid, advertiser=_acting_for(key))
+    if c is None:
+        raise ApiError(404, "not_found", f"no campaign {cid!r} of yours")
+    return c
+
+
+@router.get("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
+def get_campaign(campaign_id: str, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    c = _own(rt, campaign_id, key)
+    return {"campaign": c.to_dict(), "spent": rt.services.ads().campaigns.spent(c.id)}
+
+
+@router.delete("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
+def delete_campaign(campaign_id: str, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    _own(rt, campaign_id, key)
+    rt.services.ads().campaigns.delete(campaign_id, advertiser=_acting_for(key))
+    return {"id": campaign_id, "deleted": True}
+
+
+@router.get("/v1/ads/campaigns/{campaign_id}/creatives", responses=ERRORS)
+def creatives(campaign_id: str, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    c = _own(rt, campaign_id, key)
+    return {"creatives": rt.services.ads().campaigns.creatives(c.id)}
+
+
+def _review(rt: Runtime, creative_id: int, status: str, key: ApiKey | None) -> dict:
+    if not rt.services.ads().campaigns.review(creative_id, status, advertiser=_acting_for(key)):
+        raise ApiError(404, "not_found", f"no creative {creative_id} of yours")
+    return {"id": creative_id, "status": status}
+
+
+@router.post("/v1/ads/creatives/{creative_id}/approve", responses=ERRORS)
+def approve(creative_id: RowId, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    return _review(rt, creative_id, "approved", key)
+
+
+@router.post("/v1/ads/creatives/{creative_id}/reject", responses=ERRORS)
+def reject(creative_id: RowId, rt: RuntimeDep, key=require("advertiser")) -> dict:
+    return _review(rt, creative_id, "rejected", key)
+
+
+@router.post("/v1/ads/serve", responses=ERRORS)
+def serve(req: ServeRequest, rt: RuntimeDep, _k=require("read")) -> dict:
+    """The ad for a user in a context: campaign, copy, and why."""
+    try:
+        author_key(req.user)
+    except ValueError as e:
+        raise ApiError(400, "invalid_parameter", str(e), param="user") from None
+    d = rt.services.ads().run(req.user, context=req.context, generate=req.generate)
+    return {"decision": d.to_dict() if d is not None else None}
+
+
+@router.get("/v1/ads/impressions/{impression_id}/why", responses=ERRORS)
+def why(impression_id: RowId, request: Request, rt: RuntimeDep) -> dict:
+    """Why an impression was shown: to the platform (read) or to its user (user key)."""
+    imp = rt.services.ads().campaigns.impression(impression_id)
+    key = _any_key(request, ("read", "user"))
+    if imp is None or (key is not None and "user" in key.scopes and
+                       not key.allows("read") and imp["user"] != author_key(str(key.subject))):
+        raise ApiError(404, "not_found", f"no impression {impression_id} of yours")
+    return {"id": impression_id, "why": imp["why"], "signals": imp["signals"],
+            "campaign": imp["campaign"], "personalized": imp["personalized"]}
+
+
+def _any_key(request: Request, scopes: tuple[str, ...]) -> ApiKey | None:
+    """Authorize with any of ``scopes`` (the dependency takes one scope)."""
+    errors = []
+    for s in scopes:
         try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-        who = _acting_for(key)
-        if who is not None and isinstance(body, dict):
-            body = {**body, "advertiser": who}        # an advertiser writes only its own
-        ads = await asyncio.to_thread(rt(request).ads)
-        try:
-            c = parse_campaign(body)          # keyword lists: see ads.campaigns.check_targeting
-            ads.campaigns.put(c)
-        except CampaignError as e:
-            raise ApiError(400, "invalid_campaign", str(e), param=e.field) from None
-        return {"campaign": c.to_dict(), "spent": ads.campaigns.spent(c.id)}
-
-    @r.get("/v1/ads/campaigns", responses=ERRORS)
-    def list_campaigns(request: Request, key=require("advertiser")) -> dict:
-        ads = rt(request).ads()
-        cs = ads.campaigns.list(advertiser=_acting_for(key))
-        return {"campaigns": [{**c.to_dict(), "spent": round(ads.campaigns.spent(c.id), 6),
-                               "impressions": ads.campaigns.impressions_of(c.id)} for c in cs]}
-
-    def _own(request: Request, cid: str, key):
-        c = rt(request).ads().campaigns.get(cid, advertiser=_acting_for(key))
-        if c is None:
-            raise ApiError(404, "not_found", f"no campaign {cid!r} of yours")
-        return c
-
-    @r.get("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
-    def get_campaign(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
-        c = _own(request, campaign_id, key)
-        return {"campaign": c.to_dict(), "spent": rt(request).ads().campaigns.spent(c.id)}
-
-    @r.delete("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)
-    def delete_campaign(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
-        _own(request, campaign_id, key)
-        rt(request).ads().campaigns.delete(campaign_id, advertiser=_acting_for(key))
-        return {"id": campaign_id, "deleted": True}
-
-    @r.get("/v1/ads/campaigns/{campaign_id}/creatives", responses=ERRORS)
-    def creatives(campaign_id: str, request: Request, key=require("advertiser")) -> dict:
-        c = _own(request, campaign_id, key)
-        return {"creatives": rt(request).ads().campaigns.creatives(c.id)}
-
-    def _review(request: Request, creative_id: int, status: str, key) -> dict:
-        if not rt(request).ads().campaigns.review(creative_id, status,
-                                                  advertiser=_acting_for(key)):
-            raise ApiError(404, "not_found", f"no creative {creative_id} of yours")
-        return {"id": creative_id, "status": status}
-
-    @r.post("/v1/ads/creatives/{creative_id}/approve", responses=ERRORS)
-    def approve(creative_id: RowId, request: Request, key=require("advertiser")) -> dict:
-        return _review(request, creative_id, "approved", key)
-
-    @r.post("/v1/ads/creatives/{creative_id}/reject", responses=ERRORS)
-    def reject(creative_id: RowId, request: Request, key=require("advertiser")) -> dict:
-        return _review(request, creative_id, "rejected", key)
-
-    @r.post("/v1/ads/serve", responses=ERRORS)
-    def serve(req: ServeRequest, request: Request, _k=require("read")) -> dict:
-        """The ad for a user in a context: campaign, copy, and why."""
-        from townsquare.store.base import author_key
-        try:
-            author_key(req.user)
-        except ValueError as e:
-            raise ApiError(400, "invalid_parameter", str(e), param="user") from None
-        d = rt(request).ads().run(req.user, context=req.context, generate=req.generate)
-        return {"decision": d.to_dict() if d is not None else None}
-
-    @r.get("/v1/ads/impressions/{impression_id}/why", responses=ERRORS)
-    def why(impression_id: RowId, request: Request) -> dict:
-        """Why an impression was shown: to the platform (read) or to its user (user key)."""
-        imp = rt(request).ads().campaigns.impression(impression_id)
-        key = _any_key(request, ("read", "user"))
-        if imp is None or (key is not None and "user" in key.scopes and
-                           not key.allows("read") and imp["user"] != _user_of(key)):
-            raise ApiError(404, "not_found", f"no impression {impression_id} of yours")
-        return {"id": impression_id, "why": imp["why"], "signals": imp["signals"],
-                "campaign": imp["campaign"], "personalized": imp["personalized"]}
-
-    def _any_key(request: Request, scopes: tuple[str, ...]):
-        """Authorize with any of ``scopes`` (the dependency takes one scope)."""
-        errors = []
-        for s in scopes:
-            try:
-                return request.app.state.require_key(request, s)
-            except ApiError as e:
-                errors.append(e)
-        raise errors[-1] if errors[-1].status != 403 else errors[0]
-
-    def _user_of(key) -> str:
-        from townsquare.store.base import author_key
-        return author_key(key.subject)
-
-    def _profile(request: Request, user: str) -> dict:
-        ads = rt(request).ads()
-        refused = ads.consent(user)
-        p = None if refused else ads.profile(user)
-        return {"user": user, "personalized": p is not None, "reason": refused,
-                "profile": p.to_dict() if p is not None else None}
-
-    @r.get("/v1/profile", responses=ERRORS)
-    def my_profile(request: Request, key=require("user")) -> dict:
-        """One's own ads profile (a user key)."""
-        if key is None or key.subject is None:
-            raise ApiError(400, "no_subject", "use a user key (keys create --scope user "
-                                              "--subject HANDLE), or GET /v1/profiles/{user}")
-        return _profile(request, key.subject)
-
-    @r.delete("/v1/profile", responses=ERRORS)
-    def delete_my_profile(request: Request, key=require("user")) -> dict:
-        if key is None or key.subject is None:
-            raise ApiError(400, "no_subject", "use a user key, or DELETE /v1/profiles/{user}")
-        return {"user": key.subject, "deleted": rt(request).ads().profiles.delete(key.subject)}
-
-    @r.get("/v1/profiles/{user}", responses=ERRORS)
-    def a_profile(user: str, request: Request, _k=require("admin")) -> dict:
-        return _profile(request, user)
-
-    @r.delete("/v1/profiles/{user}", responses=ERRORS)
-    def delete_a_profile(user: str, request: Request, _k=require("admin")) -> dict:
-        return {"user": user, "deleted": rt(request).ads().profiles.delete(user)}
-
-    return r
+            return check_key(request, s)
+        except ApiError as e:
+            errors.append(e)
+    raise errors[-1] if errors[-1].status != 403 else errors[0]
 
 
-def locked_backend(backend: Any, lock) -> Any:
-    """A backend whose generations take ``lock`` (a llama.cpp context serves one at a time)."""
-    if backend is None or getattr(backend, "extractive", False):
-        return backend
+def _profile(rt: Runtime, user: str) -> dict:
+    ads = rt.services.ads()
+    refused = ads.consent(user)
+    p = None if refused else ads.profile(user)
+    return {"user": user, "personalized": p is not None, "reason": refused,
+            "profile": p.to_dict() if p is not None else None}
 
-    class _Locked:
-        extractive = False
 
-        def __getattr__(self, name):
-            return getattr(backend, name)
+@router.get("/v1/profile", responses=ERRORS)
+def my_profile(rt: RuntimeDep, key=require("user")) -> dict:
+    """One's own ads profile (a user key)."""
+    if key is None or key.subject is None:
+        raise ApiError(400, "no_subject", "use a user key (keys create --scope user "
+                                          "--subject HANDLE), or GET /v1/profiles/{user}")
+    return _profile(rt, key.subject)
 
-        def generate(self, *a, **kw):
-            with lock:
-                return backend.generate(*a, **kw)
-    return _Locked()
+
+@router.delete("/v1/profile", responses=ERRORS)
+def delete_my_profile(rt: RuntimeDep, key=require("user")) -> dict:
+    if key is None or key.subject is None:
+        raise ApiError(400, "no_subject", "use a user key, or DELETE /v1/profiles/{user}")
+    return {"user": key.subject, "deleted": rt.services.ads().profiles.delete(key.subject)}
+
+
+@router.get("/v1/profiles/{user}", responses=ERRORS)
+def a_profile(user: str, rt: RuntimeDep, _k=require("admin")) -> dict:
+    return _profile(rt, user)
+
+
+@router.delete("/v1/profiles/{user}", responses=ERRORS)
+def delete_a_profile(user: str, rt: RuntimeDep, _k=require("admin")) -> dict:
+    return {"user": user, "deleted": rt.services.ads().profiles.delete(user)}

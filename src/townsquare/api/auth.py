@@ -21,8 +21,9 @@ taken does not depend on how much of a guessed key is right. The ``admin`` scope
 other scope.
 
 Rate limits are token buckets per key (``rate_per_minute``, bursts up to the same number), kept
-in the process: with several server processes each enforces its own share (issue 8 documents
-the multi-worker story). A request over the limit gets ``429`` and ``Retry-After`` in seconds.
+in the process (``RateLimiter``), or in the store when several server processes share a
+PostgreSQL one (``SharedRateLimiter``), so a key's limit holds across them. A request over the
+limit gets ``429`` and ``Retry-After`` in seconds.
 """
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from townsquare.store.base import Store
 from townsquare.store.sidecar import connect
 
+KEYS_FILE = "keys.db"        # in the home folder, beside (not inside) the store
 SCOPES = ("ingest", "read", "admin", "advertiser", "user")
 PREFIX = "ts_"
 DEFAULT_RATE = 600           # requests per minute per key (10/s sustained, bursts of 600)
@@ -165,6 +170,13 @@ class KeyStore:
         return n > 0
 
 
+class RateLimit(Protocol):
+    """A rate limit per key: ``take(key)`` returns 0 when the request may go, else the seconds
+    to wait."""
+
+    def take(self, key: ApiKey) -> int: ...
+
+
 class RateLimiter:
     """Token buckets per key id: ``take(key)`` returns 0 when allowed, else the seconds to wait.
 
@@ -174,7 +186,7 @@ class RateLimiter:
     [0, 0, 30]
     """
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}    # id -> (tokens, at)
         self._lock = threading.Lock()
@@ -198,7 +210,7 @@ class SharedRateLimiter:
     holds across every API worker and machine (server mode). ``store``: a callable giving this
     thread's store (``Runtime.reader``)."""
 
-    def __init__(self, store):
+    def __init__(self, store: Callable[[], Store]):
         self._store = store
 
     def take(self, key: ApiKey) -> int:

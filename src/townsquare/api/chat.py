@@ -23,12 +23,20 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from townsquare.api.deps import RuntimeDep, require
+from townsquare.api.errors import ApiError
+from townsquare.llm import BackendError
+from townsquare.posts import Post, format_time
+from townsquare.query import QueryError, parse
+from townsquare.text.normalize import STOPWORDS, fold_case_accents
 
 MODELS: dict[str, str | None] = {"townsquare": None, "townsquare-extractive": "extractive"}
 _WORDS = re.compile(r"[#@]?[^\W_][\w'’-]*", re.UNICODE)
@@ -82,8 +90,6 @@ def search_queries(question: str) -> list[str]:
     >>> search_queries('any news on "bridge collapse" lang:en?')
     ['"bridge collapse" lang:en']
     """
-    from townsquare.search.query import QueryError, parse
-    from townsquare.stories.text import STOPWORDS, fold
     ops, words = [], []
     for tok in re.findall(r'-?"[^"]+"|\S+', question):
         tok = tok.strip("?!.,;¿¡()")
@@ -91,8 +97,8 @@ def search_queries(question: str) -> list[str]:
             continue
         if tok.startswith(('"', "#", "@", "$", "-")) or (":" in tok and not tok.endswith(":")):
             ops.append(tok)
-        elif fold(tok) not in STOPWORDS and fold(tok) not in _CHAT_WORDS:
-            words.extend(w for w in _WORDS.findall(tok) if fold(w) not in STOPWORDS)
+        elif fold_case_accents(tok) not in STOPWORDS and fold_case_accents(tok) not in _CHAT_WORDS:
+            words.extend(w for w in _WORDS.findall(tok) if fold_case_accents(w) not in STOPWORDS)
     out = []
     for text in (" ".join(words), " OR ".join(words) if len(words) > 1 else ""):
         q = " ".join(x for x in (text, " ".join(ops)) if x)
@@ -109,7 +115,8 @@ def search_queries(question: str) -> list[str]:
     return out
 
 
-def compose(summary: dict, base_url: str, posts: dict | None = None) -> tuple[list[str], list[dict]]:
+def compose(summary: dict, base_url: str,
+            posts: dict[int, Post] | None = None) -> tuple[list[str], list[dict]]:
     """Answer pieces (one per verified sentence, with ``[n]`` markers, then the sources) and the
     citations they number, first cited first. ``posts`` maps cited ids (int) to stored posts,
     for the author, text and time of each citation.
@@ -119,7 +126,6 @@ def compose(summary: dict, base_url: str, posts: dict | None = None) -> tuple[li
     >>> pieces[0], [c["index"] for c in cites], cites[1]["url"]
     ('A bridge closed. [1][2]', [1, 2], 'http://h/#/post/15')
     """
-    from townsquare.posts import format_time
     posts = posts or {}
     numbers: dict[str, int] = {}
     pieces: list[str] = []
@@ -145,89 +151,84 @@ def compose(summary: dict, base_url: str, posts: dict | None = None) -> tuple[li
     return pieces, citations
 
 
-def router(require) -> APIRouter:
-    r = APIRouter(tags=["chat (OpenAI-compatible)"])
+router = APIRouter(tags=["chat (OpenAI-compatible)"])
 
-    @r.get("/v1/models")
-    def models(request: Request, _k=require("read")) -> dict:
-        """The chat models (OpenAI's list shape)."""
-        created = int(request.app.state.runtime.started_at)
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": created,
-                                            "owned_by": "townsquare"} for m in MODELS]}
 
-    @r.post("/v1/chat/completions")
-    def chat(req: ChatRequest, request: Request, _k=require("read")):
-        """Answer the last user message from the latest posts, with citations in the text
-        (``[n]`` and a source list) and in ``citations``. ``stream: true`` sends server-sent
-        events in OpenAI's chunk format, one verified sentence per chunk."""
-        from townsquare.api.app import ApiError
-        from townsquare.llm import BackendError
-        from townsquare.search.query import QueryError
-        if req.model not in MODELS:
-            raise ApiError(404, "model_not_found", f"no model {req.model!r}; models: "
-                           f"{', '.join(MODELS)}", param="model")
-        question = question_of(req.messages)
-        if not question:
-            raise ApiError(400, "invalid_parameter", "messages: no user message with text",
-                           param="messages")
-        rt = request.app.state.runtime
-        base = str(request.base_url)
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
+@router.get("/v1/models")
+def models(rt: RuntimeDep, _k=require("read")) -> dict:
+    """The chat models (OpenAI's list shape)."""
+    created = int(rt.started_at)
+    return {"object": "list", "data": [{"id": m, "object": "model", "created": created,
+                                        "owned_by": "townsquare"} for m in MODELS]}
 
-        queries = search_queries(question)
 
-        def answer() -> tuple[list[str], list[dict], dict]:
-            t0 = time.perf_counter()
-            s: dict = {}
-            for query in queries:           # all topic words first, then any of them
-                try:
-                    s = rt.summarize(query=query, backend=MODELS[req.model])
-                except QueryError:
-                    continue
-                if s.get("sentences"):
-                    break
-            cited = {int(c) for x in s.get("sentences", []) for c in x["citations"]}
-            pieces, cites = compose(s, base, rt.reader().posts_by_id(sorted(cited)))
-            timings = dict(s.get("timings_ms", {}))
-            timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
-            return pieces, cites, timings
+@router.post("/v1/chat/completions")
+def chat(req: ChatRequest, request: Request, rt: RuntimeDep, _k=require("read")):
+    """Answer the last user message from the latest posts, with citations in the text
+    (``[n]`` and a source list) and in ``citations``. ``stream: true`` sends server-sent
+    events in OpenAI's chunk format, one verified sentence per chunk."""
+    if req.model not in MODELS:
+        raise ApiError(404, "model_not_found", f"no model {req.model!r}; models: "
+                       f"{', '.join(MODELS)}", param="model")
+    question = question_of(req.messages)
+    if not question:
+        raise ApiError(400, "invalid_parameter", "messages: no user message with text",
+                       param="messages")
+    base = str(request.base_url)
+    cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+    created = int(time.time())
 
-        if not req.stream:
+    queries = search_queries(question)
+
+    def answer() -> tuple[list[str], list[dict], dict]:
+        t0 = time.perf_counter()
+        s: dict = {}
+        for query in queries:           # all topic words first, then any of them
             try:
-                pieces, cites, timings = answer()
-            except BackendError as e:
-                raise ApiError(503, "backend_unavailable", f"generation failed: {e}") from None
-            msg = {"role": "assistant", "content": "".join(pieces), "citations": cites}
-            return {"id": cid, "object": "chat.completion", "created": created,
-                    "model": req.model, "system_fingerprint": None,
-                    "choices": [{"index": 0, "message": msg, "finish_reason": "stop",
-                                 "logprobs": None}],
-                    "citations": cites, "queries": queries, "timings_ms": timings}
+                s = rt.services.summarize(query=query, backend=MODELS[req.model])
+            except QueryError:
+                continue
+            if s.get("sentences"):
+                break
+        cited = {int(c) for x in s.get("sentences", []) for c in x["citations"]}
+        pieces, cites = compose(s, base, rt.services.reader().posts_by_id(sorted(cited)))
+        timings = dict(s.get("timings_ms", {}))
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        return pieces, cites, timings
 
-        def chunk(delta: dict, finish: str | None = None, **extra) -> bytes:
-            body = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                    "model": req.model, "system_fingerprint": None,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                 "logprobs": None}], **extra}
-            return b"data: " + orjson.dumps(body) + b"\n\n"
+    if not req.stream:
+        try:
+            pieces, cites, timings = answer()
+        except BackendError as e:
+            raise ApiError(503, "backend_unavailable", f"generation failed: {e}") from None
+        msg = {"role": "assistant", "content": "".join(pieces), "citations": cites}
+        return {"id": cid, "object": "chat.completion", "created": created,
+                "model": req.model, "system_fingerprint": None,
+                "choices": [{"index": 0, "message": msg, "finish_reason": "stop",
+                             "logprobs": None}],
+                "citations": cites, "queries": queries, "timings_ms": timings}
 
-        def events():
-            yield chunk({"role": "assistant", "content": ""})
-            try:
-                pieces, cites, timings = answer()
-            except BackendError as e:    # headers are sent: report in the stream, then stop
-                yield b"data: " + orjson.dumps({"error": {
-                    "code": "backend_unavailable", "message": f"generation failed: {e}",
-                    "type": "server_error"}}) + b"\n\n"
-                yield b"data: [DONE]\n\n"
-                return
-            for p in pieces:
-                yield chunk({"content": p})
-            yield chunk({}, "stop", citations=cites, timings_ms=timings)
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
+        body = {"id": cid, "object": "chat.completion.chunk", "created": created,
+                "model": req.model, "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                             "logprobs": None}], **extra}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def events() -> Iterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            pieces, cites, timings = answer()
+        except BackendError as e:    # headers are sent: report in the stream, then stop
+            yield b"data: " + orjson.dumps({"error": {
+                "code": "backend_unavailable", "message": f"generation failed: {e}",
+                "type": "server_error"}}) + b"\n\n"
             yield b"data: [DONE]\n\n"
+            return
+        for p in pieces:
+            yield chunk({"content": p})
+        yield chunk({}, "stop", citations=cites, timings_ms=timings)
+        yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    return r
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

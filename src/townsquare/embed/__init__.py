@@ -10,24 +10,24 @@
     >>> ix.search(emb.query("el puente se derrumbó"), k=1)[0][0]   # Spanish query, English post
     1212092628029698048
 
-``models``: :class:`Embedder` and its implementations (``e5-small-int8``, the default, in
-``e5onnx``; ``e5-small-q4``; ``minilm-l6-int8``), :func:`get_embedder`. ``index``: :class:`VectorIndex` (faiss HNSW, or an
-exact numpy scan when faiss is missing).
+``base``: :class:`Embedder`, the base of the implementations in ``models`` (``e5-small-q4``,
+``minilm-l6-int8``) and ``e5onnx`` (``e5-small-int8``, the default); :func:`get_embedder` builds
+one by name. ``index``: :class:`VectorIndex` (faiss HNSW, or an exact numpy scan when faiss is
+missing); ``sync``: that index kept in step with a store; ``stage``: the embedding stage.
 """
+from townsquare.embed.base import DEFAULT_CACHE_DIR, MAX_TOKENS, Embedder
 from townsquare.embed.index import VectorIndex, faiss_available
 from townsquare.embed.models import (
     DEFAULT_EMBEDDER,
     EMBEDDERS,
-    MAX_TOKENS,
     E5Embedder,
-    Embedder,
     MiniLMOnnxEmbedder,
-    default_cache_dir,
     export_minilm_int8,
     get_embedder,
 )
 
 __all__ = [
+    "DEFAULT_CACHE_DIR",
     "DEFAULT_EMBEDDER",
     "EMBEDDERS",
     "MAX_TOKENS",
@@ -35,7 +35,6 @@ __all__ = [
     "Embedder",
     "MiniLMOnnxEmbedder",
     "VectorIndex",
-    "default_cache_dir",
     "export_minilm_int8",
     "faiss_available",
     "get_embedder",

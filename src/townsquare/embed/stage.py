@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from townsquare.embed.models import Embedder
+from townsquare.protocols import Embedder
 from townsquare.store.base import Store
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,6 @@ class InStoreVectors:
         return self.store.embed_model()
 
     def __len__(self) -> int:
-        import time
         if time.monotonic() - self._counted > 1.0:     # every query asks: count once a second
             self._count, self._counted = self.store.vector_count(), time.monotonic()
         return self._count

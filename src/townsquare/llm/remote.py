@@ -5,13 +5,13 @@
     'smollm2'
 
 vLLM, llama.cpp's ``llama-server``, Ollama (``/v1``), LM Studio and hosted APIs all speak this
-protocol, so one class covers them. Settings come from the constructor, else the environment:
-``TOWNSQUARE_LLM_BASE_URL``, ``TOWNSQUARE_LLM_MODEL``, ``TOWNSQUARE_LLM_API_KEY`` (falling back
-to ``OPENAI_API_KEY``; a local server often needs none, and a placeholder is sent).
+protocol, so one class covers them. Everything comes from the constructor; the CLI and the
+service fill it from their settings (``TOWNSQUARE_LLM_BASE_URL``, ``TOWNSQUARE_LLM_MODEL``,
+``TOWNSQUARE_LLM_API_KEY`` falling back to ``OPENAI_API_KEY``: ``townsquare.settings``). A local
+server often needs no key: without one, a placeholder is sent.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 
 from townsquare.llm.base import (
@@ -34,20 +34,19 @@ class OpenAIBackend(Backend):
         except ImportError as e:                           # pragma: no cover - a dependency
             raise BackendError("the openai backend needs the openai package: "
                                "pip install openai") from e
-        self.base_url = base_url or os.environ.get("TOWNSQUARE_LLM_BASE_URL")
-        self._model = model or os.environ.get("TOWNSQUARE_LLM_MODEL")
+        self.base_url = base_url
+        self._model = model
         if not self.base_url:
-            raise BackendError("the openai backend needs a base URL (--llm-base-url or "
+            raise BackendError("the openai backend needs a base URL (--base-url or "
                                "TOWNSQUARE_LLM_BASE_URL), e.g. http://127.0.0.1:8080/v1")
         if not self.base_url.startswith(("http://", "https://")):
             raise BackendError(f"base URL must start with http:// or https://, got {self.base_url!r}")
         if not self._model:
-            raise BackendError("the openai backend needs a model name (--llm-model or "
+            raise BackendError("the openai backend needs a model name (--model or "
                                "TOWNSQUARE_LLM_MODEL)")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        key = (api_key or os.environ.get("TOWNSQUARE_LLM_API_KEY")
-               or os.environ.get("OPENAI_API_KEY") or "not-needed")
+        key = api_key or "not-needed"
         self._openai = openai
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s,
                                     max_retries=max_retries)

@@ -12,9 +12,9 @@
 
 Stages (each timed; ``SearchResponse.timings_ms``):
 
-1. **parse** the query (``search.query``) and **compile** it to SQL (``search.sqlfilter``).
-2. **lexical**: FTS5 BM25 over the posts that satisfy the whole query (``top``), or every exact
-   match newest first (``latest``).
+1. **parse** the query (``townsquare.query``); the store compiles it into its own SQL.
+2. **lexical**: BM25 (FTS5, or the tantivy index beside the store) over the posts that satisfy
+   the whole query (``top``), or every exact match newest first (``latest``).
 3. **semantic** (``top`` only, when the store has vectors): embed the query's positive text, take
    the nearest posts from the vector index, and keep those that satisfy the query's operators and
    exclusions (its positive words are relaxed: that is what lets ``inondation`` find ``flood``).
@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from townsquare import query as q
+from townsquare.embed.stage import from_blobs
 from townsquare.posts import Post, format_time
-from townsquare.search import query as q
+from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
 from townsquare.search.rank import RankWeights, final_scores, order, rrf
-from townsquare.search.sqlfilter import has_fts_token
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -189,18 +190,20 @@ def _decode_cursor(cursor: str, query: str, mode: str) -> dict:
 
 
 class SearchEngine:
-    """Search a store. ``embedder`` and ``vectors`` (``embed.sync.StoreVectors``) enable the
-    semantic stage; without them search is lexical only, and says so in ``response.semantic``."""
+    """Search a store. ``embedder`` and ``vectors`` (``embed.sync.StoreVectors`` or
+    ``InStoreVectors``) enable the semantic stage; without them search is lexical only, and says
+    so in ``response.semantic``. ``lexical_index`` (``search.lexindex.LexicalIndex``, tantivy)
+    answers ``top`` text queries faster than the store's own full-text index."""
 
-    def __init__(self, store: Store, *, embedder: Any = None, vectors: Any = None,
-                 lexical_index: Any = None, config: SearchConfig | None = None,
-                 refresh_indexes: bool = True):
+    def __init__(self, store: Store, *, embedder: Embedder | None = None,
+                 vectors: VectorIndex | None = None, lexical_index: LexicalIndex | None = None,
+                 config: SearchConfig | None = None, refresh_indexes: bool = True):
         if (embedder is None) != (vectors is None):
             raise ValueError("give both embedder and vectors, or neither")
         self.store = store
         # True: a query catches the derived indexes (tantivy, vectors) up with the store first.
         # The HTTP service passes False: one background thread refreshes them for every request
-        # thread (``api.runtime``), so queries only read them and never write.
+        # thread (``api.indexer``), so queries only read them and never write.
         self.refresh_indexes = refresh_indexes
         self.lexical_index = lexical_index
         self.embedder = embedder
@@ -221,22 +224,21 @@ class SearchEngine:
         state = _decode_cursor(cursor, query, mode) if cursor else {
             "v": 1, "f": _fingerprint(query, mode), "s": self.store.max_seq(),
             "n": int(time.time() * 1000) if now_ms is None else now_ms}
-        compiled = self.store.compile(node, state["n"])
         clock.lap("parse")
         if mode == "latest":
-            hits, nxt = self._latest(compiled, limit, state, clock)
+            hits, nxt = self._latest(node, limit, state, clock)
             sem = {"used": False, "reason": "latest mode lists exact matches by time"}
         else:
-            hits, nxt, sem = self._top(node, compiled, limit, state, semantic, clock)
+            hits, nxt, sem = self._top(node, limit, state, semantic, clock)
         return SearchResponse(query=query, mode=mode, results=hits, next_cursor=nxt,
                               timings_ms=clock.total(), semantic=sem)
 
     # --- latest ----------------------------------------------------------------------------------
-    def _latest(self, c, limit: int, state: dict, clock: Laps):
+    def _latest(self, node: q.Node, limit: int, state: dict, clock: Laps):
         before = tuple(state["b"]) if "b" in state else None
         fetch = limit * 2 + 1              # room for near-duplicates collapsed away
-        rows = self.store.lexical_search(c.fts, c.where, c.params, limit=fetch,
-                                         order="time", before=before, max_seq=state["s"])
+        rows = self.store.lexical_search(node, now_ms=state["n"], limit=fetch, order="time",
+                                         before=before, max_seq=state["s"])
         clock.lap("lexical")
         posts = self.store.posts_by_id([pid for pid, _ in rows])
         dups = self.store.dup_info([pid for pid, _ in rows])
@@ -259,25 +261,24 @@ class SearchEngine:
         return hits, nxt
 
     # --- top -------------------------------------------------------------------------------------
-    def _top(self, node, c, limit: int, state: dict, semantic: bool, clock: Laps):
+    def _top(self, node: q.Node, limit: int, state: dict, semantic: bool, clock: Laps):
         cfg = self.config
         offset = int(state.get("o", 0))
         lists: dict[str, list[int]] = {}
         lex_scores: dict[int, float] = {}
-        rows = self._accelerated(node, c, state, clock) if c.fts is not None else None
-        if rows is not None:
-            pass
-        elif c.fts is not None:
-            rows = self.store.lexical_search(c.fts, c.where, c.params, limit=cfg.lexical_depth,
-                                             order="rank", max_seq=state["s"])
-        else:   # operators only: nothing to score by text, so the newest matches are the list
-            rows = self.store.lexical_search(None, c.where, c.params, limit=cfg.lexical_depth,
-                                             order="time", max_seq=state["s"])
+        rankable = self.store.rankable(node)
+        rows = self._accelerated(node, state, clock) if rankable else None
+        if rows is None:
+            # The store's own index: by BM25, or newest first for a query of operators only
+            # (nothing to score by text).
+            rows = self.store.lexical_search(node, now_ms=state["n"], limit=cfg.lexical_depth,
+                                             order="rank" if rankable else "time",
+                                             max_seq=state["s"])
         lists["lexical"] = [pid for pid, _ in rows]
         lex_scores = {pid: s for pid, s in rows if s is not None}
         clock.lap("lexical")
 
-        parts = [t for t in q.positive_text(node) if has_fts_token(t)]
+        parts = [t for t in q.positive_text(node) if self.store.has_words(t)]
         # The any-word list only when some post holds every word: evidence that the query is in
         # the stream's language. A query in another language shares only its small words with
         # unrelated posts ("en", "dans"), so there the semantic list alone speaks (when there is
@@ -330,7 +331,7 @@ class SearchEngine:
                if offset + limit < len(collapsed) else None)
         return hits, nxt, sem_info
 
-    def _any_terms(self, node, parts: list[str], state: dict) -> list[int]:
+    def _any_terms(self, node: q.Node, parts: list[str], state: dict) -> list[int]:
         """BM25 over posts holding any of the query's words or phrases (operators and exclusions
         still apply): the relevance signal for posts that match most, not all, of a long query."""
         depth = self.config.lexical_depth
@@ -346,20 +347,17 @@ class SearchEngine:
             if not parts:
                 return []
             hits = lx.top_any(parts, depth * OVERFETCH)
-            rc = self.store.compile(relaxed, state["n"], candidates=True) if relaxed else None
-            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "TRUE",
-                                       rc.params if rc else (), max_seq=state["s"])
+            ok = self.store.filter_ids([pid for pid, _ in hits], relaxed, now_ms=state["n"],
+                                       candidates=True, max_seq=state["s"])
             return [pid for pid, _ in hits if pid in ok][:depth]
-        rc = self.store.compile(relaxed, state["n"]) if relaxed else None
         match = self.store.match_any(parts, common_share=self.config.common_share)
         if match is None:                  # every word too common to be a signal
             return []
-        rows = self.store.lexical_search(match,
-                                         rc.where if rc else "TRUE", rc.params if rc else (),
+        rows = self.store.lexical_search(relaxed, now_ms=state["n"], any_words=match,
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
 
-    def _accelerated(self, node, c, state: dict, clock: Laps):
+    def _accelerated(self, node: q.Node, state: dict, clock: Laps):
         """BM25 top-k from the tantivy index, filtered by the whole query in SQL; None when the
         index is absent, too far behind, or the filter is too selective for its candidates."""
         lx = self.lexical_index
@@ -373,7 +371,6 @@ class SearchEngine:
             clock.lap("lexical_index_refresh")
         depth = self.config.lexical_depth
         rest = _drop_top_text(node)
-        rc = self.store.compile(rest, state["n"], candidates=True) if rest is not None else None
         since, until = _time_bounds(node, state["n"])
         for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
             got = lx.top(node, k, since_ms=since, until_ms=until)
@@ -381,16 +378,16 @@ class SearchEngine:
                 return None
             hits, total = got
             # tantivy enforced the query's words; the rest is checked per candidate row.
-            ok = self.store.filter_ids([pid for pid, _ in hits], rc.where if rc else "TRUE",
-                                       rc.params if rc else (), max_seq=state["s"])
+            ok = self.store.filter_ids([pid for pid, _ in hits], rest, now_ms=state["n"],
+                                       candidates=True, max_seq=state["s"])
             rows = [(pid, score) for pid, score in hits if pid in ok][:depth]
             if len(rows) == depth or total <= len(hits):
                 return rows
         return None                        # a selective filter: FTS5 + SQL find them all
 
-    def _semantic(self, node, wanted: bool, state: dict, lists: dict, clock: Laps):
+    def _semantic(self, node: q.Node, wanted: bool, state: dict, lists: dict, clock: Laps):
         """The semantic list (into ``lists``); returns (info, cosines, query vector or None,
-        the SQL filter its candidates passed)."""
+        the relaxed query its candidates passed)."""
         cos: dict[int, float] = {}
         off = None, None
         if not wanted:
@@ -411,27 +408,23 @@ class SearchEngine:
         near = self.vectors.search(qv, self.config.semantic_depth)
         clock.lap("semantic")
         relaxed = relax_text(node)
-        if relaxed is None:
-            where, params = "TRUE", ()
-        else:
-            rc = self.store.compile(relaxed, state["n"])
-            where, params = rc.where, rc.params
-        kept = self._kept(near, (where, params), state)
+        kept = self._kept(near, relaxed, state)
         lists["semantic"] = [pid for pid, _ in kept]
         cos.update(kept)
         clock.lap("semantic_filter")
         # len(index) instead of counting the vectors table: this runs on every query
         return ({"used": True, "candidates": len(kept), "embedded": len(self.vectors),
                  "pending_posts": self.store.embedding_pending(), "model": self.vectors.model},
-                cos, qv, (where, params))
+                cos, qv, relaxed)
 
-    def _kept(self, near: list[tuple[int, float]], sql: tuple, state: dict):
+    def _kept(self, near: list[tuple[int, float]], relaxed: q.Node | None, state: dict):
         """Nearest neighbours that satisfy the query's operators and exclusions."""
-        ok = self.store.filter_ids([pid for pid, _ in near], sql[0], sql[1], max_seq=state["s"])
+        ok = self.store.filter_ids([pid for pid, _ in near], relaxed, now_ms=state["n"],
+                                   max_seq=state["s"])
         return [(pid, s) for pid, s in near if pid in ok and s >= self.config.min_similarity]
 
-    def _feedback(self, qv, relevance: dict[int, float], dups: dict, sql: tuple,
-                  state: dict) -> list[int]:
+    def _feedback(self, qv: np.ndarray, relevance: dict[int, float], dups: dict,
+                  relaxed: q.Node | None, state: dict) -> list[int]:
         """Rocchio in embedding space: the query vector moved towards the centroid of the first
         round's top posts (one per near-duplicate group, so a flood of copies does not pull the
         centroid), searched again. Empty when none of the top posts has a vector yet."""
@@ -448,41 +441,15 @@ class SearchEngine:
         blobs = self.store.vectors_of(top)
         if not blobs:
             return []
-        from townsquare.embed.stage import from_blobs
         V = from_blobs([blobs[pid] for pid in top if pid in blobs], qv.shape[0])   # (m, dim)
         a = cfg.feedback_query_weight
         moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
         near = self.vectors.search(moved, cfg.semantic_depth)
-        return [pid for pid, _ in self._kept(near, sql, state)]
+        return [pid for pid, _ in self._kept(near, relaxed, state)]
 
 
 def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:
     return SearchHit(id=p.id, text=p.text, created_at=p.created_at, author=p.author_handle,
                      author_id=p.author_id, lang=p.lang, score=score, parts=parts,
                      matched=matched, near_duplicates=dup_count)
-
-
-def engine_for(store: Store, folder: Any = None, *, semantic: bool = True,
-               config: SearchConfig | None = None) -> SearchEngine:
-    """A search engine for a store: semantic when the store holds vectors (of the model that made
-    them), its index file kept in ``folder`` (the store's home; None keeps it in memory)."""
-    from pathlib import Path
-    lexical_index = None
-    if folder is not None and not store.indexes_in_store:
-        try:
-            from townsquare.search.lexindex import LexicalIndex
-            lexical_index = LexicalIndex(store, Path(folder) / "lexical")
-        except ImportError:            # tantivy not installed: FTS5 alone
-            lexical_index = None
-    model = store.embed_model() if semantic else None
-    if model is None:
-        return SearchEngine(store, lexical_index=lexical_index, config=config)
-    from townsquare.embed.models import get_embedder
-    from townsquare.embed.sync import InStoreVectors, StoreVectors
-    emb = get_embedder(model)
-    if store.indexes_in_store:
-        return SearchEngine(store, embedder=emb, vectors=InStoreVectors(store), config=config)
-    path = Path(folder) / "vectors.index" if folder is not None else None
-    return SearchEngine(store, embedder=emb, vectors=StoreVectors(store, path, emb.dim),
-                        lexical_index=lexical_index, config=config)

@@ -3,7 +3,7 @@
     >>> from townsquare.store.sqlite import SQLiteStore
     >>> from townsquare.store.base import Stored
     >>> from townsquare.posts import Post
-    >>> from townsquare.search.query import parse
+    >>> from townsquare.query import parse
     >>> s = SQLiteStore(":memory:")
     >>> _ = s.write_batch([Stored(Post(id=1212092628029698048, text="Flood on Main St", source="t").normalized())], [])
     >>> lx = LexicalIndex(s, None)
@@ -26,35 +26,34 @@ whole query in SQL, so operators, exclusions and deletions are applied exactly; 
 candidates survive a selective filter, the engine falls back to FTS5.
 
 Tokens: lowercase and ASCII folding over a simple word tokenizer, the same as FTS5's ``unicode61
-remove_diacritics 2`` for Latin scripts (``fold``). The query side is tokenized by ``fold`` in
-Python to build term and phrase queries directly: user text never reaches tantivy's query parser.
+remove_diacritics 2`` for Latin scripts (``index_tokens``). The query side is tokenized by
+``index_tokens`` in Python to build term and phrase queries directly: user text never reaches
+tantivy's query parser.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
-from townsquare.search import query as q
+from townsquare import query as q
 from townsquare.store.base import Store
+from townsquare.text.normalize import WORD, lower_strip_accents
 
 _PAGE = 20_000
 SCHEMA = 2          # bump when the fields change: an index of another layout is rebuilt
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def fold(text: str) -> list[str]:
-    """Lowercase, strip accents, split into words: the index's tokens.
+def index_tokens(text: str) -> list[str]:
+    """Lowercase, strip accents, split into words: the index's tokens (``lower_strip_accents``
+    is what tantivy's lowercaser and ASCII folding do to a word).
 
-    >>> fold("Séisme à l'Équateur: covid-19!")
+    >>> index_tokens("Séisme à l'Équateur: covid-19!")
     ['seisme', 'a', 'l', 'equateur', 'covid', '19']
     """
-    s = unicodedata.normalize("NFKD", text.lower())
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    return _WORD.findall(s)
+    return WORD.findall(lower_strip_accents(text))
 
 
 class LexicalIndex:
@@ -109,7 +108,7 @@ class LexicalIndex:
         ``max_seq`` (default: the store's newest)."""
         return max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.watermark)
 
-    def refresh(self, progress=None) -> int:
+    def refresh(self, progress: Callable[[int], object] | None = None) -> int:
         """Index what was ingested since the last refresh; returns how many posts."""
         rows = self.store.posts_since(self.watermark, _PAGE)
         if not rows:
@@ -153,13 +152,13 @@ class LexicalIndex:
         the query, so filtering its hits by the full query in SQL is exact."""
         Occur, Query = self._t.Occur, self._t.Query
         if isinstance(node, (q.Term, q.Phrase)):
-            words = fold(node.text)
+            words = index_tokens(node.text)
         elif isinstance(node, q.Hashtag):
-            words = fold(node.tag)
+            words = index_tokens(node.tag)
         elif isinstance(node, q.Mention):
-            words = fold(node.handle)
+            words = index_tokens(node.handle)
         elif isinstance(node, q.Cashtag):
-            words = fold(node.tag)
+            words = index_tokens(node.tag)
         elif isinstance(node, q.And):
             must = [c for c in (self._text_query(ch) for ch in node.children) if c is not None]
             if not must:
@@ -185,7 +184,7 @@ class LexicalIndex:
         """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""
         searcher = self._searcher          # one snapshot per call (a refresh swaps it)
         n = searcher.num_docs
-        words = fold(part)
+        words = index_tokens(part)
         if not n or not words:
             return 0.0
         return min(searcher.doc_freq("text", w) for w in words) / n
@@ -195,7 +194,7 @@ class LexicalIndex:
         Query, Occur = self._t.Query, self._t.Occur
         clauses = []
         for part in parts:
-            words = fold(part)
+            words = index_tokens(part)
             if len(words) == 1:
                 clauses.append((Occur.Should, Query.term_query(self.schema, "text", words[0])))
             elif words:

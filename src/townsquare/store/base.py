@@ -4,7 +4,10 @@ The embedded SQLite store (``townsquare.store.sqlite``) is the default; a Postgr
 implement the same interface, so no SQL lives outside ``townsquare.store``.
 
     >>> from townsquare.store import open_store
-    >>> from townsquare.posts import Post
+    >>> import numpy as np
+
+from townsquare.posts import Post
+from townsquare.query import Node
     >>> from townsquare.store.base import Stored
     >>> with open_store(":memory:") as store:
     ...     r = store.write_batch([Stored(Post(id=1212092628029698048, text="hi", source="demo").normalized())], [])
@@ -17,7 +20,10 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from townsquare.posts import Post
+from townsquare.query import Node
 
 
 @dataclass(slots=True)
@@ -60,6 +66,17 @@ class WriteResult:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A batch turned into plain rows, without touching the database (``prepare_batch``), so
+    that the CPU work can run in another process than the writes (``write_prepared``). Records are
+    ``(id, source, posts row, content hash, file, line, labels JSON)``."""
+
+    records: list[tuple]
+    quarantined: list[tuple]
+    now: int
+
+
+@dataclass(slots=True)
 class PendingEnrichment:
     """A post the late stage (language id, near-duplicate linking) has not processed yet."""
 
@@ -79,6 +96,14 @@ class Enrichment:
     buckets: dict[int, list[int]] = field(default_factory=dict)   # post id -> one bucket per band
     links: dict[int, int] = field(default_factory=dict)           # post id -> original post id
     watermark: int = 0                                            # highest seq processed
+
+
+@dataclass(frozen=True, slots=True)
+class AnyWords:
+    """What ``Store.match_any`` made, for ``lexical_search``: the backend's own full-text
+    expression for "any of these texts" (FTS5 syntax, or a ``tsquery`` over stemmed words)."""
+
+    expr: str
 
 
 def author_key(author: str | int) -> str:
@@ -140,21 +165,22 @@ class Store(abc.ABC):
         self.close()
 
     # --- writes ----------------------------------------------------------------------------------
-    @abc.abstractmethod
     def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
                     statuses: bool = False) -> WriteResult:
         """Idempotent upsert of normalized posts (``Post.normalized()``) plus quarantine records,
         atomically (all or nothing). ``statuses=True`` fills ``WriteResult.statuses``."""
+        return self.write_prepared(self.prepare(posts, quarantined), statuses=statuses)
 
     # A batch can be prepared (CPU work, no database access) in one process and written in another:
     # the ingest pipeline parses and prepares while a writer process holding its own connection
     # (``opener()``) writes. Backends that cannot be reopened elsewhere return None from opener().
-    def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Any:
-        """A picklable form of the batch for ``write_prepared``."""
-        return (list(posts), list(quarantined))
+    @abc.abstractmethod
+    def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
+        """A picklable form of the batch for ``write_prepared`` (``store.batch.prepare_batch``)."""
 
-    def write_prepared(self, batch: Any, *, statuses: bool = False) -> WriteResult:
-        return self.write_batch(*batch, statuses=statuses)
+    @abc.abstractmethod
+    def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
+        """Write what ``prepare`` made (of this store, or of another backend), as ``write_batch``."""
 
     # A server writes all the time: its writer leaves the log flush (checkpoint) to a background
     # thread instead of paying for it inside a commit now and then. No-ops for backends without
@@ -274,34 +300,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def write_enrichment(self, e: Enrichment) -> None: ...
 
-    # --- search reads (see townsquare.store.sqlite_search for the embedded backend) -------------
-    # The search engine asks the store to compile a parsed query into its own SQL dialect, then
-    # hands that SQL back to lexical_search / filter_ids: no SQL of one backend reaches another.
-    def compile(self, node: Any, now_ms: int, *, candidates: bool = False) -> Any:
-        """A parsed query (``townsquare.search.query``) as this backend's ``SqlQuery``
-        (``where``, ``params``, ``fts``); the embedded store's SQLite dialect by default."""
-        from townsquare.search.sqlfilter import compile_sqlite
-        return compile_sqlite(node, now_ms, candidates=candidates)
-
-    def match_any(self, texts: Sequence[str], *, common_share: float | None = None) -> Any:
-        """An ``fts`` expression for ``lexical_search``: posts holding any of these texts; None
-        when nothing is left to match. ``common_share``: a backend that knows its words'
-        frequencies may leave out texts in more than that share of the posts (this default,
-        FTS5's, does not)."""
-        from townsquare.search.sqlfilter import fts_string
-        return " OR ".join(fts_string(t) for t in texts)
+    # --- search reads (townsquare.store.sqlite_search, townsquare.store.postgres_search) ----------
+    # Search hands the store a parsed query (``townsquare.query``); each backend compiles it into
+    # its own SQL (``store.sqlite_query``, ``store.postgres_query``), so no SQL leaves the store.
+    # ``query=None`` is "no condition". ``now_ms`` (ms since the epoch) resolves ``within_time:``
+    # (default: the current time); a paginated search passes its first page's.
+    @abc.abstractmethod
+    def has_words(self, text: str) -> bool:
+        """Whether ``text`` holds something the full-text index can match (not only emoji or
+        punctuation): which of a query's texts can join an any-word search."""
 
     @abc.abstractmethod
-    def lexical_search(self, fts: Any, where: str, params: Sequence[Any], *,
-                       limit: int = 100, order: str = "rank",
-                       before: tuple[int, int] | None = None,
+    def rankable(self, query: Node) -> bool:
+        """Whether the query implies text that ``lexical_search`` can rank by (BM25 or cover
+        density); a query of operators only is not, and is listed newest first instead."""
+
+    @abc.abstractmethod
+    def match_any(self, texts: Sequence[str], *,
+                  common_share: float | None = None) -> AnyWords | None:
+        """Posts holding any of these texts, for ``lexical_search(any_words=...)``; None when
+        nothing is left to match. ``common_share``: a backend that knows its words'
+        frequencies may leave out texts in more than that share of the posts."""
+
+    @abc.abstractmethod
+    def lexical_search(self, query: Node | None, *, now_ms: int | None = None,
+                       any_words: AnyWords | None = None, limit: int = 100,
+                       order: str = "rank", before: tuple[int, int] | None = None,
                        max_seq: int | None = None) -> list[tuple[int, float | None]]:
-        """``(id, score)`` of matching posts, by BM25 (``order="rank"``) or newest first.
-        ``fts`` is what ``compile`` or ``match_any`` of this store made, or None."""
+        """``(id, score)`` of posts that satisfy ``query`` (and hold ``any_words`` when given),
+        by text relevance (``order="rank"``: of ``any_words`` when given, else of the query's
+        own text, which must be ``rankable``) or newest first (``order="time"``), continuing
+        after the ``before=(created_at, id)`` cursor. ``max_seq`` hides posts ingested after a
+        snapshot. Higher scores are better; None in time order without text."""
 
     @abc.abstractmethod
-    def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,
-                   max_seq: int | None = None) -> set[int]: ...
+    def filter_ids(self, ids: Sequence[int], query: Node | None, *, now_ms: int | None = None,
+                   candidates: bool = False, max_seq: int | None = None) -> set[int]:
+        """The ids among ``ids`` that exist (up to ``max_seq``) and satisfy ``query``.
+        ``candidates=True`` checks text per row and tags in their column only: the plan for a
+        few hundred candidates from an index beside the store (see the compilers)."""
 
     @abc.abstractmethod
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]: ...
@@ -342,6 +379,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def vector_ids(self) -> set[int]: ...
+
+    @abc.abstractmethod
+    def vector_count(self) -> int: ...
+
+    def vector_search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(post id, cosine)`` of the ``k`` nearest stored vectors by the store's own index:
+        only a store whose ``indexes_in_store`` is True has one (the others keep a derived index
+        file beside them, ``embed.sync.StoreVectors``)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no vector index of its own")
 
     @abc.abstractmethod
     def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:

@@ -19,30 +19,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from townsquare.posts import Post
-from townsquare.store.base import Quarantined, Stored, WriteResult
-
-# Column order of ``posts`` as written by ``write_batch`` (everything but the bookkeeping columns).
-_COLS = ("id", "created_at", "author_id", "author_handle", "author_name", "text", "lang",
-         "hashtags", "mentions", "urls", "cashtags", "has_media", "reply_to_id",
-         "reply_to_user_id", "repost_of_id", "quote_of_id", "conversation_id", "retweet_count",
-         "like_count", "reply_count", "quote_count", "lon", "lat", "source")
-_LIST_COLS = {"hashtags", "mentions", "urls", "cashtags"}
-
-@dataclass(slots=True)
-class Prepared:
-    """A batch turned into plain rows, without touching the database (``prepare_batch``), so
-    that the CPU work can run in another process than the writes (``write_prepared``). Records are
-    ``(id, source, posts row, content hash, file, line, labels JSON)``."""
-
-    records: list[tuple]
-    quarantined: list[tuple]
-    now: int
+from townsquare.store.base import Prepared, Quarantined, Stored, WriteResult
 
 
 def _dumps(v: Any) -> str:
@@ -50,6 +32,7 @@ def _dumps(v: Any) -> str:
 
 
 def _row(p: Post) -> tuple:
+    # in ``sqlreads.POST_COLUMNS`` order, lists as JSON (the embedded store's types)
     return (p.id, p.created_at, p.author_id, p.author_handle, p.author_name, p.text, p.lang,
             _dumps(p.hashtags) if p.hashtags else None,
             _dumps(p.mentions) if p.mentions else None,

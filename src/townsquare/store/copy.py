@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from townsquare.ingest.neardup import band_buckets
 from townsquare.posts import Post
 from townsquare.store.base import Enrichment, Store, Stored
+from townsquare.text.shingles import band_buckets
 
 # ``quarantine_items`` only takes a limit (no cursor), so the quarantine is read in one call.
 _ALL = 1 << 62

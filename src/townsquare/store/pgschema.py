@@ -28,6 +28,7 @@ indexes of the others.
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 
 SCHEMA_VERSION = 1
 SNOWFLAKE_EPOCH_MS = 1288834974657
@@ -148,7 +149,6 @@ def year_of_id(post_id: int) -> int | None:
     """The partition year of an id, None for ``posts_legacy``."""
     if post_id < snowflake_floor(_year_start_ms(FIRST_YEAR)):
         return None
-    import datetime as dt
     ms = (post_id >> 22) + SNOWFLAKE_EPOCH_MS
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).year
 

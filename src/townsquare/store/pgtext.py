@@ -11,34 +11,26 @@ Why not ``to_tsvector('simple', text)``: PostgreSQL's parser keeps ``-19`` of ``
 word, treats host names, e-mails and URLs as single tokens and depends on the server's locale,
 so ``covid 19`` would not find ``covid-19`` and a search could differ between the two stores.
 The embedded store's FTS5 ``unicode61 remove_diacritics 2`` tokenizer splits on every character
-that is not a letter or a digit, folds case and drops diacritics; ``words`` does the same here,
-and the store writes the result as a ``tsvector`` literal (lexemes verbatim, with positions), so
-matching is the same on both backends whatever the server's locale. Per-language stemming and
+that is not a letter or a digit, folds case and drops diacritics; ``words`` does the same here
+(``townsquare.text.normalize``), and the store writes the result as a ``tsvector`` literal
+(lexemes verbatim, with positions), so matching is the same on both backends whatever the
+server's locale. Per-language stemming and
 stop words (``to_tsvector('french', ...)``) are used for ranking only, where a looser notion of
 "the same word" helps and cannot change which posts match (``townsquare.store.postgres``).
 """
 from __future__ import annotations
 
-import re
-import unicodedata
+from townsquare.text.normalize import WORD, lower_strip_accents_canonical
 
-__all__ = ["fold", "words", "tsvector_literal", "phrase_tsquery", "MAX_POSITION"]
+__all__ = ["words", "tsvector_literal", "phrase_tsquery", "MAX_POSITION"]
 
 MAX_POSITION = 16383          # tsvector positions stop here (PostgreSQL's limit)
-_WORD = re.compile(r"[^\W_]+")
-
-
-def fold(text: str) -> str:
-    """Lowercase without diacritics (``Été`` -> ``ete``), as FTS5's ``remove_diacritics 2``."""
-    if text.isascii():                       # most posts: nothing to decompose
-        return text.lower()
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
 def words(text: str) -> list[str]:
-    """The words of ``text`` in order: runs of letters and digits after folding."""
-    return _WORD.findall(fold(text))
+    """The words of ``text`` in order: runs of letters and digits after FTS5's folding
+    (``lower_strip_accents_canonical``: lowercase, diacritics dropped, ``Été`` -> ``ete``)."""
+    return WORD.findall(lower_strip_accents_canonical(text))
 
 
 def _lexeme(word: str) -> str:

@@ -3,11 +3,8 @@
     townsquare ingest ../shared/data --store postgresql://user@db.example/townsquare
     TOWNSQUARE_STORE=postgresql://... townsquare serve --workers 4
 
-    >>> from townsquare.store import open_store
     >>> is_postgres_url("postgresql://app:secret@db.example/townsquare")   # open_store's choice
     True
-    >>> _redact("postgresql://app:secret@db.example/townsquare")            # as errors show it
-    'postgresql://app:***@db.example/townsquare'
 
 Behaviour is the embedded store's (``townsquare.store.sqlite``); the store tests run against both.
 What differs, and why:
@@ -29,36 +26,45 @@ What differs, and why:
 """
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from townsquare.posts import Post
+from townsquare.query import parse
+from townsquare.settings import redact_url
 from townsquare.store import pgschema
 from townsquare.store.base import (
     Enrichment,
+    Prepared,
     Quarantined,
     Store,
     Stored,
     WriteResult,
     author_key,
 )
+from townsquare.store.batch import plan_batch, prepare_batch
 from townsquare.store.pgtext import tsvector_literal
 from townsquare.store.postgres_search import PostgresSearchReads
-from townsquare.store.sqlreads import SharedReads
-from townsquare.store.batch import _COLS, _LIST_COLS, Prepared, plan_batch, prepare_batch
+from townsquare.store.sqlreads import (
+    LIST_COLUMNS,
+    POST_COLUMNS,
+    SharedReads,
+    post_from_array_row,
+)
 
 WRITE_LOCK = 0x746F776E   # "town": the advisory lock every writer of a store takes
-_ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at", "words")
-_TEXT = _COLS.index("text")
+_ALL_COLS = POST_COLUMNS + ("content_hash", "seq", "ingested_at", "words")
+_TEXT = POST_COLUMNS.index("text")
 _PLACES = ", ".join(["%s"] * (len(_ALL_COLS) - 1) + ["%s::tsvector"])
 _INSERT = f"INSERT INTO posts ({', '.join(_ALL_COLS)}) VALUES ({_PLACES})"
 _COPY = f"COPY posts ({', '.join(_ALL_COLS)}) FROM STDIN"
 _MERGE = ",\n".join(f"{c} = COALESCE(excluded.{c}, posts.{c})"
-                    for c in _COLS if c not in ("id", "source", "text", "lang", "has_media"))
+                    for c in POST_COLUMNS if c not in ("id", "source", "text", "lang", "has_media"))
 _UPSERT = f"""{_INSERT}
 ON CONFLICT (id) DO UPDATE SET
 {_MERGE},
@@ -103,30 +109,15 @@ def _clean(v: Any) -> Any:
 
 
 def _pg_row(row: tuple) -> tuple:
-    """An embedded-store row (``sqlite._row``: lists as JSON) in PostgreSQL's types."""
+    """An embedded-store row (``batch._row``: lists as JSON) in PostgreSQL's types."""
     out = []
-    for c, v in zip(_COLS, row):
-        if c in _LIST_COLS:
+    for c, v in zip(POST_COLUMNS, row):
+        if c in LIST_COLUMNS:
             v = [_clean(x) for x in orjson.loads(v)] if v else None
         elif c == "has_media":
             v = bool(v)
         out.append(_clean(v))
     return tuple(out)
-
-
-def post_from_row(r: Sequence[Any]) -> Post:
-    """A ``Post`` from a row of ``_COLS`` as PostgreSQL returns it."""
-    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
-     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
-     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(_COLS)]
-    return Post(
-        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
-        author_handle=handle, author_name=name, lang=lang, hashtags=list(hashtags or []),
-        mentions=list(mentions or []), urls=list(urls or []), cashtags=list(cashtags or []),
-        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
-        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
-        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
-        quote_count=quote_count, lon=lon, lat=lat)
 
 
 class PostgresStore(PostgresSearchReads, SharedReads, Store):
@@ -138,12 +129,12 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
                  create: bool = True):
         """``upgrade``: bring an older schema up to date on open; ``create``: create the schema
         in an empty database (``townsquare migrate`` opens with neither, to report first)."""
-        import psycopg
+        import psycopg    # optional (server mode only): the embedded store must not need it
         self.url = url
         try:
             self._db = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
         except psycopg.OperationalError as e:
-            raise ConnectionError(f"cannot connect to PostgreSQL at {_redact(url)}: "
+            raise ConnectionError(f"cannot connect to PostgreSQL at {redact_url(url)}: "
                                   f"{str(e).strip()}") from None
         self._partitions: set[str] = set()
         version = self.schema_version()
@@ -151,7 +142,7 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
                 version is not None and upgrade and version < pgschema.SCHEMA_VERSION):
             self.migrate()
         elif version is not None and version > pgschema.SCHEMA_VERSION:
-            raise RuntimeError(f"{_redact(url)}: schema version {version} is newer than this "
+            raise RuntimeError(f"{redact_url(url)}: schema version {version} is newer than this "
                                f"townsquare ({pgschema.SCHEMA_VERSION}); upgrade townsquare")
 
     # --- schema ----------------------------------------------------------------------------------
@@ -200,7 +191,7 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
         return self._db.execute(sql.replace("?", "%s"), args).fetchall()
 
     def _to_post(self, row: Sequence[Any]) -> Post:
-        return post_from_row(row)
+        return post_from_array_row(row)
 
     def _tx(self):
         return self._db.transaction()
@@ -220,7 +211,6 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
         self._db.close()
 
     def opener(self) -> Callable[[], "PostgresStore"] | None:
-        import functools
         return functools.partial(PostgresStore, self.url)
 
     # --- writes ----------------------------------------------------------------------------------
@@ -273,10 +263,6 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
                     result.quarantined = len(batch.quarantined)
         return result
 
-    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
-                    statuses: bool = False) -> WriteResult:
-        return self.write_prepared(self.prepare(posts, quarantined), statuses=statuses)
-
     def delete(self, ids: Iterable[int]) -> int:
         ids = sorted(set(int(i) for i in ids))
         now = int(time.time() * 1000)
@@ -319,10 +305,9 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
 
     def lexical_ids(self, match: str, limit: int = 100) -> list[int]:
         """Ids matching ``match`` in the search query language (words, "phrases", OR, -word)."""
-        from townsquare.search.query import parse
-        c = self.compile(parse(match), int(time.time() * 1000))
+        query = parse(match)
         return [pid for pid, _ in self.lexical_search(
-            c.fts, c.where, c.params, limit=limit, order="rank" if c.fts else "time")]
+            query, limit=limit, order="rank" if self.rankable(query) else "time")]
 
     def stats(self) -> dict[str, Any]:
         s = SharedReads.stats(self)
@@ -411,13 +396,7 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    import re
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def is_postgres_url(target: Any) -> bool:
+def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 

@@ -1,19 +1,17 @@
 """The PostgreSQL store's reads for search, its embeddings (pgvector), and state shared by workers.
 
-    >>> from townsquare.store.postgres_search import StemmedAny, _LEXEME
-    >>> StemmedAny("('flood') | ('warn')").tsquery
-    "('flood') | ('warn')"
+    >>> from townsquare.store.postgres_search import _LEXEME
     >>> _LEXEME.findall("'flood' & 'warn'")
     ['flood', 'warn']
 
-Search hands this store the SQL that ``compile()`` made (``townsquare.search.pgfilter``: a
-``where`` over ``posts p`` with ``%s`` parameters, and ``fts``, a ``tsquery`` over the exact
-words). ``lexical_search`` finds matches through the GIN index on ``words`` and ranks them with
-``ts_rank_cd`` (cover density: how many of the query's words, how close together) plus the rank
-of the post's stemmed, per-language ``tsv`` against the query's words in every configuration.
-"Any of the words" (``match_any``) matches on the stemmed ``tsv``: a long query's words in
-English, French, Spanish or as written (``pgschema.ANY_WORD_CONFIGS``), one constant ``tsquery``
-so the GIN index answers it.
+Search hands this store a parsed query, compiled here by ``townsquare.store.postgres_query``
+into a ``where`` over ``posts p`` with ``%s`` parameters, and ``fts``, a ``tsquery`` over the
+exact words. ``lexical_search`` finds matches through the GIN index on ``words`` and ranks them
+with ``ts_rank_cd`` (cover density: how many of the query's words, how close together) plus the
+rank of the post's stemmed, per-language ``tsv`` against the query's words in every
+configuration. "Any of the words" (``match_any``) matches on the stemmed ``tsv``: a long query's
+words in English, French, Spanish or as written (``pgschema.ANY_WORD_CONFIGS``), one constant
+``tsquery`` so the GIN index answers it.
 
 Vectors: ``vec`` (float16 bytes) stays the source of truth, as in the embedded store, and the
 same vector is kept in ``emb``, a pgvector ``halfvec`` column with an HNSW index (cosine). The
@@ -27,42 +25,59 @@ one process writes a new version, the others read it when its version moves.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from townsquare.posts import Post
+from townsquare.query import Node
 from townsquare.store import pgschema
-from townsquare.store.base import author_queries, newest_rows
-
-
-@dataclass(frozen=True)
-class StemmedAny:
-    """``match_any``'s expression: a constant ``tsquery`` over the stemmed ``tsv`` column."""
-    tsquery: str
-
+from townsquare.store.base import AnyWords, author_queries, newest_rows
+from townsquare.store.postgres_query import SqlQuery, compile_postgres, tsquery_of
+from townsquare.store.sqlite_query import has_fts_token
+from townsquare.store.sqlreads import POST_COLUMNS, post_from_array_row
 
 _STATS_TTL_S = 60.0
 _LEXEME = re.compile(r"'((?:[^']|'')*)'")
+_NO_CONDITION = SqlQuery(where="TRUE", params=(), fts=None)
+
+
+# Compiled once per (query, now, mode), as in the embedded store (``sqlite_search._compiled``).
+@functools.lru_cache(maxsize=512)
+def _compiled(query: Node, now_ms: int, candidates: bool) -> SqlQuery:
+    return compile_postgres(query, now_ms, candidates=candidates)
+
+
+def _sql(query: Node | None, now_ms: int | None, candidates: bool = False) -> SqlQuery:
+    """``query`` as this store's SQL (``now_ms`` None: now); "no condition" for None."""
+    if query is None:
+        return _NO_CONDITION
+    return _compiled(query, int(time.time() * 1000) if now_ms is None else now_ms, candidates)
 
 
 class PostgresSearchReads:
     """Mixin for ``PostgresStore``: uses its ``_db`` connection, ``_meta``, ``_set_meta``,
     ``_tx`` and ``_lock``."""
 
-    _db: Any
+    _db: Any      # a psycopg Connection (psycopg is imported only when a store opens)
 
     # --- the query language ----------------------------------------------------------------------
-    def compile(self, node: Any, now_ms: int, *, candidates: bool = False):
-        from townsquare.search.pgfilter import compile_postgres
-        return compile_postgres(node, now_ms, candidates=candidates)
+    def has_words(self, text: str) -> bool:
+        # The embedded store's rule (FTS5's tokenizer), on purpose: the engine builds its
+        # any-word list from it, and both stores must build the same list for a query;
+        # ``match_any`` drops a text that has no word by PostgreSQL's rule.
+        return has_fts_token(text)
 
-    def match_any(self, texts: Sequence[str], *, common_share: float | None = None) -> Any:
+    def rankable(self, query: Node) -> bool:
+        return tsquery_of(query) is not None
+
+    def match_any(self, texts: Sequence[str], *,
+                  common_share: float | None = None) -> AnyWords | None:
         """Posts whose stemmed words hold any of ``texts`` (each text's words in any of the
         any-word configurations). Texts whose every stemmed form is in more than
         ``common_share`` of the posts are left out, as the tantivy path does ("de", "the": in
@@ -84,7 +99,7 @@ class PostgresSearchReads:
             if common and all(set(_LEXEME.findall(q)) <= common for q in qs):
                 continue
             kept += [q for q in qs if q not in kept]
-        return StemmedAny(" | ".join(f"({q})" for q in kept)) if kept else None
+        return AnyWords(" | ".join(f"({q})" for q in kept)) if kept else None
 
     def _common_lexemes(self, share: float) -> set[str]:
         """Lexemes of ``tsv`` in more than ``share`` of the posts, by the statistics of each
@@ -107,24 +122,25 @@ class PostgresSearchReads:
         return common
 
     # --- lexical ---------------------------------------------------------------------------------
-    def lexical_search(self, fts: Any, where: str, params: Sequence[Any], *,
-                       limit: int = 100, order: str = "rank",
-                       before: tuple[int, int] | None = None,
+    def lexical_search(self, query: Node | None, *, now_ms: int | None = None,
+                       any_words: AnyWords | None = None, limit: int = 100,
+                       order: str = "rank", before: tuple[int, int] | None = None,
                        max_seq: int | None = None) -> list[tuple[int, float | None]]:
         if order not in ("rank", "time"):
             raise ValueError(f"order must be 'rank' or 'time', got {order!r}")
-        if order == "rank" and fts is None:
-            raise ValueError("order='rank' needs an fts expression")
-        conds, args = [f"({where})"], list(params)
+        c = _sql(query, now_ms)
+        if order == "rank" and any_words is None and c.fts is None:
+            raise ValueError("order='rank' needs text to rank by (a rankable query or any_words)")
+        conds, args = [f"({c.where})"], list(c.params)
         score, score_args = "NULL::float8", []
-        if isinstance(fts, StemmedAny):
+        if any_words is not None:     # match_any's tsquery is over the stemmed words
             conds.insert(0, "p.tsv @@ %s::tsquery")
-            args = [fts.tsquery] + args
-            score, score_args = "ts_rank(p.tsv, %s::tsquery)", [fts.tsquery]
-        elif fts is not None:
+            args = [any_words.expr] + args
+            score, score_args = "ts_rank(p.tsv, %s::tsquery)", [any_words.expr]
+        elif c.fts is not None:
             conds.insert(0, "p.words @@ %s::tsquery")
-            args = [fts] + args
-            score, score_args = "ts_rank_cd(p.words, %s::tsquery)", [fts]
+            args = [c.fts] + args
+            score, score_args = "ts_rank_cd(p.words, %s::tsquery)", [c.fts]
         if max_seq is not None:
             conds.append("p.seq <= %s")
             args.append(max_seq)
@@ -136,27 +152,24 @@ class PostgresSearchReads:
                 else " ORDER BY p.created_at DESC, p.id DESC") + " LIMIT %s"
         return [(r[0], r[1]) for r in self._db.execute(sql, score_args + args + [limit])]
 
-    def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,
-                   max_seq: int | None = None) -> set[int]:
-        sql = f"SELECT p.id FROM posts p WHERE p.id = ANY(%s) AND ({where})"
-        args = [list(ids)] + list(params)
+    def filter_ids(self, ids: Sequence[int], query: Node | None, *, now_ms: int | None = None,
+                   candidates: bool = False, max_seq: int | None = None) -> set[int]:
+        c = _sql(query, now_ms, candidates)
+        sql = f"SELECT p.id FROM posts p WHERE p.id = ANY(%s) AND ({c.where})"
+        args = [list(ids)] + list(c.params)
         if max_seq is not None:
             sql += " AND p.seq <= %s"
             args.append(max_seq)
         return {r[0] for r in self._db.execute(sql, args)}
 
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
-        from townsquare.store.postgres import post_from_row
-        from townsquare.store.sqlite import _COLS
-        return {r[0]: post_from_row(r) for r in self._db.execute(
-            f"SELECT {', '.join(_COLS)} FROM posts WHERE id = ANY(%s)", (list(ids),))}
+        return {r[0]: post_from_array_row(r) for r in self._db.execute(
+            f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id = ANY(%s)", (list(ids),))}
 
     def posts_by_author(self, author: str | int, *, limit: int = 500,
                         before_ms: int | None = None) -> list[Post]:
-        from townsquare.store.postgres import post_from_row
-        from townsquare.store.sqlite import _COLS
-        queries = author_queries(author, ", ".join(_COLS), limit, before_ms, mark="%s")
-        return [post_from_row(r) for r in newest_rows(
+        queries = author_queries(author, ", ".join(POST_COLUMNS), limit, before_ms, mark="%s")
+        return [post_from_array_row(r) for r in newest_rows(
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
     def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:

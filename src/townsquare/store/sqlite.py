@@ -32,21 +32,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from townsquare.ingest.neardup import band_buckets
 from townsquare.posts import Post
-from townsquare.store.batch import _COLS, Prepared, plan_batch, prepare_batch
-from townsquare.store.sqlite_search import SQLiteSearchReads
-from townsquare.store.sqlreads import SharedReads
 from townsquare.store.base import (
     Enrichment,
+    Prepared,
     Quarantined,
     Store,
     Stored,
     WriteResult,
     author_key,
 )
+from townsquare.store.batch import plan_batch, prepare_batch
+from townsquare.store.sqlite_search import SQLiteSearchReads
+from townsquare.store.sqlreads import POST_COLUMNS, SharedReads, post_from_json_row
+from townsquare.text.shingles import band_buckets
 
 SCHEMA_VERSION = 4
 # Upgrades from each older version, applied in order inside the opening transaction (tables that
@@ -135,15 +134,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
 );
 """
 
-_ALL_COLS = _COLS + ("content_hash", "seq", "ingested_at")
-_TEXT = _COLS.index("text")
+_ALL_COLS = POST_COLUMNS + ("content_hash", "seq", "ingested_at")
+_TEXT = POST_COLUMNS.index("text")
 
 
 # On conflict, a field the new record lacks (NULL) never erases what the store knows: two datasets
 # holding the same post (one with authors, one with labels) merge instead of overwriting.
 _MERGE = ",\n".join(
     f"{c} = COALESCE(excluded.{c}, posts.{c})"
-    for c in _COLS if c not in ("id", "source", "text", "lang", "has_media")
+    for c in POST_COLUMNS if c not in ("id", "source", "text", "lang", "has_media")
 )
 _INSERT = f"INSERT INTO posts ({', '.join(_ALL_COLS)}) VALUES ({', '.join('?' * len(_ALL_COLS))})"
 _UPSERT = f"""
@@ -172,24 +171,6 @@ ON CONFLICT(file, line) DO UPDATE SET source = excluded.source, reason = exclude
 _FTS_INSERT = "INSERT INTO posts_fts(rowid, text) VALUES (?, ?)"
 _FTS_DELETE = "INSERT INTO posts_fts(posts_fts, rowid, text) VALUES ('delete', ?, ?)"
 _CHUNK = 900  # stay under SQLite's default limit of 999 host parameters per statement
-
-
-def _post(r: sqlite3.Row | tuple) -> Post:
-    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
-     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
-     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(_COLS)]
-    return Post(
-        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
-        author_handle=handle, author_name=name, lang=lang,
-        hashtags=orjson.loads(hashtags) if hashtags else [],
-        mentions=orjson.loads(mentions) if mentions else [],
-        urls=orjson.loads(urls) if urls else [],
-        cashtags=orjson.loads(cashtags) if cashtags else [],
-        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
-        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
-        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
-        quote_count=quote_count, lon=lon, lat=lat,
-    )
 
 
 def _chunks(seq: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
@@ -241,7 +222,7 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
         return self._db.execute(sql, args).fetchall()
 
     def _to_post(self, row: Sequence[Any]) -> Post:
-        return _post(row)
+        return post_from_json_row(row)
 
     def _exec_script(self, script: str) -> None:
         # executescript() would COMMIT our transaction; run statement by statement instead.
@@ -342,10 +323,6 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                 db.executemany(_UPSERT_QUARANTINE, batch.quarantined)
                 result.quarantined = len(batch.quarantined)
         return result
-
-    def write_batch(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined], *,
-                    statuses: bool = False) -> WriteResult:
-        return self.write_prepared(self.prepare(posts, quarantined), statuses=statuses)
 
     def delete(self, ids: Iterable[int]) -> int:
         ids = sorted(set(int(i) for i in ids))

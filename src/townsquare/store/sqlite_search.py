@@ -1,20 +1,21 @@
 """The embedded store's reads for search, and its embeddings table (mixed into ``SQLiteStore``).
 
+    >>> from townsquare.query import parse
     >>> from townsquare.store.sqlite import SQLiteStore
     >>> from townsquare.store.base import Stored
     >>> from townsquare.posts import Post
     >>> s = SQLiteStore(":memory:")
     >>> _ = s.write_batch([Stored(Post(id=1212092628029698048, text="Flood on Main St", source="t").normalized())], [])
-    >>> [pid for pid, _ in s.lexical_search('"flood"', "1", ())]
+    >>> [pid for pid, _ in s.lexical_search(parse("flood -warning"))]
     [1212092628029698048]
-    >>> s.embedding_lag()["pending_posts"]
-    1
+    >>> s.filter_ids([1212092628029698048], parse("lang:fr")), s.embedding_lag()["pending_posts"]
+    (set(), 1)
 
 Search runs two kinds of SQL here: ``lexical_search`` (FTS5 MATCH ranked by BM25, or any filter
 ordered by time, with a keyset cursor) and ``filter_ids`` (which of some candidate ids satisfy a
-filter: how semantic candidates get the query's operators applied). The ``where`` clauses come from
-``townsquare.search.sqlfilter`` (over the alias ``p`` for ``posts``); they are SQL text with ``?``
-parameters, never user text spliced in.
+query: how semantic and tantivy candidates get the query's operators applied). Both take a parsed
+query and compile it with ``townsquare.store.sqlite_query`` (SQL over the alias ``p`` for
+``posts``, with ``?`` parameters: user text is never spliced in).
 
 Embeddings live in the ``vectors`` table (float16, the source of truth); the vector index is a
 derived file that catches up from it. The embedding step runs behind ingest with its own watermark
@@ -22,35 +23,77 @@ derived file that catches up from it. The embedding step runs behind ingest with
 """
 from __future__ import annotations
 
+import functools
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from townsquare.posts import Post
-from townsquare.store.base import author_queries, newest_rows
+from townsquare.query import Node
+from townsquare.store.base import AnyWords, author_queries, newest_rows
+from townsquare.store.sqlite_query import (
+    SqlQuery,
+    compile_sqlite,
+    fts_of,
+    fts_string,
+    has_fts_token,
+)
+from townsquare.store.sqlreads import POST_COLUMNS, post_from_json_row
 
 _CHUNK = 900
+_NO_CONDITION = SqlQuery(where="1", params=(), fts=None)
+
+
+# One search compiles the same (sub)query for several reads (the tantivy candidates' check
+# twice, the semantic list and its feedback round): compiled once, kept for the next ones and
+# the next pages (a cursor pins now_ms). Queries are frozen dataclasses, so they are the key.
+@functools.lru_cache(maxsize=512)
+def _compiled(query: Node, now_ms: int, candidates: bool) -> SqlQuery:
+    return compile_sqlite(query, now_ms, candidates=candidates)
+
+
+def _sql(query: Node | None, now_ms: int | None, candidates: bool = False) -> SqlQuery:
+    """``query`` as this store's SQL (``now_ms`` None: now); "no condition" for None."""
+    if query is None:
+        return _NO_CONDITION
+    return _compiled(query, int(time.time() * 1000) if now_ms is None else now_ms, candidates)
 
 
 class SQLiteSearchReads:
     """Mixin for ``SQLiteStore``: uses its ``_db`` connection and its ``_meta``, ``_set_meta``
     and ``_tx`` helpers."""
 
-    _db: Any
+    _db: sqlite3.Connection
+
+    # --- the query language ----------------------------------------------------------------------
+    def has_words(self, text: str) -> bool:
+        return has_fts_token(text)
+
+    def rankable(self, query: Node) -> bool:
+        return fts_of(query) is not None
+
+    def match_any(self, texts: Sequence[str], *,
+                  common_share: float | None = None) -> AnyWords | None:
+        """Posts holding any of ``texts``; FTS5 knows no word frequencies, so ``common_share``
+        leaves nothing out here (the tantivy index beside this store does that)."""
+        return AnyWords(" OR ".join(fts_string(t) for t in texts)) if texts else None
 
     # --- lexical ---------------------------------------------------------------------------------
-    def lexical_search(self, fts: str | None, where: str, params: Sequence[Any], *,
-                       limit: int = 100, order: str = "rank",
-                       before: tuple[int, int] | None = None,
+    def lexical_search(self, query: Node | None, *, now_ms: int | None = None,
+                       any_words: AnyWords | None = None, limit: int = 100,
+                       order: str = "rank", before: tuple[int, int] | None = None,
                        max_seq: int | None = None) -> list[tuple[int, float | None]]:
-        """``(id, bm25)`` of posts matching ``fts`` (when given) and ``where``; ``order="rank"``
-        sorts by BM25 (best first; needs ``fts``), ``order="time"`` newest first, continuing after
-        the ``before=(created_at, id)`` cursor. ``max_seq`` hides posts ingested after a snapshot.
-        BM25 is SQLite's (lower is better); it is returned negated, so higher is better."""
+        """``(id, bm25)`` of posts matching ``query``, and ``any_words`` when given (see
+        ``Store.lexical_search``). BM25 is SQLite's (lower is better); it is returned negated,
+        so higher is better."""
         if order not in ("rank", "time"):
             raise ValueError(f"order must be 'rank' or 'time', got {order!r}")
+        c = _sql(query, now_ms)
+        fts = any_words.expr if any_words is not None else c.fts
         if order == "rank" and fts is None:
-            raise ValueError("order='rank' needs an fts expression")
-        conds, args = [f"({where})"], list(params)
+            raise ValueError("order='rank' needs text to rank by (a rankable query or any_words)")
+        conds, args = [f"({c.where})"], list(c.params)
         if max_seq is not None:
             conds.append("p.seq <= ?")
             args.append(max_seq)
@@ -69,16 +112,17 @@ class SQLiteSearchReads:
         args.append(limit)
         return [(r[0], r[1]) for r in self._db.execute(sql, args)]
 
-    def filter_ids(self, ids: Sequence[int], where: str, params: Sequence[Any], *,
-                   max_seq: int | None = None) -> set[int]:
-        """The ids among ``ids`` that exist and satisfy ``where``."""
+    def filter_ids(self, ids: Sequence[int], query: Node | None, *, now_ms: int | None = None,
+                   candidates: bool = False, max_seq: int | None = None) -> set[int]:
+        """The ids among ``ids`` that exist and satisfy ``query``."""
+        c = _sql(query, now_ms, candidates)
         out: set[int] = set()
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
             sql = (f"SELECT p.id FROM posts p WHERE p.id IN ({','.join('?' * len(chunk))}) "
-                   f"AND ({where})")
-            args = list(chunk) + list(params)
+                   f"AND ({c.where})")
+            args = list(chunk) + list(c.params)
             if max_seq is not None:
                 sql += " AND p.seq <= ?"
                 args.append(max_seq)
@@ -86,21 +130,19 @@ class SQLiteSearchReads:
         return out
 
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
-        from townsquare.store.sqlite import _COLS, _post
         out: dict[int, Post] = {}
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
-            for r in self._db.execute(f"SELECT {', '.join(_COLS)} FROM posts WHERE id IN "
+            for r in self._db.execute(f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN "
                                       f"({','.join('?' * len(chunk))})", chunk):
-                out[r[0]] = _post(r)
+                out[r[0]] = post_from_json_row(r)
         return out
 
     def posts_by_author(self, author: str | int, *, limit: int = 500,
                         before_ms: int | None = None) -> list[Post]:
-        from townsquare.store.sqlite import _COLS, _post
-        queries = author_queries(author, ", ".join(_COLS), limit, before_ms)
-        return [_post(r) for r in newest_rows(
+        queries = author_queries(author, ", ".join(POST_COLUMNS), limit, before_ms)
+        return [post_from_json_row(r) for r in newest_rows(
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
     def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -1,9 +1,13 @@
-"""Reads whose SQL is the same on both stores, written once (mixed into each backend).
+"""Reads whose SQL is the same on both stores, written once (mixed into each backend), and the
+``posts`` columns with the two ways a row of them becomes a ``Post``.
 
     >>> from townsquare.store.sqlite import SQLiteStore
     >>> s = SQLiteStore(":memory:")
     >>> s.count(), s.deleted_ids(), s.stats()["late_stage"]["pending_posts"]
     (0, set(), 0)
+    >>> row = (1212092628029698048, 0, None, "ann", None, "hi #x", "en", '["x"]') + (None,) * 15
+    >>> post_from_json_row(row + ("demo",)).hashtags
+    ['x']
 
 The SQL here is portable (standard SQL over the tables both stores share) and uses ``?``
 placeholders; each backend runs it through its ``_rows(sql, args)``, which on PostgreSQL turns
@@ -17,11 +21,53 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
+
 from townsquare.posts import Post
 from townsquare.store.base import PendingEnrichment, Quarantined, author_key
-from townsquare.store.batch import _COLS
 
-_SELECT = f"SELECT {', '.join(_COLS)} FROM posts"
+# Column order of ``posts`` as written by ``write_batch`` (everything but the bookkeeping columns).
+POST_COLUMNS = ("id", "created_at", "author_id", "author_handle", "author_name", "text", "lang",
+                "hashtags", "mentions", "urls", "cashtags", "has_media", "reply_to_id",
+                "reply_to_user_id", "repost_of_id", "quote_of_id", "conversation_id",
+                "retweet_count", "like_count", "reply_count", "quote_count", "lon", "lat",
+                "source")
+LIST_COLUMNS = frozenset({"hashtags", "mentions", "urls", "cashtags"})
+POST_SELECT = f"SELECT {', '.join(POST_COLUMNS)} FROM posts"
+
+
+def post_from_json_row(r: Sequence[Any]) -> Post:
+    """A ``Post`` from a row of ``POST_COLUMNS`` as SQLite returns it (lists as JSON text)."""
+    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
+     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
+     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(POST_COLUMNS)]
+    return Post(
+        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
+        author_handle=handle, author_name=name, lang=lang,
+        hashtags=orjson.loads(hashtags) if hashtags else [],
+        mentions=orjson.loads(mentions) if mentions else [],
+        urls=orjson.loads(urls) if urls else [],
+        cashtags=orjson.loads(cashtags) if cashtags else [],
+        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
+        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
+        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
+        quote_count=quote_count, lon=lon, lat=lat,
+    )
+
+
+def post_from_array_row(r: Sequence[Any]) -> Post:
+    """A ``Post`` from a row of ``POST_COLUMNS`` as PostgreSQL returns it (lists as arrays)."""
+    (pid, created_at, author_id, handle, name, text, lang, hashtags, mentions, urls, cashtags,
+     has_media, reply_to_id, reply_to_user_id, repost_of_id, quote_of_id, conversation_id,
+     retweet_count, like_count, reply_count, quote_count, lon, lat, source) = r[:len(POST_COLUMNS)]
+    return Post(
+        id=pid, text=text, source=source, created_at=created_at, author_id=author_id,
+        author_handle=handle, author_name=name, lang=lang, hashtags=list(hashtags or []),
+        mentions=list(mentions or []), urls=list(urls or []), cashtags=list(cashtags or []),
+        has_media=bool(has_media), reply_to_id=reply_to_id, reply_to_user_id=reply_to_user_id,
+        repost_of_id=repost_of_id, quote_of_id=quote_of_id, conversation_id=conversation_id,
+        retweet_count=retweet_count, like_count=like_count, reply_count=reply_count,
+        quote_count=quote_count, lon=lon, lat=lat)
 
 
 class SharedReads(abc.ABC):
@@ -45,22 +91,22 @@ class SharedReads(abc.ABC):
 
     # --- posts -----------------------------------------------------------------------------------
     def get(self, post_id: int) -> Post | None:
-        rows = self._rows(f"{_SELECT} WHERE id = ?", (post_id,))
+        rows = self._rows(f"{POST_SELECT} WHERE id = ?", (post_id,))
         return self._to_post(rows[0]) if rows else None
 
     def iter_posts(self, batch_size: int = 5000, *, by_time: bool = False) -> Iterator[Post]:
         # Keyset pages (on id, or on (created_at, id)): each page is an index seek, and posts
         # written between pages neither repeat nor shift the rest.
         if by_time:
-            rows = self._rows(f"{_SELECT} ORDER BY created_at, id LIMIT ?", (batch_size,))
+            rows = self._rows(f"{POST_SELECT} ORDER BY created_at, id LIMIT ?", (batch_size,))
             while rows:
                 yield from (self._to_post(r) for r in rows)
                 last = rows[-1]
-                rows = self._rows(f"{_SELECT} WHERE (created_at, id) > (?, ?) "
+                rows = self._rows(f"{POST_SELECT} WHERE (created_at, id) > (?, ?) "
                                   f"ORDER BY created_at, id LIMIT ?", (last[1], last[0], batch_size))
             return
         last_id = -(1 << 63)
-        while rows := self._rows(f"{_SELECT} WHERE id > ? ORDER BY id LIMIT ?",
+        while rows := self._rows(f"{POST_SELECT} WHERE id > ? ORDER BY id LIMIT ?",
                                  (last_id, batch_size)):
             yield from (self._to_post(r) for r in rows)
             last_id = rows[-1][0]
@@ -71,7 +117,7 @@ class SharedReads(abc.ABC):
         # the trends of the last day cost the last day's posts, not the whole store.
         lo = (-(1 << 63) if since_ms is None else int(since_ms), -(1 << 63))
         hi = (1 << 63) - 1 if until_ms is None else int(until_ms)
-        while rows := self._rows(f"{_SELECT} WHERE (created_at, id) > (?, ?) AND created_at < ? "
+        while rows := self._rows(f"{POST_SELECT} WHERE (created_at, id) > (?, ?) AND created_at < ? "
                                  f"ORDER BY created_at, id LIMIT ?", (*lo, hi, batch_size)):
             yield from (self._to_post(r) for r in rows)
             lo = (rows[-1][1], rows[-1][0])
@@ -105,7 +151,6 @@ class SharedReads(abc.ABC):
         return bool(self._rows("SELECT 1 FROM opt_outs WHERE author = ?", (author_key(author),)))
 
     def sources_of(self, post_id: int) -> dict[str, dict[str, Any]]:
-        import orjson
         return {src: {"file": f, "line": ln, "labels": orjson.loads(lb) if lb else {}}
                 for src, f, ln, lb in self._rows(
                     "SELECT source, file, line, labels FROM post_sources WHERE post_id = ? "

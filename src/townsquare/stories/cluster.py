@@ -47,7 +47,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from townsquare.stories.text import features, segment
+from townsquare.stories.text import features
+from townsquare.text.normalize import segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ class StoryClusterer:
         self._segments: dict[str, tuple[tuple[str, ...], int]] = {}
 
     # --- vectors -----------------------------------------------------------------------------
-    def _vector(self, feats: Counter) -> dict[str, float]:
+    def vector(self, feats: Counter) -> dict[str, float]:
         """Sublinear tf x smoothed idf, L2-normalized."""
         n = self.n_docs
         v = {t: (1.0 + math.log(c)) * math.log((n + 1) / (self.df[t] + 1) + 1.0)
@@ -171,7 +172,7 @@ class StoryClusterer:
         self._split_hashtags(feats)
         self.n_docs += 1
         self.df.update(feats.keys())
-        vec = self._vector(feats)
+        vec = self.vector(feats)
         best, best_sim = self._nearest(vec)
         if best is None or best_sim < self.config.join_threshold:
             best = self._new_cluster(p.created_at)

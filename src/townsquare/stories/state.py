@@ -24,6 +24,7 @@ from typing import Any
 from townsquare.posts import format_time
 from townsquare.stories.cluster import Cluster, StoryClusterer, StoryConfig, StoryPost
 from townsquare.store.base import Store
+from townsquare.text.rules import clean_post
 
 FORMAT = 1
 _PAGE = 20_000
@@ -119,7 +120,7 @@ class StoryState:
 
     def dumps(self) -> bytes:
         """The whole state as bytes (what ``save`` writes; server mode shares it between API
-        workers through the store, see ``api.runtime``)."""
+        workers through the store, see ``api.background``)."""
         return pickle.dumps({"format": FORMAT, "config": self.clusterer.config,
                              "clusterer": self.clusterer, "watermark": self.watermark},
                             protocol=pickle.HIGHEST_PROTOCOL)
@@ -135,7 +136,6 @@ class StoryState:
         return True
 
     def _view(self, c: Cluster, alive: set[int] | None = None, key_posts: int = 0) -> StoryView:
-        from townsquare.summarize.summarizer import clean_post
         ids = [p for p in c.post_ids if alive is None or p in alive]
         authors = [(a, n) for a, n in sorted(c.authors.items(), key=lambda kv: (-kv[1], kv[0]))
                    if not a.startswith("#")][:5]
@@ -160,7 +160,7 @@ class StoryState:
         posts = self.store.posts_by_id(ids[::step][:sample])
         scored = []
         for pid, p in posts.items():
-            vec = self.clusterer._vector(features(p.text))
+            vec = self.clusterer.vector(features(p.text))
             scored.append((sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()), -pid, p))
         out, seen = [], set()
         for _s, _neg, p in sorted(scored, key=lambda x: (-x[0], x[1])):

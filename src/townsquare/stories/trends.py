@@ -39,21 +39,19 @@ from dataclasses import asdict, dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING
 
-from townsquare.stories.text import fold, segment
+from townsquare.text.normalize import ELISIONS, TREND_STOPWORDS, fold_case_accents, segment
+from townsquare.text.rules import HASHTAG, URL_LOOSE
 
 if TYPE_CHECKING:
     from townsquare.store.base import Store
 
-_STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "of", "at", "by", "for", "with", "about", "to", "from", "in", "on", "into", "over", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these", "those", "what", "which", "who", "whom", "not", "no", "so", "than", "too", "very", "can", "will", "just", "should", "now", "get", "got", "there", "here", "when", "where", "how", "all", "any", "also", "as", "le", "la", "les", "un", "une", "des", "du", "de", "et", "ou", "mais", "donc", "car", "ni", "que", "qui", "quoi", "dont", "ce", "cet", "cette", "ces", "mon", "ma", "mes", "ton", "ta", "tes", "son", "sa", "ses", "notre", "nos", "votre", "vos", "leur", "leurs", "je", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "est", "sont", "ete", "etre", "avoir", "ai", "avons", "avez", "ont", "pas", "ne", "plus", "au", "aux", "en", "dans", "par", "pour", "sur", "avec", "sans", "sous", "chez", "se", "lui", "el", "los", "las", "una", "unos", "unas", "del", "al", "pero", "quien", "como", "cuando", "donde", "por", "para", "con", "sin", "sobre", "entre", "es", "fue", "ser", "estar", "esta", "este", "esto", "estos", "estas", "ese", "esa", "eso", "si", "ya", "muy", "mas", "lo", "le", "su", "sus", "mi", "mis", "tus", "yo", "te", "hay", "ha", "han", "he", "hemos", "rt", "via", "amp", "http", "https", "www"])                                # folded (no accents): matched after folding
-_ELISIONS = frozenset(["l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu"])   # French l'eau -> eau
 _CONTRACTIONS = frozenset(["t", "re", "ve", "ll", "d", "m"])    # don't, we're, i've...: function words
 
-# As townsquare.posts: a tag starts at a non-word boundary and has at least one letter.
-_HASHTAG = re.compile(r"(?<![\w&/#＃])[#＃](\w*[^\W\d]\w*)")
 # Over folded text, one pass: a URL, mention or hashtag (dropped: hashtags are read from the
 # original, which keeps their CamelCase), a word (group 1), or a run of punctuation, symbols or
 # emoji. Everything but a word yields "" and breaks a phrase.
-_TOKEN = re.compile(r"(?:https?://|www\.)\S+|[@＠#＃]\w*|([^\W_]+(?:['’][^\W_]+)*)|[^\w\s'’-]+|_+")
+_TOKEN = re.compile(
+    rf"(?:{URL_LOOSE.pattern})|[@＠#＃]\w*|([^\W_]+(?:['’][^\W_]+)*)|[^\w\s'’-]+|_+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +122,16 @@ def tokenize(text: str) -> tuple[list[str], list[str], list[str]]:
     >>> tokenize("RT @ann: Oil spill off the coast, see https://t.co/x #OilSpill 2019")[:2]
     (['oil', 'spill', 'oil spill', 'coast', 'see'], ['OilSpill'])
     """
-    tags = _HASHTAG.findall(text) if ("#" in text or "＃" in text) else []
+    tags = HASHTAG.findall(text) if ("#" in text or "＃" in text) else []
     feats: dict[str, None] = {}
     vocab: list[str] = []
     prev = None
-    folded = fold(text)
+    folded = fold_case_accents(text)
     apostrophes = "'" in folded or "’" in folded
     for tok in _TOKEN.findall(folded):
         if apostrophes and ("'" in tok or "’" in tok):
             parts = re.split("['’]", tok)
-            if parts[0] in _ELISIONS:
+            if parts[0] in ELISIONS:
                 tok = parts[-1]
             elif parts[-1] == "s":                       # possessive / "it's"
                 tok = parts[0]
@@ -146,7 +144,7 @@ def tokenize(text: str) -> tuple[list[str], list[str], list[str]]:
             continue
         if tok.isalpha():
             vocab.append(tok)
-        if len(tok) < 2 or tok in _STOPWORDS:
+        if len(tok) < 2 or tok in TREND_STOPWORDS:
             prev = None
             continue
         feats[tok] = None
@@ -262,14 +260,14 @@ class TrendDetector:
             k = keys.get(tag)
             if k is None:
                 pieces = _camel_pieces(tag)
-                segs = ([fold(x) for x in pieces] if pieces else
-                        [x for part in fold(tag).split("_") if part
+                segs = ([fold_case_accents(x) for x in pieces] if pieces else
+                        [x for part in fold_case_accents(tag).split("_") if part
                          for x in segment(part, vocab, total)])
                 k = keys[tag] = "#" + " ".join(sorted(segs))
             return k
 
         def letters(tag: str) -> str:
-            return "".join(sorted(fold(tag).replace("_", "")))
+            return "".join(sorted(fold_case_accents(tag).replace("_", "")))
 
         win_tags = {t for p in window for t in texts[p.text][1]}
         win_letters = {letters(t) for t in win_tags}

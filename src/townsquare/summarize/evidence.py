@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from townsquare.text.normalize import STOPWORDS, fold_case_accents
+from townsquare.text.rules import MENTION_ASCII, URL_LOOSE
+
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|above|previous|"
     r"prior|everything)\b"
@@ -127,14 +130,14 @@ def _lexrank(sims, threshold: float, damping: float = 0.85) -> np.ndarray:
 
 
 _LEX_WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
-_LEX_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+", re.IGNORECASE)
+_LEX_NOISE = re.compile(f"{URL_LOOSE.pattern}|{MENTION_ASCII.pattern}", re.IGNORECASE)
 
 
 def _lex_words(text: str) -> list[str]:
     """Folded words of a sentence, links, mentions and stopwords out: two regex passes (this
     runs on every candidate of every summary, thousands per call)."""
-    from townsquare.stories.text import STOPWORDS, fold
-    return [w for w in _LEX_WORD.findall(fold(_LEX_NOISE.sub(" ", text))) if w not in STOPWORDS]
+    return [w for w in _LEX_WORD.findall(fold_case_accents(_LEX_NOISE.sub(" ", text)))
+            if w not in STOPWORDS]
 
 
 def _tfidf_sims(bags: list[list[str]]):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from townsquare.stories.text import STOPWORDS, fold
+from townsquare.text.normalize import STOPWORDS, fold_case_accents
 
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _WORD = re.compile(r"[^\W\d_][\w'\-]*", re.UNICODE)
@@ -77,7 +77,7 @@ def checkable(sentence: str) -> list[str]:
     out = [_norm_number(n) for n in _NUMBER.findall(sentence)]
     words = _WORD.findall(sentence)
     for i, w in enumerate(words):
-        f = fold(w)
+        f = fold_case_accents(w)
         if f in _TIME_WORDS and f not in ("today", "tonight"):
             out.append(f)
         elif w[0].isupper() and i > 0 and f not in _COMMON_CAPS and len(f) > 1:
@@ -95,7 +95,7 @@ def _source_vocabulary(texts: Sequence[str]) -> set[str]:
     for t in texts:
         vocab.update(_norm_number(n) for n in _NUMBER.findall(t))
         for w in _WORD.findall(t):
-            f = fold(w)
+            f = fold_case_accents(w)
             vocab.add(f)
             vocab.update(f.replace("-", " ").split())
             if f in _NUMBER_WORDS:
@@ -106,7 +106,8 @@ def _source_vocabulary(texts: Sequence[str]) -> set[str]:
 
 
 def content_words(text: str) -> list[str]:
-    return [f for f in (fold(w) for w in _WORD.findall(text)) if f not in STOPWORDS and len(f) > 2]
+    return [f for f in map(fold_case_accents, _WORD.findall(text))
+            if f not in STOPWORDS and len(f) > 2]
 
 
 @dataclass

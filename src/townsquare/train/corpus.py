@@ -42,13 +42,14 @@ so a checkpoint can name exactly what trained it. ``check_deletions`` lists the 
 manifest that have been deleted or opted out since: what a retraining must leave out. Given the
 same store, two builds write the same bytes (the manifest differs only in ``created_at``).
 
-Near duplicates, how: MinHash signatures (datasketch, ``num_perm`` permutations) go into
-datasketch's ``MinHashLSH`` to find candidates, and each candidate is then checked with the exact
-Jaccard similarity of the two shingle sets, so ``near_dup_threshold`` means what it says and the
-MinHash estimate's noise (+/-0.06 at 64 permutations) only costs candidate lookups. The bands are
-chosen for recall (``_lsh_params``: a pair at the threshold is a candidate with probability
->= 0.95) instead of datasketch's default, which finds only ~38% of the pairs at the threshold.
-The default threshold is 0.7, the late stage's (``ingest.neardup.THRESHOLD``): changing one word in
+Near duplicates, how (``townsquare.text.shingles.NearDupIndex``, over the word 3-shingles of
+``content_of``): MinHash signatures (datasketch, ``num_perm`` permutations) go into datasketch's
+``MinHashLSH`` to find candidates, and each candidate is then checked with the exact Jaccard
+similarity of the two shingle sets, so ``near_dup_threshold`` means what it says and the MinHash
+estimate's noise (+/-0.06 at 64 permutations) only costs candidate lookups. The bands are chosen
+for recall (``lsh_params``: a pair at the threshold is a candidate with probability >= 0.95)
+instead of datasketch's default, which finds only ~38% of the pairs at the threshold.
+The default threshold is 0.7, the late stage's (``text.shingles.THRESHOLD``): changing one word in
 the middle of an n-word post leaves a Jaccard of (n - 5) / (n + 1) on 3-shingles, 0.71 for 20
 words, so 0.8 would keep most one-word edits of a typical post.
 """
@@ -63,13 +64,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
-from datasketch import MinHash, MinHashLSH
 
-from townsquare.ingest.neardup import SCHEME, SEED
 from townsquare.posts import Post
+from townsquare.settings import redact_url
 from townsquare.store.base import Store
+from townsquare.text.rules import LINK, MENTION, URL_TRAIL
+from townsquare.text.shingles import NearDupIndex, word_shingles
 from townsquare.train.tokenizer import SPECIALS
 
 USER, URL = "<|user|>", "<|url|>"
@@ -115,9 +116,6 @@ class CorpusConfig:
 
 # --- PII -----------------------------------------------------------------------------------------
 _SPECIAL = re.compile("|".join(re.escape(s) for s in SPECIALS))
-# Links: any scheme-qualified or www. address; trailing punctuation stays with the sentence.
-_LINK = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"'\u201c\u201d]+", re.IGNORECASE)
-_LINK_TRAIL = ".,;:!?)]}'\"…"
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE)
 # Phones. International: "+" then 8 to 15 digits (E.164) in groups, an area code may be in
 # parentheses: "+44 20 7946 0958", "+1 (555) 123-4567", "+33612345678". National (North American)
@@ -126,15 +124,15 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re
 _PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,4}){1,6}(?!\d)")
 _PHONE_US = re.compile(
     r"(?<![\w+])(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}([ .-]))\d{3}(?(1)\1|[ .-])\d{4}(?!\d)")
-_MENTION = re.compile(r"(?<![\w@!#$%&*＠])[@＠]\w{1,50}")
 _RT_PREFIX = re.compile(r"^(?:RT|MT)\s*<\|user\|>:?\s*", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 _PLACEHOLDER = re.compile(re.escape(USER) + "|" + re.escape(URL))
 
 
 def _link(m: re.Match) -> str:
+    """A link as ``<|url|>``; its trailing punctuation stays with the sentence."""
     s = m.group(0)
-    body = s.rstrip(_LINK_TRAIL)
+    body = s.rstrip(URL_TRAIL)
     return URL + s[len(body):]
 
 
@@ -154,11 +152,11 @@ def scrub(text: str) -> str:
     """A post's text with its personal data out: emails and phone numbers removed, @handles as
     ``<|user|>``, links as ``<|url|>``, no retweet prefix, whitespace collapsed."""
     t = _SPECIAL.sub(" ", text.replace(_GONE, ""))
-    t = _LINK.sub(_link, t)             # before emails and handles: a link may hold an "@"
+    t = LINK.sub(_link, t)              # before emails and handles: a link may hold an "@"
     t = _EMAIL.sub(_GONE, t)            # before handles: "ann@example.org" is not a mention
     t = _PHONE_INTL.sub(_intl_phone, t)
     t = _PHONE_US.sub(_GONE, t)
-    t = _MENTION.sub(USER, t)
+    t = MENTION.sub(USER, t)
     t = _GONE_BEFORE_PUNCT.sub("", t).replace(_GONE, " ")
     t = _SPACE.sub(" ", t).strip()
     return _RT_PREFIX.sub("", t)
@@ -170,64 +168,10 @@ def content_of(text: str) -> str:
 
 
 # --- duplicates ----------------------------------------------------------------------------------
-_WORD = re.compile(r"\w+")
-
-
-def shingles(text: str, n: int = 3) -> set[bytes]:
-    """Word n-grams of a scrubbed text, case-folded, placeholders left out (links and handles
-    vary between copies of one message). A text of fewer than ``n`` words gives its words."""
-    words = _WORD.findall(_PLACEHOLDER.sub(" ", text).casefold())
-    if len(words) < n:
-        return {w.encode() for w in words}
-    return {" ".join(words[i:i + n]).encode() for i in range(len(words) - n + 1)}
-
-
-def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands b and rows r (b * r <= num_perm) with the fewest candidates among those that make a
-    pair at ``threshold`` a candidate with probability >= 0.95 (the most rows per band that do):
-    at 0.7 and 64 permutations, 16 bands of 4 rows, the late stage's own (``ingest.neardup``),
-    which finds 99% of the pairs at 0.7 and a third of those at 0.4 (each one an exact check)."""
-    for r in range(num_perm, 0, -1):
-        b = num_perm // r
-        if 1 - (1 - threshold ** r) ** b >= 0.95:
-            return b, r
-    return num_perm, 1
-
-
-def _shingle_hashes(sh: set[bytes]) -> np.ndarray:
-    return np.unique(np.array([int.from_bytes(hashlib.blake2b(s, digest_size=8).digest(), "big")
-                               for s in sh], dtype=np.uint64))
-
-
-class _NearDups:
-    """Kept posts' signatures in an LSH index; ``seen`` checks a post and adds it if it is new."""
-
-    def __init__(self, threshold: float, num_perm: int):
-        self.threshold = threshold
-        self.template = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME)
-        self.lsh = MinHashLSH(num_perm=num_perm, params=_lsh_params(threshold, num_perm))
-        self.sets: dict[int, np.ndarray] = {}   # post id -> its shingles' hashes, sorted
-
-    def seen(self, post_id: int, text: str) -> bool:
-        sh = shingles(text)
-        if not sh:
-            return False
-        m = self.template.copy()
-        m.update_batch(list(sh))
-        return self.seen_signature(post_id, m, _shingle_hashes(sh))
-
-    def seen_signature(self, post_id: int, m: MinHash, mine: np.ndarray) -> bool:
-        """``seen`` with the post's MinHash and sorted shingle hashes already computed (the
-        Dask corpus job computes them on workers): candidates from the LSH index, then the exact
-        Jaccard of the shingle sets decides; a new post is indexed."""
-        for other in self.lsh.query(m):
-            theirs = self.sets[other]
-            common = len(np.intersect1d(mine, theirs, assume_unique=True))
-            if common / (len(mine) + len(theirs) - common) >= self.threshold:
-                return True
-        self.lsh.insert(post_id, m, check_duplication=False)
-        self.sets[post_id] = mine
-        return False
+def exact_key(content: str) -> bytes:
+    """The exact-duplicate key of a post's ``content_of``: copies that differ only in case,
+    spacing, links or handles share it."""
+    return hashlib.blake2b(content.casefold().encode(), digest_size=16).digest()
 
 
 # --- the build -----------------------------------------------------------------------------------
@@ -267,7 +211,8 @@ class CorpusManifest:
         return [int(i) for i, _ in self.posts]
 
 
-def _authors_of(p: Post) -> tuple[str, ...]:
+def authors_of(p: Post) -> tuple[str, ...]:
+    """The keys an opt-out can name a post's author by: the lowercased handle, the numeric id."""
     keys = []
     if p.author_handle:
         keys.append(p.author_handle.lstrip("@").lower())
@@ -276,7 +221,8 @@ def _authors_of(p: Post) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _source_hash(text: str) -> bytes:
+def source_hash(text: str) -> bytes:
+    """SHA-256 of a post's source text, as the manifest lists it."""
     return hashlib.sha256(text.encode()).digest()
 
 
@@ -287,10 +233,11 @@ class CorpusBuilder:
         self.store = store
         self.config = config or CorpusConfig()
 
-    def _keep_lang(self, p: Post) -> bool:
+    def keep_lang(self, p: Post) -> bool:
+        """Whether the language filter (``langs``) lets ``p`` in."""
         return self.config.langs is None or (p.lang or "") in self.config.langs
 
-    def _quality(self, text: str) -> str | None:
+    def quality(self, text: str) -> str | None:
         """The reason a scrubbed text fails the quality filters, or None when it passes."""
         content = content_of(text)
         if len(content) < self.config.min_chars:
@@ -311,7 +258,7 @@ class CorpusBuilder:
         opted = self.store.opted_out()
         deleted = self.store.deleted_ids()
         exact: set[bytes] = set()
-        near = _NearDups(cfg.near_dup_threshold, cfg.num_perm)
+        near = NearDupIndex(cfg.near_dup_threshold, cfg.num_perm)
         # Per kept post: (id, created_at, source hash, author keys); the text goes to a temporary
         # file as it is read, so memory holds hashes and the LSH index, not the corpus.
         kept: list[tuple[int, int, bytes, tuple[str, ...]]] = []
@@ -321,30 +268,31 @@ class CorpusBuilder:
                 counts["read"] += 1
                 if progress is not None and counts["read"] % 1000 == 0:
                     progress(counts["read"])
-                authors = _authors_of(p)
+                authors = authors_of(p)
                 if any(a in opted for a in authors):
                     counts["opted_out"] += 1
                     continue
                 if p.id in deleted:      # deleted between the tombstones' read and this page
                     counts["deleted"] += 1
                     continue
-                if not self._keep_lang(p):
+                if not self.keep_lang(p):
                     counts["lang"] += 1
                     continue
                 text = scrub(p.text)
-                reason = self._quality(text)
+                reason = self.quality(text)
                 if reason is not None:
                     counts[reason] += 1
                     continue
-                key = hashlib.blake2b(content_of(text).casefold().encode(), digest_size=16).digest()
+                content = content_of(text)
+                key = exact_key(content)
                 if key in exact:
                     counts["exact_dup"] += 1
                     continue
-                if near.seen(p.id, text):
+                if near.seen(p.id, word_shingles(content)):
                     counts["near_dup"] += 1
                     continue
                 exact.add(key)
-                kept.append((p.id, p.created_at, _source_hash(p.text), authors))
+                kept.append((p.id, p.created_at, source_hash(p.text), authors))
                 f.write(orjson.dumps({"id": str(p.id), "created_at": p.created_at, "text": text}))
                 f.write(b"\n")
         if progress is not None:
@@ -390,7 +338,7 @@ def finish_build(store: Store, cfg: CorpusConfig, out: Path, tmp: Path, counts: 
             file_hash.update(block)
     os.replace(tmp, out / CORPUS_FILE)
     manifest = CorpusManifest(
-        store=str(getattr(store, "path", None) or _redacted_url(store)),
+        store=str(getattr(store, "path", None) or redact_url(getattr(store, "url", "") or "")),
         config=cfg.to_dict(),
         counts=counts,
         first_created_at=kept[0][1] if kept else None,
@@ -407,14 +355,6 @@ def finish_build(store: Store, cfg: CorpusConfig, out: Path, tmp: Path, counts: 
     return manifest
 
 
-def _redacted_url(store: Store) -> str:
-    url = getattr(store, "url", "")
-    if not url:
-        return ""
-    from townsquare.store.postgres import _redact
-    return _redact(url)
-
-
 def check_deletions(manifest_path: str | Path, store: Store) -> list[int]:
     """Ids of a manifest's posts that must not be trained on any more, ascending: deleted since the
     build, by an author who has opted out since, or no longer in ``store`` at all (a post whose
@@ -427,6 +367,6 @@ def check_deletions(manifest_path: str | Path, store: Store) -> list[int]:
     posts = store.posts_by_id(rest)
     for i in rest:
         p = posts.get(i)
-        if p is None or any(a in opted for a in _authors_of(p)):
+        if p is None or any(a in opted for a in authors_of(p)):
             out.add(i)
     return sorted(out)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from townsquare.settings import DistEnv, dist_env
 from townsquare.train.data import TokenData
 from townsquare.train.model import GPT, GPTConfig
 
@@ -92,9 +93,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
+    """Train ``cfg.model`` on ``cfg.data_dir``; ``env`` is this process's rank among torchrun's
+    (default: what torchrun's environment says, ``settings.dist_env``)."""
+
+    def __init__(self, cfg: TrainConfig, env: DistEnv | None = None):
         self.cfg = cfg
-        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        env = env or dist_env()
+        self.rank, self.world = env.rank, env.world_size
         self.distributed = self.world > 1
         self.fsdp = self.distributed and cfg.parallel == "fsdp"
         self.ddp = self.distributed and not self.fsdp
@@ -104,7 +109,7 @@ class Trainer:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if dev == "cuda" else "gloo")
             if dev == "cuda":
-                dev = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                dev = f"cuda:{env.local_rank}"
                 torch.cuda.set_device(dev)
         self.device = dev
         if cfg.batch_size % (cfg.grad_accum * self.world):

@@ -1,0 +1,66 @@
+"""The ``townsquare`` command line.
+
+    townsquare ingest ../shared/data            # files or folders, recursively; then the late stage
+    townsquare stats [--json]                    # posts per source, language, day; quarantine; lag
+    townsquare quarantine [--limit 20] [--json]  # what was not stored, with file, line and reason
+    townsquare enrich                            # run the late stage (language id, near-dup links)
+    townsquare embed [--model e5-small-int8]       # embed posts for semantic search (behind ingest)
+    townsquare search "QUERY" [--mode top|latest] [--limit N] [--json]
+    townsquare trends [--window 1h] [--json]     # what is bursting now (stream time)
+    townsquare stories [--active] [--json]       # events found in the stream, with timelines
+    townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
+    townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
+    townsquare corpus build / train / train sample   # townsquare's own GPT (``cli.train``)
+    townsquare serve [--port 8000] / keys create --scope read  # the HTTP service (``cli.serve``)
+    townsquare ads campaigns load --demo / ads serve USER / profile USER   # ads (``cli.ads``)
+    townsquare jobs embed [--workers 2] [--scheduler ADDR]   # bulk jobs on Dask (``cli.jobs``)
+    townsquare store copy SRC DST                # between the embedded store and PostgreSQL
+    townsquare delete ID...                      # remove posts from every index; never re-ingested
+    townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
+
+Global options, before the command: ``--home DIR``, ``--store postgresql://...`` and
+``--config FILE`` (``townsquare.settings``: flags, then the environment, then the config file).
+Every command also takes its own ``--home DIR``, which wins.
+
+One module per group of commands, each registering on ``cli.common.app``: ``ingest`` (ingest,
+stats, quarantine, enrich, delete, export), ``search`` (search, embed), ``happening`` (trends,
+stories, story, summarize), ``ads``, ``jobs``, ``serve`` (serve, keys, migrate), ``store``,
+``train``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# Importing a command module registers its commands, in this order in `townsquare --help`.
+from townsquare.cli import ingest, search, happening, ads, jobs, serve, store, train  # noqa: F401
+from townsquare.cli.common import app, fail
+from townsquare.settings import Settings, SettingsError
+
+__all__ = ["app", "main"]
+
+
+@app.callback()
+def _settings(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option(
+        "--home", help="Data folder (default: $TOWNSQUARE_HOME, else ./.townsquare).")] = None,
+    store_url: Annotated[Optional[str], typer.Option(
+        "--store", help="A postgresql:// URL: use that PostgreSQL store instead of the embedded "
+                        "one (the home folder still holds keys, ads and models). "
+                        "[env var: TOWNSQUARE_STORE]")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="A TOML file of settings (default: $TOWNSQUARE_CONFIG, else "
+                         "HOME/townsquare.toml when it exists).")] = None,
+) -> None:
+    """townsquare: ingest, search and summarize a social network's public posts."""
+    try:
+        ctx.obj = Settings.load(home=home, store_url=store_url, config_file=config)
+    except SettingsError as e:
+        fail(str(e))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

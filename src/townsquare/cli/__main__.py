@@ -1,0 +1,4 @@
+"""``python -m townsquare.cli`` runs the command line (the same as ``townsquare``)."""
+from townsquare.cli import main
+
+main()

@@ -1,0 +1,185 @@
+"""What is happening: ``trends``, ``stories``, ``story``, ``summarize``.
+
+    townsquare trends [--window 1h] [--baseline 24] [--json]
+    townsquare stories [--since 2020-01-02] [--until ...] [--all] [--json]
+    townsquare story ID [--json]
+    townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
+
+Stories are kept in ``HOME/stories.pkl`` and caught up with the store before each command
+(``services.happening.story_state``).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from townsquare.cli.common import (
+    Home,
+    Json,
+    ServiceBar,
+    app,
+    err,
+    fail,
+    input_errors,
+    out,
+    print_json,
+    settings_of,
+    store_of,
+)
+from townsquare.posts import format_time
+from townsquare.services.times import parse_time
+
+# Catching stories up is quick for small backlogs: a bar only for this many posts or more.
+STORY_BAR_MIN = 20_000
+
+
+@app.command()
+def trends(
+    ctx: typer.Context,
+    home: Home = None,
+    window: Annotated[str, typer.Option(help="Current window (30m, 1h, 1d...).")] = "1h",
+    baseline: Annotated[int, typer.Option(help="Baseline windows before it.")] = 24,
+    limit: Annotated[int, typer.Option(help="How many trends.")] = 20,
+    json_out: Json = False,
+) -> None:
+    """What is bursting now: acceleration against a baseline, counted in distinct authors."""
+    from townsquare.services.happening import current_trends
+
+    with store_of(settings_of(ctx, home)) as store, input_errors():
+        result = current_trends(store, window=window, baseline=baseline, limit=limit)
+    if json_out:
+        print_json(result)
+        return
+    if not result["trends"]:
+        out.print("no trends (too few posts in the window)")
+    for i, t in enumerate(result["trends"], 1):
+        merged = f"  (also {', '.join(t['merged'])})" if t["merged"] else ""
+        out.print(f"[bold]{i}.[/] {t['label']}  score {t['score']:.1f}  x{t['ratio']:.1f}  "
+                  f"{t['authors']} authors{merged}", highlight=False)
+
+
+@app.command()
+def stories(
+    ctx: typer.Context,
+    home: Home = None,
+    since: Annotated[Optional[str], typer.Option(help="Stories active from this time (UTC).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="... up to this time (exclusive).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retired stories too (no range).")] = False,
+    limit: Annotated[int, typer.Option(help="How many stories.")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list of stories.")] = False,
+) -> None:
+    """Events found in the stream (online clustering). By default the stories active at the time
+    of the latest post; with --since / --until, every story with posts in that range."""
+    from townsquare.services.happening import story_state
+
+    with input_errors():
+        lo, hi = parse_time(since, "--since"), parse_time(until, "--until")
+    if lo is not None and hi is not None and hi <= lo:
+        fail("--until must be after --since")
+    settings = settings_of(ctx, home)
+    with store_of(settings) as store:
+        with ServiceBar("stories", quiet=json_out, min_total=STORY_BAR_MIN) as tick:
+            st = story_state(store, settings.home, tick)
+        views = st.stories(active_only=not all_, limit=limit, since_ms=lo, until_ms=hi,
+                           key_posts=3)
+        share = st.unassigned_share()
+    if json_out:
+        print_json([{**v.to_dict(with_posts=True)} for v in views])
+        return
+    for v in views:
+        out.print(f"[bold]story {v.id}[/]  {v.size:,} posts, {v.authors:,} authors  "
+                  f"{format_time(v.first_ms)} .. {format_time(v.last_ms)}  "
+                  f"{'active' if v.active else 'retired'}", highlight=False)
+        out.print("   " + v.headline, markup=False, highlight=False)
+        out.print("   " + ", ".join(v.top_terms[:8]), markup=False, highlight=False)
+    if not views:
+        out.print("no stories" + (" in that range" if lo or hi else " active now"))
+    out.print(f"posts in no story: {share:.1%}")
+
+
+@app.command()
+def story(
+    ctx: typer.Context,
+    story_id: Annotated[int, typer.Argument(help="A story id from `townsquare stories`.")],
+    home: Home = None,
+    json_out: Json = False,
+) -> None:
+    """One story: top terms, languages, volume per hour, its posts."""
+    from townsquare.services.happening import story_state
+
+    settings = settings_of(ctx, home)
+    with store_of(settings) as store:
+        with ServiceBar("stories", quiet=json_out, min_total=STORY_BAR_MIN) as tick:
+            v = story_state(store, settings.home, tick).story(story_id)
+        key = store.posts_by_id(v.key_post_ids) if v is not None else {}
+    if v is None:
+        fail(f"no story {story_id} (see `townsquare stories`)")
+    if json_out:
+        print_json(v.to_dict(with_posts=True))
+        return
+    out.print(f"[bold]story {v.id}[/]: {', '.join(v.top_terms)}", highlight=False)
+    out.print(f"{v.size:,} posts, {v.authors:,} authors, languages {v.languages}", highlight=False)
+    for pid in v.key_post_ids:
+        p = key[pid]
+        out.print(f"  * @{p.author_handle or '-'} {pid}: " + p.text.replace("\n", " "),
+                  markup=False, highlight=False)
+    peak = max((n for _, n in v.timeline), default=1)
+    for t, n in v.timeline[-24:]:
+        out.print(f"  {format_time(t)}  {'#' * max(1, round(30 * n / peak))} {n}", highlight=False)
+
+
+@app.command()
+def summarize(
+    ctx: typer.Context,
+    query: Annotated[Optional[str], typer.Argument(help="What to summarize: a search query.")] = None,
+    story_id: Annotated[Optional[int], typer.Option("--story", help="A story id instead.")] = None,
+    home: Home = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="local (default: SmolLM2 via llama.cpp), openai, or extractive.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model for the backend.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Endpoint for --backend openai.")] = None,
+    json_out: Json = False,
+) -> None:
+    """A headline and sentences about a story or a query, each sentence cited and verified."""
+    from townsquare.llm import BackendError
+    from townsquare.query import QueryError
+    from townsquare.services.happening import story_state
+    from townsquare.services.indexes import build_engine
+    from townsquare.services.summaries import get_llm, summarizer
+
+    if (query is None) == (story_id is None):
+        fail("give a QUERY or --story ID (one of them)")
+    settings = settings_of(ctx, home)
+    try:
+        llm = get_llm(settings, backend, model=model, base_url=base_url)
+    except BackendError as e:
+        fail(str(e))
+    with store_of(settings) as store:
+        engine = build_engine(store, settings)
+        summ = summarizer(store, llm, engine)
+        try:
+            if story_id is not None:
+                with ServiceBar("stories", quiet=json_out, min_total=STORY_BAR_MIN) as tick:
+                    v = story_state(store, settings.home, tick).story(story_id)
+                if v is None:
+                    fail(f"no story {story_id} (see `townsquare stories`)")
+                result = summ.run(post_ids=v.post_ids)
+            else:
+                result = summ.run(query=query, engine=engine)
+        except QueryError as e:
+            err.print(f"[red]query error:[/] {e}")
+            raise typer.Exit(2) from None
+        except BackendError as e:
+            err.print(f"[red]generation failed:[/] {e}")
+            raise typer.Exit(1) from None
+    if json_out:
+        print_json(result.to_dict())
+        return
+    out.print(f"[bold]{result.headline}[/]", highlight=False)
+    for s in result.sentences:
+        out.print(f"- {s.text} " + " ".join(f"[{c}]" for c in s.citations), markup=False,
+                  highlight=False)
+    out.print(f"model {result.model}; {len(result.dropped)} draft sentence(s) failed "
+              f"verification and were not shown; timings (ms): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()), highlight=False)

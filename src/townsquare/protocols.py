@@ -1,0 +1,100 @@
+"""The typed seams between search, the store's derived indexes and the embedders.
+
+    >>> from townsquare.protocols import Embedder, VectorIndex
+    >>> class Hashing:                       # anything with this shape is an Embedder
+    ...     name, dim = "hash-4", 4
+    ...     def query(self, text): return np.eye(4, dtype=np.float32)[hash(text) % 4]
+    ...     def passages(self, texts): return np.stack([self.query(t) for t in texts])
+    >>> isinstance(Hashing(), Embedder), isinstance(Hashing(), VectorIndex)
+    (True, False)
+
+Protocols, not base classes: the search engine, the summarizer and the ad server need only
+these few methods, and tests, benchmarks and the HTTP service pass their own wrappers (a
+locked index shared by request threads, a fake embedder) without inheriting anything. Each is
+``runtime_checkable``, which checks that the methods exist (not their signatures);
+``tests/test_protocols.py`` checks that the real classes satisfy them:
+
+================ =====================================================================
+``Embedder``     ``townsquare.embed.models``' embedders (``get_embedder``)
+``VectorIndex``  ``townsquare.embed.sync.StoreVectors`` (faiss beside the store) and
+                 ``InStoreVectors`` (the store's own index: pgvector in PostgreSQL)
+``LexicalIndex`` ``townsquare.search.lexindex.LexicalIndex`` (tantivy beside the store)
+================ =====================================================================
+
+This module sits on the ground floor: it imports only ``typing``, numpy and the query AST.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from townsquare.query import Node
+
+__all__ = ["Embedder", "LexicalIndex", "VectorIndex"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text in, L2-normalized float32 vectors out, so that a dot product is a cosine."""
+
+    name: str        # what the store records as the model of its vectors
+    dim: int
+
+    def query(self, text: str) -> np.ndarray:
+        """One search query: ``(dim,)`` float32, unit norm."""
+        ...
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Documents (posts): ``(n, dim)`` float32, unit rows; ``(0, dim)`` for none."""
+        ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Nearest posts by embedding, kept in step with the store's vectors."""
+
+    @property
+    def model(self) -> str | None:
+        """The embedding model of the vectors it holds (None before any)."""
+        ...
+
+    def __len__(self) -> int:
+        """How many vectors it holds."""
+        ...
+
+    def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(post id, cosine)`` of the ``k`` nearest to the unit vector ``q``, best first."""
+        ...
+
+    def refresh(self) -> int:
+        """Catch up with the vectors written since the last refresh; returns how many."""
+        ...
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """Fast top-k BM25 over post texts, derived from the store (which stays exact)."""
+
+    def lag(self, max_seq: int | None = None) -> int:
+        """Posts not indexed yet, up to ``max_seq`` (default: the store's newest)."""
+        ...
+
+    def refresh(self, progress: Callable[[int], object] | None = None) -> int:
+        """Index what the store gained since the last refresh; returns how many posts."""
+        ...
+
+    def share(self, part: str) -> float:
+        """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""
+        ...
+
+    def top(self, node: Node, k: int, *, since_ms: int | None = None,
+            until_ms: int | None = None) -> tuple[list[tuple[int, float]], int] | None:
+        """``([(id, bm25)], total matches)`` for the query's positive text, best first; None
+        when the query has no text this index can search."""
+        ...
+
+    def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
+        """BM25 top-k of posts holding any of ``parts`` (words or phrases), best first."""
+        ...

@@ -1,0 +1,92 @@
+"""URL, mention, hashtag and cashtag patterns: one definition per distinct rule.
+
+    >>> text = "cc @ann＠bob ann@example.org #Flood https://t.co/x). www.example.org"
+    >>> MENTION.findall(text), HASHTAG.findall(text)
+    (['ann'], ['Flood'])
+    >>> [m.group(0).rstrip(URL_TRAIL) for m in URL.finditer(text)]
+    ['https://t.co/x']
+    >>> URL_LOOSE.sub("<>", text)
+    'cc @ann＠bob ann@example.org #Flood <> <>'
+
+Two families, for two jobs:
+
+- **entities** (``MENTION``, ``HASHTAG``, ``CASHTAG``, ``URL``; after twitter-text): what a post
+  names, read into ``Post.mentions`` and friends and stored. Strict: an e-mail address holds no
+  mention, "a#b" no hashtag, and trailing punctuation (``URL_TRAIL``) is not part of a link.
+  ``LINK`` is the personal-data variant: any scheme and bare ``www.`` addresses.
+- **noise** (``URL_LOOSE`` and the ``MENTION_*`` rules): what is blanked out before words are
+  counted (story and trend features, shingles, language id, ad keywords, summaries). Loose and
+  fast: anything from ``http://`` to the next space goes.
+
+The four mention rules differ on e-mail addresses, the fullwidth ``＠`` and what may come before
+the ``@``; each is pinned by data made with it (stored signatures, saved story state, a trained
+classifier), which is why they are not one rule. What each finds:
+
+=======================  ===========  =======  =======  =========================================
+rule                     ``a@b.org``  ``＠c``  ``!@d``  used by
+=======================  ===========  =======  =======  =========================================
+``MENTION``              no           yes      no       ``posts`` (stored ``mentions``),
+                                                        ``train.corpus`` (``<|user|>``)
+``MENTION_LOOSE``        yes          yes      yes      near-duplicate shingles (signatures in
+                                                        the store), ``ingest.language``
+``MENTION_ASCII``        yes          no       yes      ``ads.safety`` (its classifier's training
+                                                        form), ``summarize.evidence``
+``MENTION_ASCII_START``  no           no       yes      story features (``stories.text``)
+=======================  ===========  =======  =======  =========================================
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["CASHTAG", "HASHTAG", "LINK", "MENTION", "MENTION_ASCII", "MENTION_ASCII_START",
+           "MENTION_LOOSE", "SENTENCE_BREAK", "URL", "URL_LOOSE", "URL_TRAIL", "clean_post"]
+
+# --- entities ------------------------------------------------------------------------------------
+# A tag starts at a non-word boundary, so "a#b" and e-mails are not hashtags or mentions. Python's
+# \w is Unicode-aware, so #séisme and #地震 are hashtags; a hashtag needs a letter ("#2015" is none).
+HASHTAG = re.compile(r"(?<![\w&/#＃])[#＃](\w*[^\W\d]\w*)")
+# group 1: the handle (at most 50 characters) without its "@" or "＠".
+MENTION = re.compile(r"(?<![\w@!#$%&*＠])[@＠](\w{1,50})")
+# group 1: the symbol ("$ACME", "$BRK.A"); "$5" is an amount, not a cashtag.
+CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)(?![\w$])")
+# An http(s) link up to whitespace, angle brackets or quotes; strip URL_TRAIL off its end.
+URL = re.compile(r"\bhttps?://[^\s<>\"'\u201c\u201d]+", re.IGNORECASE)
+# Punctuation that ends the sentence around a link rather than the link: "see https://t.co/x."
+URL_TRAIL = ".,;:!?)]}'\"…"
+# Any scheme-qualified (ftp://, hxxp://) or bare www. address, stopping as URL does: personal-data
+# scrubbing removes every link, not only the ones a post's entities list.
+LINK = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"'\u201c\u201d]+", re.IGNORECASE)
+
+# --- noise ---------------------------------------------------------------------------------------
+# http(s):// or www. and everything up to the next whitespace, punctuation included.
+URL_LOOSE = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+# "@" or "＠" and the word after it, wherever it stands (the domain of an e-mail address too).
+MENTION_LOOSE = re.compile(r"[@＠]\w+")
+# ASCII "@" and the word after it, wherever it stands.
+MENTION_ASCII = re.compile(r"@\w+")
+# ASCII "@" not glued to a word before it: an e-mail address keeps its domain as words.
+MENTION_ASCII_START = re.compile(r"(?<!\w)@\w+")
+
+
+# --- a post as a sentence ------------------------------------------------------------------------
+_LEAD = re.compile(r"^\s*(RT\s+)?(@\w+[:,]?\s*)+", re.IGNORECASE)     # "RT @a: @b, ..."
+_TRAIL_TAGS = re.compile(r"(\s+#\w+)+\s*$")
+# Where one sentence ends and the next starts: ".!?", spaces, then a capital, quote or bracket.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
+
+
+def clean_post(text: str, max_words: int = 40) -> str:
+    """A post as a sentence (a summary's line, a story's headline): URLs, the retweet prefix,
+    leading mentions and trailing hashtags removed, the first sentence kept, cut at
+    ``max_words``.
+
+    >>> clean_post("RT @ann: Bridge collapsed on route 9! More soon http://t.co/x #flood #nj")
+    'Bridge collapsed on route 9!'
+    """
+    s = _LEAD.sub("", URL_LOOSE.sub("", text)).replace("\n", " ")
+    s = _TRAIL_TAGS.sub("", s).strip(" -|:")
+    s = " ".join(s.split()).replace("#", "")
+    first = SENTENCE_BREAK.split(s, maxsplit=1)[0]
+    words = first.split()
+    out = " ".join(words[:max_words]) + ("..." if len(words) > max_words else "")
+    return out.strip()
