@@ -24,6 +24,10 @@ the CPU with the server, as a load balancer or a client on the same host would.
    20/s: real event queries, operators included) and query summaries (``--summarize-rate``,
    default 1/s, extractive), plus the freshness probe. Per endpoint: requests/s, p50 and p99.
    Search capacity alone (4 closed-loop clients, no other load) is measured after 1.
+4. **Write-ahead log.** From the server's start to its end, a thread of the load generator reads
+   the size of ``townsquare.db-wal`` every 100 ms: its peak over the run, beside how much the
+   database file grew, and its size after 3 s idle and after SIGTERM. Target: peak <= 4x the
+   database's growth or 256 MB, whichever is larger.
 
 Run
 ---
@@ -42,6 +46,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from datetime import datetime, timezone
@@ -144,6 +149,55 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise RuntimeError("server did not start: " + (home / "server.log").read_text()[-2000:])
+
+
+class WalSampler:
+    """The size of the server's write-ahead log every ``period_s`` (a thread of this process),
+    and its peak; ``report`` sets it beside the database file's growth since ``start``."""
+
+    def __init__(self, home: Path, period_s: float = 0.1):
+        self.db = home / "townsquare.db"
+        self.wal = home / "townsquare.db-wal"
+        self.period_s = period_s
+        self.peak = 0
+        self.samples = 0
+        self.db_start = self._size(self.db)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._size(self.wal))
+            self.samples += 1
+            self._stop.wait(self.period_s)
+
+    def size_now(self) -> int:
+        return self._size(self.wal)
+
+    def start(self) -> "WalSampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, **after: int) -> dict:
+        mb = 1 << 20
+        growth = self._size(self.db) - self.db_start
+        target = max(4 * growth, 256 * mb)
+        return {"samples": self.samples, "peak_mb": round(self.peak / mb, 1),
+                "db_start_mb": round(self.db_start / mb, 1),
+                "db_growth_mb": round(growth / mb, 1), "target_mb": round(target / mb, 1),
+                "met": self.peak <= target,
+                **{f"{k}_mb": round(v / mb, 1) for k, v in after.items()}}
 
 
 _PROBES = 0          # probe ids and words stay unique across phases
@@ -405,8 +459,17 @@ def render(res: dict) -> str:
               f"arrive (`--background-share`), so at 5,700 posts/s it falls behind by design, "
               f"and catches up at full speed once requests stop.",
               f"- {srv['writer_transactions']:,} write transactions for all ingest requests "
-              f"(group commit).", "",
-              f"Command: `{res['command']}`; {res['date']}."]
+              f"(group commit).", ""]
+    wal = res.get("wal")
+    if wal:
+        lines += ["## Write-ahead log", "",
+                  f"Sampled every 100 ms over the whole run ({wal['samples']:,} samples): peak "
+                  f"**{wal['peak_mb']} MB**, while the database grew by {wal['db_growth_mb']} MB "
+                  f"(from {wal['db_start_mb']} MB). Target: peak <= max(4x growth, 256 MB) = "
+                  f"{wal['target_mb']} MB: **{'met' if wal['met'] else 'not met'}**. After 3 s "
+                  f"idle: {wal['after_idle_mb']} MB; after SIGTERM: {wal['after_sigterm_mb']} MB.",
+                  ""]
+    lines += [f"Command: `{res['command']}`; {res['date']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -433,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         res["prefill"] = prefill(home, pre)
         log(f"prefill: {res['prefill']}")
         proc, url, key = start_server(home)
+        wal = WalSampler(home).start()
         try:
             cap = asyncio.run(capacity(url, key, stream, args.seconds / 2, 0))
             log(f"capacity: {cap}")
@@ -461,9 +525,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"mixed: {mx}")
             log(f"server: {server_stats(url, key)}")
             res.update(capacity=cap, freshness=fr, mixed=mx, server=server_stats(url, key))
+            time.sleep(3)                                # idle: the server truncates its log
+            idle = wal.size_now()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            wal.stop()
+        res["wal"] = wal.report(after_idle=idle, after_sigterm=wal.size_now())
+        log(f"write-ahead log: {res['wal']}")
     md = render(res)
     print(md)
     if args.write_results:

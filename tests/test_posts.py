@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from townsquare.posts import (
+    MAX_TEXT_CHARS,
     Post,
     PostError,
     extract_cashtags,
@@ -111,3 +112,76 @@ def test_from_dict_names_unknown_fields():
 def test_twitter_html_entities_are_unescaped_once():
     p = Post(id=1212092628029698048, text="R&amp;D: a &lt;b&gt; tag &amp;amp; more", source="t")
     assert p.normalized().text == "R&D: a <b> tag &amp; more"
+
+
+# --- issue 17: no value in a record can crash a reader, the store or the HTTP path -------------
+
+def test_text_longer_than_any_platform_allows_is_refused_by_name():
+    assert Post(id=ID, text="a" * MAX_TEXT_CHARS, source="t").normalized().text
+    with pytest.raises(PostError) as e:
+        Post(id=ID, text="a" * (MAX_TEXT_CHARS + 1), source="t").normalized()
+    assert e.value.field == "text" and "25,001 characters" in str(e.value)
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, float("nan"), float("inf"), 10 ** 30,
+                                   pytest.param(10 ** 5000, id="5000-digits"),
+                                   "1e30", "9" * 40, "99999-01-01", "0001-01-01T00:00:00+01:00",
+                                   "²", "Tue Dec 31 18:30:00 +0000 99999"])
+def test_times_out_of_range_are_post_errors_never_overflow(value):
+    # Before: 1e30 came back as a 31-digit int and the store raised OverflowError (exit 1);
+    # "²" (str.isdigit() is true for it) raised ValueError from float().
+    with pytest.raises(PostError) as e:
+        Post(id=ID, text="x", source="t", created_at=parse_time_ms(value)).normalized()
+    assert e.value.field == "created_at"
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"created_at": -1}, "created_at"),                       # before 1970
+    ({"created_at": 10 ** 20}, "created_at"),                  # no datetime can show it
+    ({"created_at": 1.5e12}, "created_at"),                    # a float, not ms
+    ({"retweet_count": 1 << 63}, "retweet_count"),             # past SQLite's INTEGER
+    ({"like_count": -1}, "like_count"),
+    ({"quote_count": True}, "quote_count"),
+    ({"author_id": 1 << 64}, "author_id"),
+    ({"reply_to_id": "12"}, "reply_to_id"),
+    ({"lat": float("nan"), "lon": 0.0}, "coordinates"),
+    ({"lat": 1.0, "lon": float("inf")}, "coordinates"),
+    ({"lat": "1", "lon": 2.0}, "coordinates"),
+    ({"author_handle": 7}, "author_handle"),
+    ({"lang": ["en"]}, "lang"),
+    ({"hashtags": "flood"}, "hashtags"),
+    ({"mentions": [None]}, "mentions"),
+    ({"labels": []}, "labels"),
+    ({"has_media": "yes"}, "has_media"),
+    ({"source": ""}, "source"),
+])
+def test_every_numeric_and_typed_field_is_checked_by_name(kw, field):
+    kw = {"source": "t", **kw}
+    with pytest.raises(PostError) as e:
+        Post(id=ID, text="x", **kw).normalized()
+    assert e.value.field == field
+
+
+def test_the_checks_pass_namespaced_ids_and_plain_posts():
+    from townsquare.platforms import namespaced_id
+
+    author = namespaced_id("bluesky", 99)
+    p = Post(id=namespaced_id("bluesky", 12), text="x", source="t", created_at=0, author_id=author,
+             reply_to_id=ID, retweet_count=0, like_count=(1 << 63) - 1, lat=-90, lon=180,
+             hashtags=["a"], labels={"k": [1]}).normalized()
+    assert p.author_id == author and p.lat == -90
+
+
+def test_an_export_line_with_wrong_types_is_an_error_not_a_crash():
+    d = Post(id=ID, text="x", source="t").normalized().to_dict()
+    for field, bad in (("lat", "north"), ("hashtags", {"a": 1}), ("retweet_count", 2 ** 70)):
+        with pytest.raises(PostError) as e:
+            Post.from_dict({**d, field: bad, "lon": 1.0}).normalized()
+        assert e.value.field in (field, "coordinates")
+
+
+def test_ids_with_digits_int_refuses_are_post_errors():
+    with pytest.raises(PostError):
+        parse_id("²")                # str.isdigit() is true; int() raised ValueError
+    with pytest.raises(PostError):
+        parse_id(10 ** 5000)         # too long for repr() in an error message

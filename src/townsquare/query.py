@@ -29,7 +29,9 @@ Syntax (as in Twitter search; operators, ``OR`` and ``AND`` are case-sensitive):
   one word.
 - ``+word`` is the word as-is, never an operator/keyword/tag: ``+OR``, ``+from:x``, ``+#tag``.
 - ``#tag``, ``$TAG`` and ``@handle`` (when the whole word has that shape, as in twitter-text; ``#1``
-  and ``$100`` are plain words).
+  and ``$100`` are plain words). A handle is any platform's: X's ``cityops``, Bluesky's domain
+  names (``@ana.bsky.social``), Mastodon's ``user@host`` (``@ana@mastodon.example``), the forms
+  townsquare stores them in.
 - A word ``name:value`` where ``name`` is lowercase ASCII letters/underscores and ``value`` is not
   empty and does not start with ``/`` or ``:`` is an operator; an unknown ``name`` is an error. Any
   other word with a colon is a plain word: ``https://t.co/x``, ``10:30``, ``Breaking:``, ``std::x``.
@@ -41,7 +43,7 @@ Syntax (as in Twitter search; operators, ``OR`` and ``AND`` are case-sensitive):
 Operators and the canonical ``Op(name, value)`` they parse into:
 
 ==========================================  ===================================================
-``from:h`` ``to:h`` (``@`` optional)        ``Op("from"|"to", "h")``
+``from:h`` ``to:h`` (``@`` optional)        ``Op("from"|"to", "h")``, h any platform's handle
 ``lang:xx``                                 ``Op("lang", "xx")`` (lowercased)
 ``since:D`` ``since_time:S``                ``Op("since_ms", ms)`` inclusive
 ``until:D`` ``until_time:S``                ``Op("until_ms", ms)`` exclusive
@@ -170,8 +172,13 @@ _MAX_INT = (1 << 63) - 1          # SQLite's INTEGER
 _OPERATOR = re.compile(r"([a-z][a-z_]*):(.*)", re.DOTALL)
 _HASHTAG = re.compile(r"#(\w*[^\W\d]\w*)")     # the shapes of townsquare.posts' extractors
 _CASHTAG = re.compile(r"\$([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)")
-_MENTION = re.compile(r"@(\w{1,50})")
-_HANDLE = re.compile(r"@?(\w{1,50})")
+# A handle of any platform: X's (word characters), Bluesky's (a domain name: labels joined by
+# dots, hyphens inside), Mastodon's as townsquare stores it (user@host). A dot or hyphen must be
+# followed by a word character, so "@ops." at the end of a sentence stays a plain word.
+_NAME = r"\w+(?:(?:\.|-+)\w+)*"
+_HANDLE_SHAPE = rf"(?=[^\s@]{{1,253}}(?:@[^\s@]{{1,253}})?$){_NAME}(?:@{_NAME})?"
+_MENTION = re.compile(rf"@({_HANDLE_SHAPE})")
+_HANDLE = re.compile(rf"@?({_HANDLE_SHAPE})")
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})?")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:_([0-9]{2}):([0-9]{2}):([0-9]{2})_(\w+))?")
 _UINT = re.compile(r"[0-9]{1,19}")
@@ -525,6 +532,17 @@ def _radius(num: str, unit: str, bad) -> float:
     if not (0 < r <= _MAX_RADIUS_KM):
         raise bad(f"the radius must be above 0 and at most {_MAX_RADIUS_KM:g} km")
     return r
+
+
+def mention_text(handle: str) -> str:
+    """What a post's text shows of a handle it mentions: the handle, except Mastodon's
+    ``user@host``, which a post writes ``@user`` (the host is only in the link). The stores'
+    full-text prefilter for ``@handle`` looks for these words.
+
+    >>> mention_text("ana@mastodon.example"), mention_text("ana.bsky.social")
+    ('ana', 'ana.bsky.social')
+    """
+    return handle.split("@", 1)[0]
 
 
 # --- rendering -----------------------------------------------------------------------------------

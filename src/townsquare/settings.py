@@ -40,6 +40,9 @@ The config file holds the same settings by section::
     base_url = "http://127.0.0.1:8080/v1"
     model = "qwen2.5-7b-instruct"
 
+Credentials of followed streams are read from variables the user names (``townsquare follow
+--token-env NAME``, default ``X_BEARER_TOKEN`` for X) when used: ``secret_from_env``.
+
 ``townsquare serve --workers N`` hands the settings to its worker processes as JSON in
 ``$TOWNSQUARE_SERVE`` (``to_json`` / ``for_worker``); torchrun's ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK`` are read here too (``dist_env``).
@@ -246,6 +249,18 @@ class Settings:
     def worker_environ(payload: str) -> None:
         """Leave ``payload`` (``to_json``) where ``for_worker`` reads it, for child processes."""
         os.environ[WORKER_ENV] = payload
+
+
+def secret_from_env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the environment variable ``name`` that the user named for a credential
+    (``townsquare follow --token-env NAME``); None when unset. Read when used, never kept in
+    ``Settings`` (which may be logged or handed to worker processes).
+
+    >>> secret_from_env("X_BEARER_TOKEN", {"X_BEARER_TOKEN": "s3cret"})
+    's3cret'
+    """
+    env = os.environ if environ is None else environ
+    return env.get(name)
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:

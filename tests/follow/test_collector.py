@@ -168,13 +168,23 @@ def test_a_source_error_is_raised_after_the_flush(store):
 def test_stats_and_structured_logs(store, clock, caplog):
     caplog.set_level(logging.DEBUG, logger="townsquare.follow")
     frames = [Decoded(posts=[post(i)], source_ms=T0 - 1000 + i) for i in range(3)]
-    c = Collector(MemorySource(frames, finite=True), store, clock=clock)
+    during: list[dict] = []
+
+    class Watched(MemorySource):                # what stats said while the session was open
+        async def frames(self, link):
+            async for f in super().frames(link):
+                yield f
+            during.append(link.stats.to_dict(clock.time()))
+
+    c = Collector(Watched(frames, finite=True), store, clock=clock)
     c.stats.on_connect(clock.time())
     asyncio.run(c.run())
+    assert during[0]["connected"] and during[0]["connected_since"] == "2023-11-14T22:13:20.000Z"
     d = c.snapshot()
     json.dumps(d)
     assert d["posts"] == 3 and d["lag_ms"] == 998   # the last event was 998 ms old
-    assert d["connected_since"] == "2023-11-14T22:13:20.000Z"
+    # the run is over: the session ended with it (serve's and follow's stats say "not connected")
+    assert not d["connected"] and d["connected_since"] is None
     assert d["posts_per_s"] == 0.3
     assert set(d) >= {"connected_since", "posts_per_s", "last_event", "lag_ms", "reconnects",
                       "quarantined", "dropped"}

@@ -6,15 +6,8 @@ import random
 
 import pytest
 
-from townsquare.follow.ids import (
-    IdSpace,
-    NativeRef,
-    is_post_id,
-    native_labels,
-    normalize,
-    platform_of,
-    post_url,
-)
+from townsquare.follow.ids import IdSpace, NativeRef, native_labels
+from townsquare.platforms import is_post_id, platform_of, post_url
 from townsquare.posts import Post, PostError
 from townsquare.store.base import Stored
 
@@ -90,19 +83,19 @@ def test_original_urls():
 def test_namespaced_posts_normalize_and_round_trip_through_the_store(store):
     space = IdSpace()
     pid = space.post_id(NativeRef("bluesky", "at://did:plc:ana/app.bsky.feed.post/3kq2"))
-    p = normalize(Post(id=pid, text="Levee &amp; dam #Riverton", source="bluesky",
-                       created_at=1_700_000_000_000))
+    p = Post(id=pid, text="Levee &amp; dam #Riverton", source="bluesky",
+             created_at=1_700_000_000_000).normalized()
     assert p.id == pid and p.conversation_id == pid and p.text == "Levee & dam #Riverton"
     assert p.hashtags == ["Riverton"]
-    reply = normalize(Post(id=space.post_id(NativeRef("bluesky", "at://d/app.bsky.feed.post/r")),
-                           text="yes", source="b", created_at=1, reply_to_id=pid))
+    reply = Post(id=space.post_id(NativeRef("bluesky", "at://d/app.bsky.feed.post/r")),
+                 text="yes", source="b", created_at=1, reply_to_id=pid).normalized()
     assert reply.conversation_id is None
     store.write_batch([Stored(p), Stored(reply)], [])
     assert store.get(pid).text == "Levee & dam #Riverton"
     assert store.lexical_ids("levee") == [pid]
     assert store.delete([pid]) == 1 and store.get(pid) is None
     with pytest.raises(PostError, match="created_at"):
-        normalize(Post(id=pid, text="x", source="b"))
+        Post(id=pid, text="x", source="b").normalized()
     with pytest.raises(PostError, match="id"):
-        normalize(Post(id=-1, text="x", source="b", created_at=1))
-    assert normalize(Post(id=1212092628029698048, text="x", source="b")).created_at
+        Post(id=-1, text="x", source="b", created_at=1).normalized()
+    assert Post(id=1212092628029698048, text="x", source="b").normalized().created_at

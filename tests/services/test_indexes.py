@@ -85,3 +85,20 @@ def test_build_engine_without_vectors_is_lexical_and_finds_posts(tmp_path):
         r = engine.run("flood", limit=5)
         assert len(r.results) == 3 and not r.semantic["used"]
         assert build_engine(s, Settings(home=tmp_path), semantic=False).vectors is None
+
+
+def test_search_while_another_process_writes_the_tantivy_index_answers_from_fts5(tmp_path):
+    # A running server keeps a tantivy writer for the index's life; a CLI search on the same
+    # home used to crash in its inline refresh ("Failed to acquire Lockfile: LockBusy").
+    with open_store(tmp_path) as s:
+        s.write_batch(_posts(3), [])
+        server_side = lexical_index(s, tmp_path, keep_writer=True)
+        server_side.refresh()                        # holds the index's writer from now on
+        s.write_batch([Stored(Post(id=1_400_000_000_000_000_100, text="flood on the bridge",
+                                   created_at=1_600_000_000_100, source="t").normalized())], [])
+        engine = build_engine(s, Settings(home=tmp_path))
+        latest = engine.run("flood bridge", mode="latest", limit=5)
+        assert [h.id for h in latest.results] == [1_400_000_000_000_000_100]
+        top = engine.run("flood bridge", limit=5)      # the any-word list adds the others
+        assert top.results[0].id == 1_400_000_000_000_000_100
+        assert len(engine.run("flood", limit=10).results) == 4

@@ -31,10 +31,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from townsquare.store.sidecar import connect
+
+if TYPE_CHECKING:                      # types only: sensitive.py loads keyword tables on import
+    from townsquare.ads.sensitive import SensitiveDetector
 
 DAY_MS = 86_400_000
 STATUSES = ("active", "paused")
@@ -139,7 +142,7 @@ def _num(d: dict, key: str, lo: float, hi: float, default: Any = None) -> float:
     return float(v)
 
 
-def parse_campaign(d: Any, *, detector: Any = None) -> Campaign:
+def parse_campaign(d: Any, *, detector: SensitiveDetector | None = None) -> Campaign:
     """A validated ``Campaign`` from a JSON object; ``detector`` (``ads.sensitive``; built when
     None) refuses special-category targeting. Raises ``CampaignError`` naming the field."""
     if not isinstance(d, dict):
@@ -205,7 +208,7 @@ def parse_campaign(d: Any, *, detector: Any = None) -> Campaign:
     return c
 
 
-def check_targeting(c: Campaign, detector: Any = None) -> None:
+def check_targeting(c: Campaign, detector: SensitiveDetector | None = None) -> None:
     """Refuse targeting (and a product) phrased on a special category of personal data.
 
     The default detector uses the keyword lists only: precise and predictable for advertisers

@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from townsquare.ads.campaigns import Brief, Campaign
 from townsquare.text.normalize import lower_strip_accents
 from townsquare.text.rules import URL_LOOSE
+
+if TYPE_CHECKING:                      # types only: no import cost, no cycle
+    from townsquare.ads.safety import BrandSafety
+    from townsquare.ads.sensitive import SensitiveDetector
+    from townsquare.llm.base import Backend
 
 MAX_CHARS = 280
 _NUMBER = re.compile(r"[$€£¥]\s?\d[\d.,]*|\d[\d.,]*\s?(?:%|€|\$|£|k\b|x\b)?", re.UNICODE)
@@ -133,8 +138,10 @@ class CopyWriter:
     or None; ``language``: a function ``texts -> [lang]`` (default: lingua, as ingest uses).
     """
 
-    def __init__(self, backend: Any = None, *, detector: Any = None, safety: Any = None,
-                 language: Any = None, max_tokens: int = 60):
+    def __init__(self, backend: Backend | None = None, *,
+                 detector: SensitiveDetector | None = None, safety: BrandSafety | None = None,
+                 language: Callable[[list[str]], list[str | None]] | None = None,
+                 max_tokens: int = 60):
         if max_tokens < 8:
             raise ValueError(f"max_tokens must be >= 8, got {max_tokens}")
         self.backend = backend

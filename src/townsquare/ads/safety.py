@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from townsquare.protocols import Embedder
 from townsquare.text.rules import MENTION_ASCII
 
 LABELS = ("offensive", "hateful", "crisis")
@@ -123,7 +124,7 @@ class BrandSafety:
 
     def __init__(self, vectorizer: Any, heads: Mapping[str, Any], thresholds: Mapping[str, float],
                  *, emb_heads: Mapping[str, Any] | None = None,
-                 embedder: str | None = DEFAULT_EMBEDDER, embedder_instance: Any = None,
+                 embedder: str | None = DEFAULT_EMBEDDER, embedder_instance: Embedder | None = None,
                  info: Mapping[str, Any] | None = None) -> None:
         unknown = set(heads) - set(LABELS)
         if not heads or unknown:
@@ -213,7 +214,7 @@ class BrandSafety:
 
     # --- scoring -----------------------------------------------------------------------------------
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder | None:
         """The loaded embedder (loaded here on first use), or None for TF-IDF alone."""
         if self.embedder_name is None:
             return None
@@ -275,7 +276,7 @@ class BrandSafety:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, embedder_instance: Any = None) -> BrandSafety:
+    def load(cls, path: str | Path, *, embedder_instance: Embedder | None = None) -> BrandSafety:
         import joblib
         path = Path(path)
         if not path.is_file():
@@ -288,7 +289,7 @@ class BrandSafety:
                    embedder=d["embedder"], embedder_instance=embedder_instance, info=d["info"])
 
 
-def embed_texts(embedder: Any, texts: list[str]) -> dict[str, np.ndarray]:
+def embed_texts(embedder: Embedder, texts: list[str]) -> dict[str, np.ndarray]:
     """{text: vector}, each distinct text embedded once."""
     return dict(zip(texts, embedder.passages([normalize(t) for t in texts])))
 

@@ -30,12 +30,13 @@ from townsquare.ads.campaigns import Campaign, CampaignError, parse_campaign
 from townsquare.api.auth import ApiKey
 from townsquare.api.deps import RuntimeDep, check_key, require
 from townsquare.api.errors import ERRORS, ApiError
+from townsquare.api.limits import SMALL_BODY_BYTES, BoundedRoute, body_limit
 from townsquare.api.runtime import Runtime
 from townsquare.store.base import author_key
 
 RowId = Annotated[int, Path(ge=1, lt=2**63, description="A row id (SQLite INTEGER).")]
 
-router = APIRouter(tags=["ads"])
+router = APIRouter(tags=["ads"], route_class=BoundedRoute)
 
 
 class ServeRequest(BaseModel):
@@ -53,22 +54,27 @@ def _acting_for(key: ApiKey | None) -> str | None:
     return key.subject
 
 
-@router.post("/v1/ads/campaigns", responses=ERRORS)
+@router.post("/v1/ads/campaigns", responses=ERRORS,
+             openapi_extra=body_limit(SMALL_BODY_BYTES))
 async def put_campaign(request: Request, rt: RuntimeDep, key=require("advertiser")) -> dict:
-    """Create or replace a campaign (validated; special-category targeting is refused)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    """Create or replace a campaign (validated; special-category targeting is refused). An id
+    that is another advertiser's answers 404, as reading it does. The body: at most 1 MiB (413
+    beyond), JSON nested at most 64 deep (400 beyond)."""
+    body = await request.json()           # api.limits: depth-checked first, 400 if not JSON
     who = _acting_for(key)
     if who is not None and isinstance(body, dict):
         body = {**body, "advertiser": who}        # an advertiser writes only its own
     ads = await asyncio.to_thread(rt.services.ads)
     try:
         c = parse_campaign(body)          # keyword lists: see ads.campaigns.check_targeting
-        ads.campaigns.put(c)
     except CampaignError as e:
         raise ApiError(400, "invalid_campaign", str(e), param=e.field) from None
+    try:
+        ads.campaigns.put(c)
+    except CampaignError as e:            # put refuses one thing: an id another advertiser has
+        if who is None:                   # an admin sees every campaign anyway
+            raise ApiError(400, "invalid_campaign", str(e), param=e.field) from None
+        raise _not_yours(c.id) from None
     return {"campaign": c.to_dict(), "spent": ads.campaigns.spent(c.id)}
 
 
@@ -83,8 +89,13 @@ def list_campaigns(rt: RuntimeDep, key=require("advertiser")) -> dict:
 def _own(rt: Runtime, cid: str, key: ApiKey | None) -> Campaign:
     c = rt.services.ads().campaigns.get(cid, advertiser=_acting_for(key))
     if c is None:
-        raise ApiError(404, "not_found", f"no campaign {cid!r} of yours")
+        raise _not_yours(cid)
     return c
+
+
+def _not_yours(cid: str) -> ApiError:
+    """The same 404 whether the campaign is absent or another advertiser's: ids cannot be probed."""
+    return ApiError(404, "not_found", f"no campaign {cid[:64]!r} of yours")
 
 
 @router.get("/v1/ads/campaigns/{campaign_id}", responses=ERRORS)

@@ -18,8 +18,9 @@ the OpenAI-compatible chat (``api.chat``), ads (``api.ads``) and the web page (`
 The routes live in routers, one module per area (``routes_service``, ``routes_posts``,
 ``routes_search``, ``routes_happening``, ``chat``, ``ads``); what they depend on (the runtime,
 a key with a scope) in ``api.deps``; errors in ``api.errors``: always JSON, with a 4xx status
-that says whose fault it is. Ids are strings (they exceed JavaScript's 2^53). Every endpoint
-that does work reports ``timings_ms``.
+that says whose fault it is; bounds on request bodies (size per route, JSON depth) in
+``api.limits``. Ids are strings (they exceed JavaScript's 2^53). Every endpoint that does work
+reports ``timings_ms``.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from townsquare.api import ads, chat, routes_happening, routes_posts, routes_sea
 from townsquare.api.auth import KeyStore
 from townsquare.api.deps import Access
 from townsquare.api.errors import install_error_handlers
+from townsquare.api.limits import BodyLimit
 from townsquare.api.runtime import Runtime
 
 
@@ -51,6 +53,8 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True) ->
         runtime.touch()                 # background work yields to requests (api.background)
         return await call_next(request)
 
+    # Outermost: a body over its route's limit is refused before anything reads it.
+    app.add_middleware(BodyLimit, api=app)
     install_error_handlers(app)
     for module in (routes_service, routes_posts, routes_search, routes_happening, chat, ads):
         app.include_router(module.router)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ApiError
+from townsquare.api.limits import SMALL_BODY_BYTES, BoundedRoute, body_limit
 from townsquare.llm import BackendError
 from townsquare.posts import Post, format_time
 from townsquare.query import QueryError, parse
@@ -151,7 +152,7 @@ def compose(summary: dict, base_url: str,
     return pieces, citations
 
 
-router = APIRouter(tags=["chat (OpenAI-compatible)"])
+router = APIRouter(tags=["chat (OpenAI-compatible)"], route_class=BoundedRoute)
 
 
 @router.get("/v1/models")
@@ -162,11 +163,12 @@ def models(rt: RuntimeDep, _k=require("read")) -> dict:
                                         "owned_by": "townsquare"} for m in MODELS]}
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=body_limit(SMALL_BODY_BYTES))
 def chat(req: ChatRequest, request: Request, rt: RuntimeDep, _k=require("read")):
     """Answer the last user message from the latest posts, with citations in the text
     (``[n]`` and a source list) and in ``citations``. ``stream: true`` sends server-sent
-    events in OpenAI's chunk format, one verified sentence per chunk."""
+    events in OpenAI's chunk format, one verified sentence per chunk. The body: at most
+    1 MiB (413 beyond), JSON nested at most 64 deep (400 beyond)."""
     if req.model not in MODELS:
         raise ApiError(404, "model_not_found", f"no model {req.model!r}; models: "
                        f"{', '.join(MODELS)}", param="model")

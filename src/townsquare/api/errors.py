@@ -81,7 +81,10 @@ async def _invalid(_req: Request, e: RequestValidationError) -> JSONResponse:
 
 
 async def _http(_req: Request, e: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+    # ``api.limits.BodyRejected`` carries its own code (an HTTPException, so that FastAPI lets
+    # it out of its body parsing)
+    code = getattr(e, "code", None) or {404: "not_found", 405: "method_not_allowed"}.get(
+        e.status_code, "http_error")
     return JSONResponse(error_body(e.status_code, code, str(e.detail)), e.status_code,
                         headers=getattr(e, "headers", None))
 

@@ -25,6 +25,15 @@ connection leaves that to it, so a commit never waits for a checkpoint).
 
 A store that indexes itself (PostgreSQL: its GIN full-text and pgvector's HNSW indexes, current
 at commit) needs neither index: the indexer then has nothing to catch up.
+
+Deletions reach search at the next refresh (each index reads the store's deletions log). Their
+bytes go at the maintenance step (``services.maintenance``), which the indexer runs by itself:
+once posts were deleted since its last run and no post was written or deleted for
+``compact_idle_s`` (30 s), or, on a server that is never that idle, ``compact_max_wait_s``
+(1 hour) after the first such deletion. Searches do not count as activity: they go on during
+the step, on the indexes as they were. Refreshes wait for it (the step rewrites the tantivy
+index: about as long as indexing every post again). The stories are the background's
+(``api.background``): its next step removes the deleted posts and saves them.
 """
 from __future__ import annotations
 
@@ -36,8 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from townsquare.api.loops import Loop, StepErrors
+from townsquare.embed.sync import StoreVectors
 from townsquare.protocols import Embedder, VectorIndex
 from townsquare.services.indexes import lexical_index, vector_index
+from townsquare.services.maintenance import compact_lexical, compact_vectors
 from townsquare.store.base import Store
 
 
@@ -85,6 +96,16 @@ class Indexer(Loop):
             if embedder is not None and not store.indexes_in_store else None)
         self.vectors_lock = threading.Lock()
         self.refresh_ms: deque[float] = deque(maxlen=1000)   # recent tantivy refreshes
+        self.compact_idle_s = 30.0
+        self.compact_max_wait_s = 3600.0
+        self.compactions = 0                     # maintenance steps run, and the last one's report
+        self.last_compaction: dict | None = None
+        # Activity (the newest post seq, the deletions log's end) and when it last changed; None:
+        # not compacted since start, so a first idle moment runs the step (cheap without work).
+        self._activity = (-1, 0)
+        self._active_at = time.monotonic()
+        self._compacted: int | None = None       # the log's end at the last step
+        self._due_since: float | None = None
 
     def shared_vectors(self) -> VectorIndex | None:
         """The vector index for request threads to search (None: none beside the store)."""
@@ -101,6 +122,42 @@ class Indexer(Loop):
         if self.vectors is not None:
             with self.vectors_lock:
                 did["vectors"] = self.vectors.refresh()
+        return did
+
+    def compaction_due(self, now: float | None = None) -> bool:
+        """Whether the maintenance step should run now (see the module's docstring)."""
+        now = time.monotonic() if now is None else now
+        log_end = self._activity[1]
+        while gone := self.store.deletions_since(log_end, 10_000):
+            log_end = gone[-1][0]
+        activity = (self.store.max_seq(), log_end)
+        if activity != self._activity:
+            self._activity, self._active_at = activity, now
+        if self._compacted == log_end:
+            self._due_since = None
+            return False
+        self._due_since = now if self._due_since is None else self._due_since
+        return (now - self._active_at >= self.compact_idle_s
+                or now - self._due_since >= self.compact_max_wait_s)
+
+    def maintain(self) -> None:
+        """Run the maintenance step when it is due."""
+        if self.compaction_due():
+            self.compact()
+
+    def compact(self) -> dict:
+        """The maintenance step for what this process keeps: the store, the tantivy index and
+        the vector index (``services.maintenance``)."""
+        t0 = time.perf_counter()
+        log_end = self._activity[1]
+        did: dict = {"store": self.store.compact(), "lexical_index": compact_lexical(self.lexical)}
+        with self.vectors_lock:
+            did["vectors"] = compact_vectors(self.vectors if isinstance(self.vectors, StoreVectors)
+                                             else None)
+        did["seconds"] = round(time.perf_counter() - t0, 3)
+        self._compacted, self._due_since = log_end, None
+        self.compactions += 1
+        self.last_compaction = did
         return did
 
     def lag(self, newest: int) -> int:
@@ -120,6 +177,7 @@ class Indexer(Loop):
         while not self.stopping:
             t0 = time.monotonic()
             self.errors.guarded(self.refresh)
+            self.errors.guarded(self.maintain)
             if time.monotonic() - last_checkpoint > self.checkpoint_s:
                 self.errors.guarded(self.store.checkpoint)    # flush the write-ahead log
                 last_checkpoint = time.monotonic()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ERRORS, ApiError, from_input
+from townsquare.api.limits import SMALL_BODY_BYTES, BoundedRoute, body_limit
 from townsquare.api.runtime import Runtime
 from townsquare.llm import BackendError
 from townsquare.query import QueryError
@@ -27,7 +28,7 @@ from townsquare.services.happening import current_trends
 from townsquare.services.times import parse_time
 from townsquare.stories.state import StoryView
 
-router = APIRouter(tags=["what's happening"])
+router = APIRouter(tags=["what's happening"], route_class=BoundedRoute)
 
 
 class SummarizeRequest(BaseModel):
@@ -98,10 +99,12 @@ def story(story_id: str, rt: RuntimeDep, _k=require("read")) -> dict:
     return _story(rt, story_id).to_dict(with_posts=True)
 
 
-@router.post("/v1/summarize", responses=ERRORS)
+@router.post("/v1/summarize", responses=ERRORS,
+             openapi_extra=body_limit(SMALL_BODY_BYTES))
 def summarize(req: SummarizeRequest, rt: RuntimeDep, _k=require("read")) -> dict:
     """A headline and sentences about a story or a query; every sentence cites posts and was
-    checked against them before it is shown."""
+    checked against them before it is shown. The body: at most 1 MiB (413 beyond), JSON
+    nested at most 64 deep (400 beyond)."""
     if (req.query is None) == (req.story_id is None):
         raise ApiError(400, "invalid_parameter", "give 'query' or 'story_id' (one of them)")
     try:                     # a backend this server cannot build is the request's problem

@@ -22,12 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ERRORS, ApiError
-from townsquare.api.ingestbody import BodyError, parse_body
+from townsquare.api.ingestbody import BodyError, BodyItem, parse_body
+from townsquare.api.limits import MiB, body_limit, check_depth
 from townsquare.posts import PostError, parse_id
 from townsquare.store.base import Quarantined, Stored
 
 MAX_BATCH = 10_000                 # tweets per ingest request
-MAX_BODY_BYTES = 32 * 2**20
+MAX_BODY_BYTES = 32 * MiB          # refused before it is read (api.limits)
 
 router = APIRouter(tags=["posts"])
 
@@ -52,23 +53,22 @@ _EXAMPLE = {"data": [{"id": "1212092628029698048", "text": "Flood on Main St",
 
 
 @router.post("/v1/posts", response_model=IngestResponse, responses=ERRORS,
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {"oneOf": [{"type": "object"}, {"type": "array",
-                                                             "items": {"type": "object"}}]},
-                 "example": _EXAMPLE}}}})
+             openapi_extra=body_limit(MAX_BODY_BYTES, requestBody={
+                 "required": True, "content": {"application/json": {
+                     "schema": {"oneOf": [{"type": "object"}, {"type": "array",
+                                                                 "items": {"type": "object"}}]},
+                     "example": _EXAMPLE}}}))
 async def ingest(request: Request, rt: RuntimeDep, _k=require("ingest"),
                  source: Annotated[str, Query(min_length=1, max_length=100,
                                               pattern=r"^[\w.\-]+$")] = "api"):
     """Store posts in the Twitter API v2 shape: one tweet, a response page (`data` +
     `includes`) or an array of tweets; at most 10,000 per request. Each item gets a status;
-    a bad item never stops the good ones (it is kept in the quarantine with its reason)."""
+    a bad item never stops the good ones (it is kept in the quarantine with its reason).
+    The body: at most 32 MiB (413 beyond), JSON nested at most 64 deep (400 beyond)."""
     t0 = time.perf_counter()
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is {len(body):,} bytes; at most "
-                       f"{MAX_BODY_BYTES:,}")
     try:            # in a worker thread: a large batch must not block the event loop
-        items = await run_in_threadpool(parse_body, body, source, max_items=MAX_BATCH)
+        items = await run_in_threadpool(_parse, body, source)
     except BodyError as e:
         raise ApiError(413 if e.code == "batch_too_large" else 400, e.code, str(e)) from None
     t1 = time.perf_counter()
@@ -92,6 +92,11 @@ async def ingest(request: Request, rt: RuntimeDep, _k=require("ingest"),
     return {"items": out, "counts": counts,
             "timings_ms": {"parse": round((t1 - t0) * 1000, 2),
                            "write": round((t2 - t1) * 1000, 2)}}
+
+
+def _parse(body: bytes, source: str) -> list[BodyItem]:
+    check_depth(body)           # before the parser: deep nesting breaks what walks the items
+    return parse_body(body, source, max_items=MAX_BATCH)
 
 
 def _post_id(value: str) -> int:

@@ -3,7 +3,7 @@ statistics, and the web page itself (``townsquare.web``).
 
     GET /health      no key: status, version, posts, uptime
     GET /v1/info     no key: whether keys are required, the chat models
-    GET /v1/stats    read: counts, index lags, writer, server mode, stories
+    GET /v1/stats    read: counts, index lags, writer, server mode, stories, followed streams
     GET /            the web page (``/static/...`` its files)
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from townsquare import __version__
 from townsquare.api.chat import MODELS
 from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ERRORS
+from townsquare.follow.stats import read_stats, state_folder
 from townsquare.web import STATIC_DIR
 
 router = APIRouter(tags=["service"])
@@ -47,6 +48,9 @@ def stats(rt: RuntimeDep, _k=require("read")) -> dict:
     s["server_mode"] = {"store": "postgresql" if rt.server_mode else "embedded",
                         "background_leader": rt.background.leader}
     s["stories"] = rt.background.story_counts()
+    # Every followed stream's health: this server's (`serve --follow`) and any `townsquare
+    # follow` process's on the same home, as each last published it.
+    s["follow"] = read_stats(state_folder(rt.settings.home), time.time())
     return s
 
 

@@ -14,9 +14,14 @@ Why a queue: SQLite takes one writer at a time, and a transaction's fixed cost (
 FTS5 segment flush) dominates small batches. Requests that arrive while a transaction runs are
 written together in the next one (group commit, as databases do for their logs), each request
 still getting its own per-post statuses. Measured in ``bench/serve.py``.
+
+The write-ahead log: once no request came for ``idle_s``, the writer asks the store for a
+checkpoint, which truncates the log then (``SQLiteStore.checkpoint``); a commit that leaves the log
+past its limit truncates it at once, and ``close`` truncates it last.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from concurrent.futures import Future
@@ -24,18 +29,26 @@ from typing import Sequence
 
 from townsquare.store.base import Quarantined, Store, Stored, WriteResult
 
+log = logging.getLogger("townsquare.api")
+
 
 class WriteQueue:
     """Serializes every write of a server process through one thread and one connection.
 
-    ``max_group``: posts per transaction at most (several requests are merged up to it).
+    ``max_group``: posts per transaction at most (several requests are merged up to it);
+    ``idle_s``: how long without a write before the store checkpoints its log (the embedded store
+    truncates it when no commit touched it for ``store.sqlite.WAL_IDLE_S``, 1 s).
     """
 
-    def __init__(self, store: Store, *, max_group: int = 20_000):
+    def __init__(self, store: Store, *, max_group: int = 20_000, idle_s: float = 1.0):
         if max_group < 1:
             raise ValueError(f"max_group must be >= 1, got {max_group}")
+        if idle_s <= 0:
+            raise ValueError(f"idle_s must be > 0, got {idle_s}")
         self.store = store
         self.max_group = max_group
+        self.idle_s = idle_s
+        self._wrote = False                 # since the last idle checkpoint
         self._q: queue.Queue = queue.Queue()
         self._closed = False
         self.transactions = 0
@@ -72,11 +85,24 @@ class WriteQueue:
         self._q.put((kind, payload, fut))
         return fut
 
+    def _idle(self) -> None:
+        """No write for ``idle_s``: a checkpoint now costs no request anything."""
+        self._wrote = False
+        try:
+            self.store.checkpoint()
+        except Exception:                   # the next idle moment tries again
+            log.exception("checkpoint after idle failed")
+
     def _loop(self) -> None:
         while True:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=self.idle_s if self._wrote else None)
+            except queue.Empty:
+                self._idle()
+                continue
             if item is None:
                 return
+            self._wrote = True
             group = [item]
             size = len(item[1][0]) if item[0] == "write" else 0
             # Take whatever else is waiting, up to the group size: one transaction for all.

@@ -1,6 +1,6 @@
 """What every command of the CLI shares: the Typer ``app`` they register on, the ``--home`` and
-``--json`` options, the settings of the run, opening the store, JSON output, one-line errors and
-progress bars on stderr.
+``--json`` options, the settings of the run, opening the store, JSON output, one-line errors,
+text from the data made safe for a terminal, and progress bars on stderr.
 
     >>> flag("window"), flag("baseline_windows"), flag("--since")
     ('--window', '--baseline-windows', '--since')
@@ -10,6 +10,8 @@ puts it in the context; a command's own ``--home`` overrides its home (``setting
 """
 from __future__ import annotations
 
+import re
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from typing import Annotated, Any, NoReturn, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from townsquare.services.errors import InputError
@@ -66,12 +69,47 @@ def input_errors() -> Iterator[None]:
 
 
 def store_of(settings: Settings) -> Store:
-    """Open the store the settings name (exit 2 with a one-line error when it cannot be
-    reached)."""
+    """Open the store the settings name; exit 2 with a one-line error naming the path when it
+    cannot be: a server that cannot be reached, a home that is a file or cannot be written, a
+    database file that is not one (corrupt, or another program's), a newer schema."""
+    target = settings.db_target
     try:
-        return open_store(settings.db_target)
+        return open_store(target)
     except ConnectionError as e:
         fail(str(e))
+    except sqlite3.OperationalError as e:      # cannot open or create the file, or locked
+        fail(f"{target}: cannot open the database ({e})")
+    except sqlite3.DatabaseError as e:         # "file is not a database", "malformed"
+        fail(f"{target}: not a townsquare database ({e})")
+    except OSError as e:                       # creating the home folder
+        why = "a file, not a folder" if isinstance(e, FileExistsError) else e.strerror or e
+        fail(f"{e.filename or settings.home}: cannot use as the home folder ({why})")
+    except RuntimeError as e:                  # a schema newer than this townsquare
+        fail(str(e))
+
+
+# ANSI escape sequences (CSI "ESC [ ... final", OSC "ESC ] ... BEL or ESC \", two-byte ESC x),
+# removed whole so no half of one reaches the terminal.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?",
+                      re.S)
+# Line and tab characters become spaces (one item per line); every other control character goes,
+# C1 included (U+009B is a one-character CSI), and so do the bidirectional overrides and isolates
+# that make a terminal show text in another order than it is (U+202A-202E, U+2066-2069).
+_SPACES = str.maketrans({c: " " for c in "\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, markup: bool = False) -> str:
+    r"""Text from the data (a post, a handle, a file name, a quarantine reason) made safe to print:
+    no escape sequence or control character from a post reaches the terminal, and it stays on
+    one line. ``markup=True`` also escapes ``[`` for text put inside a Rich markup string, where
+    ``[red]`` would style the output and ``[/x]`` would stop the command with an error.
+
+        >>> printable("Flood \x1b[31mwarning\x1b[0m\non [red] st\x07", markup=True)
+        'Flood warning on \\[red] st'
+    """
+    text = _CONTROLS.sub("", _ESCAPES.sub("", text).translate(_SPACES))
+    return escape(text) if markup else text
 
 
 def print_json(obj: Any) -> None:

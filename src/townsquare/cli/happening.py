@@ -24,6 +24,7 @@ from townsquare.cli.common import (
     input_errors,
     out,
     print_json,
+    printable,
     settings_of,
     store_of,
 )
@@ -54,8 +55,8 @@ def trends(
     if not result["trends"]:
         out.print("no trends (too few posts in the window)")
     for i, t in enumerate(result["trends"], 1):
-        merged = f"  (also {', '.join(t['merged'])})" if t["merged"] else ""
-        out.print(f"[bold]{i}.[/] {t['label']}  score {t['score']:.1f}  x{t['ratio']:.1f}  "
+        merged = f"  (also {printable(', '.join(t['merged']), markup=True)})" if t["merged"] else ""
+        out.print(f"[bold]{i}.[/] {printable(t['label'], markup=True)}  score {t['score']:.1f}  x{t['ratio']:.1f}  "
                   f"{t['authors']} authors{merged}", highlight=False)
 
 
@@ -91,8 +92,8 @@ def stories(
         out.print(f"[bold]story {v.id}[/]  {v.size:,} posts, {v.authors:,} authors  "
                   f"{format_time(v.first_ms)} .. {format_time(v.last_ms)}  "
                   f"{'active' if v.active else 'retired'}", highlight=False)
-        out.print("   " + v.headline, markup=False, highlight=False)
-        out.print("   " + ", ".join(v.top_terms[:8]), markup=False, highlight=False)
+        out.print("   " + printable(v.headline), markup=False, highlight=False)
+        out.print("   " + printable(", ".join(v.top_terms[:8])), markup=False, highlight=False)
     if not views:
         out.print("no stories" + (" in that range" if lo or hi else " active now"))
     out.print(f"posts in no story: {share:.1%}")
@@ -118,11 +119,12 @@ def story(
     if json_out:
         print_json(v.to_dict(with_posts=True))
         return
-    out.print(f"[bold]story {v.id}[/]: {', '.join(v.top_terms)}", highlight=False)
+    out.print(f"[bold]story {v.id}[/]: {printable(', '.join(v.top_terms), markup=True)}",
+              highlight=False)
     out.print(f"{v.size:,} posts, {v.authors:,} authors, languages {v.languages}", highlight=False)
     for pid in v.key_post_ids:
         p = key[pid]
-        out.print(f"  * @{p.author_handle or '-'} {pid}: " + p.text.replace("\n", " "),
+        out.print(printable(f"  * @{p.author_handle or '-'} {pid}: " + p.text),
                   markup=False, highlight=False)
     peak = max((n for _, n in v.timeline), default=1)
     for t, n in v.timeline[-24:]:
@@ -176,10 +178,10 @@ def summarize(
     if json_out:
         print_json(result.to_dict())
         return
-    out.print(f"[bold]{result.headline}[/]", highlight=False)
+    out.print(f"[bold]{printable(result.headline, markup=True)}[/]", highlight=False)
     for s in result.sentences:
-        out.print(f"- {s.text} " + " ".join(f"[{c}]" for c in s.citations), markup=False,
-                  highlight=False)
+        out.print(printable(f"- {s.text} ") + " ".join(f"[{c}]" for c in s.citations),
+                  markup=False, highlight=False)
     out.print(f"model {result.model}; {len(result.dropped)} draft sentence(s) failed "
               f"verification and were not shown; timings (ms): "
               + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()), highlight=False)

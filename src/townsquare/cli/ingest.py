@@ -12,7 +12,9 @@ Commands import their machinery when they run, so ``townsquare --help`` starts f
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,8 +28,10 @@ from townsquare.cli.common import (
     ServiceBar,
     app,
     err,
+    fail,
     out,
     print_json,
+    printable,
     settings_of,
     store_of,
 )
@@ -82,24 +86,40 @@ def ingest(
              "'inline', or 'auto' (a process for inputs of 8 MiB or more).")] = "auto",
     late: Annotated[bool, typer.Option(
         "--late/--no-late", help="Run language id and near-duplicate linking after ingesting.")] = True,
-    strict: Annotated[bool, typer.Option(help="Exit 1 when any record was quarantined.")] = False,
+    strict: Annotated[bool, typer.Option(
+        help="Exit 1 when any record was quarantined or any file could not be read.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Read posts from files (v1.1/v2 JSON, JSON Lines, X archive, CSV/TSV) into the store."""
-    from townsquare.ingest.pipeline import IngestPipeline
+    """Read posts from files (v1.1/v2 JSON, JSON Lines, X archive, CSV/TSV) into the store.
+
+    Files that hold no posts (a README) are listed as skipped; files that cannot be read (a
+    broken link, a FIFO, no permission, UTF-16 without a byte order mark) as skipped and
+    unreadable. Either way the next file is read."""
+    from townsquare.ingest.detect import discover
+    from townsquare.ingest.pipeline import WRITERS, IngestPipeline
     from townsquare.services.indexes import refresh_lexical_index
 
+    # Every option is checked before the store is opened: a typo creates no home.
     if fmt is not None and fmt not in FORMATS:
-        raise typer.BadParameter(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}",
-                                 param_hint="--format")
+        fail(f"--format: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    if batch_size < 1:
+        fail(f"--batch-size: must be at least 1, got {batch_size}")
+    if source is not None and not source.strip():
+        fail("--source: must not be empty")
+    if writer not in WRITERS:
+        fail(f"--writer: unknown writer {writer!r}; one of {', '.join(WRITERS)}")
+    try:
+        column_map = parse_columns(columns)
+    except typer.BadParameter as e:
+        fail(f"--columns: {e.message}")
     for p in paths:
-        if not p.exists():
-            raise typer.BadParameter(f"no such file or folder: {p}", param_hint="PATHS")
+        if not os.path.lexists(p):
+            fail(f"no such file or folder: {printable(str(p), markup=True)}")
     settings = settings_of(ctx, home)
     store = store_of(settings)
-    pipeline = IngestPipeline(store, fmt=fmt, source=source, columns=parse_columns(columns),
+    pipeline = IngestPipeline(store, fmt=fmt, source=source, columns=column_map,
                               batch_size=batch_size, writer=writer)
-    n_files = sum(1 for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+    n_files = sum(1 for _ in discover(paths))
     counts = {"posts": 0, "bad": 0}
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files  {task.fields[posts]:,} posts  {task.fields[rate]:,.0f} posts/s"
@@ -129,27 +149,36 @@ def ingest(
                   "quarantined", "seconds", "posts_per_s"):
             t.add_row(k, f"{result[k]:,}" if isinstance(result[k], int) else str(result[k]))
         for src, n in result["records_by_source"].items():
-            t.add_row(f"records from {src}", f"{n:,}")
+            t.add_row(f"records from {printable(src, markup=True)}", f"{n:,}")
         if late:
             for k, v in result["late_stage"].items():
                 t.add_row(f"late stage: {k}", f"{v:,}" if isinstance(v, int) else str(v))
         out.print(t)
-        skipped = result["skipped_files"]
-        if skipped:
-            out.print(f"{len(skipped)} files skipped (not posts); first: "
-                      + "; ".join(f"{Path(p).name}: {why}" for p, why in list(skipped.items())[:3]))
+        unreadable = result["unreadable_files"]
+        by_design = {p: why for p, why in result["skipped_files"].items() if p not in unreadable}
+        if by_design:
+            out.print(printable(f"{len(by_design)} files skipped (not posts); first: " + "; ".join(
+                f"{Path(p).name}: {why}" for p, why in list(by_design.items())[:3])),
+                markup=False, highlight=False)
+        for p, why in unreadable.items():     # every one: each is data that was not read
+            err.print(f"[yellow]not read:[/] {printable(p, markup=True)}: "
+                      f"{printable(why, markup=True)}", highlight=False)
         if result["quarantined"]:
             out.print(f"{result['quarantined']:,} records quarantined: "
                       "see `townsquare quarantine`")
-    if strict and result["quarantined"]:
+    if strict and (result["quarantined"] or result["unreadable_files"]):
         raise typer.Exit(1)
 
 
 @app.command()
 def stats(ctx: typer.Context, home: Home = None, json_out: Json = False) -> None:
-    """Posts per source, language and day; quarantine; the late stage's lag."""
-    with store_of(settings_of(ctx, home)) as store:
+    """Posts per source, language and day; quarantine; the late stage's lag; followed streams."""
+    from townsquare.follow.stats import read_stats, state_folder
+
+    settings = settings_of(ctx, home)
+    with store_of(settings) as store:
         s = store.stats()
+    s["follow"] = read_stats(state_folder(settings.home), time.time())   # `townsquare follow`
     if json_out:
         print_json(s)
         return
@@ -178,6 +207,13 @@ def stats(ctx: typer.Context, home: Home = None, json_out: Json = False) -> None
     out.print(f"embeddings ({emb['model'] or 'none yet'}): {emb['embedded']:,} posts embedded, "
               f"{emb['pending_posts']:,} pending, oldest waiting {emb['oldest_pending_age_s']} s "
               "(lexical search never waits for them)")
+    for f in s["follow"]:
+        lag = "-" if f["lag_ms"] is None else f"{f['lag_ms'] / 1000:.1f} s"
+        state = ("stopped" if f["stale"] else f"connected since {f['connected_since']}"
+                 if f["connected"] else "reconnecting")
+        out.print(f"follow {f['source']} ({f['kind']}): {state}; {f['posts_per_s']:,} posts/s, "
+                  f"last event {f['last_event'] or '-'}, lag {lag}, {f['reconnects']} reconnects, "
+                  f"{f['quarantined']:,} quarantined, {f['dropped']:,} dropped", highlight=False)
 
 
 @app.command()
@@ -192,7 +228,8 @@ def quarantine(ctx: typer.Context, home: Home = None,
                      "raw": q.raw} for q in items])
         return
     for q in items:
-        out.print(f"{q.file}:{q.line}: {q.reason}", highlight=False)
+        out.print(printable(f"{q.file}:{q.line}: {q.reason}"), markup=False, highlight=False,
+                  soft_wrap=True)                # one line per record, whatever the width
 
 
 @app.command()
@@ -206,7 +243,9 @@ def enrich(ctx: typer.Context, home: Home = None, json_out: Json = False) -> Non
         out.print(", ".join(f"{k}: {v}" for k, v in result.items()))
 
 
-@app.command()
+# ignore_unknown_options: another platform's id is negative (-8070...) and must not read as an
+# option; `townsquare delete -- ID` works too.
+@app.command(context_settings={"ignore_unknown_options": True})
 def delete(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Post ids.")],
            home: Home = None) -> None:
     """Delete posts by id from every index; a deleted id is never stored again."""

@@ -18,6 +18,7 @@ from townsquare.cli.common import (
     fail,
     out,
     print_json,
+    printable,
     settings_of,
     store_of,
 )
@@ -56,9 +57,10 @@ def search(
     for i, h in enumerate(resp.results, 1):
         d = h.to_dict()
         dup = f"  (+{h.near_duplicates} near-duplicates)" if h.near_duplicates else ""
-        out.print(f"[bold]{i}.[/] {d['created_at']}  @{h.author or '-'}  id {d['id']}  "
-                  f"score {h.score:.4f}  [{', '.join(h.matched)}]{dup}")
-        out.print("   " + h.text.replace("\n", " "), markup=False, highlight=False)
+        out.print(f"[bold]{i}.[/] {d['created_at']}  @{printable(h.author or '-', markup=True)}  "
+                  f"id {d['id']}  score {h.score:.4f}  "
+                  f"\\[{printable(', '.join(h.matched), markup=True)}]{dup}")
+        out.print("   " + printable(h.text), markup=False, highlight=False)
     if not resp.results:
         out.print("no results")
     sem = resp.semantic

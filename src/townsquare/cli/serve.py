@@ -6,15 +6,19 @@
     townsquare keys revoke KEY_ID
     townsquare serve [--host 127.0.0.1] [--port 8000] [--backend local|extractive|openai]
     townsquare serve --no-auth                   # a local demo without keys (the log says so)
+    townsquare serve --follow bluesky --follow "mastodon https://m.example --tag riverton"
 
 Keys live in ``<home>/keys.db`` (hashed); ``keys create`` prints only the new key on stdout, so
 ``KEY=$(townsquare keys create --scope read)`` works.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -94,6 +98,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
     workers: Annotated[int, typer.Option(
         help="Worker processes on one port (server mode only: needs --store postgresql://...).")] = 1,
+    follow: Annotated[Optional[list[str]], typer.Option(
+        "--follow", help="Follow a live stream into the store while serving: what `townsquare "
+                         "follow` takes, as one argument: \"SOURCE [WHERE] [OPTIONS]\" (repeat "
+                         "for several).")] = None,
 ) -> None:
     """Run the HTTP API, the OpenAI-compatible chat and the web page."""
     import uvicorn
@@ -125,6 +133,10 @@ def serve(
                     "`townsquare keys create --scope read --scope ingest --home %s`", folder)
     if workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
+    if follow and workers > 1:
+        fail("--follow runs in one process: with --workers > 1, run `townsquare follow` beside "
+             "the server (it writes to the same PostgreSQL store)")
+    followed = _followed(follow or [], settings)
     if workers > 1:
         if not settings.server_mode:
             fail("--workers > 1 needs a shared store: give --store "
@@ -146,10 +158,11 @@ def serve(
                     **slow_start)
         return
     try:
-        rt = Runtime(settings, embed=embed, background_share=background_share)
+        rt = Runtime(settings, embed=embed, background_share=background_share, follow=followed)
     except (ValueError, ConnectionError) as e:
         fail(str(e))
     app_ = create_app(rt, keys=keys, auth=not no_auth)
+    close = _close_at_shutdown(app_, rt)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     err.print(f"townsquare is serving {settings.redacted_store()} at [bold]http://{shown}:{port}/[/] "
               f"(API docs at /docs)")
@@ -157,7 +170,54 @@ def serve(
         uvicorn.run(app_, host=host, port=port, log_level=log_level.lower(),
                     timeout_graceful_shutdown=10)
     finally:
-        rt.close()
+        close()
+
+
+def _close_at_shutdown(app_, rt) -> Callable[[], None]:
+    """Close the runtime in the app's shutdown (and return a close that runs it once).
+
+    On SIGTERM uvicorn shuts the app down, then raises the signal again with its default action,
+    which ends the process before anything after ``uvicorn.run`` runs: the runtime must close in
+    the shutdown, so that followed streams commit what they received and the writer finishes."""
+    import contextlib
+
+    inner = app_.router.lifespan_context
+    done = threading.Lock()
+
+    def close() -> None:
+        if done.acquire(blocking=False):
+            rt.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            await asyncio.to_thread(close)
+
+    app_.router.lifespan_context = lifespan
+    return close
+
+
+def _followed(specs: list[str], settings: Settings) -> list[tuple[Any, dict[str, Any]]]:
+    """The sources of ``--follow`` and their collector options; one-line errors (exit 2)."""
+    from townsquare.cli.follow import SpecError, parse_spec
+    from townsquare.follow.stats import state_folder
+
+    out_: list[tuple[Any, dict[str, Any]]] = []
+    for text in specs:
+        try:
+            spec = parse_spec(text)
+            out_.append((spec.source(state_folder(settings.home)), spec.collector_options()))
+        except (SpecError, ValueError) as e:
+            # Only the source's name: the rest of the words might hold what should stay secret.
+            fail(f"--follow {(text.split() or [''])[0]!r}: {e}")
+    names = [s.name for s, _ in out_]
+    if len(set(names)) < len(names):
+        fail(f"--follow: two sources named {sorted(n for n in names if names.count(n) > 1)[0]!r}"
+             " (give each its own --name)")
+    return out_
 
 
 @app.command()

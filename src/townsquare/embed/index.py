@@ -18,7 +18,9 @@ Backends, same API and same file format header:
     a removed or replaced row becomes a tombstone: searches over-fetch and drop tombstones, and
     the index is rebuilt from its live rows (:meth:`VectorIndex.compact`) once tombstones pass
     20% of its rows. The vectors themselves live in the HNSW's flat storage (float32), from which
-    a rebuild reconstructs them: no second copy is kept in memory.
+    a rebuild reconstructs them: no second copy is kept in memory. Below that share,
+    :meth:`VectorIndex.scrub` zeroes the tombstones' vectors and ids in place (the graph keeps
+    its links): what a deletion must not leave in the file, without the cost of a rebuild.
 ``numpy`` (fallback)
     an exact scan: one (n, dim) @ (dim,) product per query. Fine to about 10^5 posts.
 
@@ -203,6 +205,25 @@ class VectorIndex:
                 self._row_ids = ids
                 self._dead = np.zeros(len(ids), dtype=bool)
                 self._row_of = dict(zip(ids.tolist(), range(len(ids))))
+
+    def scrub(self) -> int:
+        """Overwrite each tombstone's vector with zeros and its id with -1, in place; returns how
+        many tombstones still held them. A zero vector scores 0 against every query, and search
+        drops tombstones anyway: results do not change, and a saved file no longer holds a
+        removed post's embedding or id. O(tombstones x dim), against a rebuild's O(rows)."""
+        with self._lock:
+            dead = np.flatnonzero(self._dead)
+            if not len(dead):
+                return 0
+            fresh = int((self._row_ids[dead] != -1).sum())
+            self._row_ids[dead] = -1
+            if self._hnsw is None:
+                self._vecs[dead] = 0.0
+            else:
+                storage = _faiss.downcast_index(self._hnsw.storage)     # the flat float32 rows
+                xb = _faiss.rev_swig_ptr(storage.get_xb(), self.rows * self.dim)
+                xb.reshape(self.rows, self.dim)[dead] = 0.0             # a view: in place
+            return fresh
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest ids to ``q`` (dim,) as (id, score) pairs, best first; fewer when

@@ -8,10 +8,12 @@
 The store's ``vectors`` table is the source of truth; the index (``townsquare.embed.index``) is a
 derived file, ``vectors.index`` in the store's folder, with a small JSON sidecar saying which
 model and up to which ``seq`` it holds. ``refresh()`` adds what was embedded since (an upsert, so
-a re-embedded post replaces its old vector). Deleted posts may linger in the index until the next
-rebuild, which is harmless: search keeps only candidates that still exist in the store
-(``Store.filter_ids``). When the index holds many more entries than the table (deletes), or the
-model changed, it is rebuilt from the table.
+a re-embedded post replaces its old vector), and removes the posts deleted since (the store's
+deletions log, behind a watermark of its own). A removed vector is a tombstone in the HNSW graph
+until the index is rebuilt by itself (past 20% of tombstones); ``compact()`` (the maintenance
+step, ``services.maintenance``) zeroes the tombstones' vectors and ids in place and writes the
+file again (``VectorIndex.scrub``: a rebuild would cost as much as indexing every vector anew,
+minutes at 10^5 posts). When the model changed, the index is rebuilt from the table.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class StoreVectors:
         self.dim = dim
         self.model: str | None = None
         self.watermark = 0
+        self.deleted_through = 0          # the deletions log's watermark
         self.index = VectorIndex(dim)
         if path is not None and path.exists() and self._meta_path().exists():
             meta = json.loads(self._meta_path().read_text())
@@ -46,6 +49,8 @@ class StoreVectors:
                 self.index = VectorIndex.load(path)
                 self.model = meta["model"]
                 self.watermark = int(meta["watermark"])
+                # A file from before the log: 0, so the whole log is applied once.
+                self.deleted_through = int(meta.get("deleted_through", 0))
 
     def _meta_path(self) -> Path:
         assert self.path is not None
@@ -55,13 +60,22 @@ class StoreVectors:
         return len(self.index)
 
     def refresh(self) -> int:
-        """Add vectors embedded since the last refresh; returns how many. Saves the file when
-        anything changed."""
+        """Remove the vectors of posts deleted since the last refresh and add those embedded
+        since; returns how many changes. Saves the file when anything changed."""
         model = self.store.embed_model()
+        added = 0
         if model != self.model:                       # first use, or the model changed
             self.index = VectorIndex(self.dim)
             self.model, self.watermark = model, 0
-        added = 0
+            # A new index reads only the vectors left: it skips the log (read first, so that a
+            # deletion committed meanwhile is applied after the vectors are read).
+            while gone := self.store.deletions_since(self.deleted_through, _PAGE):
+                self.deleted_through = gone[-1][0]
+                added += 1                            # the watermark moved: save it
+        while gone := self.store.deletions_since(self.deleted_through, _PAGE):
+            self.index.remove([pid for _seq, pid in gone])
+            self.deleted_through = gone[-1][0]
+            added += len(gone)
         while True:
             rows = self.store.vectors_after(self.watermark, _PAGE)
             if not rows:
@@ -75,6 +89,16 @@ class StoreVectors:
         if added:
             self.save()
         return added
+
+    def compact(self) -> dict:
+        """Catch up, then zero the vectors and ids of the tombstones that still hold them, and
+        save the file when it did. What it did, as a dict."""
+        self.refresh()
+        scrubbed = self.index.scrub()
+        if scrubbed:
+            self.save()
+        return {"tombstones_scrubbed": scrubbed, "tombstones": self.index.rows - len(self.index),
+                "vectors": len(self.index)}
 
     def _rebuild(self) -> int:
         keep = self.store.vector_ids()
@@ -99,7 +123,8 @@ class StoreVectors:
         self.index.save(self.path)
         tmp = self._meta_path().with_suffix(".tmp")
         tmp.write_text(json.dumps({"model": self.model, "dim": self.dim,
-                                   "watermark": self.watermark}))
+                                   "watermark": self.watermark,
+                                   "deleted_through": self.deleted_through}))
         os.replace(tmp, self._meta_path())
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -128,6 +153,10 @@ class InStoreVectors:
 
     def refresh(self) -> int:
         return 0
+
+    def compact(self) -> dict:
+        """Nothing beside the store: its own ``compact`` covers the HNSW index."""
+        return {"tombstones_scrubbed": 0, "tombstones": 0, "vectors": len(self)}
 
     def save(self) -> None:
         return None

@@ -15,7 +15,8 @@ reconnects as ``backoff`` says, and turns its platform's frames into posts and d
 ``Collector`` batches them into a store (or any ``PostSink``) and keeps ``SourceStats``. Posts of
 platforms other than X get ids of their own namespace (``ids``). Modules:
 
-- ``ids``: post and author ids across platforms, original URLs.
+- ``ids``: post and author ids across platforms (the layout: ``townsquare.platforms``),
+  original URLs.
 - ``backoff``: the reconnect policy and the injectable clock.
 - ``source``: frames, credentials, the reconnect loop, line framing.
 - ``stats``: per-source progress and health.
@@ -24,13 +25,14 @@ platforms other than X get ids of their own namespace (``ids``). Modules:
 """
 from townsquare.follow.backoff import Backoff, Clock, ReconnectPolicy, SystemClock
 from townsquare.follow.collector import Collector, Committed, PostSink
-from townsquare.follow.ids import IdSpace, NativeRef, is_post_id, platform_of, post_url
+from townsquare.follow.ids import IdSpace, NativeRef
 from townsquare.follow.jetstream import JetstreamStream
 from townsquare.follow.mastodon import MastodonStream
 from townsquare.follow.ndjson import NDJSONStream
 from townsquare.follow.source import Credential, Decoded, FollowError, Link, Source
 from townsquare.follow.stats import SourceStats
 from townsquare.follow.x import Rule, XRules, XStream
+from townsquare.platforms import is_post_id, platform_of, post_url
 
 __all__ = [
     "Backoff", "Clock", "Collector", "Committed", "Credential", "Decoded", "FollowError",

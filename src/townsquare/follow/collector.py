@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Protocol
 
 from townsquare.follow.backoff import Clock, SystemClock
-from townsquare.follow.ids import normalize
 from townsquare.follow.source import Decoded, Link, Source
 from townsquare.follow.stats import SourceStats, write_stats
 from townsquare.posts import PostError, format_time
@@ -154,6 +153,8 @@ class Collector:
             if not reader.done():
                 reader.cancel()
             (failure,) = await asyncio.gather(reader, return_exceptions=True)
+            if self.stats.connected:         # a stop cancels the session: it is over all the same
+                self.stats.on_disconnect(None)
             await queue.put(_END)
             await writer
         finally:
@@ -209,7 +210,7 @@ class Collector:
         errors = [d.error] if d.error else []
         for p in d.posts:
             try:
-                normalize(p)
+                p.normalized()
             except PostError as e:
                 errors.append(f"post {p.id}: {e}" if len(d.posts) > 1 else str(e))
                 continue

@@ -15,13 +15,15 @@
     >>> p.labels["url"]
     'https://bsky.app/profile/did:plc:ana/post/3kq2bzdvmsc2a'
 
-Run (the lead wires the CLI)::
+Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."``)::
 
     townsquare follow bluesky                              # the whole network's posts
     townsquare follow bluesky --did did:plc:... --did ...  # some accounts only
 
-Credentials: none (Jetstream is public). ``--url`` picks another instance (default
-``wss://jetstream2.us-east.bsky.network/subscribe``).
+    townsquare follow bluesky wss://jetstream1.us-west.bsky.network/subscribe   # another instance
+
+Credentials: none (Jetstream is public). The default instance is
+``wss://jetstream2.us-east.bsky.network/subscribe``. The cursor is kept in ``HOME/follow/``.
 
 The subscription asks for ``wantedCollections=app.bsky.feed.post`` (and ``wantedDids`` when
 given). A ``commit`` create (or update) becomes a post: its text, first language, facets
@@ -53,6 +55,7 @@ import websockets.exceptions
 from townsquare.follow.backoff import ReconnectPolicy
 from townsquare.follow.ids import IdSpace, NativeRef, native_labels
 from townsquare.follow.source import Decoded, Link, StatusError, reconnecting, retry_after_s
+from townsquare.follow.stats import file_stem
 from townsquare.ingest.items import clip
 from townsquare.posts import Post, PostError, parse_time_ms
 
@@ -228,7 +231,7 @@ class JetstreamStream:
         self.name = name
         self.locator = f"bluesky:{url}"
         self.dids = list(dids)
-        self.cursor_file = (Path(state_dir) / f"{_safe(name)}.cursor") if state_dir else None
+        self.cursor_file = (Path(state_dir) / f"{file_stem(name)}.cursor") if state_dir else None
         self.rewind_us = int(rewind_s * 1_000_000)
         self.decoder = JetstreamDecoder(ids)
         self.policy = policy or ReconnectPolicy()
@@ -292,7 +295,3 @@ class JetstreamStream:
             yield ws            # iterates messages; ends on a clean close, raises on a cut one
         finally:
             await ws.close()
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "source"

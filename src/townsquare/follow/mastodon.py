@@ -9,7 +9,7 @@
     >>> p.text, p.author_handle, p.hashtags
     ('Levee holding #riverton', 'ana@m.example', ['riverton'])
 
-Run (the lead wires the CLI)::
+Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."``)::
 
     townsquare follow mastodon https://mastodon.example                    # public timeline
     townsquare follow mastodon https://mastodon.example --local            # this instance only

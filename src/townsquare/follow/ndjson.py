@@ -4,7 +4,7 @@
     >>> d.deletes
     [1212092628029698048]
 
-Run (the lead wires the CLI)::
+Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."``)::
 
     townsquare follow ndjson https://firehose.example/posts          # a long-lived HTTP response
     some-exporter | townsquare follow ndjson -                       # stdin, until it ends
@@ -29,6 +29,7 @@ import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -58,6 +59,19 @@ def decode_ndjson_line(line: bytes, source: str, kind: str | None = None) -> Dec
     except orjson.JSONDecodeError as e:
         return Decoded(error=f"json: {e}", raw=raw)
     return posts_of(obj, source, raw, kind)
+
+
+def _shown_url(url: str) -> str:
+    """The URL as logs and stats show it: no user, password or query (they may hold secrets).
+
+    >>> _shown_url("https://bot:s3cret@feed.example:8443/posts?key=s3cret")
+    'https://feed.example:8443/posts'
+    """
+    u = urlsplit(url)
+    host = u.hostname or ""
+    if u.port:
+        host += f":{u.port}"
+    return urlunsplit((u.scheme, host, u.path, "", ""))
 
 
 def _is_pipe(f: BinaryIO) -> bool:
@@ -93,7 +107,7 @@ class NDJSONStream:
     @classmethod
     def from_url(cls, url: str, *, name: str = "ndjson", kind: str | None = None,
                  token: Credential | None = None, **kw) -> "NDJSONStream":
-        return cls(name=name, locator=f"ndjson:{url.split('?', 1)[0]}", url=url, kind=kind,
+        return cls(name=name, locator=f"ndjson:{_shown_url(url)}", url=url, kind=kind,
                    token=token, **kw)
 
     @classmethod

@@ -13,10 +13,10 @@ included: a duplicate costs the same work); ``lag_ms`` is how far the last event
 post's creation, or Jetstream's ``time_us``) was behind this machine's clock when it arrived.
 
 A collector runs in its own process (``townsquare follow``) or inside the server; either way it
-publishes its snapshot to ``FOLDER/NAME.stats.json`` every few seconds (``write_stats``) so
-that ``townsquare stats`` and ``/v1/stats`` read every source's health (``read_stats``) without
-talking to the collector. A snapshot not refreshed for ``STALE_AFTER_S`` is marked ``stale``: its
-collector stopped or died.
+publishes its snapshot to ``HOME/follow/NAME.stats.json`` every few seconds (``write_stats``,
+``stats_path``) so that ``townsquare stats`` and ``/v1/stats`` read every source's health
+(``read_stats`` of ``state_folder(HOME)``) without talking to the collector. A snapshot not
+refreshed for ``STALE_AFTER_S`` is marked ``stale``: its collector stopped or died.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -27,6 +27,7 @@ collector stopped or died.
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,26 @@ from townsquare.posts import format_time, parse_time_ms
 RATE_WINDOW_S = 10.0
 STALE_AFTER_S = 30.0
 STATS_SUFFIX = ".stats.json"
+STATE_FOLDER = "follow"           # in the home folder: stats snapshots and cursors
+
+
+def state_folder(home: str | Path) -> Path:
+    """Where followed sources keep their state: ``HOME/follow``."""
+    return Path(home) / STATE_FOLDER
+
+
+def file_stem(name: str) -> str:
+    """A source name as a file name: no separator survives, so it stays in its folder.
+
+    >>> file_stem("mastodon:m.example"), file_stem("../x")
+    ('mastodon_m.example', '.._x')
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "source"
+
+
+def stats_path(folder: str | Path, name: str) -> Path:
+    """The snapshot file of the source ``name`` in ``folder``."""
+    return Path(folder) / f"{file_stem(name)}{STATS_SUFFIX}"
 
 
 def _iso(seconds: float | None) -> str | None:

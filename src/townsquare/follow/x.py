@@ -8,13 +8,14 @@
     >>> [(p.id, p.author_handle, p.labels) for p in d.posts], d.source_ms
     ([(1647181156468154369, 'rivertonfire', {'rules': ['flood']})], 1681553565000)
 
-Run (the lead wires the CLI)::
+Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."``)::
 
     export X_BEARER_TOKEN=...        # an app-only bearer token of a Project with stream access
     townsquare follow x --rule "flood lang:en -is:retweet" --tag flood   # add a rule
     townsquare follow x --list-rules
     townsquare follow x --delete-rule RULE_ID
     townsquare follow x                  # follow the stream (--token-file PATH instead of the env)
+    townsquare follow x --token-env MY_X_TOKEN --backfill-minutes 2      # another variable
 
 Credentials: an app-only bearer token (``Authorization: Bearer``), from an environment variable
 or a file (``Credential``); it never appears on a command line, in a log or in an error.

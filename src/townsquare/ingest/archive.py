@@ -5,7 +5,9 @@
 
 Each file is JavaScript: ``window.YTD.<name>.part<N> = `` followed by a JSON array whose items wrap
 a v1.1-like tweet as ``{"tweet": {...}}`` with every number as a string and no ``user`` object.
-The author is the account owner, read from ``account.js`` beside it when present.
+The author is the account owner, read from ``account.js`` beside it when present. The array
+streams item by item (``townsquare.ingest.jsonarray``): an archive of any size reads in flat
+memory, and one cut off part way keeps the tweets before the cut.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from townsquare.ingest.items import Item, clip
+from townsquare.ingest.items import Item, SkipFile, clip, open_text
+from townsquare.ingest.jsonarray import iter_array
 from townsquare.ingest.twitter_v1 import posts_from_v1
 from townsquare.posts import PostError, optional_id
 
@@ -40,35 +43,41 @@ def _owner(folder: Path) -> dict | None:
     if not account.exists():
         return None
     try:
-        items = orjson.loads(strip_prefix(account.read_text(encoding="utf-8")))
+        with open_text(account) as f:
+            items = orjson.loads(strip_prefix(f.read(1 << 20)))
         acc = items[0]["account"]
+        handle, name = acc.get("username"), acc.get("accountDisplayName")
         return {"id": optional_id(acc.get("accountId"), "accountId"),
-                "handle": acc.get("username"), "name": acc.get("accountDisplayName")}
-    except (PostError, orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+                "handle": handle if isinstance(handle, str) else None,
+                "name": name if isinstance(name, str) else None}
+    except (PostError, orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError,
+            OSError, SkipFile):
         return None  # the tweets are still good without an author
 
 
 def read_archive(path: Path, source: str, kind: str | None = None) -> Iterator[Item]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        items = orjson.loads(strip_prefix(text))
-    except PostError as e:
-        yield Item(1, error=str(e), raw=clip(text[:200]))
-        return
-    except orjson.JSONDecodeError as e:
-        yield Item(1, error=f"json: {e}", raw=clip(text[:200]))
-        return
-    if not isinstance(items, list):
-        yield Item(1, error="format: archive body is not a JSON array", raw=clip(text[:200]))
-        return
-    owner = _owner(path.parent)
-    for n, entry in enumerate(items, 1):
-        raw = clip(orjson.dumps(entry).decode())
-        tweet = entry.get("tweet") if isinstance(entry, dict) else None
-        if not isinstance(tweet, dict):
-            yield Item(n, error="format: item has no 'tweet' object", raw=raw)
-            continue
+    with open_text(path) as f:
+        head = f.read(1 << 16)
         try:
-            yield Item(n, posts_from_v1(tweet, source, owner=owner), raw=raw)
+            body = strip_prefix(head)
         except PostError as e:
-            yield Item(n, error=str(e), raw=raw)
+            yield Item(1, error=str(e), raw=clip(head[:200]))
+            return
+        owner = _owner(path.parent)
+        prefix_lines = head.count("\n", 0, len(head) - len(body))
+        for item in iter_array(f, pending=body, first_line=1 + prefix_lines):
+            n, raw = item.number, item.raw
+            if item.error:
+                yield Item(n, error=item.error, raw=raw)
+                continue
+            entry = item.value
+            tweet = entry.get("tweet") if isinstance(entry, dict) else None
+            if not isinstance(tweet, dict):
+                yield Item(n, error="format: item has no 'tweet' object", raw=raw)
+                continue
+            try:
+                yield Item(n, posts_from_v1(tweet, source, owner=owner), raw=raw)
+            except PostError as e:
+                yield Item(n, error=str(e), raw=raw)
+            except (TypeError, ValueError, AttributeError, KeyError) as e:
+                yield Item(n, error=f"malformed: {type(e).__name__}: {e}", raw=raw)

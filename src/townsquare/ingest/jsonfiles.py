@@ -4,10 +4,16 @@ townsquare's own export, told apart per object.
     >>> kind_of({"data": [], "includes": {}}), kind_of({"id_str": "1", "text": "x"})
     ('v2', 'v1')
 
-A JSON document (``.json``) is parsed whole: a v1.1 object, a list of them, a v1.1 search page
-(``statuses``), a v2 response page, or a list of v2 tweets. Large dumps should be JSON Lines
-(one object per line), which stream with flat memory. Line numbers in the quarantine are file
-lines for JSON Lines and item numbers (1-based) for JSON documents.
+A JSON document (``.json``) is a v1.1 object, a list of them, a v1.1 search page (``statuses``),
+a v2 response page, or a list of v2 tweets. A list streams one item at a time
+(``townsquare.ingest.jsonarray``): memory stays flat whatever its size, a bad item is quarantined
+alone, and a list cut off part way keeps every item before the cut (the cut is quarantined with
+its item number and line). An object document is parsed whole. JSON Lines stream line by line; a
+line longer than ``MAX_LINE_CHARS`` is quarantined without being held. Line numbers in the
+quarantine are file lines for JSON Lines and item numbers (1-based) for JSON documents.
+
+Measured on 76,484 v1.1 tweets (55 MB) as one array, on the 2-core machine under other load:
+parsed whole as before, 2.3 s and 388 MiB peak; streamed, 2.0 s and 40 MiB.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from townsquare.ingest.items import Item, clip, open_text
+from townsquare.ingest.items import MAX_LINE_CHARS, Item, clip, open_text, read_lines
+from townsquare.ingest.jsonarray import iter_array
 from townsquare.ingest.twitter_v1 import posts_from_v1
 from townsquare.ingest.twitter_v2 import included_tweets, post_from_v2, users_of
 from townsquare.posts import Post, PostError
@@ -73,13 +80,14 @@ def items_from_object(obj: Any, source: str, line: int, raw: str, kind: str | No
                     posts.append(post_from_v2(t, source, users))
                 except PostError as e:
                     errors.append(f"tweet {n + 1}: {e}")
-            yield Item(line, posts, "; ".join(errors) or None, raw)
+            if posts or errors:               # an empty page holds no record (as "statuses": [])
+                yield Item(line, posts, "; ".join(errors) or None, raw)
         elif k == "v2":
             yield Item(line, [post_from_v2(obj, source)], raw=raw)
         elif k == "v1" and isinstance(obj, dict) and "statuses" in obj:
-            for n, t in enumerate(obj["statuses"]):
-                yield from items_from_object(t, source, line, raw, "v1")
-        elif k == "v1":
+            for t in obj["statuses"]:        # tweets, each its own item (a page in a page is not)
+                yield from items_from_object(t, source, line, raw, "v1-tweet")
+        elif k in ("v1", "v1-tweet"):
             yield Item(line, posts_from_v1(obj, source), raw=raw)
         elif k == "townsquare":
             yield Item(line, _townsquare_posts(obj, source), raw=raw)
@@ -95,7 +103,11 @@ def items_from_object(obj: Any, source: str, line: int, raw: str, kind: str | No
 def read_jsonl(path: Path, source: str, kind: str | None = None) -> Iterator[Item]:
     """One JSON object per line; blank lines are skipped."""
     with open_text(path) as f:
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(read_lines(f), 1):
+            if line is None:
+                yield Item(n, error=f"json: line longer than {MAX_LINE_CHARS:,} characters: "
+                                    "not a post")
+                continue
             s = line.strip()
             if not s:
                 continue
@@ -108,15 +120,20 @@ def read_jsonl(path: Path, source: str, kind: str | None = None) -> Iterator[Ite
 
 
 def read_json(path: Path, source: str, kind: str | None = None) -> Iterator[Item]:
-    """A whole JSON document."""
-    data = path.read_bytes()
+    """A JSON document: a list streams item by item, anything else is parsed whole."""
+    with open_text(path) as f:
+        head = f.read(1 << 16)
+        if head.lstrip(" \t\r\n")[:1] == "[":
+            for item in iter_array(f, pending=head):
+                if item.error:
+                    yield Item(item.number, error=item.error, raw=item.raw)
+                else:
+                    yield from items_from_object(item.value, source, item.number, item.raw, kind)
+            return
+        text = head + f.read()
     try:
-        doc = orjson.loads(data)
+        doc = orjson.loads(text)
     except orjson.JSONDecodeError as e:
-        yield Item(1, error=f"json: {e}", raw=clip(data[:2000].decode("utf-8", "replace")))
+        yield Item(1, error=f"json: {e}", raw=clip(text[:2000]))
         return
-    if isinstance(doc, list):
-        for n, obj in enumerate(doc, 1):
-            yield from items_from_object(obj, source, n, clip(orjson.dumps(obj).decode()), kind)
-    else:
-        yield from items_from_object(doc, source, 1, clip(orjson.dumps(doc).decode()), kind)
+    yield from items_from_object(doc, source, 1, clip(text), kind)

@@ -22,6 +22,7 @@ cannot be reopened in another process (``:memory:``), run in one plain loop.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -44,7 +45,8 @@ class FileReport:
     records: int = 0
     posts: int = 0
     quarantined: int = 0
-    skipped: str | None = None        # why the file was not read, when it was not
+    skipped: str | None = None        # why the file was not read (or not to its end), if so
+    problem: bool = False             # skipped because it could not be read, not by design
 
 
 @dataclass(slots=True)
@@ -60,15 +62,21 @@ class IngestReport:
     def rows_by_source(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for f in self.files:
-            if f.source and not f.skipped:
+            if f.source:                  # (a file that failed part way counts what it read)
                 out[f.source] = out.get(f.source, 0) + f.records
         return dict(sorted(out.items()))
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """The files skipped because they could not be read: what ``--strict`` fails on."""
+        return {f.path: f.skipped for f in self.files if f.skipped and f.problem}
 
     def to_dict(self) -> dict:
         t = self.totals
         return {
             "files": len([f for f in self.files if not f.skipped]),
             "skipped_files": {f.path: f.skipped for f in self.files if f.skipped},
+            "unreadable_files": self.unreadable,
             "records_by_source": self.rows_by_source(),
             "posts_read": self.posts_read,
             "inserted": t.inserted, "updated": t.updated, "unchanged": t.unchanged,
@@ -94,14 +102,26 @@ class _Options:
     batch_size: int
 
 
-def _parse(paths: list[Path], opt: _Options) -> Iterator[tuple]:
-    """Messages ``("batch", file, posts, bad)`` and ``("file", file)`` for the writer."""
-    for path in paths:
-        fr = FileReport(path=str(path.resolve()))
-        try:
-            fr.format = opt.fmt or detect_format(path)
-        except SkipFile as e:
-            fr.skipped = str(e)
+def _cannot_read(e: OSError | UnicodeError, records: int) -> SkipFile:
+    where = f" after {records:,} records (those were read)" if records else ""
+    return SkipFile(f"cannot read{where}: {getattr(e, 'strerror', None) or e}", problem=True)
+
+
+def _parse(listing: list[tuple[Path, SkipFile | None]], opt: _Options) -> Iterator[tuple]:
+    """Messages ``("batch", file, posts, bad)`` and ``("file", file)`` for the writer. A file
+    that cannot be read is a ``"file"`` message with its reason, and the next file is read."""
+    for path, why in listing:
+        # Absolute, links not resolved: the path as listed (a broken link's own name)
+        fr = FileReport(path=os.path.abspath(path))
+        if why is None:
+            try:
+                fr.format = opt.fmt or detect_format(path)
+            except SkipFile as e:
+                why = e
+            except OSError as e:          # opening it: gone since it was listed, no permission
+                why = _cannot_read(e, 0)
+        if why is not None:
+            fr.skipped, fr.problem = str(why), why.problem
             yield ("file", fr)
             continue
         default_source = opt.source or path.parent.name or "unknown"
@@ -133,10 +153,11 @@ def _parse(paths: list[Path], opt: _Options) -> Iterator[tuple]:
                     posts, bad = [], []
         except MappingError as e:
             fr.skipped = str(e)
+        except SkipFile as e:             # found on opening it to read (--format skips detection)
+            fr.skipped, fr.problem = str(e), e.problem
         except (OSError, UnicodeError) as e:
-            bad.append(Quarantined(opt.source or default_source, fr.path, 0,
-                                   f"file: cannot read: {e}", ""))
-            fr.quarantined += 1
+            why = _cannot_read(e, fr.records)
+            fr.skipped, fr.problem = str(why), why.problem
         if posts or bad:
             yield ("batch", fr, posts, bad)
         yield ("file", fr)
@@ -188,20 +209,20 @@ class IngestPipeline:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _use_writer_process(self, files: list[Path]) -> bool:
+    def _use_writer_process(self, files: list[tuple[Path, SkipFile | None]]) -> bool:
         if self.writer == "inline" or self.store.opener() is None:
             return False
         if self.writer == "process":
             return True
         size = 0
-        for f in files:
+        for f, why in files:
             try:
-                size += f.stat().st_size
+                size += f.stat().st_size if why is None else 0
             except OSError:
                 pass
         return size >= WRITER_PROCESS_MIN_BYTES
 
-    def _run_with_writer(self, files: list[Path], report: IngestReport,
+    def _run_with_writer(self, files: list[tuple[Path, SkipFile | None]], report: IngestReport,
                          progress: Progress | None) -> None:
         # Events in input order; a file counts as done once every batch before it is written.
         events: deque[tuple] = deque()

@@ -31,8 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from townsquare.ingest.items import Item, clip, open_text
-from townsquare.posts import Post, PostError, parse_id, parse_time_ms
+from townsquare.ingest.items import MAX_LINE_CHARS, Item, clip, open_text, read_lines
+from townsquare.posts import Post, PostError, parse_count, parse_id, parse_time_ms
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("tweet_id", "tweet id", "id", "id_str", "status_id", "tweetid", "post_id"),
@@ -96,7 +96,7 @@ class ColumnMapping:
                     break
         missing = [f for f in ("id", "text") if f not in fields]
         if missing:
-            raise MappingError(f"no {' or '.join(missing)} column in header {names} "
+            raise MappingError(f"no {' or '.join(missing)} column in header {clip(str(names), 300)} "
                                f"(map one with --columns {missing[0]}=HEADER)")
         used = set(fields.values())
         labels = {names[i]: i for i in range(len(names))
@@ -122,11 +122,9 @@ class ColumnMapping:
                 try:
                     kw[f] = float(v)
                 except ValueError:
-                    raise PostError(f"not a number: {v!r}", f) from None
+                    raise PostError(f"not a number: {v[:40]!r}", f) from None
             elif f in _INT_FIELDS:
-                if not v.isdigit():
-                    raise PostError(f"not a count: {v!r}", f)
-                kw[f] = int(v)
+                kw[f] = parse_count(v, f)
             else:
                 kw[f] = v
         labels = dict(extra_labels)
@@ -144,9 +142,10 @@ def sniff_delimiter(path: Path, header_line: str) -> str:
 
 class _Records:
     """Records as lists of (line number, physical line), joining lines only while a quote is open.
-    Lines can be pushed back to be read again as records of their own."""
+    Lines can be pushed back to be read again as records of their own. A line too long to hold
+    (None, ``items.read_lines``) is a record by itself."""
 
-    def __init__(self, numbered: Iterator[tuple[int, str]]):
+    def __init__(self, numbered: Iterator[tuple[int, str | None]]):
         self._lines = numbered
         self._pending: list[tuple[int, str]] = []
 
@@ -159,10 +158,13 @@ class _Records:
     def __iter__(self) -> Iterator[list[tuple[int, str]]]:
         while (first := self._next()) is not None:
             buf = [first]
-            quotes = first[1].count('"')
+            quotes = first[1].count('"') if first[1] is not None else 0
             while quotes % 2 == 1 and len(buf) < _MAX_RECORD_LINES:
                 more = self._next()
                 if more is None:
+                    break
+                if more[1] is None:
+                    self.push_back([more])
                     break
                 buf.append(more)
                 quotes += more[1].count('"')
@@ -181,6 +183,9 @@ def _items(records: _Records, mapping: ColumnMapping, delimiter: str, src: str,
            extra: dict[str, str]) -> Iterator[Item]:
     for lines in records:
         line_no, first = lines[0]
+        if first is None:
+            yield Item(line_no, error=f"row: line longer than {MAX_LINE_CHARS:,} characters")
+            continue
         record = "".join(t for _, t in lines)
         if not record.strip():
             continue
@@ -213,21 +218,27 @@ def read_table(path: Path, source: str | None, kind: str | None = None, *,
     """Rows of a CSV/TSV file with a header. Raises ``MappingError`` (before yielding anything)
     when the header has no id or text column: such a file holds no posts."""
     with open_text(path) as f:
-        header_line = f.readline()
+        header_line = f.readline(MAX_LINE_CHARS)
         delimiter = "\t" if kind == "tsv" else "," if kind == "csv" else sniff_delimiter(path, header_line)
-        header = next(csv.reader([header_line], delimiter=delimiter), [])
-        mapping = ColumnMapping.from_header(header, columns)
+        mapping = ColumnMapping.from_header(_header(header_line, delimiter), columns)
         src = source or mapping.layout or path.parent.name or "unknown"
-        yield from _items(_Records(enumerate(f, 2)), mapping, delimiter, src,
+        yield from _items(_Records(enumerate(read_lines(f), 2)), mapping, delimiter, src,
                           {"folder": path.parent.name})
 
 
 def table_source(path: Path) -> str | None:
     """The layout name a file's header matches, without reading further (for listings)."""
     with open_text(path) as f:
-        header_line = f.readline()
-    header = next(csv.reader([header_line], delimiter=sniff_delimiter(path, header_line)), [])
+        header_line = f.readline(MAX_LINE_CHARS)
     try:
+        header = _header(header_line, sniff_delimiter(path, header_line))
         return ColumnMapping.from_header(header).layout
     except MappingError:
         return None
+
+
+def _header(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as e:                  # a header field past csv's size limit (128 KiB)
+        raise MappingError(f"unreadable header: {e}") from None

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from townsquare.posts import Post, PostError, optional_id, parse_id, parse_time_ms
-
-
-def _int(v: Any) -> int | None:
-    if v is None or v == "":
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+from townsquare.posts import (
+    Post,
+    PostError,
+    optional_id,
+    parse_count,
+    parse_id,
+    parse_time_ms,
+)
 
 
 def _id_of(obj: dict, key: str) -> int | None:
@@ -36,19 +34,29 @@ def _id_of(obj: dict, key: str) -> int | None:
     return optional_id(obj.get(key + "_str", obj.get(key)), key)
 
 
+def _dict(v: Any) -> dict:
+    """``v`` when it is an object, else an empty one: a field of the wrong type is read as absent
+    (files from scrapers put strings or lists where the API has objects)."""
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
 def _full_text(obj: dict) -> tuple[str, dict]:
     ext = obj.get("extended_tweet")
     if isinstance(ext, dict) and isinstance(ext.get("full_text"), str):
-        return ext["full_text"], ext.get("entities") or obj.get("entities") or {}
+        return ext["full_text"], _dict(ext.get("entities") or obj.get("entities"))
     text = obj.get("full_text", obj.get("text"))
     if not isinstance(text, str):
         raise PostError("missing text (text, full_text or extended_tweet.full_text)", "text")
-    return text, obj.get("entities") or {}
+    return text, _dict(obj.get("entities"))
 
 
 def _names(entities: dict, key: str, name: str) -> list[str]:
     out = []
-    for e in entities.get(key) or []:
+    for e in _list(entities.get(key)):
         if isinstance(e, dict) and isinstance(e.get(name), str) and e[name] not in out:
             out.append(e[name])
     return out
@@ -60,16 +68,25 @@ def _coordinates(obj: dict) -> tuple[float | None, float | None]:
         try:
             lon, lat = (float(x) for x in c["coordinates"])  # GeoJSON order: longitude first
             return lon, lat
-        except (TypeError, ValueError):
-            raise PostError(f"bad coordinates {c['coordinates']!r}", "coordinates") from None
+        except (TypeError, ValueError, OverflowError):   # OverflowError: an int past a float
+            raise PostError(f"bad coordinates {str(c['coordinates'])[:60]}", "coordinates") from None
     return None, None
 
 
-def posts_from_v1(obj: dict, source: str, *, owner: dict | None = None) -> list[Post]:
+# A retweet embeds its original, which may embed the post it quotes: deeper nesting is no tweet
+# (and a chain of a thousand would exhaust the interpreter's stack).
+MAX_EMBEDDED_DEPTH = 4
+
+
+def posts_from_v1(obj: dict, source: str, *, owner: dict | None = None,
+                  _depth: int = 0) -> list[Post]:
     """The post in a v1.1 Tweet object, then the posts it embeds. ``owner`` supplies the author
     (``id``, ``handle``, ``name``) for archive tweets, which have no ``user`` object."""
     if not isinstance(obj, dict):
         raise PostError(f"expected a JSON object, got {type(obj).__name__}")
+    if _depth > MAX_EMBEDDED_DEPTH:
+        raise PostError(f"embedded tweets nested more than {MAX_EMBEDDED_DEPTH} deep",
+                        "retweeted_status")
     post_id = parse_id(obj.get("id_str", obj.get("id")), "id_str")
     text, entities = _full_text(obj)
     user = obj.get("user") if isinstance(obj.get("user"), dict) else None
@@ -82,7 +99,7 @@ def posts_from_v1(obj: dict, source: str, *, owner: dict | None = None) -> list[
     repost_of = None
     rt = obj.get("retweeted_status")
     if isinstance(rt, dict):
-        originals = posts_from_v1(rt, source, owner=None)
+        originals = posts_from_v1(rt, source, owner=None, _depth=_depth + 1)
         repost_of = originals[0].id
         if originals[0].author_handle:
             text = f"RT @{originals[0].author_handle}: {originals[0].text}"
@@ -90,13 +107,13 @@ def posts_from_v1(obj: dict, source: str, *, owner: dict | None = None) -> list[
     quote_of = _id_of(obj, "quoted_status_id")
     qt = obj.get("quoted_status")
     if isinstance(qt, dict):
-        quoted = posts_from_v1(qt, source, owner=None)
+        quoted = posts_from_v1(qt, source, owner=None, _depth=_depth + 1)
         quote_of = quoted[0].id
         embedded.extend(quoted)
 
-    media = (obj.get("extended_entities") or {}).get("media") or entities.get("media")
+    media = _dict(obj.get("extended_entities")).get("media") or entities.get("media")
     urls = []
-    for u in entities.get("urls") or []:
+    for u in _list(entities.get("urls")):
         if isinstance(u, dict):
             link = u.get("expanded_url") or u.get("url")
             if isinstance(link, str) and link not in urls:
@@ -121,10 +138,10 @@ def posts_from_v1(obj: dict, source: str, *, owner: dict | None = None) -> list[
         reply_to_user_id=_id_of(obj, "in_reply_to_user_id"),
         repost_of_id=repost_of,
         quote_of_id=quote_of,
-        retweet_count=_int(obj.get("retweet_count")),
-        like_count=_int(obj.get("favorite_count")),
-        reply_count=_int(obj.get("reply_count")),
-        quote_count=_int(obj.get("quote_count")),
+        retweet_count=parse_count(obj.get("retweet_count"), "retweet_count"),
+        like_count=parse_count(obj.get("favorite_count"), "favorite_count"),
+        reply_count=parse_count(obj.get("reply_count"), "reply_count"),
+        quote_count=parse_count(obj.get("quote_count"), "quote_count"),
         lon=lon,
         lat=lat,
     )

@@ -17,19 +17,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from townsquare.posts import Post, PostError, optional_id, parse_id, parse_time_ms
+from townsquare.posts import (
+    Post,
+    PostError,
+    optional_id,
+    parse_count,
+    parse_id,
+    parse_time_ms,
+)
+
+
+def _dict(v: Any) -> dict:
+    """``v`` when it is an object, else an empty one (a field of the wrong type reads as absent)."""
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
 
 
 def _tags(entities: dict, key: str, name: str) -> list[str]:
     out: list[str] = []
-    for e in entities.get(key) or []:
+    for e in _list(entities.get(key)):
         if isinstance(e, dict) and isinstance(e.get(name), str) and e[name] not in out:
             out.append(e[name])
     return out
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def post_from_v2(t: dict, source: str, users: dict[str, dict] | None = None) -> Post:
@@ -42,28 +58,29 @@ def post_from_v2(t: dict, source: str, users: dict[str, dict] | None = None) -> 
         else t.get("text")
     if not isinstance(text, str):
         raise PostError("missing text", "text")
-    entities = (note.get("entities") if isinstance(note, dict) and note.get("entities")
-                else t.get("entities")) or {}
+    entities = _dict(note.get("entities") if isinstance(note, dict) and note.get("entities")
+                     else t.get("entities"))
     author_id = optional_id(t.get("author_id"), "author_id")
     user = (users or {}).get(str(author_id)) if author_id else None
-    refs = {r.get("type"): optional_id(r.get("id"), f"referenced_tweets.{r.get('type')}")
-            for r in t.get("referenced_tweets") or [] if isinstance(r, dict)}
-    metrics = t.get("public_metrics") if isinstance(t.get("public_metrics"), dict) else {}
+    refs = {r["type"]: optional_id(r.get("id"), f"referenced_tweets.{r['type']}")
+            for r in _list(t.get("referenced_tweets"))
+            if isinstance(r, dict) and r.get("type") in ("replied_to", "quoted", "retweeted")}
+    metrics = _dict(t.get("public_metrics"))
     lon = lat = None
-    geo = t.get("geo") if isinstance(t.get("geo"), dict) else {}
-    point = geo.get("coordinates")
+    point = _dict(t.get("geo")).get("coordinates")
     if isinstance(point, dict) and isinstance(point.get("coordinates"), list):
         try:
             lon, lat = (float(x) for x in point["coordinates"])
-        except (TypeError, ValueError):
-            raise PostError(f"bad coordinates {point['coordinates']!r}", "geo.coordinates") from None
+        except (TypeError, ValueError, OverflowError):   # OverflowError: an int past a float
+            raise PostError(f"bad coordinates {str(point['coordinates'])[:60]}",
+                            "geo.coordinates") from None
     urls: list[str] = []
-    for u in entities.get("urls") or []:
+    for u in _list(entities.get("urls")):
         if isinstance(u, dict) and not u.get("media_key"):  # a media link is the photo, not a URL
             link = u.get("expanded_url") or u.get("url")
             if isinstance(link, str) and link not in urls:
                 urls.append(link)
-    attachments = t.get("attachments") if isinstance(t.get("attachments"), dict) else {}
+    attachments = _dict(t.get("attachments"))
     created = t.get("created_at")
     return Post(
         id=post_id,
@@ -71,8 +88,8 @@ def post_from_v2(t: dict, source: str, users: dict[str, dict] | None = None) -> 
         source=source,
         created_at=parse_time_ms(created) if created is not None else None,
         author_id=author_id,
-        author_handle=user.get("username") if user else None,
-        author_name=user.get("name") if user else None,
+        author_handle=_str(user.get("username")) if user else None,
+        author_name=_str(user.get("name")) if user else None,
         lang=t.get("lang") if isinstance(t.get("lang"), str) else None,
         hashtags=_tags(entities, "hashtags", "tag"),
         mentions=_tags(entities, "mentions", "username"),
@@ -84,24 +101,22 @@ def post_from_v2(t: dict, source: str, users: dict[str, dict] | None = None) -> 
         repost_of_id=refs.get("retweeted"),
         quote_of_id=refs.get("quoted"),
         conversation_id=optional_id(t.get("conversation_id"), "conversation_id"),
-        retweet_count=_int(metrics.get("retweet_count")),
-        like_count=_int(metrics.get("like_count")),
-        reply_count=_int(metrics.get("reply_count")),
-        quote_count=_int(metrics.get("quote_count")),
+        retweet_count=parse_count(metrics.get("retweet_count"), "retweet_count"),
+        like_count=parse_count(metrics.get("like_count"), "like_count"),
+        reply_count=parse_count(metrics.get("reply_count"), "reply_count"),
+        quote_count=parse_count(metrics.get("quote_count"), "quote_count"),
         lon=lon,
         lat=lat,
     )
 
 
 def users_of(page: dict) -> dict[str, dict]:
-    includes = page.get("includes") if isinstance(page.get("includes"), dict) else {}
-    return {str(u["id"]): u for u in includes.get("users") or []
+    return {str(u["id"]): u for u in _list(_dict(page.get("includes")).get("users"))
             if isinstance(u, dict) and "id" in u}
 
 
 def included_tweets(page: dict) -> list[dict]:
-    includes = page.get("includes") if isinstance(page.get("includes"), dict) else {}
-    return [t for t in includes.get("tweets") or [] if isinstance(t, dict)]
+    return [t for t in _list(_dict(page.get("includes")).get("tweets")) if isinstance(t, dict)]
 
 
 def posts_from_v2_page(page: dict, source: str) -> list[Post]:

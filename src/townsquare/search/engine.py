@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,8 @@ from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
 from townsquare.search.rank import RankWeights, final_scores, order, rrf
 from townsquare.store.base import Store
 from townsquare.timing import Laps
+
+log = logging.getLogger(__name__)
 
 MODES = ("top", "latest")
 OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
@@ -177,14 +180,47 @@ def _encode_cursor(d: dict) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(d)).decode().rstrip("=")
 
 
+# A cursor comes back from the client, so every field is checked before it reaches the store:
+# a missing key, a string for a number or an integer past SQLite's 64 bits would otherwise fail
+# deep in a query (and answer 500). Ranges: seq and offset >= 0, "now" a ms time up to year 9999,
+# the (created_at, id) of ``latest``'s last post any 64-bit pair.
+_I64 = (-(2**63), 2**63 - 1)
+_CURSOR_INTS = {"v": (1, 1), "s": (0, _I64[1]), "n": (0, 253_402_300_799_999),
+                "o": (0, _I64[1])}
+_CURSOR_KEYS = {"top": {"v", "f", "s", "n", "o"}, "latest": {"v", "f", "s", "n", "b"}}
+
+
+def _int_in(x: Any, lo: int, hi: int) -> bool:
+    return type(x) is int and lo <= x <= hi          # bool is an int: refused by ``type``
+
+
+def _cursor_ok(d: Any, mode: str) -> bool:
+    """Whether ``d`` has the shape of a cursor this server issues for ``mode``."""
+    if not isinstance(d, dict) or not {"v", "f", "s", "n"} <= d.keys() <= _CURSOR_KEYS[mode]:
+        return False
+    if not all(_int_in(d[k], *bounds) for k, bounds in _CURSOR_INTS.items() if k in d):
+        return False
+    b = d.get("b", [0, 0])
+    return isinstance(b, list) and len(b) == 2 and all(_int_in(x, *_I64) for x in b)
+
+
 def _decode_cursor(cursor: str, query: str, mode: str) -> dict:
+    """The state a cursor carries; ``SearchError`` for anything this server did not issue for
+    ``query`` and ``mode``.
+
+    >>> _decode_cursor(_encode_cursor({"v": 1, "f": _fingerprint("a", "top"), "s": "9", "n": 0}),
+    ...                "a", "top")
+    Traceback (most recent call last):
+    ...
+    townsquare.search.engine.SearchError: cursor 'eyJ2IjoxLCJmIjoiMmFk': not a cursor this server issued
+    """
     try:
         d = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(d, dict) or d.get("v") != 1:
-            raise ValueError
     except (ValueError, TypeError):
-        raise SearchError(f"cursor {cursor[:20]!r}: not a cursor this server issued") from None
-    if d.get("f") != _fingerprint(query, mode):
+        d = None
+    if not _cursor_ok(d, mode):
+        raise SearchError(f"cursor {cursor[:20]!r}: not a cursor this server issued")
+    if d["f"] != _fingerprint(query, mode):
         raise SearchError("cursor belongs to another query or mode; start again without it")
     return d
 
@@ -337,9 +373,8 @@ class SearchEngine:
         depth = self.config.lexical_depth
         relaxed = relax_text(node)
         lx = self.lexical_index
-        if lx is not None and lx.lag(state["s"]) <= MAX_INLINE_LAG:
-            if self.refresh_indexes and lx.lag(state["s"]):
-                lx.refresh()
+        if (lx is not None and lx.lag(state["s"]) <= MAX_INLINE_LAG
+                and (not self.refresh_indexes or not lx.lag(state["s"]) or _refreshed(lx))):
             # Words in more than ``common_share`` of all posts ("en", "de", "the") are left out:
             # in an any-word list they match everything (Lucene's common-terms idea), and they
             # are what a query in another language shares with unrelated posts.
@@ -367,7 +402,8 @@ class SearchEngine:
         if lag > MAX_INLINE_LAG:           # a bulk load not indexed yet: FTS5 answers meanwhile
             return None
         if lag and self.refresh_indexes:
-            lx.refresh()
+            if not _refreshed(lx):         # another process writes the index: FTS5 answers
+                return None
             clock.lap("lexical_index_refresh")
         depth = self.config.lexical_depth
         rest = _drop_top_text(node)
@@ -447,6 +483,18 @@ class SearchEngine:
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
         near = self.vectors.search(moved, cfg.semantic_depth)
         return [pid for pid, _ in self._kept(near, relaxed, state)]
+
+
+def _refreshed(lx: LexicalIndex) -> bool:
+    """Catch the tantivy index up inline; False when another process holds its writer (a running
+    server keeps one, ``Failed to acquire Lockfile``) or is rewriting its segments (``Failed to
+    open file``): the query is then answered from FTS5, the source of truth, a little slower."""
+    try:
+        lx.refresh()
+    except ValueError as e:            # tantivy reports its I/O and lock errors as ValueError
+        log.info("tantivy index not refreshed inline (%s): FTS5 answers this query", e)
+        return False
+    return True
 
 
 def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:

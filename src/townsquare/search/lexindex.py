@@ -20,6 +20,19 @@ source of truth and the path for everything else (``latest`` order, exact phrase
 queries without text); this index is derived, like the vector index: it catches up from the
 store's ``seq`` order (``refresh``), lives in ``<home>/lexical/`` and is rebuilt when missing.
 
+Deletions: ``refresh`` also reads the store's deletions log after its own watermark there and
+deletes those posts' documents, so search stops proposing them at once. tantivy only marks a
+deleted document, though: its words stay in the segment files until the segment is rewritten.
+``compact`` rewrites the whole index from the store when anything was deleted since the last
+rewrite (tantivy's Python API has no forced merge), then removes the old segment files: the
+maintenance step (``services.maintenance``) runs it.
+
+    >>> _ = s.delete([1212092628029698048])
+    >>> lx.refresh(), lx.top(parse("flood"), 10), lx.purge_pending
+    (1, ([], 0), 1)
+    >>> lx.compact()["rebuilt"], lx.purge_pending
+    (True, 0)
+
 Exactness: the index only proposes candidates for the positive text of a query (its words,
 phrases and tags; exclusions of words too). The engine then keeps the candidates that satisfy the
 whole query in SQL, so operators, exclusions and deletions are applied exactly; when too few
@@ -35,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +85,11 @@ class LexicalIndex:
         sb.add_text_field("text", stored=False, tokenizer_name="folded")
         self.schema = sb.build()
         self.watermark = 0
+        # The deletions log's watermark, and how many deletions were applied since the index was
+        # last rewritten (their words are still in the segment files until ``compact``). A file
+        # written before the log existed reads 0: the whole log is applied at the next refresh.
+        self.deleted_through = 0
+        self.purge_pending = 0
         meta = self._meta_path()
         if path is not None and meta is not None and meta.exists():
             try:
@@ -78,10 +97,13 @@ class LexicalIndex:
                 if saved.get("schema") != SCHEMA:          # an older layout: rebuild
                     raise ValueError(saved.get("schema"))
                 self.watermark = int(saved["watermark"])
+                self.deleted_through = int(saved.get("deleted_through", 0))
+                self.purge_pending = int(saved.get("purge_pending", 0))
                 self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
             except (ValueError, KeyError, OSError):
                 self.watermark = 0
         if self.watermark == 0:
+            self.deleted_through = self.purge_pending = 0
             if path is not None:
                 shutil.rmtree(path, ignore_errors=True)
                 path.mkdir(parents=True, exist_ok=True)
@@ -104,22 +126,46 @@ class LexicalIndex:
         return self.path / "townsquare.json" if self.path is not None else None
 
     def lag(self, max_seq: int | None = None) -> int:
-        """Posts the index has not seen yet (ingested or changed after its watermark), up to
-        ``max_seq`` (default: the store's newest)."""
-        return max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.watermark)
+        """Changes the index has not seen yet: posts ingested or changed after its watermark, up
+        to ``max_seq`` (default: the store's newest), and deletions not applied yet."""
+        posts = max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.watermark)
+        return posts + len(self.store.deletions_since(self.deleted_through, _PAGE))
 
     def refresh(self, progress: Callable[[int], object] | None = None) -> int:
-        """Index what was ingested since the last refresh; returns how many posts."""
+        """Delete what was deleted and index what was ingested since the last refresh; returns
+        how many changes (deletions and posts)."""
+        # Every post up to the newest seq read first is committed: once the posts after the
+        # watermark are read, the watermark may pass the seqs of posts deleted since (the newest
+        # post deleted must not leave a lag of 1 for ever).
+        newest = self.store.max_seq()
+        gone = self.store.deletions_since(self.deleted_through, _PAGE)
         rows = self.store.posts_since(self.watermark, _PAGE)
-        if not rows:
+        if not rows and not gone:
+            self.watermark = max(self.watermark, newest)
             return 0
-        times = self.store.created_at_of
         writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
-        n = 0
+        n, fresh = 0, self.watermark == 0     # a fresh index reads the posts left: skip the log
+        while gone:
+            if not fresh:
+                for _seq, pid in gone:
+                    writer.delete_documents_by_term("id", pid)
+                n += len(gone)
+                self.purge_pending += len(gone)
+            self.deleted_through = gone[-1][0]
+            gone = self.store.deletions_since(self.deleted_through, _PAGE)
+        n += self._add_since(writer, progress)
+        self.watermark = max(self.watermark, newest)
+        self._commit(writer)
+        return n
+
+    def _add_since(self, writer, progress: Callable[[int], object] | None) -> int:
+        """Add the posts after the watermark to ``writer``'s next commit; how many."""
+        n, replace = 0, self.watermark != 0   # a changed post replaces its old document
+        rows = self.store.posts_since(self.watermark, _PAGE)
         while rows:
-            created = times([r[0] for r in rows])
+            created = self.store.created_at_of([r[0] for r in rows])
             for pid, _seq, text in rows:
-                if self.watermark:                    # a changed post replaces its old document
+                if replace:
                     writer.delete_documents_by_term("id", pid)
                 writer.add_document(self._t.Document(id=pid, text=text,
                                                      created_at=created.get(pid, 0)))
@@ -128,17 +174,47 @@ class LexicalIndex:
             if progress:
                 progress(len(rows))
             rows = self.store.posts_since(self.watermark, _PAGE)
+        return n
+
+    def _commit(self, writer, *, collect: bool = False) -> None:
+        """Commit, save the watermarks, and search the new snapshot; ``collect``: then remove
+        the files of segments no snapshot uses any more."""
         writer.commit()
-        if self._writer is None:
-            writer.wait_merging_threads()
         meta = self._meta_path()
         if meta is not None:
             tmp = meta.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"watermark": self.watermark, "schema": SCHEMA}))
+            tmp.write_text(json.dumps({"watermark": self.watermark, "schema": SCHEMA,
+                                       "deleted_through": self.deleted_through,
+                                       "purge_pending": self.purge_pending}))
             os.replace(tmp, meta)
         self.index.reload()
-        self._searcher = self.index.searcher()
-        return n
+        self._searcher = self.index.searcher()   # the old snapshot goes: its files may too
+        if collect:
+            writer.garbage_collect_files()
+        if self._writer is None:
+            writer.wait_merging_threads()
+
+    def compact(self) -> dict:
+        """When posts were deleted since the index was last written whole: write it again from
+        the store, in the same folder (one commit swaps every segment for the new ones, so
+        searches go on meanwhile), and remove the old segment files. What it did, as a dict.
+
+        Cost: indexing every post again (a first ``refresh`` of the store), paid only after
+        deletions. Deletions that arrive during the rewrite are applied at the next refresh."""
+        t0 = time.perf_counter()
+        self.refresh()
+        if not self.purge_pending:
+            return {"rebuilt": False, "documents": self._searcher.num_docs,
+                    "seconds": round(time.perf_counter() - t0, 3)}
+        writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
+        writer.delete_all_documents()
+        self.watermark, purged, newest = 0, self.purge_pending, self.store.max_seq()
+        self._add_since(writer, None)
+        self.watermark = max(self.watermark, newest)
+        self.purge_pending = 0
+        self._commit(writer, collect=True)
+        return {"rebuilt": True, "purged": purged, "documents": self._searcher.num_docs,
+                "seconds": round(time.perf_counter() - t0, 3)}
 
     def close(self) -> None:
         """Let a kept writer finish its merges (the index is complete without them)."""

@@ -46,6 +46,10 @@ def lexical_index(store: Store, home: Path | None, *,
         return LexicalIndex(store, Path(home) / LEXICAL_DIR, keep_writer=keep_writer)
     except ImportError:
         return None
+    except ValueError:       # another process is rewriting its segments: FTS5 answers meanwhile
+        if keep_writer:      # the server's own index: it must open, or the server says why
+            raise
+        return None
 
 
 def vector_index(store: Store, home: Path | None, embedder: Embedder) -> VectorIndex:

@@ -2,6 +2,10 @@
 
     >>> parse_duration("30m", "window"), parse_duration("2d", "window")
     (1800000, 172800000)
+    >>> parse_duration("99999d", "window", max_ms=30 * UNIT_MS["d"])
+    Traceback (most recent call last):
+    ...
+    townsquare.services.errors.InputError: at most 30d, got '99999d'
     >>> parse_time("2020-01-02", "since"), parse_time(None, "since")
     (1577923200000, None)
     >>> parse_time("soon", "since")
@@ -17,11 +21,30 @@ from townsquare.services.errors import InputError
 UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-def parse_duration(text: str, field: str) -> int:
-    """``45s``, ``30m``, ``1h``, ``2d``: a positive whole number and one unit, in ms."""
-    if len(text) < 2 or text[-1] not in UNIT_MS or not text[:-1].isdigit() or int(text[:-1]) < 1:
-        raise InputError(f"expected a duration like 30m, 1h or 2d, got {text!r}", field)
-    return int(text[:-1]) * UNIT_MS[text[-1]]
+def parse_duration(text: str, field: str, *, max_ms: int | None = None) -> int:
+    """``45s``, ``30m``, ``1h``, ``2d``: a positive whole number and one unit, in ms; at most
+    ``max_ms`` when given."""
+    number, unit = text[:-1], text[-1:]
+    # isdecimal, not isdigit: int() refuses '²'. 15 digits are past any bound, and reading
+    # 5,000 would be refused by int() itself.
+    if unit not in UNIT_MS or not number.isdecimal() or len(number) > 15 or int(number) < 1:
+        raise InputError(f"expected a duration like 30m, 1h or 2d, got {_cut(text)!r}", field)
+    ms = int(number) * UNIT_MS[unit]
+    if max_ms is not None and ms > max_ms:
+        raise InputError(f"at most {_spell(max_ms)}, got {text!r}", field)
+    return ms
+
+
+def _spell(ms: int) -> str:
+    """``ms`` in the largest unit that divides it: ``2592000000`` -> ``30d``."""
+    for unit in "dhms":
+        if ms % UNIT_MS[unit] == 0:
+            return f"{ms // UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_time(text: str | None, field: str) -> int | None:

@@ -200,6 +200,19 @@ class Store(abc.ABC):
         """Delete posts by id from every table and index; returns how many existed. Deleted ids are
         remembered so that re-ingesting a source does not bring them back."""
 
+    @abc.abstractmethod
+    def deletions_since(self, seq: int, limit: int) -> list[tuple[int, int]]:
+        """``(deletion seq, post id)`` of stored posts deleted after ``seq``, in commit order: the
+        deletions log, which derived indexes beside the store follow behind a watermark of their
+        own (its seq is not ``posts.seq``) to purge what was deleted."""
+
+    @abc.abstractmethod
+    def compact(self) -> dict[str, Any]:
+        """Rewrite what still holds deleted posts' bytes inside the store's files (the embedded
+        store: its FTS5 b-trees and its write-ahead log), cheaply when nothing was deleted since
+        the last compaction. Returns what it did, ``deletions`` (since the last compaction) and
+        ``seconds`` at least. ``services.maintenance`` runs it after the derived indexes'."""
+
     # --- governance: deletions and training opt-outs --------------------------------------------
     @abc.abstractmethod
     def deleted_ids(self) -> set[int]:

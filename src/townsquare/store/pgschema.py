@@ -2,8 +2,8 @@
 
     >>> year_bounds(2020)[0] == snowflake_floor(1577836800000)
     True
-    >>> partition_name(2020), partition_name(None)
-    ('posts_y2020', 'posts_legacy')
+    >>> partition_name(2020), partition_name(None), partition_name(year_of_id(-5 << 60))
+    ('posts_y2020', 'posts_legacy', 'posts_platforms')
 
 Tables mirror the embedded store's (``townsquare.store.sqlite``), with PostgreSQL types: lists
 are ``text[]``, signatures and vectors ``bytea``. Two full-text columns:
@@ -18,26 +18,38 @@ are ``text[]``, signatures and vectors ``bytea``. Two full-text columns:
 
 Time partitioning, in the spirit of Earlybird's time-sliced tiers: ``posts`` is partitioned by
 RANGE of ``id``. A Snowflake id is a timestamp in its top bits, so one range of ids is one year of
-posts (``posts_y2020``), and ids below 2011's first Snowflake id (older, non-Snowflake ids of
-other datasets) share ``posts_legacy``. Partitioning by id (not ``created_at``) keeps ``id`` the
-primary key that upserts conflict on. The store creates a year's partition when the first post
-of that year arrives (under the write lock). Each partition has its own indexes, so old years
-can be detached, archived or dropped whole, and a year of bulk loading does not rewrite the
-indexes of the others.
+posts (``posts_y2020``), and positive ids below 2011's first Snowflake id (older, non-Snowflake
+ids of other datasets) share ``posts_legacy``. The negative ids of other platforms (Bluesky,
+Mastodon: ``townsquare.platforms``) hold no time, and have a partition of their own,
+``posts_platforms`` (``FROM (MINVALUE) TO (0)``); ``year_of_id`` gives them the pseudo-year
+``PLATFORMS_YEAR`` (0). Schema v2 moved them there out of v1's ``posts_legacy``.
+
+Partitioning by id (not ``created_at``) keeps ``id`` the primary key that upserts conflict on.
+The store creates a year's partition when the first post of that year arrives (under the write
+lock). Each partition has its own indexes, so old years can be detached, archived or dropped
+whole, and a year of bulk loading does not rewrite the indexes of the others.
 """
 from __future__ import annotations
 
 import calendar
 import datetime as dt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 SNOWFLAKE_EPOCH_MS = 1288834974657
-FIRST_YEAR = 2011                  # ids below its first Snowflake id go to posts_legacy
+FIRST_YEAR = 2011                  # positive ids below its first Snowflake id go to posts_legacy
+PLATFORMS_YEAR = 0                 # year_of_id of a negative id (other platforms): posts_platforms
 _MAX_ID = (1 << 63) - 1
 
-# Each version's upgrade statements, applied in order in one transaction by ``townsquare
-# migrate`` (or on open). Tables new in a version come from ``SCHEMA``'s IF NOT EXISTS.
-UPGRADES: dict[int, list[str]] = {}
+# The columns of ``posts`` that a row copy writes (``tsv`` is generated).
+POST_COLUMNS = (
+    "id", "created_at", "author_id", "author_handle", "author_name", "text", "lang", "hashtags",
+    "mentions", "urls", "cashtags", "has_media", "reply_to_id", "reply_to_user_id",
+    "repost_of_id", "quote_of_id", "conversation_id", "retweet_count", "like_count",
+    "reply_count", "quote_count", "lon", "lat", "source", "dup_of", "content_hash", "seq",
+    "ingested_at", "words")
+_COLS = ", ".join(POST_COLUMNS)
+
+# ``UPGRADES`` (each version's upgrade statements) is at the end: it uses the partitions' bounds.
 
 # Languages with a text search configuration in stock PostgreSQL (ISO 639-1 -> configuration).
 TS_CONFIGS = {
@@ -105,6 +117,7 @@ CREATE TABLE IF NOT EXISTS post_sources (
     post_id bigint NOT NULL, source text NOT NULL, file text, line bigint, labels text,
     content_hash bigint, PRIMARY KEY (post_id, source));
 CREATE TABLE IF NOT EXISTS deleted (id bigint PRIMARY KEY, deleted_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS deletions (seq bigserial PRIMARY KEY, post_id bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS opt_outs (author text PRIMARY KEY, opted_out_at bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     file text NOT NULL, line bigint NOT NULL, source text NOT NULL, reason text NOT NULL,
@@ -146,7 +159,10 @@ def year_bounds(year: int) -> tuple[int, int | None]:
 
 
 def year_of_id(post_id: int) -> int | None:
-    """The partition year of an id, None for ``posts_legacy``."""
+    """The partition year of an id: None for ``posts_legacy``, ``PLATFORMS_YEAR`` for a negative
+    id (``posts_platforms``)."""
+    if post_id < 0:
+        return PLATFORMS_YEAR
     if post_id < snowflake_floor(_year_start_ms(FIRST_YEAR)):
         return None
     ms = (post_id >> 22) + SNOWFLAKE_EPOCH_MS
@@ -154,15 +170,39 @@ def year_of_id(post_id: int) -> int | None:
 
 
 def partition_name(year: int | None) -> str:
+    if year == PLATFORMS_YEAR:
+        return "posts_platforms"
     return "posts_legacy" if year is None else f"posts_y{year}"
+
+
+def partition_bounds(year: int | None) -> str:
+    """The ``FROM (...) TO (...)`` of one partition: the ranges tile the whole bigint range."""
+    if year == PLATFORMS_YEAR:
+        return "FROM (MINVALUE) TO (0)"
+    if year is None:
+        return f"FROM (0) TO ({snowflake_floor(_year_start_ms(FIRST_YEAR))})"
+    low, high = year_bounds(year)
+    return f"FROM ({low}) TO ({high if high is not None else 'MAXVALUE'})"
 
 
 def partition_ddl(year: int | None) -> str:
     """``CREATE TABLE`` of one partition (IF NOT EXISTS)."""
-    if year is None:
-        bounds = f"FROM (MINVALUE) TO ({snowflake_floor(_year_start_ms(FIRST_YEAR))})"
-    else:
-        low, high = year_bounds(year)
-        bounds = f"FROM ({low}) TO ({high if high is not None else 'MAXVALUE'})"
     return (f"CREATE TABLE IF NOT EXISTS {partition_name(year)} PARTITION OF posts "
-            f"FOR VALUES {bounds}")
+            f"FOR VALUES {partition_bounds(year)}")
+
+
+# Each version's upgrade statements, applied in order in one transaction by ``townsquare
+# migrate`` (or on open). Tables new in a version come from ``SCHEMA``'s IF NOT EXISTS.
+UPGRADES: dict[int, list[str]] = {
+    # v2: negative ids (other platforms) leave posts_legacy (MINVALUE..2011) for a partition of
+    # their own. A range cannot shrink in place: detach, move the rows, attach with the new
+    # range (the partition's indexes are kept and re-attached, not rebuilt).
+    2: ["ALTER TABLE posts DETACH PARTITION posts_legacy",
+        f"CREATE TABLE {partition_name(PLATFORMS_YEAR)} PARTITION OF posts "
+        f"FOR VALUES {partition_bounds(PLATFORMS_YEAR)}",
+        f"INSERT INTO posts ({_COLS}) SELECT {_COLS} FROM posts_legacy WHERE id < 0",
+        "DELETE FROM posts_legacy WHERE id < 0",
+        f"ALTER TABLE posts ATTACH PARTITION posts_legacy FOR VALUES {partition_bounds(None)}"],
+    # v3: the deletions log (``Store.deletions_since``), started with the tombstones so far.
+    3: ["INSERT INTO deletions (post_id) SELECT id FROM deleted ORDER BY deleted_at, id"],
+}

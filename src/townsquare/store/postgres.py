@@ -272,10 +272,16 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
             for table, col in (("lsh", "post_id"), ("minhash", "post_id"), ("vectors", "post_id"),
                                ("post_sources", "post_id")):
                 db.execute(f"DELETE FROM {table} WHERE {col} = ANY(%s)", (ids,))
-            existed = db.execute("DELETE FROM posts WHERE id = ANY(%s)", (ids,)).rowcount
+            stored = sorted(r[0] for r in db.execute(
+                "DELETE FROM posts WHERE id = ANY(%s) RETURNING id", (ids,)))
+            existed = len(stored)
             with db.cursor() as cur:
                 cur.executemany("INSERT INTO deleted (id, deleted_at) VALUES (%s, %s) "
                                 "ON CONFLICT (id) DO NOTHING", [(i, now) for i in ids])
+                # The deletions log (see SQLiteStore.delete); its seq grows in commit order
+                # because every writer holds the write lock.
+                cur.executemany("INSERT INTO deletions (post_id) VALUES (%s)",
+                                [(i,) for i in stored])
             # Near-duplicates of a deleted original now point at the earliest survivor.
             for orig in ids:
                 first = db.execute("SELECT id FROM posts WHERE dup_of = %s "
@@ -284,6 +290,33 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
                     db.execute("UPDATE posts SET dup_of = NULL WHERE id = %s", (first[0],))
                     db.execute("UPDATE posts SET dup_of = %s WHERE dup_of = %s", (first[0], orig))
         return existed
+
+    def deletions_since(self, seq: int, limit: int) -> list[tuple[int, int]]:
+        return [tuple(r) for r in self._db.execute(
+            "SELECT seq, post_id FROM deletions WHERE seq > %s ORDER BY seq LIMIT %s",
+            (seq, limit))]
+
+    # Tables whose rows a deletion removes (and the shared stories state, which the leader
+    # rewrites without them).
+    _VACUUMED = ("posts", "post_sources", "vectors", "minhash", "lsh", "shared_state")
+
+    def compact(self) -> dict[str, Any]:
+        """After deletions: VACUUM the tables they touched, so that no table or index page keeps
+        a reachable version of a deleted row (the freed space is reused, not zeroed: VACUUM FULL
+        would rewrite the files, under a lock that stops every writer, and is left to an
+        operator). Without new deletions, nothing."""
+        t0 = time.perf_counter()
+        through = self._db.execute("SELECT coalesce(max(seq), 0) FROM deletions").fetchone()[0]
+        done = int(self._meta("compacted_deletion_seq") or 0)
+        deletions = self._db.execute("SELECT count(*) FROM deletions WHERE seq > %s",
+                                     (done,)).fetchone()[0]
+        if through > done:
+            for table in self._VACUUMED:      # autocommit: VACUUM runs outside a transaction
+                self._db.execute(f"VACUUM {table}")
+            with self._tx():
+                self._set_meta("compacted_deletion_seq", str(through))
+        return {"deletions": deletions, "vacuumed": list(self._VACUUMED) if through > done else [],
+                "seconds": round(time.perf_counter() - t0, 3)}
 
     # --- reads -----------------------------------------------------------------------------------
     # --- governance ------------------------------------------------------------------------------

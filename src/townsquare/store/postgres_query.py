@@ -61,6 +61,7 @@ from townsquare.query import (
     Or,
     Phrase,
     Term,
+    mention_text,
 )
 from townsquare.store.sqlite_query import EARTH_RADIUS_KM, SqlQuery
 from townsquare.store.pgtext import phrase_tsquery
@@ -139,7 +140,7 @@ def _where(node: Node, now_ms: int, params: list, cand: bool = False) -> str:
     if isinstance(node, Hashtag):
         return _tag(node.tag, "p.hashtags", params, cand)
     if isinstance(node, Mention):
-        return _tag(node.handle, "p.mentions", params, cand)
+        return _tag(node.handle, "p.mentions", params, cand, mention_text(node.handle))
     if isinstance(node, Cashtag):
         return _tag(node.tag, "p.cashtags", params, cand)
     if isinstance(node, Op):
@@ -163,9 +164,12 @@ def _tag_only(value: str, column: str, params: list) -> str:
     return f"EXISTS (SELECT 1 FROM unnest({column}) AS t(v) WHERE {_ci_in('v', value, params)})"
 
 
-def _tag(tag: str, column: str, params: list, cand: bool = False) -> str:
+def _tag(tag: str, column: str, params: list, cand: bool = False, words: str | None = None
+         ) -> str:
+    """The tag in ``column``, and (unless ``cand``) its ``words`` (default: the tag) in the text
+    (``query.mention_text`` for a handle, as in sqlite_query)."""
     sql = _tag_only(tag, column, params)
-    tsq = phrase_tsquery(tag)
+    tsq = phrase_tsquery(tag if words is None else words)
     if tsq is not None and not cand:
         # The word test makes ``fts`` (which holds the tag's word) exact, as in sqlite_query.
         params.append(tsq)
@@ -250,7 +254,7 @@ def tsquery_of(node: Node) -> str | None:
     if isinstance(node, (Hashtag, Cashtag)):
         return phrase_tsquery(node.tag)
     if isinstance(node, Mention):
-        return phrase_tsquery(node.handle)
+        return phrase_tsquery(mention_text(node.handle))
     if isinstance(node, Or):
         sides = [(c, tsquery_of(c)) for c in node.children]
         if not sides or any(e is None for _, e in sides):

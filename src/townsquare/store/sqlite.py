@@ -19,6 +19,14 @@ Why this shape:
   ``synchronous=NORMAL`` in WAL mode; only a power loss can drop the last commits).
 - Unchanged records are detected by a content hash before writing, so re-ingesting a file writes
   nothing but the lookups: idempotent and cheap.
+- One process writes a home at a time: the store takes the home's writer lock
+  (``townsquare.store.lock``, ``HOME/write.lock``) before its first write, and before the late
+  stage's first read of pending posts (it links near-duplicates to what it read: another process
+  linking at the same time would form chains), and keeps it until ``close``.
+- The write-ahead log stays small: ``journal_size_limit`` trims it when it restarts, a commit that
+  leaves it over ``wal_limit_bytes`` checkpoints it with TRUNCATE, and so do ``checkpoint()`` once
+  no commit touched it for ``WAL_IDLE_S`` and ``close()`` after writing. Without them a server
+  under constant reads never restarts its log (it grew to 2.35 GB beside a 150 MB database).
 - ``seq`` is a per-store ingest counter (kept in ``meta``, never reused after deletes); the late stage
   (language id, near-duplicate linking) processes posts in ``seq`` order behind a watermark, and
   its lag is ``next_seq - watermark``.
@@ -26,6 +34,7 @@ Why this shape:
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +44,7 @@ from typing import Any
 from townsquare.posts import Post
 from townsquare.store.base import (
     Enrichment,
+    PendingEnrichment,
     Prepared,
     Quarantined,
     Store,
@@ -43,17 +53,20 @@ from townsquare.store.base import (
     author_key,
 )
 from townsquare.store.batch import plan_batch, prepare_batch
+from townsquare.store.lock import LOCK_FILE, WAIT_S, WriterLock
 from townsquare.store.sqlite_search import SQLiteSearchReads
 from townsquare.store.sqlreads import POST_COLUMNS, SharedReads, post_from_json_row
 from townsquare.text.shingles import band_buckets
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Upgrades from each older version, applied in order inside the opening transaction (tables that
 # are new in a version come from the CREATE ... IF NOT EXISTS statements of the schema).
 _UPGRADES = {
     2: ["ALTER TABLE post_sources ADD COLUMN content_hash INTEGER"],
     3: [],   # vectors table
     4: [],   # opt_outs table
+    # deletions log: the tombstones so far, for the derived indexes to purge at their next refresh
+    5: ["INSERT INTO deletions(post_id) SELECT id FROM deleted ORDER BY deleted_at, id"],
 }
 
 _SCHEMA = """
@@ -107,6 +120,10 @@ CREATE TABLE IF NOT EXISTS post_sources (
     PRIMARY KEY (post_id, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deleted (id INTEGER PRIMARY KEY, deleted_at INTEGER NOT NULL);
+-- The deletions log: each stored post that was deleted, in commit order (seq is its own counter,
+-- apart from posts.seq). The derived indexes beside the store (tantivy, the vector index, the
+-- stories) purge what is logged after their own watermark in it (``deletions_since``).
+CREATE TABLE IF NOT EXISTS deletions (seq INTEGER PRIMARY KEY, post_id INTEGER NOT NULL);
 -- Authors who asked that their posts not be trained on: a lowercased handle or a numeric author id
 -- (as text). Their posts stay searchable; the training corpus (townsquare.train.corpus) skips them.
 CREATE TABLE IF NOT EXISTS opt_outs (author TEXT PRIMARY KEY, opted_out_at INTEGER NOT NULL);
@@ -133,6 +150,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
     text, content='posts', content_rowid='id', tokenize="unicode61 remove_diacritics 2"
 );
 """
+
+#: The write-ahead log's size that makes a commit checkpoint it (TRUNCATE), and the size SQLite
+#: trims it to when it restarts (``journal_size_limit``).
+WAL_LIMIT_BYTES = 64 << 20
+#: No commit for this long: ``checkpoint()`` truncates the log instead of only copying it back.
+WAL_IDLE_S = 1.0
+# How long a truncating checkpoint waits for readers to leave the log before it gives up (and
+# is tried again later): short, because it holds up the writer meanwhile.
+_CHECKPOINT_WAIT_MS = 250
 
 _ALL_COLS = POST_COLUMNS + ("content_hash", "seq", "ingested_at")
 _TEXT = POST_COLUMNS.index("text")
@@ -179,12 +205,24 @@ def _chunks(seq: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
 
 
 class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
-    """The embedded default store. ``path`` is a file, or ``":memory:"`` for tests."""
+    """The embedded default store. ``path`` is a file, or ``":memory:"`` for tests.
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 30.0):
+    ``lock_wait_s``: how long the first write waits for another process's writer lock;
+    ``wal_limit_bytes``: the write-ahead log's bound; ``lock_parent``: the PID of the process that
+    holds the writer lock and hands this store its writes (``opener``: ingest's writer process).
+    """
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, lock_wait_s: float = WAIT_S,
+                 wal_limit_bytes: int = WAL_LIMIT_BYTES, lock_parent: int | None = None):
         self.path = str(path)
+        self._busy_ms = int(timeout_s * 1000)
+        self.lock_wait_s = lock_wait_s
+        self.wal_limit_bytes = wal_limit_bytes
+        self._wal_retry_at = wal_limit_bytes   # log size that tries a truncation again
+        self._lock: WriterLock | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock = WriterLock(Path(self.path).parent / LOCK_FILE, parent=lock_parent)
         self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                    check_same_thread=False)
         # 16 KiB pages (set before anything is written; a no-op on an existing file): measured on
@@ -192,11 +230,16 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
         # and FTS5 segment pages per batch), with no change to a point read's cost in practice.
         self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA journal_size_limit={wal_limit_bytes}")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
         self._db.execute("PRAGMA foreign_keys=OFF")
-        with self._tx():
+        # Zero deleted rows and freed pages as they go, so that a deletion reaches the file's
+        # bytes (FTS5 merges free the pages of old b-trees: those held the deleted words).
+        self._db.execute("PRAGMA secure_delete=ON")
+        # The schema is idempotent and one transaction: no writer lock for it (readers open too).
+        with SQLiteStore._Tx(self._db):
             self._exec_script(_SCHEMA)
             version = self._meta("schema_version")
             if version is None:
@@ -234,8 +277,9 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                 buf = ""
 
     class _Tx:
-        def __init__(self, db: sqlite3.Connection):
+        def __init__(self, db: sqlite3.Connection, after_commit: Callable[[], None] | None = None):
             self.db = db
+            self.after_commit = after_commit
 
         def __enter__(self):
             self.db.execute("BEGIN IMMEDIATE")
@@ -243,9 +287,19 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
 
         def __exit__(self, exc_type, *_):
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if not exc_type and self.after_commit is not None:
+                self.after_commit()
 
     def _tx(self) -> "_Tx":
-        return SQLiteStore._Tx(self._db)
+        """A write transaction, under the home's writer lock."""
+        self.hold_writer_lock()
+        return SQLiteStore._Tx(self._db, self._bound_wal)
+
+    def hold_writer_lock(self) -> None:
+        """Take the home's writer lock now (a no-op when held, or in memory); it is kept until
+        ``close``. Writes take it by themselves: call this to wait for it before other work."""
+        if self._lock is not None:
+            self._lock.acquire(self.lock_wait_s)
 
     def _meta(self, key: str) -> str | None:
         r = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -256,24 +310,87 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def close(self) -> None:
+        """Close the connection; after writing, truncate the log first (and let go of the writer
+        lock after it)."""
         try:
+            if self._lock is not None and self._lock.held:
+                self.truncate_wal()
             self._db.close()
         except sqlite3.ProgrammingError:
             pass
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def set_autocheckpoint(self, enabled: bool) -> None:
         self._db.execute(f"PRAGMA wal_autocheckpoint={1000 if enabled else 0}")
 
     def checkpoint(self) -> None:
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Copy the log back into the database (PASSIVE: never waits); truncate it instead
+        (``truncate_wal``) when no commit touched it for ``WAL_IDLE_S`` or it passed its limit."""
+        size, mtime = self._wal_stat()
+        if size and (size > self.wal_limit_bytes or time.time() - mtime >= WAL_IDLE_S):
+            self.truncate_wal()
+        else:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def wal_bytes(self) -> int:
+        """The write-ahead log's file size now (0 when there is none)."""
+        return self._wal_stat()[0]
+
+    def truncate_wal(self) -> bool:
+        """Checkpoint the whole log and truncate its file to zero bytes (TRUNCATE); waits up to
+        ``_CHECKPOINT_WAIT_MS`` for readers still in the log, holding up writers meanwhile.
+        Returns whether it completed (False: readers kept it busy; a later call tries again)."""
+        if self.path == ":memory:":
+            return True
+        deadline = time.monotonic() + _CHECKPOINT_WAIT_MS / 1000
+        self._db.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+        try:
+            while True:
+                try:
+                    busy, frames, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                except sqlite3.OperationalError:      # "database is locked": a writer's turn
+                    busy, frames = 1, 0
+                # frames == -1: another connection's checkpoint (the server's PASSIVE one) ran;
+                # SQLite does not wait for that one: try again shortly, within the same budget.
+                if not busy or frames != -1 or time.monotonic() >= deadline:
+                    return not busy
+                time.sleep(0.005)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+
+    def _wal_stat(self) -> tuple[int, float]:
+        try:
+            st = os.stat(self.path + "-wal")
+        except OSError:
+            return 0, 0.0
+        return st.st_size, st.st_mtime
+
+    def _bound_wal(self) -> None:
+        """After a commit: a log past its limit is truncated now, even under load (readers that
+        never all leave at once would keep SQLite from ever restarting it). After a failed try,
+        the next one waits until the log grew by another quarter of the limit."""
+        size = self._wal_stat()[0]
+        if size <= self._wal_retry_at:
+            return
+        if self.truncate_wal():
+            self._wal_retry_at = self.wal_limit_bytes
+        else:
+            self._wal_retry_at = size + self.wal_limit_bytes // 4
 
     # --- writes ----------------------------------------------------------------------------------
     def opener(self) -> Callable[[], "SQLiteStore"] | None:
         if self.path == ":memory:":
             return None
-        return functools.partial(SQLiteStore, self.path)
+        # The other process writes under this one's writer lock (taken by ``prepare``), when it
+        # is this process's child.
+        return functools.partial(SQLiteStore, self.path, lock_parent=os.getpid())
 
     def prepare(self, posts: Sequence[Stored], quarantined: Sequence[Quarantined]) -> Prepared:
+        # Rows are prepared to be written, here or by a writer child (``opener``): take the
+        # writer lock first, so that a wait for another process happens (and shows) here.
+        self.hold_writer_lock()
         return prepare_batch(posts, quarantined)
 
     def write_prepared(self, batch: Prepared, *, statuses: bool = False) -> WriteResult:
@@ -336,14 +453,18 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                         f"SELECT post_id, sig FROM minhash WHERE post_id IN ({marks})", chunk).fetchall():
                     db.executemany("DELETE FROM lsh WHERE band = ? AND bucket = ? AND post_id = ?",
                                    [(b, k, pid) for b, k in enumerate(band_buckets(sig))])
-                db.executemany(_FTS_DELETE, db.execute(
-                    f"SELECT id, text FROM posts WHERE id IN ({marks})", chunk).fetchall())
+                stored = db.execute(
+                    f"SELECT id, text FROM posts WHERE id IN ({marks})", chunk).fetchall()
+                db.executemany(_FTS_DELETE, stored)
                 db.execute(f"DELETE FROM minhash WHERE post_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM vectors WHERE post_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM post_sources WHERE post_id IN ({marks})", chunk)
                 existed += db.execute(f"DELETE FROM posts WHERE id IN ({marks})", chunk).rowcount
                 db.executemany("INSERT OR IGNORE INTO deleted(id, deleted_at) VALUES (?, ?)",
                                [(i, now) for i in chunk])
+                # Only stored posts are logged: a tombstone ahead of its post has nothing to purge.
+                db.executemany("INSERT INTO deletions(post_id) VALUES (?)",
+                               [(pid,) for pid, _text in stored])
                 # Near-duplicates of a deleted original now point at the earliest survivor.
                 for orig in chunk:
                     members = [r[0] for r in db.execute(
@@ -352,6 +473,49 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                         db.execute("UPDATE posts SET dup_of = NULL WHERE id = ?", (members[0],))
                         db.execute("UPDATE posts SET dup_of = ? WHERE dup_of = ?", (members[0], orig))
         return existed
+
+    def deletions_since(self, seq: int, limit: int) -> list[tuple[int, int]]:
+        return [tuple(r) for r in self._db.execute(
+            "SELECT seq, post_id FROM deletions WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
+
+    # --- maintenance -------------------------------------------------------------------------------
+    _MERGE_PAGES = 256   # FTS5 pages written per merge step: each step is one short transaction
+
+    def compact(self) -> dict[str, Any]:
+        """Merge the FTS5 index into one b-tree when posts were deleted since the last compaction
+        (FTS5 deletes by adding delete markers: the deleted post's tokens stay in older b-trees
+        until a merge meets them), then checkpoint the write-ahead log and truncate it (it holds
+        old page images). Freed pages and cells are zeroed as they go (``secure_delete``).
+
+        The merge runs ``_MERGE_PAGES`` pages at a time, one transaction each, so a server's
+        writer interleaves with it: the first step merges every b-tree (a negative page count),
+        the next ones finish that merge, until a step changes nothing (FTS5's own recipe for an
+        incremental ``optimize``). Takes the home's writer lock first: the maintenance step
+        rewrites the files beside the store under it too (``services.maintenance``)."""
+        t0 = time.perf_counter()
+        self.hold_writer_lock()
+        through = self._db.execute("SELECT coalesce(max(seq), 0) FROM deletions").fetchone()[0]
+        done = int(self._meta("compacted_deletion_seq") or 0)
+        deletions = self._db.execute("SELECT count(*) FROM deletions WHERE seq > ?",
+                                     (done,)).fetchone()[0]
+        steps = 0
+        if through > done:
+            pages = -self._MERGE_PAGES
+            while True:
+                before = self._db.total_changes
+                with self._tx() as db:
+                    db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('merge', ?)",
+                               (pages,))
+                steps += 1
+                if self._db.total_changes - before < 2:
+                    break
+                pages = self._MERGE_PAGES
+            with self._tx():
+                self._set_meta("compacted_deletion_seq", str(through))
+        wal = self.wal_bytes()
+        return {"deletions": deletions, "fts_merge_steps": steps, "wal_bytes": wal,
+                "wal_truncated": self.truncate_wal(),
+                "seconds": round(time.perf_counter() - t0, 3)}
 
     # --- reads -----------------------------------------------------------------------------------
     # --- governance --------------------------------------------------------------------------------
@@ -398,6 +562,12 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
         return problems
 
     # --- late stage --------------------------------------------------------------------------------
+    def pending_enrichment(self, limit: int) -> list[PendingEnrichment]:
+        # The late stage links each pending post to the original of what it resembles, as it read
+        # them: under the writer lock from this read on, no other process relinks them meanwhile.
+        self.hold_writer_lock()
+        return super().pending_enrichment(limit)
+
     def bucket_members(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
         out: dict[tuple[int, int], list[int]] = {}
         for band, bucket in keys:

@@ -22,8 +22,10 @@ What each node compiles to (every condition is two-valued, never NULL, so ``NOT`
   Without any token (emoji, ``!!``): a case-sensitive substring of ``p.text``; never in ``fts``.
 - ``#tag`` / ``@handle`` / ``$TAG``: the tag is in ``hashtags`` / ``mentions`` / ``cashtags``
   (case-insensitive, see ``_ci_in``) and the text has the tag's word, which makes the ``fts``
-  prefilter exact.
-- ``from:h``: ``author_handle`` (case-insensitive). ``to:h``: a reply (``reply_to_id`` set) that
+  prefilter exact (for a handle, the words the text shows of it: ``query.mention_text``, as a
+  Mastodon post writes ``@ana`` for ``ana@host``).
+- ``from:h``: ``author_handle`` (case-insensitive), any platform's handle as stored
+  (``ana.bsky.social``, ``ana@mastodon.example``). ``to:h``: a reply (``reply_to_id`` set) that
   mentions h (the store keeps the replied-to user's id, not handle).
 - ``lang:xx``: ``lang`` equal. ``since_ms``/``until_ms``: ``created_at >=`` / ``<`` (until is
   exclusive). ``within_time``: ``created_at >= now_ms - seconds*1000``. ``since_id``: ``id >``;
@@ -63,6 +65,7 @@ from townsquare.query import (
     Or,
     Phrase,
     Term,
+    mention_text,
 )
 
 __all__ = ["EARTH_RADIUS_KM", "SqlQuery", "compile_sqlite", "fts_of", "fts_string", "has_fts_token",
@@ -200,7 +203,7 @@ def _where(node: Node, now_ms: int, params: list, cand: bool = False) -> str:
     if isinstance(node, Hashtag):
         return _tag(node.tag, "p.hashtags", params, cand)
     if isinstance(node, Mention):
-        return _tag(node.handle, "p.mentions", params, cand)
+        return _tag(node.handle, "p.mentions", params, cand, mention_text(node.handle))
     if isinstance(node, Cashtag):
         return _tag(node.tag, "p.cashtags", params, cand)
     if isinstance(node, Op):
@@ -222,10 +225,13 @@ def _ci_in(expr: str, value: str, params: list) -> str:
     return f"lower({expr}) IN ({', '.join('?' * len(forms))})"
 
 
-def _tag(tag: str, column: str, params: list, cand: bool = False) -> str:
+def _tag(tag: str, column: str, params: list, cand: bool = False, words: str | None = None
+         ) -> str:
+    """The tag in ``column``, and (unless ``cand``) its ``words`` (default: the tag) in the text."""
+    words = tag if words is None else words
     sql = f"EXISTS (SELECT 1 FROM json_each({column}) WHERE {_ci_in('value', tag, params)})"
-    if has_fts_token(tag) and not cand:
-        params.append(fts_string(tag))
+    if has_fts_token(words) and not cand:
+        params.append(fts_string(words))
         sql += f" AND {_FTS_IN}"
     return sql
 
@@ -302,7 +308,8 @@ def fts_of(node: Node) -> str | None:
     if isinstance(node, (Hashtag, Cashtag)):
         return fts_string(node.tag) if has_fts_token(node.tag) else None
     if isinstance(node, Mention):
-        return fts_string(node.handle) if has_fts_token(node.handle) else None
+        words = mention_text(node.handle)
+        return fts_string(words) if has_fts_token(words) else None
     if isinstance(node, Or):
         sides = [(c, fts_of(c)) for c in node.children]
         if not sides or any(e is None for _, e in sides):

@@ -10,8 +10,11 @@ truth, and ``stories.pkl`` in the store's folder holds the clusterer (``stories.
 the ``seq`` watermark up to which it has read (a file made with other settings is ignored and
 the stories are rebuilt). ``refresh()`` feeds it the posts ingested since,
 in ingest order (so the result depends only on the order posts arrived, as the clusterer's
-determinism promises). Deleted posts are dropped when stories are read, so a deletion reaches
-every story view at once; a rebuild (``StoryState.rebuild``) forgets them entirely.
+determinism promises). It first removes the posts deleted since, from the store's deletions log
+behind a watermark of its own (``StoryClusterer.remove``: the stories that held them are
+recomputed without them), and then saves the file at once, whatever ``save`` says: the file must
+not keep a deleted post until the next periodic save. ``story()`` also drops members deleted
+after the last refresh.
 """
 from __future__ import annotations
 
@@ -21,13 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from townsquare.posts import format_time
+from townsquare.posts import Post, format_time
 from townsquare.stories.cluster import Cluster, StoryClusterer, StoryConfig, StoryPost
 from townsquare.store.base import Store
 from townsquare.text.rules import clean_post
 
 FORMAT = 1
 _PAGE = 20_000
+
+
+def _story_post(p: Post) -> StoryPost:
+    """A stored post as the clusterer sees it (its author: the handle, else the numeric id)."""
+    return StoryPost(p.id, p.created_at, p.text,
+                     p.author_handle or (str(p.author_id) if p.author_id else None), p.lang)
 
 
 @dataclass(slots=True)
@@ -65,6 +74,7 @@ class StoryState:
         self.store = store
         self.path = path
         self.watermark = 0
+        self.deleted_through = 0        # the deletions log's watermark
         self.clusterer = StoryClusterer(config)
         if path is not None and path.exists():
             try:
@@ -74,12 +84,19 @@ class StoryState:
             except Exception:           # a file from another version: derived data, rebuild it
                 same = False
             if same:
-                self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
+                self._restore(saved)
+
+    def _restore(self, saved: dict) -> None:
+        # A state saved before the deletions log reads 0: the whole log is applied once.
+        self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
+        self.deleted_through = saved.get("deleted_through", 0)
 
     def refresh(self, progress=None, *, limit: int | None = None, save: bool = True) -> int:
         """Feed the posts ingested since the watermark (at most about ``limit``, in whole pages,
-        so a server can interleave it with other work); returns how many. Saves when changed
-        and ``save``."""
+        so a server can interleave it with other work), after removing every post deleted
+        since; returns how many posts it read and removed. Saves when changed and ``save``,
+        and whenever it removed a post."""
+        removed = self._remove_deleted()
         n = 0
         page = _PAGE if limit is None else max(1, min(_PAGE, limit))
         while limit is None or n < limit:
@@ -90,24 +107,38 @@ class StoryState:
             for pid, seq, _text in rows:
                 p = posts.get(pid)
                 if p is not None:
-                    self.clusterer.add(StoryPost(p.id, p.created_at, p.text,
-                                                 p.author_handle or (str(p.author_id)
-                                                                     if p.author_id else None),
-                                                 p.lang))
+                    self.clusterer.add(_story_post(p))
                 self.watermark = seq
             n += len(rows)
             if progress:
                 progress(len(rows))
-        if n:
-            if limit is None or n < limit:   # caught up (a chunk of a backlog skips this: the
-                self.clusterer.maintain()    # clusterer also maintains itself as posts arrive)
-            if save:
-                self.save()
-        return n
+        if n and (limit is None or n < limit):   # caught up (a chunk of a backlog skips this:
+            self.clusterer.maintain()            # the clusterer maintains itself as posts arrive)
+        if (n and save) or removed:
+            self.save()
+        return n + removed
+
+    def _remove_deleted(self) -> int:
+        """Remove the posts deleted since the last refresh; how many the clusterer held. A state
+        that has read nothing yet skips the log (read before the posts: a post deleted after
+        this is logged after it too)."""
+        removed, fresh = 0, self.watermark == 0
+        while gone := self.store.deletions_since(self.deleted_through, _PAGE):
+            if not fresh:
+                removed += self.clusterer.remove([pid for _seq, pid in gone], self._members)
+            self.deleted_through = gone[-1][0]
+        return removed
+
+    def _members(self, ids: list[int]) -> dict[int, StoryPost]:
+        out: dict[int, StoryPost] = {}
+        for i in range(0, len(ids), _PAGE):
+            out.update((pid, _story_post(p))
+                       for pid, p in self.store.posts_by_id(ids[i:i + _PAGE]).items())
+        return out
 
     def rebuild(self) -> int:
         self.clusterer = StoryClusterer(self.clusterer.config)
-        self.watermark = 0
+        self.watermark = self.deleted_through = 0
         return self.refresh()
 
     def save(self) -> None:
@@ -122,7 +153,8 @@ class StoryState:
         """The whole state as bytes (what ``save`` writes; server mode shares it between API
         workers through the store, see ``api.background``)."""
         return pickle.dumps({"format": FORMAT, "config": self.clusterer.config,
-                             "clusterer": self.clusterer, "watermark": self.watermark},
+                             "clusterer": self.clusterer, "watermark": self.watermark,
+                             "deleted_through": self.deleted_through},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
     def loads(self, body: bytes) -> bool:
@@ -132,7 +164,7 @@ class StoryState:
         saved = pickle.loads(body)
         if saved.get("format") != FORMAT or saved["config"] != self.clusterer.config:
             return False
-        self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
+        self._restore(saved)
         return True
 
     def _view(self, c: Cluster, alive: set[int] | None = None, key_posts: int = 0) -> StoryView:
