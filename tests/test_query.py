@@ -175,7 +175,7 @@ def test_within_time_keeps_the_duration_not_a_time():
     ("x within_time:2w", "within_time:2w", 2, "duration"),
     ("x within_time:0s", "within_time:0s", 2, "duration"),
     ("x lang:english", "lang:english", 2, "language"),
-    ("x from:a.b", "from:a.b", 2, "handle"),
+    ("x from:a..b", "from:a..b", 2, "handle"),
     ("x filter:bogus", "filter:bogus", 2, "unknown filter"),
     ("x filter:images", "filter:images", 2, "not supported"),
     ("x include:retweets", "include:retweets", 2, "include:nativeretweets"),

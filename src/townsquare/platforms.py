@@ -26,6 +26,9 @@ for them too.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 # Platform codes (bits 62-60 of a namespaced id). Append only: a code, once used, is forever.
 PLATFORMS: dict[str, int] = {"bluesky": 1, "mastodon": 2}
 HASH_BITS = 60                     # the low bits of a namespaced id: its native key's hash
@@ -70,3 +73,24 @@ def post_url(post_id: int, handle: str | None = None) -> str | None:
     if platform_of(post_id) != "x":
         return None
     return f"https://x.com/{handle or 'i/web'}/status/{post_id}"
+
+
+def original_url(post_id: int, handle: str | None, labels: Mapping[str, Any]) -> str | None:
+    """Where a stored post lives on its platform: X's from the id, another platform's from the
+    ``url`` its collector kept in the post's labels (at the top, or under the source's name).
+
+    >>> original_url(1212092628029698048, "cityops", {})
+    'https://x.com/cityops/status/1212092628029698048'
+    >>> original_url(namespaced_id("bluesky", 7), None,
+    ...              {"jetstream": {"url": "https://bsky.app/profile/a/post/3k"}})
+    'https://bsky.app/profile/a/post/3k'
+    """
+    if platform_of(post_id) == "x":
+        return post_url(post_id, handle)
+    if isinstance(labels.get("url"), str):
+        return labels["url"]
+    for value in labels.values():
+        if isinstance(value, Mapping) and isinstance(value.get("url"), str):
+            return value["url"]
+    return None
+

@@ -1,12 +1,20 @@
-"""The single writer: group commit loses nothing and reports each request's own statuses."""
+"""The single writer: group commit loses nothing and reports each request's own statuses; its
+write-ahead log is truncated when idle and bounded under load."""
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
+from pathlib import Path
 
+from tests.api.conftest import runtime_settings
+from townsquare.api.runtime import Runtime
 from townsquare.api.writequeue import WriteQueue
 from townsquare.posts import Post
+from townsquare.settings import DB_FILE
 from townsquare.store import open_store
 from townsquare.store.base import Quarantined, Stored
+from townsquare.store.sqlite import SQLiteStore
 
 BASE = 1_212_092_628_029_698_048
 
@@ -62,3 +70,102 @@ def test_a_failed_transaction_fails_its_requests_only(tmp_path):
         pass
     assert ok.result().inserted == 3
     q.close()
+
+
+# --- the write-ahead log ------------------------------------------------------------------------
+def _wal(db: Path) -> int:
+    """The size of the store's write-ahead log file (0 when there is none)."""
+    try:
+        return Path(f"{db}-wal").stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _until_truncated(db: Path, within_s: float) -> int:
+    deadline = time.monotonic() + within_s
+    while _wal(db) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _wal(db)
+
+
+def test_the_log_is_truncated_once_the_writer_is_idle(tmp_path):
+    db = tmp_path / "t.db"
+    store = open_store(db)
+    store.set_autocheckpoint(False)              # as the server's writer: commits never flush
+    q = WriteQueue(store)
+    try:
+        for j in range(150):                     # many small requests, no pause between them
+            q.write(_posts(j * 20, 20)).result()
+        assert _wal(db) > 1 << 20                # the log grew meanwhile
+        assert _until_truncated(db, within_s=10) == 0      # ~1 s after the last write
+    finally:
+        q.close()
+    with open_store(db) as s:
+        assert s.count() == 3000
+
+
+def test_a_running_server_truncates_its_log_when_idle(tmp_path):
+    """A real ``Runtime`` (indexer and background threads reading meanwhile); before the fix its
+    log stayed at its largest size (~29 MB after these writes) through idle time and close."""
+    rt = Runtime(runtime_settings(tmp_path), embed=False)
+    db = tmp_path / DB_FILE
+    try:
+        for j in range(150):
+            rt.writer.write([Stored(Post(id=BASE + j * 20 + k, source="api",
+                                         text=f"harbor crane report {j} {k} " * 8).normalized())
+                             for k in range(20)]).result()
+        assert _wal(db) > 1 << 20
+        assert _until_truncated(db, within_s=20) == 0      # still serving
+    finally:
+        rt.close()
+    assert _wal(db) == 0
+
+
+def test_the_log_stays_bounded_while_readers_never_stop(tmp_path):
+    """Readers that overlap keep SQLite from ever restarting the log (some transaction always
+    reads it), and the indexer's routine PASSIVE checkpoints cannot shrink it: without a bound
+    it grows with every commit. With a 1 MiB limit it never passes 2 MiB."""
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db, wal_limit_bytes=1 << 20)
+    store.set_autocheckpoint(False)
+    q = WriteQueue(store)
+    checkpointer = SQLiteStore(db)               # the indexer's connection
+    stop = threading.Event()
+    peak = [0]
+
+    def read(offset: float) -> None:             # 30 ms read transactions, staggered by 10 ms
+        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        time.sleep(offset)
+        while not stop.is_set():
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM posts").fetchone()
+            time.sleep(0.03)
+            conn.execute("COMMIT")
+        conn.close()
+
+    def checkpoints() -> None:
+        while not stop.is_set():
+            checkpointer.checkpoint()
+            time.sleep(0.05)
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _wal(db))
+            time.sleep(0.002)
+    threads = [threading.Thread(target=read, args=(k * 0.01,)) for k in range(3)]
+    threads += [threading.Thread(target=checkpoints), threading.Thread(target=sample)]
+    for t in threads:
+        t.start()
+    try:
+        for j in range(300):
+            q.write([Stored(Post(id=BASE + j * 20 + k, source="api",
+                                 text=f"ferry aground near the pier {j} {k} " * 6).normalized())
+                     for k in range(20)]).result()
+            peak[0] = max(peak[0], _wal(db))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        q.close()
+        checkpointer.close()
+    assert 0 < peak[0] <= 2 << 20

@@ -65,7 +65,7 @@ def test_bad_durations_and_times_name_the_flag_on_one_line(tmp_path):
     assert r.exit_code == 2
     assert "error: --window: expected a duration like 30m, 1h or 2d, got 'soon'" in r.output
     r = runner.invoke(app, ["trends", "--home", home, "--baseline", "0"])
-    assert r.exit_code == 2 and "error: --baseline: must be >= 1, got 0" in r.output
+    assert r.exit_code == 2 and "error: --baseline: must be between 1 and 168, got 0" in r.output
     r = runner.invoke(app, ["stories", "--home", home, "--until", "tomorrow"])
     assert r.exit_code == 2
     assert ("error: --until: expected a time like 2020-01-02 or 2020-01-02T10:00:00Z, "

@@ -144,6 +144,37 @@ def test_compaction_past_20_percent_tombstones(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_scrub_zeroes_tombstones_in_place_and_keeps_results(tmp_path, backend):
+    rng = np.random.default_rng(12)
+    X, ids = unit(rng, 200, 16), ids_for(200)
+    ix = VectorIndex(16, backend=backend)
+    ix.add(ids, X)
+    assert ix.scrub() == 0                        # no tombstones: nothing to do
+    ix.remove(ids[10:30])                         # 10%: kept as tombstones
+    ix.add(ids[50:51], unit(rng, 1, 16))          # a replaced vector: its old row too
+    Q = unit(rng, 20, 16)
+    before = [ix.search(q, 10) for q in Q]
+    path = tmp_path / "v.npz"
+    ix.save(path)
+    old = [X[r].tobytes() for r in [*range(10, 30), 50]] + [ids[r].tobytes() for r in range(10, 30)]
+    assert all(b in path.read_bytes() for b in old)          # what a deletion leaves in the file
+    assert ix.scrub() == 21 and ix.scrub() == 0
+    assert (len(ix), ix.rows) == (180, 201)                  # in place: no rebuild
+    assert [ix.search(q, 10) for q in Q] == before
+    ix.save(path)
+    data = path.read_bytes()
+    assert not [b for b in old if b in data]
+    back = VectorIndex.load(path)
+    assert [back.search(q, 10) for q in Q] == before
+    assert int(ids[10]) not in back and int(ids[50]) in back and len(back) == 180
+    back.add(ids[10:11], X[10:11])                           # a removed id may come back
+    assert back.search(X[10], 1)[0] == (int(ids[10]), pytest.approx(1.0, abs=1e-5))
+    back.remove(ids[100:130])                                # past 20%: rebuilt from live rows
+    assert back.rows == len(back) == 151
+    assert all(back.search(X[r], 1)[0][0] == ids[r] for r in (0, 60, 199))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_round_trip(tmp_path, backend):
     rng = np.random.default_rng(8)
     X, ids = unit(rng, 2000, 48), ids_for(2000)

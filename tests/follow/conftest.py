@@ -1,8 +1,9 @@
-"""Shared helpers of the follow tests: a clock whose sleeps return at once, and a way to run a
-collector until a condition holds."""
+"""Shared helpers of the follow tests: a clock whose sleeps return at once, a way to run a
+collector until a condition holds, and the environment of a ``townsquare`` subprocess."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import pytest
@@ -56,3 +57,11 @@ async def run_until(collector: Collector, done: Callable[[SourceStats], bool],
 
 def stored_ids(store) -> list[int]:
     return [p.id for p in store.iter_posts()]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a ``townsquare`` subprocess, without townsquare's own
+    variables (each test names its home and store), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TOWNSQUARE_") or k == "TOWNSQUARE_CACHE"}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}

@@ -8,11 +8,14 @@ no recorded platform data is stored anywhere.
 - ``HttpFake``: HTTP/1.1 with chunked bodies: X's filtered stream and rules, Mastodon's SSE, any
   NDJSON feed.
 - ``JetstreamFake``: a websocket server replaying an event log from the client's ``cursor``.
+- ``InThread``: runs either in an event loop on a thread of its own, for a client that is another
+  process (``townsquare follow``, ``townsquare serve --follow``).
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +265,38 @@ class JetstreamFake:
                         if n < 65536 else bytes([127]) + n.to_bytes(8, "big"))
                 ws.transport.write(b"\x81" + size + payload[:n // 2])
             ws.transport.close()            # no close frame: the connection just ends
+
+
+# --- for another process -------------------------------------------------------------------------
+class InThread:
+    """``with InThread(HttpFake(...)) as fake:`` serves the fake from an event loop on a thread of
+    its own until the block ends, so that a subprocess can be its client while the test waits.
+
+        >>> with InThread(HttpFake("/feed", [Stream([b"{}\\n"])])) as fake:
+        ...     import httpx
+        ...     httpx.get(fake.url + "/feed").text
+        '{}\\n'
+    """
+
+    def __init__(self, fake: HttpFake | JetstreamFake):
+        self.fake = fake
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-server",
+                                        daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.__aenter__(), self._loop).result(30)
+        return self.fake
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.fake.__aexit__(None, None, None),
+                                             self._loop).result(30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._loop.close()
 
 
 # --- frames ---------------------------------------------------------------------------------------

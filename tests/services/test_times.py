@@ -13,7 +13,9 @@ def test_durations(text, ms):
     assert parse_duration(text, "window") == ms
 
 
-@pytest.mark.parametrize("text", ["soon", "h", "0h", "-1h", "1w", "1.5h", "", "1 h"])
+@pytest.mark.parametrize("text", ["soon", "h", "0h", "-1h", "1w", "1.5h", "", "1 h",
+                                  "\u00b2h",              # a digit to isdigit(), not to int()
+                                  "1" * 16 + "d"])         # over 15 digits: past any bound
 def test_bad_durations_name_the_field(text):
     with pytest.raises(InputError) as e:
         parse_duration(text, "--window")

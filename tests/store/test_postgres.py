@@ -3,6 +3,7 @@ the pgvector index, state shared by API workers, and its errors. (Everything bot
 tested on both, in the other files of this folder.)"""
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from townsquare.cli import app
 from townsquare.posts import Post
+from townsquare.settings import redact_url
 from townsquare.store import pgschema
 from townsquare.store.base import Stored
 from townsquare.store.postgres import PostgresStore
@@ -130,14 +132,16 @@ def test_a_newer_schema_is_refused(pg):
 
 
 def test_upgrades_run_in_order_once(pg, monkeypatch):
-    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(pgschema, "UPGRADES", {2: ["ALTER TABLE quarantine ADD COLUMN note text"]})
-    assert pg.schema_version() == 1
+    current = pgschema.SCHEMA_VERSION
+    assert pg.schema_version() == current
+    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(pgschema, "UPGRADES", {
+        **pgschema.UPGRADES, current + 1: ["ALTER TABLE quarantine ADD COLUMN note text"]})
     s = PostgresStore(pg.url)
-    assert s.schema_version() == 2
+    assert s.schema_version() == current + 1
     s.close()
     s = PostgresStore(pg.url)                             # already there: nothing runs again
-    assert s.schema_version() == 2
+    assert s.schema_version() == current + 1
     cols = {r[0] for r in s._db.execute("SELECT column_name FROM information_schema.columns "
                                         "WHERE table_name = 'quarantine'")}
     assert "note" in cols
@@ -152,10 +156,15 @@ def test_migrate_command_creates_checks_and_reports(pg_url, tmp_path, monkeypatc
     assert '"before": null' in r.output and '"pending": false' in r.output
     with psycopg.connect(pg_url) as c:                   # --check created nothing
         assert c.execute("SELECT to_regclass('posts')").fetchone()[0] is None
-    r = run(app, ["--store", pg_url, "migrate", "--home", str(tmp_path)])
-    assert r.exit_code == 0 and "created at v1" in r.output, r.output
+    r = run(app, ["--store", pg_url, "migrate", "--home", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"store": redact_url(pg_url), "before": None,
+                                    "target": pgschema.SCHEMA_VERSION, "pending": False,
+                                    "after": pgschema.SCHEMA_VERSION}
     r = run(app, ["--store", pg_url, "migrate", "--check", "--home", str(tmp_path), "--json"])
-    assert r.exit_code == 0 and '"before": 1' in r.output and '"pending": false' in r.output
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["before"] == pgschema.SCHEMA_VERSION and report["pending"] is False
     r = run(app, ["--store", "mysql://x", "migrate", "--home", str(tmp_path)])
     assert r.exit_code == 2 and "postgresql://" in r.output
 

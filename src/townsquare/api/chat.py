@@ -35,6 +35,7 @@ from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ApiError
 from townsquare.api.limits import SMALL_BODY_BYTES, BoundedRoute, body_limit
 from townsquare.llm import BackendError
+from townsquare.platforms import original_url
 from townsquare.posts import Post, format_time
 from townsquare.query import QueryError, parse
 from townsquare.text.normalize import STOPWORDS, fold_case_accents
@@ -140,7 +141,8 @@ def compose(summary: dict, base_url: str,
     for pid, n in numbers.items():
         p = posts.get(int(pid))
         citations.append({"index": n, "id": pid, "url": f"{base_url}#/post/{pid}",
-                          "post_url": f"https://x.com/i/status/{pid}",
+                          "post_url": (original_url(int(pid), p.author_handle, p.labels) if p
+                                       else None),
                           "author": p.author_handle if p else None,
                           "text": p.text if p else None,
                           "created_at": format_time(p.created_at) if p and p.created_at else None})

@@ -24,6 +24,7 @@ from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ERRORS, ApiError
 from townsquare.api.ingestbody import BodyError, BodyItem, parse_body
 from townsquare.api.limits import MiB, body_limit, check_depth
+from townsquare.platforms import original_url
 from townsquare.posts import PostError, parse_id
 from townsquare.store.base import Quarantined, Stored
 
@@ -116,7 +117,7 @@ def get_post(post_id: str, rt: RuntimeDep, _k=require("read")) -> dict:
         raise ApiError(404, "not_found", f"no post {pid} (never stored, or deleted)")
     d = p.to_dict()
     d["author"] = p.author_handle
-    d["url"] = f"https://x.com/i/status/{p.id}"
+    d["url"] = original_url(p.id, p.author_handle, p.labels)
     return d
 
 

@@ -68,14 +68,23 @@ def input_errors() -> Iterator[None]:
         fail(f"{flag(e.field)}: {e}")
 
 
-def store_of(settings: Settings) -> Store:
+def store_of(settings: Settings, *, write: bool = False) -> Store:
     """Open the store the settings name; exit 2 with a one-line error naming the path when it
     cannot be: a server that cannot be reached, a home that is a file or cannot be written, a
-    database file that is not one (corrupt, or another program's), a newer schema."""
+    database file that is not one (corrupt, or another program's), a newer schema. ``write``:
+    the command writes, so it takes the home's writer lock now (``store.lock``), before any work,
+    and a home another writer keeps (a running server) is the same one-line error."""
     target = settings.db_target
     try:
-        return open_store(target)
-    except ConnectionError as e:
+        store = open_store(target)
+        if write:
+            try:
+                store.hold_writer_lock()
+            except BaseException:
+                store.close()
+                raise
+        return store
+    except ConnectionError as e:               # unreachable server, or the writer lock is held
         fail(str(e))
     except sqlite3.OperationalError as e:      # cannot open or create the file, or locked
         fail(f"{target}: cannot open the database ({e})")

@@ -196,10 +196,13 @@ def parse_spec(text: str) -> FollowSpec:
     """
     import click
 
+    # Recent typer carries a click of its own, whose errors are typer.TyperException (not
+    # click's ClickException); older typer raises click's.
+    usage_errors = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
     command = typer.main.get_command(app).commands["follow"]
     try:
         ctx = command.make_context("follow", shlex.split(text))
-    except click.ClickException as e:
+    except usage_errors as e:
         raise SpecError(e.format_message()) from None
     except ValueError as e:                       # shlex: an unclosed quote
         raise SpecError(str(e)) from None

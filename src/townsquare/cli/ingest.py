@@ -116,7 +116,7 @@ def ingest(
         if not os.path.lexists(p):
             fail(f"no such file or folder: {printable(str(p), markup=True)}")
     settings = settings_of(ctx, home)
-    store = store_of(settings)
+    store = store_of(settings, write=True)
     pipeline = IngestPipeline(store, fmt=fmt, source=source, columns=column_map,
                               batch_size=batch_size, writer=writer)
     n_files = sum(1 for _ in discover(paths))
@@ -235,7 +235,7 @@ def quarantine(ctx: typer.Context, home: Home = None,
 @app.command()
 def enrich(ctx: typer.Context, home: Home = None, json_out: Json = False) -> None:
     """Run the late stage: language id for posts without one, near-duplicate linking."""
-    with store_of(settings_of(ctx, home)) as store:
+    with store_of(settings_of(ctx, home), write=True) as store:
         result = _late_stage(store, json_out, with_label=False)
     if json_out:
         print_json(result)
@@ -255,7 +255,7 @@ def delete(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Po
         parsed = [parse_id(i) for i in ids]
     except PostError as e:
         raise typer.BadParameter(str(e), param_hint="IDS") from None
-    with store_of(settings_of(ctx, home)) as store:
+    with store_of(settings_of(ctx, home), write=True) as store:
         n = store.delete(parsed)
     out.print(f"deleted {n} of {len(parsed)} posts ({len(parsed) - n} were not stored)")
 

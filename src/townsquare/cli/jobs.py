@@ -71,7 +71,7 @@ def jobs_embed(
     from townsquare.services.indexes import embed_model_for
     settings = settings_of(ctx, home)
     client = _connect(scheduler, timeout)
-    with store_of(settings) as store:
+    with store_of(settings, write=True) as store:
         name = embed_model_for(store, settings, model)
         total = store.embedding_pending()
         with bar("embed", json_out) as embed_bar:
@@ -133,7 +133,7 @@ def jobs_recluster(
     live_file = settings.home / STORIES_FILE
     client = _connect(scheduler, timeout)
     try:
-        with store_of(settings) as store:
+        with store_of(settings, write=True) as store:
             total = store.count() if replace_live or (lo is None and hi is None) else None
             with bar("recluster", json_out) as recluster_bar:
                 task = recluster_bar.add_task("recluster", total=total)

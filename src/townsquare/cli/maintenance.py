@@ -22,7 +22,7 @@ def compact(ctx: typer.Context, home: Home = None, json_out: Json = False) -> No
     from townsquare.services.maintenance import compact_home
 
     settings = settings_of(ctx, home)
-    with store_of(settings) as store:
+    with store_of(settings, write=True) as store:
         try:
             did = compact_home(store, settings.home)
         except ConnectionError as e:      # the writer lock: a server serves this home

@@ -86,7 +86,7 @@ def embed(
     from townsquare.services.indexes import embedder_for, vector_index
 
     settings = settings_of(ctx, home)
-    with store_of(settings) as store:
+    with store_of(settings, write=True) as store:
         try:
             emb = embedder_for(store, settings, model)
             stage = EmbedStage(store, emb, reset=reset)

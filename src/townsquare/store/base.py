@@ -191,6 +191,11 @@ class Store(abc.ABC):
     def checkpoint(self) -> None:
         """Flush the write-ahead log into the database without blocking writers or readers."""
 
+    def hold_writer_lock(self) -> None:
+        """Wait for the right to write now rather than at the first write (the embedded store:
+        its home's writer lock, kept until ``close``; raises ``store.lock.WriterLockTimeout``, a
+        ``ConnectionError``). A no-op for stores that serialize writers themselves."""
+
     def opener(self) -> "Callable[[], Store] | None":
         """A picklable callable that opens this same store in another process, or None."""
         return None

@@ -122,7 +122,10 @@ class _Held:
 
 
 _HELD: dict[str, _Held] = {}
-_MUTEX = threading.Lock()              # guards _HELD; a wait for another process happens outside
+# Guards _HELD, and each try at the file's flock with it: a thread whose try fails then knows that
+# no thread of this process holds the lock (nor is between its flock and its entry in _HELD). A
+# wait for another process happens outside.
+_MUTEX = threading.Lock()
 
 
 class WriterLock:
@@ -160,15 +163,11 @@ class WriterLock:
                         held.count += 1
                         self._mine = True
                         return
-                # Not held by this process: open and lock outside the mutex (this may wait).
-                taken = self._take(deadline - time.monotonic())
-                if taken is None:          # another thread of ours took it: share theirs
-                    continue
-                with _MUTEX:
-                    _HELD[self._key] = taken
-                    taken.count += 1
+                # Not held by this process: take the file (this may wait for another process).
+                if self._take(deadline - time.monotonic()):
                     self._mine = True
                     return
+                # False: another thread of ours took it meanwhile: share theirs
 
     def release(self) -> None:
         """Let go (the lock itself goes when the last holder in this process lets go)."""
@@ -184,12 +183,12 @@ class WriterLock:
                 if held.count > 0:
                     return
                 del _HELD[self._key]
-            if held.fd is not None:
-                try:
-                    os.ftruncate(held.fd, 0)   # before unlocking: the next holder writes its own
-                except OSError:
-                    pass
-                os.close(held.fd)              # closing drops the flock
+                if held.fd is not None:        # under the mutex: see _MUTEX
+                    try:
+                        os.ftruncate(held.fd, 0)   # before unlocking: the next holder writes
+                    except OSError:
+                        pass
+                    os.close(held.fd)              # closing drops the flock
 
     def __enter__(self) -> "WriterLock":
         self.acquire()
@@ -199,8 +198,9 @@ class WriterLock:
         self.release()
 
     # --- the file ---------------------------------------------------------------------------------
-    def _take(self, wait_s: float) -> _Held | None:
-        """The lock file, locked; None when another thread of this process holds it."""
+    def _take(self, wait_s: float) -> bool:
+        """Lock the file and enter it in ``_HELD`` for this object; False when another thread of
+        this process holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + max(0.0, wait_s)
@@ -208,28 +208,35 @@ class WriterLock:
         pause = 0.05
         try:
             while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    pass
                 with _MUTEX:
-                    ours = self._key in _HELD
-                if ours:
-                    os.close(fd)
-                    return None
+                    if self._key in _HELD:
+                        os.close(fd)
+                        return False
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        taken = _HELD[self._key] = _Held(fd)
+                        taken.count = 1
+                        break
+                    except BlockingIOError:
+                        pass
                 who = _read(fd)
                 if self._parent_holds(who):
+                    with _MUTEX:
+                        if self._key in _HELD:
+                            os.close(fd)
+                            return False
+                        taken = _HELD[self._key] = _Held(None)
+                        taken.count = 1
                     os.close(fd)
-                    return _Held(None)
+                    return True
                 if who and who.get("session"):
                     raise WriterLockTimeout(
                         f"{self.path}: {_name(who)} writes to this home for as long as it runs; "
                         f"send posts to its HTTP API, or stop it first", self.path, who)
                 if time.monotonic() >= deadline:
                     raise WriterLockTimeout(
-                        f"{self.path}: gave up after {wait_s:g} s waiting for the writer lock "
-                        f"held by {_name(who)}; one process writes a home at a time",
+                        f"{self.path}: gave up after {max(0.0, wait_s):g} s waiting for the "
+                        f"writer lock held by {_name(who)}; one process writes a home at a time",
                         self.path, who)
                 if not told:
                     log.warning("waiting for the writer lock held by %s (%s), up to %g s",
@@ -237,14 +244,17 @@ class WriterLock:
                     told = True
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                 pause = min(pause * 2, 0.5)
-            me = {"pid": os.getpid(), "what": self.what, "session": self.session,
-                  "since": round(time.time(), 3)}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me).encode(), 0)
         except BaseException:
             os.close(fd)
             raise
-        return _Held(fd)
+        me = {"pid": os.getpid(), "what": self.what, "session": self.session,
+              "since": round(time.time(), 3)}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except OSError:                        # who holds it is only for messages
+            pass
+        return True
 
     def _parent_holds(self, who: dict | None) -> bool:
         return (self.parent is not None and who is not None and who.get("pid") == self.parent

@@ -229,7 +229,20 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
         # the shared datasets, ingest ran ~7% faster than with the 4 KiB default (fewer B-tree
         # and FTS5 segment pages per batch), with no change to a point read's cost in practice.
         self._db.execute("PRAGMA page_size=16384")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Two processes that create one file at once (two ``ingest`` runs on a new home) both
+        # read it as a rollback-journal file and both need its lock to write the WAL header:
+        # SQLite answers one "database is locked" at once instead of calling the busy handler
+        # (that would deadlock them; 3 of 15 simultaneous pairs failed so). The other one is
+        # done within milliseconds: try again, within the busy timeout.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
         self._db.execute(f"PRAGMA journal_size_limit={wal_limit_bytes}")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA temp_store=MEMORY")
