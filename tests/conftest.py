@@ -29,7 +29,7 @@ def pg_server(tmp_path_factory):
     import tempfile
     # Directly under /tmp: run as root, the server runs as its own user, which must reach its
     # data folder (pytest's folders are private to root), and its socket path must stay short.
-    pgdata = Path(tempfile.mkdtemp(prefix="townsquare-pg-"))
+    pgdata = Path(tempfile.mkdtemp(prefix="townsquare-pg-", dir="/tmp"))
     srv = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=16)
     yield srv
     srv.cleanup()

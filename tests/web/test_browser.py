@@ -246,11 +246,15 @@ def artifacts(request) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        expect.set_options(timeout=UI_TIMEOUT_MS)
-        yield b
-        b.close()
+    # Chromium's profile (made in the driver's temporary folder) holds a Unix socket, whose path
+    # must stay under ~107 bytes: a long $TMPDIR (a CI runner's) would stop the browser at launch.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", "/tmp")
+        with sync_api.sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            yield b
+            b.close()
 
 
 @pytest.fixture
