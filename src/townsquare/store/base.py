@@ -405,7 +405,8 @@ class Store(abc.ABC):
         """``(post id, cosine)`` of the ``k`` nearest stored vectors by the store's own index:
         only a store whose ``indexes_in_store`` is True has one (the others keep a derived index
         file beside them, ``embed.sync.StoreVectors``)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no vector index of its own")
+        raise TypeError(f"{type(self).__name__} keeps no vector index of its own: search the "
+                        "index beside it (embed.sync.StoreVectors)")
 
     @abc.abstractmethod
     def vectors_of(self, ids: Sequence[int]) -> dict[int, bytes]:

@@ -23,10 +23,13 @@ Why this shape:
   (``townsquare.store.lock``, ``HOME/write.lock``) before its first write, and before the late
   stage's first read of pending posts (it links near-duplicates to what it read: another process
   linking at the same time would form chains), and keeps it until ``close``.
-- The write-ahead log stays small: ``journal_size_limit`` trims it when it restarts, a commit that
-  leaves it over ``wal_limit_bytes`` checkpoints it with TRUNCATE, and so do ``checkpoint()`` once
-  no commit touched it for ``WAL_IDLE_S`` and ``close()`` after writing. Without them a server
-  under constant reads never restarts its log (it grew to 2.35 GB beside a 150 MB database).
+- The write-ahead log stays small: ``journal_size_limit`` trims it when it restarts;
+  ``checkpoint()`` (the server's indexer calls it every 2 s) truncates it (TRUNCATE) once it is
+  over ``wal_limit_bytes`` or no commit touched it for ``WAL_IDLE_S``, and so does ``close()``
+  after writing; a connection that flushes at commit (the CLI's) also bounds it after a commit.
+  A server's writer never checkpoints in its commits: with it there, a mixed load's ingest p50
+  went from 94 ms to 1.9 s (``bench/serve.py``). Without a bound a server under constant reads
+  never restarts its log (it grew to 2.35 GB beside a 150 MB database).
 - ``seq`` is a per-store ingest counter (kept in ``meta``, never reused after deletes); the late stage
   (language id, near-duplicate linking) processes posts in ``seq`` order behind a watermark, and
   its lag is ``next_seq - watermark``.
@@ -219,6 +222,7 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
         self.lock_wait_s = lock_wait_s
         self.wal_limit_bytes = wal_limit_bytes
         self._wal_retry_at = wal_limit_bytes   # log size that tries a truncation again
+        self._autocheckpoint = True            # commits flush the log (``set_autocheckpoint``)
         self._lock: WriterLock | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -304,9 +308,12 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
                 self.after_commit()
 
     def _tx(self) -> "_Tx":
-        """A write transaction, under the home's writer lock."""
+        """A write transaction, under the home's writer lock. A connection that flushes its log
+        at commit (the CLI's) also bounds it there; a server's writer never does (its commits
+        must stay short: a TRUNCATE checkpoint copies the whole log and waits for readers), and
+        its indexer's ``checkpoint`` timer bounds the log instead."""
         self.hold_writer_lock()
-        return SQLiteStore._Tx(self._db, self._bound_wal)
+        return SQLiteStore._Tx(self._db, self._bound_wal if self._autocheckpoint else None)
 
     def hold_writer_lock(self) -> None:
         """Take the home's writer lock now (a no-op when held, or in memory); it is kept until
@@ -337,6 +344,7 @@ class SQLiteStore(SQLiteSearchReads, SharedReads, Store):
 
     def set_autocheckpoint(self, enabled: bool) -> None:
         self._db.execute(f"PRAGMA wal_autocheckpoint={1000 if enabled else 0}")
+        self._autocheckpoint = enabled
 
     def checkpoint(self) -> None:
         """Copy the log back into the database (PASSIVE: never waits); truncate it instead
