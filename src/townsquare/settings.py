@@ -21,7 +21,7 @@ Environment variables (all optional):
 ``TOWNSQUARE_HOME``          the data folder (default ``./.townsquare``)
 ``TOWNSQUARE_STORE``         a ``postgresql://`` URL: server mode (PostgreSQL store)
 ``TOWNSQUARE_CONFIG``        a TOML config file
-``TOWNSQUARE_LLM``           the default generation backend (``local``, ``openai``, ...)
+``TOWNSQUARE_LLM``           the default generation backend (``extractive`` unless set; ``local``, ...)
 ``TOWNSQUARE_LLM_MODEL``     its model
 ``TOWNSQUARE_LLM_BASE_URL``  the OpenAI-compatible endpoint (``--backend openai``)
 ``TOWNSQUARE_LLM_API_KEY``   its key (else ``OPENAI_API_KEY``)
@@ -81,7 +81,7 @@ def _store_url(url: str | None, where: str = "store URL") -> str | None:
 class LLMSettings:
     """The default generation backend (``llm.get_backend``) and its options."""
 
-    backend: str | None = None        # None: llm.DEFAULT_BACKEND
+    backend: str | None = None        # None: llm.DEFAULT_BACKEND (local when a model is set)
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)    # never printed

@@ -31,8 +31,8 @@ def store(tmp_path):
 
 def test_current_trends_is_the_shape_both_fronts_print(store):
     r = current_trends(store, window="1h", baseline=24, limit=5)
-    assert set(r) == {"now", "window", "trends", "timings_ms"}
-    assert r["window"] == "1h" and r["now"].startswith("2020-09-13")
+    assert set(r) == {"now", "window", "trends", "timings_ms", "fallback"}
+    assert r["window"] == "1h" and r["now"].startswith("2020-09-13") and r["fallback"] is None
     top = r["trends"][0]
     assert "volcano" in [top["label"], *top["merged"]] and top["authors"] == 8
     assert len(r["trends"]) <= 5 and "total" in r["timings_ms"]
@@ -41,7 +41,7 @@ def test_current_trends_is_the_shape_both_fronts_print(store):
 def test_current_trends_of_an_empty_store(tmp_path):
     with open_store(tmp_path) as s:
         assert current_trends(s, window="30m", baseline=2, limit=1) == {
-            "now": None, "window": "30m", "trends": [], "timings_ms": {}}
+            "now": None, "window": "30m", "trends": [], "timings_ms": {}, "fallback": None}
 
 
 @pytest.mark.parametrize("kw, field", [({"window": "soon"}, "window"),

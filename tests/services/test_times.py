@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from townsquare.services import InputError
-from townsquare.services.times import parse_duration, parse_time
+from townsquare.services.times import parse_at, parse_duration, parse_time
 
 
 @pytest.mark.parametrize("text, ms", [("45s", 45_000), ("30m", 1_800_000), ("1h", 3_600_000),
@@ -38,3 +38,14 @@ def test_a_bad_time_says_what_a_good_one_looks_like():
     assert e.value.field == "until"
     assert str(e.value) == ("expected a time like 2020-01-02 or 2020-01-02T10:00:00Z, "
                             "got 'yesterday'")
+
+
+def test_a_moment_is_a_time_from_the_epoch_on():
+    assert parse_at(None, "at") is None
+    assert parse_at("2013-04-15T18:00:00Z", "at") == 1_366_048_800_000
+    assert parse_at("1970-01-01", "at") == 0
+    for bad, message in [("1969-12-31T23:59:59Z", "must be from 1970-01-01 on"),
+                         ("yesterday", "expected a time like 2020-01-02")]:
+        with pytest.raises(InputError) as e:
+            parse_at(bad, "--at")
+        assert e.value.field == "--at" and str(e.value).startswith(message)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from townsquare.summarize.evidence import (EvidenceConfig, EvidencePost, looks_like_instruction,
-                                           select_evidence)
+from townsquare.summarize.evidence import (EvidenceConfig, EvidencePost, informativeness,
+                                           is_meta, looks_like_instruction, select_evidence)
 
 
 @pytest.mark.parametrize("text", [
@@ -69,8 +69,8 @@ def test_corroborators_are_other_authors_one_post_each_like_a_brute_force_scan()
 
 
 def test_evidence_is_scored_on_the_sentence_a_summary_shows():
-    text = "Stay safe. Bridge on route 9 collapsed in the flood, police close the road"
-    posts = [EvidencePost(1, text, "a", 0, sentence="Stay safe."),
+    text = "Thanks, everyone. Bridge on route 9 collapsed in the flood, police close the road"
+    posts = [EvidencePost(1, text, "a", 0, sentence="Thanks, everyone."),
              EvidencePost(2, "Route 9 bridge collapsed in the flood", "b", 1),
              EvidencePost(3, "The flood collapsed the bridge on route 9", "c", 2),
              EvidencePost(4, "Police close route 9 after the bridge collapsed", "d", 3)]
@@ -94,3 +94,43 @@ def test_the_same_sentence_is_evidence_once_but_still_corroborates():
     assert sorted(ids) in ([1, 3], [2, 3])
     sandy = next(e for e in ev if e.post.id in (1, 2))
     assert sandy.corroborated_by == [3 - sandy.post.id] and sandy.corroborating_authors == 1
+
+
+META = ["Live coverage on Channel 5 of the flood in Riverton http://t.co/x",
+        "Follow us for the latest on the Riverton flood",
+        "Watch live: the Riverton flood from above",
+        "RT if you are safe from the Riverton flood",
+        "BREAKING NEWS: http://t.co/x",
+        "http://t.co/abc http://t.co/def",
+        "@riverton_news @channel5",
+        "Is the Riverton bridge really gone?",
+        "Praying for everyone in Riverton tonight"]
+
+
+@pytest.mark.parametrize("text", META)
+def test_meta_posts_are_recognized(text):
+    assert is_meta(text)
+
+
+@pytest.mark.parametrize("text", ["BREAKING: flood kills 12 in Riverton, police say",
+                                  "Riverton bridge is gone, 3 cars swept away",
+                                  "Pray for Riverton: the Miller dam broke and 12 are dead"])
+def test_news_is_not_meta(text):
+    assert not is_meta(text)
+
+
+def test_meta_posts_never_become_evidence_even_when_most_central():
+    # every meta post sits on the centroid; the one news post is off to the side
+    posts = [EvidencePost(i, t, f"m{i}", i) for i, t in enumerate(META)]
+    posts.append(EvidencePost(99, "Flood kills 12 in Riverton after the Miller dam broke", "n", 99))
+    V = _unit([[1, 0.01 * i, 0] for i in range(len(META))] + [[0.3, 0, 1]])
+    ev = select_evidence(posts, V, k=3)
+    assert [e.post.id for e in ev] == [99]
+
+
+def test_informative_sentences_outrank_central_fragments():
+    # "Nepal." is as central as can be; the sentence that says what, where and how many wins
+    bags = [["nepal"]] * 6 + [["earthquake", "nepal", "kills", "kathmandu"],
+                              ["earthquake", "kathmandu", "toll"]]
+    info = informativeness(bags)
+    assert info[6] == 1.0 and info[0] < 0.6

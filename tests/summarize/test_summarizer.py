@@ -5,7 +5,8 @@ import pytest
 from townsquare.llm.base import Backend, Generation
 from townsquare.posts import Post
 from townsquare.store.base import Stored
-from townsquare.summarize.summarizer import Summarizer, SummaryConfig
+from townsquare.summarize.summarizer import Summarizer, SummaryConfig, shown_sentence
+from townsquare.summarize.verify import Verifier
 from townsquare.text.rules import clean_post
 
 BASE = 1212092628029698048
@@ -99,5 +100,47 @@ def test_a_query_summary_asks_search_for_no_more_than_it_serves(flood):
 
 def test_evidence_is_chosen_on_what_would_be_shown(flood):
     s = Summarizer(flood, "extractive").run(post_ids=IDS)
-    assert all(e.post.sentence == clean_post(e.post.text, SummaryConfig().max_words)
+    assert all(e.post.sentence == shown_sentence(e.post.text, SummaryConfig().max_words)
                for e in s.evidence)
+
+
+def test_the_shown_sentence_drops_an_announcement_in_front():
+    assert shown_sentence("RT @a: BREAKING: 12 dead in Riverton flood. More soon http://t.co/x") \
+        == "12 dead in Riverton flood."
+    assert shown_sentence("Breaking news") == "Breaking news"        # nothing after it: kept
+
+
+# A synthetic day: many voices wishing well and naming the town, a few saying what happened,
+# where and how many, and coverage announcements that are the most repeated of all.
+STORY = ([(f"Praying for Riverton {x}", f"p{i}") for i, x in enumerate(
+             ["tonight", "everyone", "right now", "stay safe", "so sad", "god bless", "!!",
+              "please", "hope all ok", "thoughts"])]
+         + [(f"Live coverage on Channel 5 of the Riverton flood {x}", f"m{i}")
+            for i, x in enumerate(["now", "tonight", "here", "watch", "live"])]
+         + [("Flood kills 12 in Riverton after the Miller dam breaks, police say", "n1"),
+            ("Police say 12 killed in Riverton flood after Miller dam broke", "n2"),
+            ("Miller dam broke: the Riverton flood has killed 12 people, police say", "n3")])
+
+
+@pytest.fixture
+def riverton(store):
+    store.write_batch([Stored(Post(id=BASE + 100 + i, text=t, source="t", author_handle=a,
+                                   created_at=1_600_000_000_000 + i).normalized())
+                       for i, (t, a) in enumerate(STORY)], [])
+    return [BASE + 100 + i for i in range(len(STORY))]
+
+
+def test_a_summary_says_what_where_and_how_many_its_posts_say(store, riverton):
+    s = Summarizer(store, "extractive", config=SummaryConfig(sentences=1)).run(post_ids=riverton)
+    top = s.sentences[0].text
+    assert "12" in top and "Riverton" in top and "dam" in top.lower()
+    # every shown sentence verified, by the summarizer and again by a fresh verifier
+    pool = {p.id: (p.text, p.author_handle) for p in store.posts_by_id(riverton).values()}
+    assert all(x.verdict.ok and Verifier().check(x.text, x.citations, pool).ok
+               for x in s.sentences)
+
+
+def test_coverage_announcements_are_never_shown(store, riverton):
+    s = Summarizer(store, "extractive", config=SummaryConfig(sentences=5)).run(post_ids=riverton)
+    assert s.sentences and not any("coverage" in x.text.lower() for x in s.sentences)
+    assert not any("coverage" in e.post.text.lower() for e in s.evidence)

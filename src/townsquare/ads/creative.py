@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from townsquare.ads.campaigns import Brief, Campaign
 from townsquare.text.normalize import lower_strip_accents
+from townsquare.text.quality import reads_well
 from townsquare.text.rules import URL_LOOSE
 
 if TYPE_CHECKING:                      # types only: no import cost, no cycle
@@ -161,6 +162,7 @@ class CopyWriter:
         skips the language check: templates are in their language by construction, and a brand
         name in them can fool a detector)."""
         out = claim_problems(text, c.brief)
+        out += reads_well(text, complete=False)      # an ad is a phrase: no final stop needed
         if self.detector is not None:
             cats = self.detector.categories(text)
             if cats:

@@ -35,11 +35,11 @@ from typing import Any
 from townsquare.ads.serving import AdServer, build_ad_server
 from townsquare.api.auth import RateLimit, RateLimiter, SharedRateLimiter
 from townsquare.api.indexer import Indexer
-from townsquare.llm import DEFAULT_BACKEND, Backend, ChatMessage, Generation, GenerationConfig
+from townsquare.llm import Backend, ChatMessage, Generation, GenerationConfig
 from townsquare.protocols import Embedder, VectorIndex
 from townsquare.search.engine import SearchEngine
 from townsquare.services.indexes import embedder_for, vector_index
-from townsquare.services.summaries import get_llm, summarizer
+from townsquare.services.summaries import default_backend, get_llm, summarizer
 from townsquare.settings import Settings
 from townsquare.store import open_store
 from townsquare.store.base import Store
@@ -98,7 +98,7 @@ class RequestServices:
     def backend(self, name: str | None = None) -> Backend:
         """A generation backend by name (default: the server's), loaded once and kept. Raises
         ``llm.BackendError`` when this server cannot build it."""
-        key = name or self.settings.llm.backend or DEFAULT_BACKEND
+        key = name or self.settings.llm.backend or default_backend(self.settings)
         with self._backend_lock:
             b = self._backends.get(key)
             if b is None:

@@ -1,13 +1,17 @@
 """What is happening: trends, stories and cited summaries.
 
     GET  /v1/trends?window=1h&baseline=24    read: what is bursting at the latest post's time
-    GET  /v1/stories?since=...&until=...     read: the stories, the busiest first
+    GET  /v1/trends?at=2013-04-15T18:00Z     read: ... or at any moment
+    GET  /v1/stories?at=...&recent=24h       read: the stories then (default: now), busiest first
+    GET  /v1/stories?since=...&until=...     read: the stories with posts in a range
     GET  /v1/stories/{id}                    read: one story with every member post
     POST /v1/summarize                       read: {"query"} or {"story_id"} -> cited sentences
 
 Trends are computed from the store per request (``services.happening``); stories are the
 background work's (``api.background``), as far as it has got (``lag_posts``); every summary
-sentence cites posts and was checked against them before it is shown (``summarize``).
+sentence cites posts and was checked against them before it is shown (``summarize``). Without
+``at``, when nothing happens at the latest post, trends and stories show the stream's most recent
+active period and say so in ``fallback`` (``services.happening``).
 """
 from __future__ import annotations
 
@@ -24,11 +28,16 @@ from townsquare.api.runtime import Runtime
 from townsquare.llm import BackendError
 from townsquare.query import QueryError
 from townsquare.services import InputError
-from townsquare.services.happening import current_trends
-from townsquare.services.times import parse_time
+from townsquare.services.happening import current_trends, stories_at
+from townsquare.services.times import parse_at, parse_time
 from townsquare.stories.state import StoryView
 
 router = APIRouter(tags=["what's happening"], route_class=BoundedRoute)
+# A moment: "2013-04-15", "2013-04-15T18:00:00Z", unix seconds; at most 40 characters (beyond:
+# the validation error, a 400 naming query.at).
+At = Annotated[str | None, Query(max_length=40, description=(
+    "Look at this moment (UTC; ISO 8601 date or date-time, or unix seconds) instead of the "
+    "latest post's time."))]
 
 
 class SummarizeRequest(BaseModel):
@@ -49,12 +58,17 @@ def trends(rt: RuntimeDep, _k=require("read"),
            window: Annotated[str, Query(pattern=r"^[1-9]\d{0,4}[smhd]$",
                                         description="30m, 1h, 1d...")] = "1h",
            baseline: Annotated[int, Query(ge=1, le=168)] = 24,
-           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
-    """What is bursting at the time of the latest post: acceleration against a baseline,
-    counted in distinct authors."""
+           limit: Annotated[int, Query(ge=1, le=100)] = 20, at: At = None) -> dict:
+    """What is bursting at the time of the latest post (or `at`): acceleration against a
+    baseline, counted in distinct authors. Without `at`, when nothing bursts at the latest
+    post, the trends of the most recent window that has some, with `fallback` saying so."""
+    try:
+        at_ms = parse_at(at, "at")
+    except InputError as e:
+        raise from_input(e, "invalid_time") from None
     try:
         return current_trends(rt.services.reader(), window=window, baseline=baseline,
-                              limit=limit)
+                              limit=limit, at_ms=at_ms)
     except InputError as e:
         raise from_input(e) from None
 
@@ -64,20 +78,33 @@ def stories(rt: RuntimeDep, _k=require("read"),
             since: Annotated[str | None, Query(max_length=40)] = None,
             until: Annotated[str | None, Query(max_length=40)] = None,
             all: bool = False,                                        # noqa: A002
-            limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
-    """Stories active at the time of the latest post (with `since`/`until`: every story
-    with posts in that range), the busiest first, each with its headline, key posts and
-    timeline."""
+            limit: Annotated[int, Query(ge=1, le=100)] = 20,
+            at: At = None,
+            recent: Annotated[str, Query(pattern=r"^[1-9]\d{0,4}[smhd]$",
+                                         description="With a moment: stories with posts in "
+                                                     "this span before it (at most 30d).")] = "24h"
+            ) -> dict:
+    """Stories active at the time of the latest post (when none is: those at the end of the
+    latest story, with `fallback` saying so); with `at`: the stories with posts in the `recent`
+    span before it; with `since`/`until`: every story with posts in that range. The busiest
+    first, each with its headline, key posts, timeline and `recent_posts`."""
     t0 = time.perf_counter()
     try:
         lo, hi = parse_time(since, "since"), parse_time(until, "until")
+        at_ms = parse_at(at, "at")
     except InputError as e:
         raise from_input(e, "invalid_time") from None
     if lo is not None and hi is not None and hi <= lo:
         raise ApiError(400, "invalid_time", "until must be after since", param="until")
-    views, share = rt.background.story_views(active_only=not all, limit=limit, since_ms=lo,
-                                             until_ms=hi, key_posts=3)
-    return {"stories": [v.to_dict() for v in views], "no_story_share": round(share, 4),
+    bg = rt.background
+    try:
+        with bg.stories_lock:            # the clusterer is not safe to read while it changes
+            moment = stories_at(bg.stories, at_ms=at_ms, recent=recent, limit=limit, all_=all,
+                                since_ms=lo, until_ms=hi, key_posts=3)
+            share = bg.stories.unassigned_share()
+    except InputError as e:
+        raise from_input(e) from None
+    return {**moment.to_dict(), "no_story_share": round(share, 4),
             "lag_posts": rt.lags()["stories"], "timings_ms": {"total": _ms(t0)}}
 
 

@@ -9,7 +9,7 @@
     townsquare trends [--window 1h] [--json]     # what is bursting now (stream time)
     townsquare stories [--active] [--json]       # events found in the stream, with timelines
     townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
-    townsquare summarize (--story ID | "QUERY") [--backend local|openai|extractive] [--json]
+    townsquare summarize (--story ID | "QUERY") [--backend extractive|local|openai] [--json]
     townsquare corpus build / train / train sample   # townsquare's own GPT (``cli.train``)
     townsquare serve [--port 8000] / keys create --scope read  # the HTTP service (``cli.serve``)
     townsquare ads campaigns load --demo / ads serve USER / profile USER   # ads (``cli.ads``)

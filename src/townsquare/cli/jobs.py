@@ -106,7 +106,7 @@ def jobs_recluster(
     out_file: Annotated[Optional[Path], typer.Option(
         "--out", help="Also write the stories' JSON to this file.")] = None,
     replace_live: Annotated[bool, typer.Option(
-        "--replace-live", help="Re-cluster every post in ingest order and replace the live "
+        "--replace-live", help="Re-cluster every post in event time and replace the live "
                                "story state (HOME/stories.pkl, what `townsquare stories` reads; "
                                "a running server keeps its own); no --since / --until.")] = False,
     timeout: Timeout = 30.0,

@@ -87,7 +87,8 @@ def serve(
     no_auth: Annotated[bool, typer.Option(
         "--no-auth", help="No API keys: for a local demo only (logged as a warning).")] = False,
     backend: Annotated[Optional[str], typer.Option(
-        help="Generation backend: local (default), extractive, openai, trained.")] = None,
+        help="Generation backend: extractive (default; local when --model is given), local, "
+             "openai, trained.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model for the backend.")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="Endpoint for --backend openai.")] = None,
     embed: Annotated[Optional[bool], typer.Option(
@@ -108,7 +109,7 @@ def serve(
 
     from townsquare.api.app import create_app
     from townsquare.api.runtime import Runtime
-    from townsquare.llm import BACKENDS, DEFAULT_BACKEND
+    from townsquare.llm import BACKENDS, MODEL_BACKEND
 
     if backend is not None and backend not in BACKENDS:
         fail(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
@@ -120,7 +121,7 @@ def serve(
     settings = settings_of(ctx, home)
     # --model and --base-url configure the server's default backend, named here so that the
     # model goes to it (``LLMSettings.options``).
-    default = backend or settings.llm.backend or (DEFAULT_BACKEND if model else None)
+    default = backend or settings.llm.backend or (MODEL_BACKEND if model else None)
     settings = replace(settings, llm=settings.llm.with_flags(backend=default, model=model,
                                                              base_url=base_url))
     folder = settings.home

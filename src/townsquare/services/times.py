@@ -12,6 +12,12 @@
     Traceback (most recent call last):
     ...
     townsquare.services.errors.InputError: expected a time like 2020-01-02 or 2020-01-02T10:00:00Z, got 'soon'
+    >>> parse_at("2013-04-15T18:00Z", "at"), parse_at(None, "at")
+    (1366048800000, None)
+    >>> parse_at("1969-12-31", "at")
+    Traceback (most recent call last):
+    ...
+    townsquare.services.errors.InputError: must be from 1970-01-01 on, got '1969-12-31'
 """
 from __future__ import annotations
 
@@ -57,3 +63,12 @@ def parse_time(text: str | None, field: str) -> int | None:
     except PostError:
         raise InputError(f"expected a time like 2020-01-02 or 2020-01-02T10:00:00Z, got {text!r}",
                          field) from None
+
+
+def parse_at(text: str | None, field: str) -> int | None:
+    """A moment to look at (``--at``, ``at=``): a time as ``parse_time`` reads it, from the unix
+    epoch on (the windows before it are read too, and no post is older); None stays None."""
+    ms = parse_time(text, field)
+    if ms is not None and ms < 0:
+        raise InputError(f"must be from 1970-01-01 on, got {_cut(text)!r}", field)
+    return ms

@@ -11,7 +11,8 @@
     >>> [sorted(s.post_ids) for s in c.stories()]
     [[0, 1, 2], [3, 4, 5]]
 
-How it works (single pass, in arrival order; deterministic for a given order):
+How it works (single pass over posts in the order given, meant to be their time order;
+deterministic for a given order; ``StoryState.refresh`` sorts what arrives by ``created_at``):
 
 1. Each post becomes a sparse TF-IDF vector over its words, hashtags and two-word phrases
    (``stories.text``), with document frequencies counted as the stream goes (the stream's own
@@ -28,11 +29,17 @@ How it works (single pass, in arrival order; deterministic for a given order):
    of generic crisis words ("death toll", "please donate") live for years and collect every
    event's posts (B-cubed precision 0.84 instead of 0.97 on the eval stream).
 
-Defaults were chosen on the CrisisLex T6 part of the eval stream (6 events, 2012-2013) and then
-measured on the whole stream (``eval/stories.py``), HumAID's 19 later events included.
 4. A cluster is shown as a story once it has ``min_posts`` posts from ``min_authors`` distinct
    authors; posts of clusters that never get there are in no story, and their share is reported
    (``unassigned_share``), not hidden.
+
+Event time, not arrival. A post joins only a cluster that was open *at its own time*
+(``_open_at``), so one that arrives late joins the story of its moment; clusters stay in the
+index until ``lateness_ms`` behind the clock (``_stale``). Posts older than that are a backfill:
+``StoryState.refresh`` clusters them in a pass of their own (``fork``: same word statistics) and
+merges it in (``absorb``): each backfill cluster joins the most similar cluster of ours that was
+open at its time, or comes in as a story of its own. Settings were chosen on the tuning half of
+the eval's events (``eval/stories.py --tune``), files ingested in the CLI's order.
 
 Deleted posts leave (``StoryClusterer.remove``): no text is kept per post, so each story that
 held one is recomputed from its surviving members, and a word no story holds any more leaves
@@ -80,6 +87,8 @@ class StoryConfig:
     max_age_ms: int = 30 * 86_400_000  # a story this old takes no new posts: a chapter ends
     orphan_after_ms: int = 6 * 3_600_000    # a cluster still too small after this long ...
     orphan_threshold: float = 0.03    # ... joins its most similar story from this cosine
+    lateness_ms: int = 72 * 3_600_000  # how far behind the clock a post may arrive and still be
+                                       # clustered live; older ones are a backfill (``absorb``)
 
     def __post_init__(self):
         for name in ("join_threshold", "merge_threshold", "orphan_threshold"):
@@ -88,7 +97,7 @@ class StoryConfig:
                 raise ValueError(f"{name} must be in (0, 1], got {v}")
         for name in ("min_posts", "min_authors", "retire_after_ms", "interval_ms",
                      "centroid_terms", "maintenance_every", "max_candidates", "orphan_after_ms", "max_age_ms",
-                     "merge_candidates"):
+                     "merge_candidates", "lateness_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -141,7 +150,9 @@ def _truncate(v: dict[str, float], k: int) -> dict[str, float]:
 
 
 class StoryClusterer:
-    """Online story clustering; feed posts with ``run`` (any number of calls, in arrival order)."""
+    """Online story clustering; feed posts with ``run`` (any number of calls, in time order:
+    a post up to ``lateness_ms`` behind the clock still joins the story open at its time; an
+    older batch is clustered apart and merged in with ``absorb``)."""
 
     def __init__(self, config: StoryConfig | None = None):
         self.config = config or StoryConfig()
@@ -185,7 +196,7 @@ class StoryClusterer:
         self.n_docs += 1
         self.df.update(feats.keys())
         vec = self.vector(feats)
-        best, best_sim = self._nearest(vec)
+        best, best_sim = self._nearest(vec, p.created_at)
         if best is None or best_sim < self.config.join_threshold:
             best = self._new_cluster(p.created_at)
         c = self.clusters[best]
@@ -196,14 +207,17 @@ class StoryClusterer:
             self.maintain()
         return best
 
-    def _candidates(self, terms, exclude: int | None, limit: int) -> list[int]:
-        """Active clusters sharing indexed terms with ``terms``, most shared first (ties: older
-        id), at most ``limit``: the only clusters worth a cosine."""
+    def _candidates(self, terms, exclude: int | None, limit: int,
+                    ok: Callable[[Cluster], bool] | None = None) -> list[int]:
+        """Indexed clusters sharing terms with ``terms`` (and passing ``ok``), most shared first
+        (ties: older id), at most ``limit``: the only clusters worth a cosine."""
         shared: Counter = Counter()
         for t in terms:
             for cid in self._index.get(t, ()):
                 if cid != exclude:
                     shared[cid] += 1
+        if ok is not None:
+            shared = Counter({cid: n for cid, n in shared.items() if ok(self.clusters[cid])})
         return [cid for cid, _ in heapq.nsmallest(limit, shared.items(),
                                                    key=lambda kv: (-kv[1], kv[0]))]
 
@@ -225,19 +239,33 @@ class StoryClusterer:
                 self.vocab[f] += 1
                 self.vocab_total += 1
 
-    def _nearest(self, vec: dict[str, float]) -> tuple[int | None, float]:
-        cands = self._candidates(vec, None, self.config.max_candidates)
+    def _open_at(self, c: Cluster, ms: int) -> bool:
+        """Whether ``c`` takes a post made at ``ms``: it was active then (not idle for
+        ``retire_after_ms`` before it, not older than ``max_age_ms``). Event time, not arrival:
+        a late post joins the story active at its time."""
+        cfg = self.config
+        return (ms - c.last_ms <= cfg.retire_after_ms and ms - c.first_ms <= cfg.max_age_ms
+                and c.first_ms - ms <= cfg.retire_after_ms)
+
+    def _stale(self, c: Cluster) -> bool:
+        """Closed even to the latest post still to come live (``lateness_ms`` behind the
+        clock): such a cluster retires and leaves the index (it stays a story)."""
+        cfg = self.config
+        at = self.newest_ms - cfg.lateness_ms
+        return at - c.last_ms > cfg.retire_after_ms or at - c.first_ms > cfg.max_age_ms
+
+    def is_active(self, c: Cluster) -> bool:
+        """Open to a post made now (the clock's time)."""
+        return not c.retired and c.merged_into is None and self._open_at(c, self.newest_ms)
+
+    def _nearest(self, vec: dict[str, float], ms: int) -> tuple[int | None, float]:
+        cands = self._candidates(vec, None, self.config.max_candidates,
+                                 lambda c: self._open_at(c, ms))
         if not cands:
             return None, 0.0
         best, best_sim = None, -1.0
         for cid in cands:
-            c = self.clusters[cid]
-            if self.newest_ms - c.last_ms > self.config.retire_after_ms or \
-                    self.newest_ms - c.first_ms > self.config.max_age_ms:
-                c.retired = True           # idle too long: retire now, not at the next pass
-                self._unindex(c)
-                continue
-            sim = _cosine_to(vec, c)
+            sim = _cosine_to(vec, self.clusters[cid])
             if sim > best_sim or (sim == best_sim and best is not None and cid < best):
                 best, best_sim = cid, sim
         return best, best_sim
@@ -294,13 +322,13 @@ class StoryClusterer:
         self._since_maintenance = 0
         cfg = self.config
         for c in list(self.clusters.values()):
-            if not c.retired and c.merged_into is None and (
-                    self.newest_ms - c.last_ms > cfg.retire_after_ms
-                    or self.newest_ms - c.first_ms > cfg.max_age_ms):
+            if not c.retired and c.merged_into is None and self._stale(c):
                 c.retired = True
                 self._unindex(c)
+        now = self.newest_ms
         active = sorted((c for c in self.clusters.values()
-                         if not c.retired and c.merged_into is None and c.size >= 2),
+                         if not c.retired and c.merged_into is None and c.size >= 2
+                         and self._open_at(c, now)),
                         key=lambda c: (-c.size, c.id))
         for c in active:
             if c.merged_into is not None:
@@ -309,7 +337,7 @@ class StoryClusterer:
             for oid in self._candidates(self._indexed.get(c.id, ()), c.id, cfg.merge_candidates):
                 o = self.clusters[oid]
                 if o.merged_into is not None or o.retired or o.size > c.size or \
-                        (o.size == c.size and oid < c.id):
+                        (o.size == c.size and oid < c.id) or not self._open_at(o, now):
                     continue                     # merge the smaller into the larger only
                 if _cosine_to(vec, o) >= cfg.merge_threshold:
                     self._merge(o, c)
@@ -328,8 +356,9 @@ class StoryClusterer:
             best, best_sim = None, cfg.orphan_threshold
             for oid in self._candidates(self._indexed.get(c.id, ()), c.id, cfg.merge_candidates):
                 o = self.clusters[oid]
-                if not self.is_story(o):
-                    continue
+                if not self.is_story(o) or not (self._open_at(o, c.first_ms)
+                                                or self._open_at(o, c.last_ms)):
+                    continue                # a story closed at the orphan's time stays closed
                 sim = _cosine_to(vec, o)
                 if sim >= best_sim:
                     best, best_sim = o, sim
@@ -354,6 +383,107 @@ class StoryClusterer:
         born = [b for b in (src.born_ms, dst.born_ms) if b is not None]
         dst.born_ms = min(born) if born else (self.newest_ms if self.is_story(dst) else None)
         _empty(src)
+
+    # --- backfill: a pass over older posts, merged in ------------------------------------------
+    def fork(self) -> "StoryClusterer":
+        """An empty clusterer for a backfill pass, sharing this one's word statistics (document
+        frequencies, vocabulary, hashtag splits): the backfill's posts are weighed against the
+        whole stream's words. Alone, a pass over one event finds its own words common and the
+        filler rare, and its centroids lean on the filler. Hand it back with ``absorb``."""
+        sub = StoryClusterer(self.config)
+        sub.df, sub.vocab, sub._segments = self.df, self.vocab, self._segments
+        sub.n_docs, sub.vocab_total = self.n_docs, self.vocab_total
+        return sub
+
+    def absorb(self, other: "StoryClusterer") -> int:
+        """Take in ``other``, a pass of its own over posts older than this clusterer's clock
+        (a backfill, a second file of last year's posts), run in their time order; returns how
+        many of its clusters joined one of ours.
+
+        Each of ``other``'s clusters, largest first, joins the cluster of ours that was open at
+        its time and is most similar (cosine of the centroids >= ``merge_threshold``; a single
+        post: >= ``join_threshold``, as if it had come live), among those sharing indexed terms
+        with it; the others come in as clusters of their own (new ids), retired when the clock
+        is past them. Our story ids stay: the smaller side merges into the larger, and ours
+        wins ties. Word statistics add up (document frequencies, the hashtag vocabulary).
+        Cost: one candidate lookup per cluster of ``other``, over the clusters of ours whose
+        time overlaps the backfill's."""
+        if other.config != self.config:
+            raise ValueError("absorb needs a pass made with the same StoryConfig")
+        cfg = self.config
+        if other.df is self.df:                  # a fork: the counts were kept together
+            self.n_docs, self.vocab_total = other.n_docs, other.vocab_total
+        else:
+            self.df.update(other.df)
+            self.n_docs += other.n_docs
+            self.vocab.update(other.vocab)
+            self.vocab_total += other.vocab_total
+            for tag, seg in other._segments.items():
+                self._segments.setdefault(tag, seg)
+        roots = sorted((c for c in other.clusters.values()
+                        if c.merged_into is None and c.post_ids), key=lambda c: (-c.size, c.id))
+        if not roots:
+            return 0
+        lo = min(c.first_ms for c in roots) - cfg.retire_after_ms
+        hi = max(c.last_ms for c in roots) + cfg.retire_after_ms
+        index: dict[str, set[int]] = defaultdict(set)      # term -> our clusters in [lo, hi]
+        indexed: dict[int, tuple[str, ...]] = {}
+        for c in self.clusters.values():
+            if c.merged_into is None and c.post_ids and c.last_ms >= lo and c.first_ms <= hi:
+                indexed[c.id] = self._top(c)
+                for t in indexed[c.id]:
+                    index[t].add(c.id)
+        joined = 0
+        for r in roots:
+            vec = {t: x / r.norm for t, x in r.centroid.items()} if r.norm else {}
+            shared: Counter = Counter()
+            for t in self._top(r):
+                for cid in index.get(t, ()):
+                    shared[cid] += 1
+            best, best_sim = None, cfg.join_threshold if r.size == 1 else cfg.merge_threshold
+            for cid, _n in heapq.nsmallest(cfg.merge_candidates, shared.items(),
+                                           key=lambda kv: (-kv[1], kv[0])):
+                o = self.clusters[cid]
+                if o.merged_into is not None or not (
+                        self._open_at(o, r.first_ms) or self._open_at(o, r.last_ms)
+                        or r.first_ms <= o.first_ms <= r.last_ms):
+                    continue
+                sim = _cosine_to(vec, o)
+                if sim >= best_sim:
+                    best, best_sim = o, sim
+            new = self._new_cluster(r.first_ms)
+            self.clusters[new] = c = Cluster(
+                id=new, first_ms=r.first_ms, last_ms=r.last_ms, post_ids=list(r.post_ids),
+                authors=Counter(r.authors), langs=Counter(r.langs), terms=Counter(r.terms),
+                timeline=Counter(r.timeline), centroid=dict(r.centroid), norm=r.norm,
+                born_ms=r.born_ms)
+            for pid in r.post_ids:
+                self.assignment[pid] = new
+            if best is None:
+                c.retired = self._stale(c)
+                if not c.retired:
+                    self._reindex(c)
+                indexed[new] = self._top(c)
+                for t in indexed[new]:
+                    index[t].add(new)
+                continue
+            joined += 1
+            src, dst = (c, best) if best.size >= c.size else (best, c)
+            for t in indexed.pop(src.id, ()):
+                index[t].discard(src.id)
+            self._merge(src, dst)
+            dst.retired = self._stale(dst)
+            if dst.retired:
+                self._unindex(dst)
+            indexed[dst.id] = self._top(dst)
+            for t in indexed[dst.id]:
+                index[t].add(dst.id)
+        self.newest_ms = max(self.newest_ms, other.newest_ms)
+        return joined
+
+    def _top(self, c: Cluster) -> tuple[str, ...]:
+        return tuple(t for t, _ in heapq.nsmallest(self.config.centroid_terms, c.centroid.items(),
+                                                   key=lambda kv: (-kv[1], kv[0])))
 
     # --- deletions ---------------------------------------------------------------------------
     def remove(self, ids: Iterable[int],

@@ -8,9 +8,9 @@
 Like the lexical and vector indexes, the story state is derived: the store is the source of
 truth, and ``stories.pkl`` in the store's folder holds the clusterer (``stories.cluster``) with
 the ``seq`` watermark up to which it has read (a file made with other settings is ignored and
-the stories are rebuilt). ``refresh()`` feeds it the posts ingested since,
-in ingest order (so the result depends only on the order posts arrived, as the clusterer's
-determinism promises). It first removes the posts deleted since, from the store's deletions log
+the stories are rebuilt). ``refresh()`` feeds it the posts ingested since, in event time
+(sorted by ``created_at``; a backfill older than the clock is clustered in a pass of its own and
+merged in: see ``refresh``), so the stories hardly depend on the order files arrived in. It first removes the posts deleted since, from the store's deletions log
 behind a watermark of its own (``StoryClusterer.remove``: the stories that held them are
 recomputed without them), and then saves the file at once, whatever ``save`` says: the file must
 not keep a deleted post until the next periodic save. ``story()`` also drops members deleted
@@ -29,7 +29,7 @@ from townsquare.stories.cluster import Cluster, StoryClusterer, StoryConfig, Sto
 from townsquare.store.base import Store
 from townsquare.text.rules import clean_post
 
-FORMAT = 1
+FORMAT = 2
 _PAGE = 20_000
 
 
@@ -75,6 +75,7 @@ class StoryState:
         self.path = path
         self.watermark = 0
         self.deleted_through = 0        # the deletions log's watermark
+        self.backfill: list[tuple[int, int]] = []   # (created_at, id) waiting for their pass
         self.clusterer = StoryClusterer(config)
         if path is not None and path.exists():
             try:
@@ -90,33 +91,68 @@ class StoryState:
         # A state saved before the deletions log reads 0: the whole log is applied once.
         self.clusterer, self.watermark = saved["clusterer"], saved["watermark"]
         self.deleted_through = saved.get("deleted_through", 0)
+        self.backfill = saved.get("backfill", [])
 
     def refresh(self, progress=None, *, limit: int | None = None, save: bool = True) -> int:
-        """Feed the posts ingested since the watermark (at most about ``limit``, in whole pages,
+        """Read the posts ingested since the watermark (at most about ``limit``, in whole pages,
         so a server can interleave it with other work), after removing every post deleted
         since; returns how many posts it read and removed. Saves when changed and ``save``,
-        and whenever it removed a post."""
+        and whenever it removed a post.
+
+        Posts are clustered in event time, not in arrival order: what one call reads is sorted
+        by ``created_at``; posts at most ``lateness_ms`` behind the clusterer's clock go in live
+        (joining the stories open at their time), older ones wait as a backfill (their ids
+        only) until the backlog is read, and are then clustered in time order in a pass of
+        their own, merged with the stories that exist (``StoryClusterer.absorb``). So the
+        stories of a set of posts hardly depend on the order of the files they came in."""
         removed = self._remove_deleted()
-        n = 0
+        n, pending = 0, []                          # (created_at, id) of what this call reads
         page = _PAGE if limit is None else max(1, min(_PAGE, limit))
         while limit is None or n < limit:
             rows = self.store.posts_since(self.watermark, page)
             if not rows:
                 break
-            posts = self.store.posts_by_id([r[0] for r in rows])
-            for pid, seq, _text in rows:
-                p = posts.get(pid)
-                if p is not None:
-                    self.clusterer.add(_story_post(p))
-                self.watermark = seq
+            made = self.store.created_at_of([r[0] for r in rows])
+            pending.extend((made[pid], pid) for pid, _seq, _text in rows if pid in made)
+            self.watermark = rows[-1][1]
             n += len(rows)
+        pending.sort()
+        c = self.clusterer
+        cut = c.newest_ms - c.config.lateness_ms if c.n_docs else None
+        old = [x for x in pending if cut is not None and x[0] < cut]
+        self.backfill.extend(old)
+        live = pending[len(old):] if cut is not None else pending
+        for chunk in range(0, len(live), _PAGE):
+            part = live[chunk:chunk + _PAGE]
+            posts = self.store.posts_by_id([pid for _t, pid in part])
+            for _t, pid in part:
+                if (p := posts.get(pid)) is not None:
+                    c.add(_story_post(p))
             if progress:
-                progress(len(rows))
-        if n and (limit is None or n < limit):   # caught up (a chunk of a backlog skips this:
-            self.clusterer.maintain()            # the clusterer maintains itself as posts arrive)
+                progress(len(part))
+        caught_up = limit is None or n < limit
+        if progress and old:
+            progress(len(old))
+        if caught_up and self.backfill:
+            self._run_backfill()
+        if n and caught_up:       # a chunk of a backlog skips this: the clusterer maintains
+            c.maintain()          # itself as posts arrive
         if (n and save) or removed:
             self.save()
         return n + removed
+
+    def _run_backfill(self) -> None:
+        """Cluster the waiting backfill in time order, in a pass of its own, and merge it in."""
+        todo, self.backfill = sorted(self.backfill), []
+        sub = self.clusterer.fork()
+        for chunk in range(0, len(todo), _PAGE):
+            part = todo[chunk:chunk + _PAGE]
+            posts = self.store.posts_by_id([pid for _t, pid in part])
+            for _t, pid in part:
+                if (p := posts.get(pid)) is not None:       # deleted since: gone
+                    sub.add(_story_post(p))
+        sub.maintain()
+        self.clusterer.absorb(sub)
 
     def _remove_deleted(self) -> int:
         """Remove the posts deleted since the last refresh; how many the clusterer held. A state
@@ -125,7 +161,13 @@ class StoryState:
         removed, fresh = 0, self.watermark == 0
         while gone := self.store.deletions_since(self.deleted_through, _PAGE):
             if not fresh:
-                removed += self.clusterer.remove([pid for _seq, pid in gone], self._members)
+                ids = [pid for _seq, pid in gone]
+                removed += self.clusterer.remove(ids, self._members)
+                if self.backfill:                   # waiting ids of deleted posts go too
+                    drop = set(ids)
+                    kept = [x for x in self.backfill if x[1] not in drop]
+                    removed += len(self.backfill) - len(kept)
+                    self.backfill = kept
             self.deleted_through = gone[-1][0]
         return removed
 
@@ -139,6 +181,7 @@ class StoryState:
     def rebuild(self) -> int:
         self.clusterer = StoryClusterer(self.clusterer.config)
         self.watermark = self.deleted_through = 0
+        self.backfill = []
         return self.refresh()
 
     def save(self) -> None:
@@ -154,7 +197,8 @@ class StoryState:
         workers through the store, see ``api.background``)."""
         return pickle.dumps({"format": FORMAT, "config": self.clusterer.config,
                              "clusterer": self.clusterer, "watermark": self.watermark,
-                             "deleted_through": self.deleted_through},
+                             "deleted_through": self.deleted_through,
+                             "backfill": self.backfill},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
     def loads(self, body: bytes) -> bool:
@@ -179,7 +223,7 @@ class StoryState:
         headline = clean_post(shown[0]["text"], 24) if shown else ", ".join(c.top_terms(5))
         return StoryView(c.id, len(ids), len(c.authors), c.first_ms, c.last_ms, c.top_terms(10),
                          dict(c.langs.most_common()), sorted(c.timeline.items()), ids,
-                         not c.retired, authors, key, headline or ", ".join(c.top_terms(5)),
+                         self.clusterer.is_active(c), authors, key, headline or ", ".join(c.top_terms(5)),
                          shown)
 
     def _key_posts(self, c: Cluster, ids: list[int], k: int, sample: int = 500) -> list[int]:
@@ -213,7 +257,8 @@ class StoryState:
         (and the headline) each view carries."""
         if since_ms is None and until_ms is None:
             lo, hi = self.clusterer.newest_ms - recent_ms, None
-            pool = self.clusterer.stories(include_retired=not active_only)
+            pool = [c for c in self.clusterer.stories()
+                    if not active_only or self.clusterer.is_active(c)]
         else:
             lo, hi = since_ms, until_ms
             pool = [c for c in self.clusterer.stories(include_retired=True)

@@ -24,6 +24,14 @@ A sentence passes when all of these hold:
 4. **Corroboration**: its cited posts come from >= ``min_authors`` distinct authors, unless the
    sentence says it rests on one source ("according to one post", "a single user reports",
    "one account says"); Grok's "throwing bricks" story is what this rule is for.
+5. **Reads well** (``text.quality.reads_well``, its cited posts as sources): it does not
+   repeat itself, talk about itself ("Here's a possible summary"), stop mid-phrase, or quote
+   a post's instructions to a model. ``complete=False`` (headlines) lets it end without
+   final punctuation.
+
+    >>> v.check("Here is a short summary: the route 9 bridge collapsed, 3 injured.", [1, 2],
+    ...         posts).reasons
+    ['talks about itself: "here is a short summary"']
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from townsquare.text.normalize import STOPWORDS, fold_case_accents
+from townsquare.text.quality import reads_well
 
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _WORD = re.compile(r"[^\W\d_][\w'\-]*", re.UNICODE)
@@ -118,6 +127,7 @@ class Verifier:
     min_cosine: float = 0.80
     min_overlap: float = 0.5
     min_authors: int = 2
+    complete: bool = True            # must end like a sentence (False: a headline)
 
     def check(self, sentence: str, cited: Sequence[int], posts: dict[int, tuple[str, str | None]],
               post_vectors: dict[int, np.ndarray] | None = None) -> Verdict:
@@ -152,4 +162,5 @@ class Verifier:
         if authors < self.min_authors and not SINGLE_SOURCE.search(sentence):
             reasons.append(f"backed by {authors} author{'s' if authors != 1 else ''}; a claim "
                            f"needs {self.min_authors} unless the sentence names a single source")
+        reasons.extend(reads_well(sentence, sources=texts, complete=self.complete))
         return Verdict(not reasons, reasons, cos, overlap, authors)

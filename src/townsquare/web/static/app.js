@@ -1,4 +1,5 @@
-// townsquare web UI: search, "What's happening", story summaries with citations, chat.
+// townsquare web UI: search, "What's happening" at any moment, story summaries with citations,
+// chat.
 //
 // Plain ES2020, no framework and no build step. Post text is untrusted input (anyone can post
 // anything), so every string from the API reaches the page through textContent or attribute
@@ -16,6 +17,11 @@ const state = {
   postId: null,         // the post in the post view
   chat: [],             // OpenAI-style history: [{role, content}]
   chatBusy: false,
+  at: null,             // the moment "What's happening" shows (ISO, UTC); null: now
+  storiesSeq: 0,        // the latest stories and trends requests (a later one wins)
+  trendsSeq: 0,
+  timeline: null,       // {start, width, bins: [{count, at}]} of every story's posts
+  shownAt: null,        // the moment the stories on screen are from (the server's answer)
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -214,12 +220,23 @@ function storyHeadline(story) {
   return story.headline || (story.top_terms || []).slice(0, 4).join(", ") || `Story ${story.id}`;
 }
 
+/** Loads what happened at the chosen moment: stories, trends, and the timeline's marker. */
+function loadHappening() {
+  loadStories();
+  loadTrends();
+  if (!state.timeline) loadTimeline();
+}
+
 async function loadStories() {
+  const seq = ++state.storiesSeq;
   const list = $("#stories");
   $("#stories-status").textContent = "Loading…";
   showError($("#stories-error"), "");
+  const params = new URLSearchParams({ limit: "10" });
+  if (state.at) params.set("at", state.at);
   try {
-    const data = await api("/v1/stories?limit=10");
+    const data = await api("/v1/stories?" + params);
+    if (seq !== state.storiesSeq) return;               // a later moment was picked meanwhile
     const stories = data.stories || [];
     list.replaceChildren(...stories.map((s) => el("li",
       { className: "story" + (String(s.id) === state.storyId ? " selected" : ""),
@@ -230,13 +247,147 @@ async function loadStories() {
           textContent: (s.top_terms || []).slice(0, 6).join(" · ") }),
         el("span", { className: "story-count",
           textContent: `${s.posts} posts` + (s.authors ? `, ${s.authors} authors` : "")
+            + (state.at && s.recent_posts ? `, ${s.recent_posts} in the day before` : "")
             + (s.last ? ` · last ${fmtTime(s.last)}` : "") })))));
-    $("#stories-status").textContent = stories.length ? "" : "No stories yet.";
+    $("#stories-status").textContent = stories.length ? ""
+      : state.at ? "No stories in the day before this moment." : "No stories yet.";
+    showMoment(data);
   } catch (e) {
+    if (seq !== state.storiesSeq) return;
     $("#stories-status").textContent = "";
     showError($("#stories-error"), e.message);
     if (e.status === 401) $("#api-key").focus();          // the first thing a new visitor sees
   }
+}
+
+/** Says which moment the column shows, and when the server fell back from "now" to the
+ * stream's most recent active period (an archive whose last posts are a quiet tail). */
+function showMoment(data) {
+  const fb = data.fallback;
+  state.shownAt = data.at || null;
+  $("#moment-shown").textContent = state.at ? `Showing ${fmtTime(state.at)}`
+    : data.at ? `Showing now (the latest post, ${fmtTime(fb ? fb.from : data.at)})` : "";
+  const note = $("#moment-fallback");
+  note.hidden = !fb;
+  note.textContent = fb ? `Nothing active at the latest post: showing the most recent stories, `
+    + `up to ${fmtTime(fb.at)}.` : "";
+  note.dataset.at = fb ? fb.at : "";
+  drawTimeline();
+}
+
+async function loadTrends() {
+  const seq = ++state.trendsSeq;
+  const list = $("#trends");
+  showError($("#trends-error"), "");
+  const params = new URLSearchParams({ limit: "8" });
+  if (state.at) params.set("at", state.at);
+  try {
+    const data = await api("/v1/trends?" + params);
+    if (seq !== state.trendsSeq) return;
+    const trends = data.trends || [];
+    list.replaceChildren(...trends.map((t) => el("li", { className: "trend" },
+      el("span", { className: "trend-label", textContent: t.label }),
+      el("span", { className: "muted small", textContent: ` ${t.authors} authors` }))));
+    const when = data.now ? fmtTime(data.now) : "";
+    $("#trends-status").textContent = !trends.length ? "No trends in the hour before this moment."
+      : data.fallback ? `Nothing bursting at the latest post: these are from the hour before ${when}.`
+        : `In the hour before ${when}.`;
+  } catch (e) {
+    if (seq !== state.trendsSeq) return;
+    $("#trends-status").textContent = "";
+    showError($("#trends-error"), e.message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The story timeline: posts in stories over the whole stream, in about TIMELINE_BINS bins of
+// whole hours; a click looks at that bin's busiest hour (its end, so the hour is in the view).
+
+const TIMELINE_BINS = 120;
+const HOUR_MS = 3600000;
+
+async function loadTimeline() {
+  try {
+    const data = await api("/v1/stories?all=true&limit=100");
+    state.timeline = binTimeline(data.stories || []);
+  } catch (_) {
+    state.timeline = null;            // the stories column says what failed
+  }
+  drawTimeline();
+}
+
+function binTimeline(stories) {
+  const hours = new Map();
+  for (const s of stories) {
+    for (const [t, n] of s.timeline || []) {
+      const ms = Date.parse(t);
+      if (!Number.isNaN(ms)) hours.set(ms, (hours.get(ms) || 0) + (Number(n) || 0));
+    }
+  }
+  if (!hours.size) return null;
+  const start = Math.min(...hours.keys());
+  const span = Math.max(...hours.keys()) + HOUR_MS - start;
+  const width = Math.max(1, Math.ceil(span / TIMELINE_BINS / HOUR_MS)) * HOUR_MS;
+  const bins = Array.from({ length: Math.ceil(span / width) }, (_, i) =>
+    ({ count: 0, peak: -1, at: start + (i + 1) * width }));
+  for (const [ms, n] of hours) {
+    const b = bins[Math.floor((ms - start) / width)];
+    b.count += n;
+    if (n > b.peak) { b.peak = n; b.at = ms + HOUR_MS; }
+  }
+  return { start, width, bins };
+}
+
+function drawTimeline() {
+  const node = $("#timeline");
+  const tl = state.timeline;
+  node.closest(".timeline").hidden = !tl;
+  node.replaceChildren();
+  if (!tl) return;
+  const W = 340, top = 4, plotH = 38, slot = W / tl.bins.length;
+  const max = Math.max(1, ...tl.bins.map((b) => b.count));
+  tl.bins.forEach((b, i) => {
+    const iso = new Date(b.at).toISOString();
+    const hit = svg("rect", { class: "tl-hit", x: (i * slot).toFixed(2), y: 0,
+      width: slot.toFixed(2), height: top + plotH, "data-at": iso, "data-count": b.count });
+    hit.append(svg("title", {}, `${b.count} post${b.count === 1 ? "" : "s"} in stories; `
+      + `click to look at ${fmtTime(iso)}`));
+    const h = (b.count / max) * plotH;
+    node.append(svg("rect", { class: "tl-bar", x: (i * slot + slot * 0.1).toFixed(2),
+      y: (top + plotH - h).toFixed(2), width: Math.max(0.5, slot * 0.8).toFixed(2),
+      height: h.toFixed(2) }), hit);
+  });
+  const end = tl.start + tl.bins.length * tl.width;
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  node.append(svg("text", { x: 0, y: 54, class: "chart-label" }, day(tl.start)),
+    svg("text", { x: W, y: 54, "text-anchor": "end", class: "chart-label" }, day(end)));
+  const shown = Date.parse(state.shownAt || "");
+  if (!Number.isNaN(shown) && shown >= tl.start && shown <= end) {
+    const x = ((shown - tl.start) / (end - tl.start)) * W;
+    node.append(svg("line", { class: "tl-marker", x1: x.toFixed(2), x2: x.toFixed(2), y1: 0,
+      y2: top + plotH }));
+  }
+}
+
+function onTimelineClick(ev) {
+  const hit = ev.target.closest("[data-at]");
+  if (hit) setMoment(hit.dataset.at);
+}
+
+/** The picker's value ("2013-04-15T18:00", read as UTC like every time on the page) as ISO. */
+function pickerToIso(value) {
+  const d = new Date(value + (value.length === 16 ? ":00Z" : "Z"));
+  return value && !Number.isNaN(d.getTime()) ? d.toISOString() : null;
+}
+
+/** Looks at `iso` (null: now), keeping it in the address (?at=...) so the view can be shared. */
+function setMoment(iso) {
+  state.at = iso;
+  $("#at-input").value = iso ? iso.slice(0, 16) : "";
+  const url = new URL(location.href);
+  if (iso) url.searchParams.set("at", iso); else url.searchParams.delete("at");
+  history.replaceState(null, "", url.pathname + url.search + url.hash);
+  loadHappening();
 }
 
 function onStoryClick(ev) {
@@ -633,7 +784,8 @@ async function loadInfo() {
   if (state.auth) $("#api-key").value = localStorage.getItem(KEY_STORAGE) || "";
 }
 
-/** Saves the key (Save also reloads the stories, which may have failed for want of it). */
+/** Saves the key (Save also reloads the stories and trends, which may have failed for want of
+ * it). */
 function saveKey() {
   const key = $("#api-key").value.trim();
   if (key) localStorage.setItem(KEY_STORAGE, key);
@@ -644,12 +796,22 @@ async function init() {
   $("#search-form").addEventListener("submit", onSearchSubmit);
   $("#search-more").addEventListener("click", () => runSearch(true));
   $("#stories").addEventListener("click", onStoryClick);
-  $("#stories-refresh").addEventListener("click", loadStories);
+  $("#stories-refresh").addEventListener("click", () => { state.timeline = null; loadHappening(); });
+  $("#timeline").addEventListener("click", onTimelineClick);
+  $("#moment-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    setMoment(pickerToIso($("#at-input").value));
+  });
+  $("#at-now").addEventListener("click", () => setMoment(null));
   $("#story-close").addEventListener("click", closeStory);
   $("#post-view-close").addEventListener("click", closePost);
   $("#chat-form").addEventListener("submit", sendChat);
   $("#chat-clear").addEventListener("click", clearChat);
-  $("#auth").addEventListener("submit", (ev) => { ev.preventDefault(); saveKey(); loadStories(); });
+  $("#auth").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    saveKey();
+    loadHappening();
+  });
   $("#api-key").addEventListener("change", saveKey);
   $("#chat-input").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
@@ -663,7 +825,10 @@ async function init() {
   window.addEventListener("hashchange", route);
   await loadInfo();
   route();
-  loadStories();
+  const at = pickerToIso((new URLSearchParams(location.search).get("at") || "").replace(/Z$/, ""));
+  state.at = at;
+  $("#at-input").value = at ? at.slice(0, 16) : "";
+  loadHappening();
 }
 
 document.addEventListener("DOMContentLoaded", init);
