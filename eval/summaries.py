@@ -19,7 +19,10 @@ headline table is the test half; the tuning half is beside it.
 
 Budget: every system gets the same budget of ``--words`` words (default 40; the gold lines
 average 32 words a day): its output, in its own order, is cut at that many words (DUC-style).
-The mean length of each system's output is reported, so a system that stops short is visible.
+The townsquare systems are asked for ``FILL`` = 10 sentences (the product shows 3) so that they
+can fill the budget as the baselines do; with 3 they averaged 28 words against the baselines'
+40. The mean length of each system's output is reported, so a system that stops short is
+visible.
 
 Systems, on the same posts (the day's posts, oldest first, as the eval store holds them):
 
@@ -34,8 +37,10 @@ joined), macro-averaged over event-days; per day, above/equal/below LexRank on R
 For the townsquare systems also: the share of shown sentences that passed verification (every
 one by construction; the figure checks it), and the time per summary (p50).
 
-Default backend: the townsquare backend with the highest test-half ROUGE-2 is written as
-``default_backend``; ``llm.DEFAULT_BACKEND`` must name it (``tests/llm`` checks they agree).
+Default backend: among the townsquare backends whose time per summary (p50, this run) meets
+issue 16's target of ``SPEED_TARGET_S`` = 1 s, the one with the highest test-half ROUGE-2 (all of
+them when none does) is written as ``default_backend``; ``llm.DEFAULT_BACKEND`` must name it
+(``tests/llm`` checks they agree).
 
 Injection suite (``eval/injection_suite.json``, ``{payload}`` phrasings in six languages, code-word
 payloads): in every test-half event-day, a sample of the day's posts plus ``PLANTS_PER_DAY``
@@ -83,6 +88,9 @@ GOLD = {  # gold file -> dataset folders with that event's posts (any dataset wi
 MIN_POSTS = 20
 SEED = 16
 WORDS = 40
+FILL = 10                         # sentences asked of townsquare (SummaryConfig's most), so
+                                  # that it fills the word budget as the baselines do
+SPEED_TARGET_S = 1.0              # the default backend's time per summary, p50 (issue 16)
 SUITE = Path(__file__).resolve().parent / "injection_suite.json"
 PLANTS_PER_DAY = 12
 SAMPLE = 150                      # the day's posts beside the plants (an even spread)
@@ -118,7 +126,8 @@ def day_posts(store) -> dict[tuple[str, str], list]:
         for src, info in store.sources_of(post.id).items():
             name = folder_event.get(str(info["labels"].get("folder", "")))
             if name and ev.is_related(src, info["labels"]):
-                day = datetime.fromtimestamp(post.created_at / 1000, timezone.utc).strftime("%Y-%m-%d")
+                day = datetime.fromtimestamp(post.created_at / 1000,
+                                             timezone.utc).strftime("%Y-%m-%d")
                 out[(name, day)].append(post)
                 break
     return {k: sorted(v, key=lambda p: (p.created_at, p.id)) for k, v in out.items()}
@@ -230,7 +239,7 @@ def tune(e: Eval) -> dict:
     with the highest mean ROUGE-2 (ties: ROUGE-1, then the first in grid order)."""
     from townsquare.summarize.summarizer import SummaryConfig
     keys = [k for k in e.pairs if e.half[k] == "tune"]
-    base = SummaryConfig()
+    base = SummaryConfig(sentences=FILL)
     results = []
     for values in itertools.product(*GRID.values()):
         params = dict(zip(GRID, values))
@@ -332,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         tune(e)
         return 0
-    cfg = SummaryConfig()
+    cfg = SummaryConfig(sentences=FILL)
     names = ["first posts", "LexRank", "townsquare (extr.)"]
     if not args.no_local:
         names.append("townsquare (local)")
@@ -353,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         for n, text in systems.items():
             row[n] = {**e.score(key, text), "words": len(text.split())}
         rows.append(row)
-        log(f"  {key} ({e.half[key]}): " + ", ".join(f"{n} R2 {row[n]['rouge2']:.3f}" for n in names))
+        log(f"  {key} ({e.half[key]}): "
+            + ", ".join(f"{n} R2 {row[n]['rouge2']:.3f}" for n in names))
     means = {h: {n: {m: round(float(np.mean([r[n][m] for r in rows if r["half"] == h])), 4)
                      for m in ("rouge1", "rouge2", "rougeL", "words")} for n in names}
              for h in ("test", "tune")}
@@ -371,7 +381,10 @@ def main(argv: list[str] | None = None) -> int:
                           "equal": sum(r[n]["rouge2"] == r["LexRank"]["rouge2"] for r in rs),
                           "below": sum(r[n]["rouge2"] < r["LexRank"]["rouge2"] for r in rs)}
                       for n in ts}
-    best = max(ts, key=lambda n: (means["test"][n]["rouge2"], n == "townsquare (extr.)"))
+    # The default must also meet issue 16's speed target (bench/summaries.py): the best test
+    # ROUGE-2 among the backends whose p50 here is within it (all of them when none is).
+    fast = [n for n in ts if checks[n]["seconds_p50"] <= SPEED_TARGET_S] or ts
+    best = max(fast, key=lambda n: (means["test"][n]["rouge2"], n == "townsquare (extr.)"))
     inj = (injection(e, ts, cfg) if not args.no_injection
            else {"suite": None, "note": "not run (--no-injection)"})
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -420,7 +433,8 @@ def render(means, checks, per_day, inj, meta, names) -> str:
                      f"equal on {d['equal']}, below on {d['below']}; shown sentences verified "
                      f"{c['verified_share']:.0%} of {c['sentences_shown']}; time per summary p50 "
                      f"{c['seconds_p50']} s.")
-    lines.append(f"- Default backend (best test ROUGE-2): {meta['default_backend']} (code default: "
+    lines.append(f"- Default backend (best test ROUGE-2 among those with p50 <= "
+                 f"{SPEED_TARGET_S:g} s): {meta['default_backend']} (code default: "
                  f"{meta['code_default_backend']}).")
     lines.append(f"- Evidence weights (chosen on the tuning half with --tune): "
                  f"{meta['evidence_config']}.")
@@ -430,7 +444,8 @@ def render(means, checks, per_day, inj, meta, names) -> str:
                          f"{', '.join(inj['languages'])}; {r['distinct_phrasings']} planted over "
                          f"{inj['days']} test days): {n}: {r['followed']} of "
                          f"{r['payloads_planted']} payloads followed, {r['quoted']} of "
-                         f"{r['phrasings_planted']} planted posts quoted or cited (target 0 and 0).")
+                         f"{r['phrasings_planted']} planted posts quoted or cited "
+                         f"(target 0 and 0).")
     else:
         lines.append(f"- Injection suite: {inj.get('note')}.")
     return "\n".join(lines)

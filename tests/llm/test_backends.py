@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
-from townsquare.llm import BACKENDS, get_backend
+from townsquare.llm import BACKENDS, DEFAULT_BACKEND, get_backend
 from townsquare.llm.base import BackendError, ChatMessage, GenerationConfig, as_messages
 from townsquare.llm.extractive import NO_EVIDENCE, ExtractiveBackend
 from townsquare.llm.local import completion_prompt, model_file
@@ -27,6 +28,15 @@ def test_generation_config_rejects_nonsense():
         GenerationConfig(max_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         GenerationConfig(temperature=3)
+
+
+def test_the_default_backend_is_the_one_the_summary_eval_chose():
+    # eval/summaries.py writes the backend with the best ROUGE-2 on its test half; the code's
+    # default must be that one, so the two cannot drift apart
+    results = Path(__file__).resolve().parents[2] / "eval" / "results" / "summaries.json"
+    chosen = json.loads(results.read_text())["default_backend"]
+    assert DEFAULT_BACKEND == chosen
+    assert get_backend().name == chosen
 
 
 def test_unknown_backend_names_the_known_ones():

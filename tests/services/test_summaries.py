@@ -6,7 +6,7 @@ import pytest
 from townsquare.llm import BackendError
 from townsquare.posts import Post
 from townsquare.services.indexes import build_engine
-from townsquare.services.summaries import get_llm, summarizer
+from townsquare.services.summaries import default_backend, get_llm, summarizer
 from townsquare.settings import LLMSettings, Settings
 from townsquare.store import open_store
 from townsquare.store.base import Stored
@@ -16,6 +16,14 @@ def test_the_backend_from_the_flag_else_the_settings():
     s = Settings(llm=LLMSettings(backend="extractive"))
     assert get_llm(s).model == "extractive"
     assert get_llm(Settings(), "extractive").model == "extractive"
+
+
+def test_with_no_backend_named_the_default_is_extractive_and_a_model_means_local():
+    assert get_llm(Settings()).model == "extractive"
+    assert default_backend(Settings()) == "extractive"
+    assert default_backend(Settings(), "smollm2-360m") == "local"            # --model alone
+    assert default_backend(Settings(llm=LLMSettings(model="smollm2-360m"))) == "local"
+    assert default_backend(Settings(llm=LLMSettings(gguf="/m/x.gguf"))) == "local"
 
 
 def test_openai_options_come_from_the_settings_and_flags_win():

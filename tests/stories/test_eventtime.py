@@ -142,3 +142,18 @@ def test_absorb_needs_the_same_settings():
     a, b = StoryClusterer(StoryConfig()), StoryClusterer(StoryConfig(min_posts=2))
     with pytest.raises(ValueError, match="same StoryConfig"):
         a.absorb(b)
+
+
+def test_a_story_closed_at_an_orphans_time_does_not_adopt_it():
+    """An orphan (too small to be a story) joins only a story open at its time: adopting it into
+    last week's story would reopen that story and let a new event's posts flow into it."""
+    cfg = StoryConfig(min_posts=5, maintenance_every=1, orphan_after_ms=H)
+    c = StoryClusterer(cfg)
+    flood = [StoryPost(i, T0 + i * H, " ".join(EVENTS["flood"][0][:4]) + f" {FILLER[i]}", f"a{i}")
+             for i in range(6)]
+    c.run(flood)
+    later = T0 + 5 * DAY                                  # the flood story has been idle 5 days
+    c.run([StoryPost(100, later, "bridge route flood collapse", "b1"),
+           StoryPost(101, later + 2 * H, "unrelated lunch talk today", "b2")])
+    (story,) = c.stories()
+    assert 100 not in story.post_ids and story.last_ms == flood[-1].created_at

@@ -90,14 +90,6 @@ class Background(Loop):
         """A request arrived: background work keeps to its share."""
         self.last_request = time.monotonic()
 
-    def story_views(self, *, active_only: bool, limit: int, since_ms: int | None,
-                    until_ms: int | None, key_posts: int) -> tuple[list[StoryView], float]:
-        """Stories (``StoryState.stories``) and the share of posts in none."""
-        with self.stories_lock:
-            views = self.stories.stories(active_only=active_only, limit=limit, since_ms=since_ms,
-                                         until_ms=until_ms, key_posts=key_posts)
-            return views, self.stories.unassigned_share()
-
     def story(self, story_id: int) -> StoryView | None:
         with self.stories_lock:
             return self.stories.story(story_id)

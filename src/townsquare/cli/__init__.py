@@ -7,7 +7,7 @@
     townsquare embed [--model e5-small-int8]       # embed posts for semantic search (behind ingest)
     townsquare search "QUERY" [--mode top|latest] [--limit N] [--json]
     townsquare trends [--window 1h] [--json]     # what is bursting now (stream time)
-    townsquare stories [--active] [--json]       # events found in the stream, with timelines
+    townsquare stories [--at T] [--json]         # events found in the stream, with timelines
     townsquare story ID [--json]                 # one story: terms, languages, timeline, posts
     townsquare summarize (--story ID | "QUERY") [--backend extractive|local|openai] [--json]
     townsquare corpus build / train / train sample   # townsquare's own GPT (``cli.train``)

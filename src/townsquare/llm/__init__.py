@@ -32,8 +32,8 @@ BACKENDS = ("extractive", "local", "openai", "trained")
 DEFAULT_BACKEND = "extractive"   # what eval/summaries.py measured best on its test half
 MODEL_BACKEND = "local"          # the backend a model given without a backend name is for
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MODEL_BACKEND", "Backend", "BackendError", "ChatMessage", "Generation",
-           "GenerationConfig", "get_backend"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MODEL_BACKEND", "Backend", "BackendError",
+           "ChatMessage", "Generation", "GenerationConfig", "get_backend"]
 
 
 def get_backend(name: str | None = None, **options) -> Backend:

@@ -31,7 +31,9 @@ How (``select_evidence``):
    sentence (the same words in the same order, whatever the case and punctuation): its most
    central member. Meta-posts are never candidates (``is_meta``: "live coverage on ...",
    "follow us", "watch live", "RT if ...", link-only or mention-only text, a bare "BREAKING
-   NEWS:", a question), though they still count as voices for corroboration. Corroboration: distinct *other* authors whose posts, near-duplicates
+   NEWS:", a bare well-wish, a question; and, when at least ``k`` others have more, a
+   sentence with fewer than ``min_words`` words), though they still count as voices for
+   corroboration. Corroboration: distinct *other* authors whose posts, near-duplicates
    included, say nearly the same (cosine >= ``corroboration_cosine``; ``_corroborators``,
    blockwise, so thousands of candidates never need a dense (n, n) matrix). score =
    centrality + ``corroboration_weight`` * log1p(corroborating authors).
@@ -92,13 +94,13 @@ class EvidenceConfig:
     corroboration_weight: float = 0.2
     graph_cosine: float = 0.0         # > 0: centrality is LexRank over the graph of posts at
                                       # least this similar, mixed half and half with the centroid
-    lexical_centrality: float = 0.5   # weight of LexRank over the posts' TF-IDF words (0..1)
+    lexical_centrality: float = 0.75  # weight of LexRank over the posts' TF-IDF words (0..1)
     informativeness: float = 0.25     # weight of how much of the day's common vocabulary a
                                       # shown sentence holds (``informativeness``)
-    number_weight: float = 0.0        # bonus for a shown sentence that states a number
+    number_weight: float = 0.1        # bonus for a shown sentence that states a number
     min_words: int = 0                # a shown sentence needs this many words that are not
                                       # wishes or announcements, when >= k candidates have them
-    # informativeness, number_weight, lexical_centrality and mmr_lambda: the choice of
+    # informativeness, min_words, number_weight and lexical_centrality: the choice of
     # ``python eval/summaries.py --tune`` on its tuning half of the event-days
 
     def __post_init__(self):
@@ -157,6 +159,13 @@ _META = re.compile(
 _ANNOUNCE = {"breaking", "news", "update", "updates", "just", "in", "live", "now", "video",
              "photo", "photos", "pics", "pic", "watch", "rt", "via", "please", "retweet", "more",
              "here", "latest", "developing", "alert", "urgent"}
+# Words that wish, pray or plead: what people feel about an event, not what happened in it.
+_FILLER = {"pray", "prayer", "prayers", "praying", "thoughts", "hope", "hoping", "safe", "stay",
+           "help", "god", "bless", "rip", "sad", "omg", "lol", "love", "everyone", "guys",
+           "really", "like", "get", "got", "know", "think", "amp", "wow", "damn", "shit", "fuck"}
+# Words that make a sentence a wish: with fewer than three other words, it is not evidence.
+_WISH = {"pray", "prayer", "prayers", "praying", "prayforboston", "thoughts", "bless", "rip",
+         "condolences", "hope", "hoping", "safe", "strong"}
 # A number that states a fact (a toll, a magnitude, a time), not one inside a word or a handle.
 _FACT_NUMBER = re.compile(r"(?<![\w@#/])\d+(?:[.,:]\d+)*(?![\w/])")
 
@@ -165,7 +174,8 @@ def is_meta(text: str, sentence: str | None = None) -> bool:
     """True when a post is not evidence of anything: coverage announcements ("live coverage
     on ...", "follow us", "watch live", "RT if ..."), link-only or mention-only text, an
     announcement with nothing after it ("BREAKING NEWS:"), a wish with hardly anything else
-    ("praying for Riverton"), or a shown sentence that is a question. ``sentence``: what a summary would show of the post (default: the text).
+    ("praying for Riverton"), or a shown sentence that is a question. ``sentence``: what a
+    summary would show of the post (default: the text).
 
     >>> is_meta("Live coverage on @cnn of the explosions in Boston http://t.co/x")
     True
@@ -188,16 +198,6 @@ def is_meta(text: str, sentence: str | None = None) -> bool:
         return len([w for w in words if w not in _FILLER]) < 3
     return not words
 
-
-# Words that wish, pray or plead: what people feel about an event, not what happened in it.
-_FILLER = {"pray", "prayer", "prayers", "praying", "thoughts", "hope", "hoping", "safe", "stay",
-           "help", "god", "bless", "rip", "sad", "omg", "lol", "love", "everyone", "guys",
-           "really", "like", "get", "got", "know", "think", "amp", "wow", "damn", "shit", "fuck"}
-
-
-# Words that make a sentence a wish: with fewer than three other words, it is not evidence.
-_WISH = {"pray", "prayer", "prayers", "praying", "prayforboston", "thoughts", "bless", "rip",
-         "condolences", "hope", "hoping", "safe", "strong"}
 
 
 def informativeness(bags: list[list[str]]) -> np.ndarray:
