@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from townsquare.summarize.summarizer import Summarizer
     from townsquare.text.rules import clean_post
 
+    load_before = os.getloadavg()[0]
     store = open_store(args.work / "home")
     if not store.count():
         raise SystemExit(f"no posts in {args.work / 'home'}: run python eval/search.py first")
@@ -97,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             "posts_per_day_median": statistics.median(len(days[k]) for k in pairs),
             "default_backend": DEFAULT_BACKEND, "target_p50_s": TARGET_S,
             "target_met": default["p50_s"] <= TARGET_S,
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+            # other work on the machine slows the local model most (llama.cpp uses every core)
+            "load_average_1m": {"before": round(load_before, 2),
+                                "after": round(os.getloadavg()[0], 2)},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()}}
     lines = [f"{meta['date']}: {meta['event_days']} event-days (median "
-             f"{meta['posts_per_day_median']} posts each), one summary per day.", "",
+             f"{meta['posts_per_day_median']} posts each), one summary per day; {os.cpu_count()} "
+             f"CPUs, 1-minute load average {meta['load_average_1m']['before']} before and "
+             f"{meta['load_average_1m']['after']} after.", "",
              "| system | p50 s | p95 s |", "|---|---:|---:|"]
     lines += [f"| {n} | {r['p50_s']:.3f} | {r['p95_s']:.3f} |" for n, r in out.items()]
     lines += ["", f"- Target: the default backend ({DEFAULT_BACKEND}) <= {TARGET_S} s p50: "

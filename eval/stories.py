@@ -47,6 +47,11 @@ Run
     python eval/stories.py --write-results          # ~10 minutes with BERTopic
     python eval/stories.py --tune                   # the grid on the tuning half
 
+Before/after: ``PYTHONPATH=OTHER/src python eval/stories.py --no-bertopic --write-results
+--results-name stories_before`` runs the same harness on another checkout's code (the commit is
+written in the results). Before this release ``StoryState`` read posts in ingest order, so both
+of its rows are in ingest order there.
+
 Results: ``eval/results/stories.json`` and ``eval/results/stories.md``.
 """
 from __future__ import annotations
@@ -271,6 +276,17 @@ def tune(store, files, ids, truth, tuning: list[bool]) -> list[dict]:
     return sorted(rows, key=lambda x: -x["min_f1"])
 
 
+def code_commit() -> str:
+    """The commit of the townsquare package this run imported (another checkout's, for a
+    before/after comparison), with "+changes" when its tree differs from that commit."""
+    import subprocess
+    src = Path(sys.modules["townsquare"].__file__).resolve().parent
+    run = lambda *a: subprocess.run(["git", "-C", str(src), *a], capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    head = run("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if run("status", "--porcelain", "--", ".") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ev.DEFAULT_DATA)
@@ -280,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bertopic", action="store_true", help="skip the baseline (quick runs)")
     ap.add_argument("--tune", action="store_true", help="score the grid on the tuning half")
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--results-name", default="stories",
+                    help="results file name (e.g. stories_before for another checkout's code, "
+                         "run with PYTHONPATH=that/src)")
     args = ap.parse_args(argv)
     from townsquare.stories.cluster import StoryConfig
     datasets = tuple(d.strip() for d in args.datasets.split(",") if d.strip())
@@ -317,13 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             "files": len(files), "datasets": list(datasets), "seed": args.seed,
             "events": {"test": sorted(test_ev), "tuning": sorted(tuning_ev)},
             "agreement_file_vs_time": agreement(pred_f, pred_t),
-            "config": {k: v for k, v in asdict(config).items()}}
+            "config": {k: v for k, v in asdict(config).items()},
+            "code_commit": code_commit()}
     text = render(res, meta)
     print(text)
     if args.write_results:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "stories.json").write_text(json.dumps({**meta, "results": res}, indent=2) + "\n")
-        (RESULTS / "stories.md").write_text("# Story detection quality\n\nCommand: `python "
+        name = args.results_name
+        (RESULTS / f"{name}.json").write_text(json.dumps({**meta, "results": res}, indent=2) + "\n")
+        (RESULTS / f"{name}.md").write_text("# Story detection quality\n\nCommand: `python "
                                             "eval/stories.py --write-results` (see its "
                                             "docstring).\n\n" + text + "\n")
     return 0
