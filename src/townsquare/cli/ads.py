@@ -152,7 +152,9 @@ def ads_serve(ctx: typer.Context,
               user: Annotated[str, typer.Argument(help="An author handle or id.")],
               home: Home = None,
               context: Annotated[Optional[str], typer.Option(help="A search query (else the timeline).")] = None,
-              backend: Annotated[Optional[str], typer.Option(help="Copy backend: extractive (the default: the campaign's template copy) or local (generated, checked, template when it fails).")] = None,
+              backend: Annotated[Optional[str], typer.Option(
+                  help="Copy backend: extractive (the default: the campaign's template copy) or "
+                       "local (generated, checked; the template when it fails).")] = None,
               json_out: Json = False) -> None:
     """Choose an ad for USER, write its copy, record the impression, and say why."""
     from townsquare.ads.serving import build_ad_server
