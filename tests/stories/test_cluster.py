@@ -77,47 +77,8 @@ def test_text_features_fold_and_drop_noise():
     assert segment("motivationmonday", {"monday": 5, "motivation": 3}) == ["motivation", "monday"]
 
 
-# Two storms told with the same words, two days apart (the first still open), and a side topic of
-# the first: separate clusters (a high join threshold keeps every post out of the other event's
-# cluster) whose centroids are close enough for the merge pass.
-ALPHA = ["Storm Alpha hits Eastport, power out", "Eastport flooded as storm Alpha hits",
-         "Storm Alpha in Eastport: damage and flooding", "Eastport shelters open for storm Alpha",
-         "Storm Alpha damage in Eastport is severe"]
-BETA = ["Storm Beta hits Westbay, power out", "Westbay flooded as storm Beta hits",
-        "Storm Beta in Westbay: damage and flooding", "Westbay shelters open for storm Beta",
-        "Storm Beta damage in Westbay is severe"]
-ALPHA_AID = ["Donate to the red cross for storm Alpha", "Red cross asks for donations after storm Alpha",
-             "Give to the red cross: storm Alpha appeal"]
-APART = dict(min_posts=3, join_threshold=0.3, merge_threshold=0.05, maintenance_every=1000)
-
-
-def _stories_after_merge_pass(config, *groups):
-    c = StoryClusterer(config)
-    for texts, start, t0, author in groups:
-        c.run(_posts(texts, start=start, t0=t0, step=600_000, author=author))
-    assert len(c.stories()) == len(groups)                # apart before the merge pass
-    c.maintain()
-    return sorted(sorted(s.post_ids) for s in c.stories())
-
-
-def test_two_stories_with_the_same_words_but_different_names_do_not_merge():
-    groups = [(ALPHA, 0, 0, "a"), (BETA, 10, 48 * H, "b")]
-    assert _stories_after_merge_pass(StoryConfig(**APART), *groups) == [
-        [0, 1, 2, 3, 4], [10, 11, 12, 13, 14]]
-    # the names are what keeps them apart: without the check they merge
-    assert len(_stories_after_merge_pass(StoryConfig(**APART, name_ratio=0), *groups)) == 1
-
-
-def test_a_side_topic_carrying_the_story_name_still_merges():
-    groups = [(ALPHA, 0, 0, "a"), (ALPHA_AID, 20, 6 * H, "d")]
-    assert _stories_after_merge_pass(StoryConfig(**APART), *groups) == [
-        [0, 1, 2, 3, 4, 20, 21, 22]]
-
-
 def test_config_is_validated():
     with pytest.raises(ValueError, match="join_threshold"):
         StoryConfig(join_threshold=0)
     with pytest.raises(ValueError, match="min_posts"):
         StoryConfig(min_posts=0)
-    with pytest.raises(ValueError, match="name_ratio"):
-        StoryConfig(name_ratio=1.0)

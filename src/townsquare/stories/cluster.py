@@ -62,8 +62,6 @@ from dataclasses import dataclass, field
 from townsquare.stories.text import features
 from townsquare.text.normalize import segment
 
-NAME_TERMS = 3      # a story's heaviest centroid terms that name it (``StoryClusterer._conflict``)
-
 
 @dataclass(frozen=True, slots=True)
 class StoryPost:
@@ -92,17 +90,12 @@ class StoryConfig:
     lateness_ms: int = 72 * 3_600_000  # how far behind the clock a post may arrive and still be
                                        # clustered live; older ones are a backfill (``absorb``)
     absorb_threshold: float = 0.15    # centroid cosine at which a backfill's cluster joins ours
-    name_ratio: float = 0.1           # two stories whose names differ stay apart (``_conflict``):
-                                      # a top term of each is in under this share of the other's
-                                      # posts, relative to its own; 0: off
 
     def __post_init__(self):
         for name in ("join_threshold", "merge_threshold", "orphan_threshold", "absorb_threshold"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {v}")
-        if not 0.0 <= self.name_ratio < 1.0:
-            raise ValueError(f"name_ratio must be in [0, 1), got {self.name_ratio}")
         for name in ("min_posts", "min_authors", "retire_after_ms", "interval_ms",
                      "centroid_terms", "maintenance_every", "max_candidates", "orphan_after_ms", "max_age_ms",
                      "merge_candidates", "lateness_ms"):
@@ -347,30 +340,9 @@ class StoryClusterer:
                 if o.merged_into is not None or o.retired or o.size > c.size or \
                         (o.size == c.size and oid < c.id) or not self._open_at(o, now):
                     continue                     # merge the smaller into the larger only
-                if _cosine_to(vec, o) >= cfg.merge_threshold and not self._conflict(o, c):
+                if _cosine_to(vec, o) >= cfg.merge_threshold:
                     self._merge(o, c)
         self._adopt_orphans()
-
-    def _conflict(self, a: Cluster, b: Cluster) -> bool:
-        """Whether two stories are about different things told with the same words: each lacks
-        the other's name. A story's name is its ``NAME_TERMS`` heaviest centroid terms (frequent
-        in it and rare in the stream: a storm's, a city's name); ``b`` lacks ``a``'s name when
-        most of those terms are in a share of ``b``'s posts under ``name_ratio`` times their
-        share in ``a``. Hurricane Irma's and Hurricane Maria's clusters share "hurricane",
-        "damage", "help" (cosine above ``merge_threshold``), but Maria's lacks "irma" and
-        "hurricane irma", Irma's "maria" and "hurricane maria": they stay apart. A story's side
-        topic ("donate", "red cross") still carries most of its name, and merges. Only between
-        two stories (both ``is_story``): a fragment is too small to have a name of its own."""
-        r = self.config.name_ratio
-        if not r or not (self.is_story(a) and self.is_story(b)):
-            return False
-        return self._lacks_name(a, b, r) and self._lacks_name(b, a, r)
-
-    def _lacks_name(self, a: Cluster, b: Cluster, r: float) -> bool:
-        """Whether ``b`` lacks ``a``'s name (see ``_conflict``)."""
-        lacking = sum(b.terms.get(t, 0) / b.size < r * a.terms.get(t, 0) / a.size
-                      for t in self._top(a)[:NAME_TERMS])      # heaviest first
-        return 2 * lacking > NAME_TERMS
 
     def _adopt_orphans(self) -> None:
         """Clusters that stayed below story size for ``orphan_after_ms`` join the story they are
@@ -478,7 +450,7 @@ class StoryClusterer:
                         or r.first_ms <= o.first_ms <= r.last_ms):
                     continue
                 sim = _cosine_to(vec, o)
-                if sim >= best_sim and not self._conflict(r, o):
+                if sim >= best_sim:
                     best, best_sim = o, sim
             new = self._new_cluster(r.first_ms)
             self.clusters[new] = c = Cluster(
