@@ -228,14 +228,18 @@ class StoryState:
 
     def _key_posts(self, c: Cluster, ids: list[int], k: int, sample: int = 500) -> list[int]:
         """Up to ``k`` posts (distinct authors) most similar to the story's centroid, among an
-        even sample of its posts."""
+        even sample of its posts. A post that carries instructions to a model is never one: key
+        posts are shown (the headline is the first), and planted text is never quoted."""
         if not k or not ids:
             return []
         from townsquare.stories.text import features
+        from townsquare.text.injection import looks_like_instruction
         step = max(1, len(ids) // sample)
         posts = self.store.posts_by_id(ids[::step][:sample])
         scored = []
         for pid, p in posts.items():
+            if looks_like_instruction(p.text):
+                continue
             vec = self.clusterer.vector(features(p.text))
             scored.append((sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()), -pid, p))
         out, seen = [], set()
