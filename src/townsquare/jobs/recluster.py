@@ -44,15 +44,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from townsquare.jobs.runner import JobError, chunks, cluster_client, n_workers, ordered_map
-from townsquare.posts import Post
 from townsquare.stories.cluster import StoryClusterer, StoryConfig, StoryPost
-from townsquare.stories.state import StoryState
+from townsquare.stories.state import StoryState, posts_in, read_since, story_post
 from townsquare.store.base import Store
 
 if TYPE_CHECKING:                      # distributed is an optional dependency
     from distributed import Client
 
-_PAGE = 20_000          # posts read per store call (StoryState's page)
 
 
 @dataclass(slots=True)
@@ -100,12 +98,6 @@ def add_with_features(c: StoryClusterer, p: StoryPost, feats: Counter) -> int | 
     return c.add(p, feats)
 
 
-def story_post(p: Post) -> StoryPost:
-    """A stored post as the clusterer sees it (the author as ``StoryState.refresh`` writes it)."""
-    return StoryPost(p.id, p.created_at, p.text,
-                     p.author_handle or (str(p.author_id) if p.author_id else None), p.lang)
-
-
 def range_posts(store: Store, since_ms: int | None, until_ms: int | None) -> Iterator[StoryPost]:
     """The posts with ``since_ms <= created_at < until_ms`` in ``(created_at, id)`` order (an
     index range read of the store)."""
@@ -114,22 +106,13 @@ def range_posts(store: Store, since_ms: int | None, until_ms: int | None) -> Ite
 
 
 def live_posts(store: Store, last_seq: list[int]) -> Iterator[StoryPost]:
-    """Every post in event time (``created_at``, then id), as ``StoryState.rebuild`` reads them;
-    the highest ``seq`` read goes into ``last_seq[0]`` (the watermark; a deleted post's seq
-    counts too). The ids are read first, in ingest order up to the watermark, so a post
-    ingested meanwhile is left to the next refresh, not read twice."""
-    seq, order = 0, []
-    while rows := store.posts_since(seq, _PAGE):
-        made = store.created_at_of([r[0] for r in rows])
-        order.extend((made[pid], pid) for pid, _s, _text in rows if pid in made)
-        seq = last_seq[0] = rows[-1][1]
-    order.sort()
-    for i in range(0, len(order), _PAGE):
-        part = order[i:i + _PAGE]
-        posts = store.posts_by_id([pid for _t, pid in part])
-        for _t, pid in part:
-            if (p := posts.get(pid)) is not None:
-                yield story_post(p)
+    """Every post in event time (``created_at``, then id), as ``StoryState.rebuild`` reads them
+    (``stories.state.read_since``); the highest ``seq`` read goes into ``last_seq[0]`` (the
+    watermark; a deleted post's seq counts too). The ids are read first, up to the watermark, so
+    a post ingested meanwhile is left to the next refresh, not read twice."""
+    order, last_seq[0], _n = read_since(store, 0)
+    for page in posts_in(store, order):
+        yield from page
 
 
 def check_range(since_ms: int | None, until_ms: int | None) -> None:

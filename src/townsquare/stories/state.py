@@ -19,6 +19,7 @@ after the last refresh.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,38 @@ FORMAT = 2
 _PAGE = 20_000
 
 
-def _story_post(p: Post) -> StoryPost:
+def story_post(p: Post) -> StoryPost:
     """A stored post as the clusterer sees it (its author: the handle, else the numeric id)."""
     return StoryPost(p.id, p.created_at, p.text,
                      p.author_handle or (str(p.author_id) if p.author_id else None), p.lang)
+
+
+def read_since(store: Store, after_seq: int,
+               limit: int | None = None) -> tuple[list[tuple[int, int]], int, int]:
+    """``(created_at, id)`` of the posts ingested after ``after_seq`` (at most about ``limit``,
+    in whole pages), sorted: event time; with the last ``seq`` read and how many rows were read
+    (a deleted post's row counts). Only ids and times are kept, so a large backlog is cheap."""
+    n, seq, order = 0, after_seq, []
+    page = _PAGE if limit is None else max(1, min(_PAGE, limit))
+    while limit is None or n < limit:
+        rows = store.posts_since(seq, page)
+        if not rows:
+            break
+        made = store.created_at_of([r[0] for r in rows])
+        order.extend((made[pid], pid) for pid, _seq, _text in rows if pid in made)
+        seq = rows[-1][1]
+        n += len(rows)
+    order.sort()
+    return order, seq, n
+
+
+def posts_in(store: Store, order: list[tuple[int, int]]) -> Iterator[list[StoryPost]]:
+    """The posts of ``order`` (``(created_at, id)``), in that order, a page at a time; a post
+    deleted since is left out."""
+    for i in range(0, len(order), _PAGE):
+        part = order[i:i + _PAGE]
+        posts = store.posts_by_id([pid for _t, pid in part])
+        yield [story_post(p) for _t, pid in part if (p := posts.get(pid)) is not None]
 
 
 @dataclass(slots=True)
@@ -106,30 +135,17 @@ class StoryState:
         their own, merged with the stories that exist (``StoryClusterer.absorb``). So the
         stories of a set of posts hardly depend on the order of the files they came in."""
         removed = self._remove_deleted()
-        n, pending = 0, []                          # (created_at, id) of what this call reads
-        page = _PAGE if limit is None else max(1, min(_PAGE, limit))
-        while limit is None or n < limit:
-            rows = self.store.posts_since(self.watermark, page)
-            if not rows:
-                break
-            made = self.store.created_at_of([r[0] for r in rows])
-            pending.extend((made[pid], pid) for pid, _seq, _text in rows if pid in made)
-            self.watermark = rows[-1][1]
-            n += len(rows)
-        pending.sort()
+        pending, self.watermark, n = read_since(self.store, self.watermark, limit)
         c = self.clusterer
         cut = c.newest_ms - c.config.lateness_ms if c.n_docs else None
         old = [x for x in pending if cut is not None and x[0] < cut]
         self.backfill.extend(old)
-        live = pending[len(old):] if cut is not None else pending
-        for chunk in range(0, len(live), _PAGE):
-            part = live[chunk:chunk + _PAGE]
-            posts = self.store.posts_by_id([pid for _t, pid in part])
-            for _t, pid in part:
-                if (p := posts.get(pid)) is not None:
-                    c.add(_story_post(p))
+        live = pending[len(old):]
+        for page in posts_in(self.store, live):
+            for p in page:
+                c.add(p)
             if progress:
-                progress(len(part))
+                progress(len(page))
         caught_up = limit is None or n < limit
         if progress and old:
             progress(len(old))
@@ -145,12 +161,9 @@ class StoryState:
         """Cluster the waiting backfill in time order, in a pass of its own, and merge it in."""
         todo, self.backfill = sorted(self.backfill), []
         sub = self.clusterer.fork()
-        for chunk in range(0, len(todo), _PAGE):
-            part = todo[chunk:chunk + _PAGE]
-            posts = self.store.posts_by_id([pid for _t, pid in part])
-            for _t, pid in part:
-                if (p := posts.get(pid)) is not None:       # deleted since: gone
-                    sub.add(_story_post(p))
+        for page in posts_in(self.store, todo):         # a post deleted since is gone
+            for p in page:
+                sub.add(p)
         sub.maintain()
         self.clusterer.absorb(sub)
 
@@ -174,7 +187,7 @@ class StoryState:
     def _members(self, ids: list[int]) -> dict[int, StoryPost]:
         out: dict[int, StoryPost] = {}
         for i in range(0, len(ids), _PAGE):
-            out.update((pid, _story_post(p))
+            out.update((pid, story_post(p))
                        for pid, p in self.store.posts_by_id(ids[i:i + _PAGE]).items())
         return out
 
