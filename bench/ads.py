@@ -10,10 +10,15 @@ plus the eval catalog (28 campaigns), in one process:
 - **template copy, warm profiles**: each author's profile already built and stored (the steady
   state: profiles are rebuilt once an hour);
 - **template copy, cold profiles**: the profile built in the request (the first ad a user sees);
-- **generated copy** (the default local model, SmolLM2-135M through llama.cpp), warm profiles.
+- **generated copy** (the default local model, SmolLM2-135M through llama.cpp), warm profiles:
+  ``CopyWriter``'s default (a hook under a grammar, the brief's words filled in, several drafts
+  drawn and checked, ``ads.creative``), and the single greedy free draft it replaced
+  (``slots=False, samples=1``).
 
 Reference in the same run: ``CampaignStore.charge`` alone (the ledger's transaction, the floor
-of any decision that records an impression).
+of any decision that records an impression). The figures of the previous results file are shown
+beside the new ones, and the machine's load average at the start and the end is recorded: the
+cores may be shared.
 
 Run
 ---
@@ -37,6 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "eval"))
 RESULTS = REPO / "bench" / "results"
+GENERATED = "generated copy (grammar + slots, English only: the defaults), warm profiles"
+FREE = "generated copy (one greedy free draft in every language, before), warm profiles"
+OLD_GENERATED = "generated copy (local model), warm profiles"     # its name in older results
 
 
 def log(msg: str) -> None:
@@ -64,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--generated", type=int, default=30, help="decisions with generated copy")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="llama.cpp threads (default: one per core, as served; 1 is steadier "
+                         "on cores other jobs share)")
+    ap.add_argument("--previous", type=Path, default=RESULTS / "ads.json",
+                    help="results to show beside these (default: the last written)")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
     import ads as eval_ads
@@ -79,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if not store.count():
         sys.exit("run `python eval/search.py` first")
     users = eval_ads.authors(store, 3)[:args.users]
+    previous = json.loads(args.previous.read_text()) if args.previous.is_file() else None
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                       f"{platform.python_version()}", "users": len(users),
+           "load_average_start": [round(x, 2) for x in os.getloadavg()],
            "command": "python bench/ads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory() as d:
@@ -98,15 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         res["template, warm profiles"] = timed(
             lambda u: server.run(u, now_ms=now + 1, generate=False), users)
         log(f"warm: {res['template, warm profiles']}")
-        server.writer = CopyWriter(get_backend("local"), detector=server.writer.detector)
-        server.run(users[0], now_ms=now + 2, generate=True)
+        backend, checks = get_backend("local", n_threads=args.threads), server.writer
         gen = users[:args.generated]
-        res["generated copy (local model), warm profiles"] = timed(
-            lambda u: server.run(u, now_ms=now + 3, generate=True), gen)
-        log(f"generated: {res['generated copy (local model), warm profiles']}")
+        for key, kw, t in ((GENERATED, {}, now + 3),
+                           (FREE, {"slots": False, "samples": 1,
+                                  "generate_languages": ("en", "fr", "es")}, now + 5)):
+            server.writer = CopyWriter(backend, detector=checks.detector, safety=checks.safety,
+                                       **kw)
+            server.run(users[0], now_ms=t - 1, generate=True)     # loads lingua outside timing
+            origins = []
+            res[key] = timed(lambda u: origins.append(
+                server.run(u, now_ms=t, generate=True).copy_origin), gen)
+            res[key]["generated_share"] = round(origins.count("generated") / len(origins), 3)
+            log(f"{key}: {res[key]}")
         cid = server.campaigns.list()[0].id
         res["reference: ledger charge alone"] = timed(
             lambda i: server.campaigns.charge(cid, f"bench{i}", 0.001, now_ms=now), range(2000))
+    res["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["previous"] = previous
     md = render(res)
     print(md)
     if args.write_results:
@@ -117,15 +141,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(res: dict) -> str:
+    prev = res.get("previous") or {}
     lines = ["# Ad decisions (`bench/ads.py`)", "",
              f"{res['machine']}; {res['users']} real authors, {res['campaigns']} campaigns; one "
-             f"process, one decision at a time.", "",
-             "| path | decisions/s | p50 | p99 |", "|---|---:|---:|---:|"]
-    for k in ("template, warm profiles", "template, cold profiles",
-              "generated copy (local model), warm profiles", "reference: ledger charge alone"):
+             f"process, one decision at a time; load average {res['load_average_start']} at the "
+             f"start, {res['load_average_end']} at the end.", "",
+             f"| path | decisions/s | p50 | p99 | generated | before ({prev.get('date', '-')}): "
+             f"decisions/s, p50, p99 |", "|---|---:|---:|---:|---:|---|"]
+    for k in ("template, warm profiles", "template, cold profiles", GENERATED, FREE,
+              "reference: ledger charge alone"):
         r = res[k]
-        lines.append(f"| {k} | {r['per_s']:,} | {r['p50_ms']} ms | {r['p99_ms']} ms |")
-    lines += ["", f"Command: `{res['command']}`; {res['date']}."]
+        p = prev.get(k) or (prev.get(OLD_GENERATED) if k == FREE else None)
+        before = f"{p['per_s']:,}, {p['p50_ms']} ms, {p['p99_ms']} ms" if p else "-"
+        share = f"{r['generated_share']:.0%}" if "generated_share" in r else ""
+        lines.append(f"| {k} | {r['per_s']:,} | {r['p50_ms']} ms | {r['p99_ms']} ms | {share} | "
+                     f"{before} |")
+    lines += ["", f"Generated: the share of those decisions served with generated copy (the "
+              f"rest fell back to the template). Command: `{res['command']}`; {res['date']}."]
     return "\n".join(lines) + "\n"
 
 

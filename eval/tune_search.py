@@ -85,15 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     events = [k for k in ev.EVENTS if rel.get(k)]
     tune, held = split_events(events, args.seed)
     ours = ev.Ours(store, home)
-    base_engine = ours.engine
+    sem = ev.Semantic(store, home, ours.lx)
     ref = ev.Bm25Reference(store)
 
     def engine_run(cfg):
-        eng = SearchEngine(store, embedder=base_engine.embedder, vectors=base_engine.vectors,
-                           lexical_index=base_engine.lexical_index, config=cfg)
+        eng = SearchEngine(store, embedder=sem.emb, vectors=sem.vectors,
+                           lexical_index=ours.lx, config=cfg)
         return lambda text: [h.id for h in eng.run(text, limit=ev.DEPTH).results]
 
-    default = SearchConfig(lexical_depth=ev.DEPTH, semantic_depth=ev.DEPTH)
+    default = SearchConfig(lexical_depth=ev.DEPTH)   # the engine's own semantic depth and floor
     no_feedback = replace(default, feedback_docs=0)
     names = list(GRID)
     rows = []

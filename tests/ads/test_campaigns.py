@@ -12,16 +12,16 @@ def body(**over) -> dict:
     d = {"id": "trail", "advertiser": "acme", "name": "Trail shoes",
          "brief": {"product": "Acme trail shoes", "claims": ["waterproof"],
                    "landing_url": "https://acme.example/t", "languages": ["en"]},
-         "targeting": {"interests": ["outdoors"]}, "budget": 1.0, "bid_cpm": 100.0,
+         "targeting": {"interests": [201]}, "budget": 1.0, "bid_cpm": 100.0,
          "frequency_cap": 2}
     d.update(over)
     return d
 
 
 @pytest.mark.parametrize("targeting", [
-    {"interests": ["people with diabetes"]},
+    {"interests": [247]},                                     # /News/Politics
     {"keywords": ["catholic church"]},
-    {"interests": ["outdoors"], "keywords": ["labour party voters"]},
+    {"interests": [201], "keywords": ["labour party voters"]},
     {"keywords": ["gay dating"]},
     {"keywords": ["trade union members"]},
 ])
@@ -97,3 +97,47 @@ def test_the_demo_catalog_is_valid():
     cs = [parse_campaign(d) for d in demo_catalog()]
     assert len(cs) >= 10 and len({c.advertiser for c in cs}) >= 10
     assert {"en", "fr", "es"} <= {lang for c in cs for lang in c.languages()}
+
+
+@pytest.mark.parametrize("interests,where,says", [
+    (["travel"], "targeting.interests[0]", "target topic 332 (/Travel & Transportation)"),
+    ([243, "football"], "targeting.interests[1]", "target topic 325 (/Sports/Soccer)"),
+    ([99999], "targeting.interests[0]", "unknown topic id 99999"),
+    ([243, "people who hike"], "targeting.interests[1]", "put phrases in targeting.keywords"),
+    ([True], "targeting.interests[0]", "expected a topic id"),
+    ("243", "targeting.interests", "expected a list of topic ids"),
+])
+def test_targeted_topics_are_checked_and_old_slugs_name_the_topic_to_use(interests, where, says):
+    with pytest.raises(CampaignError) as e:
+        parse_campaign(body(targeting={"interests": interests}))
+    assert e.value.field == where and says in str(e.value)
+
+
+def test_topic_ids_as_text_are_read_as_ids():
+    c = parse_campaign(body(targeting={"interests": ["249", 243, 249]}))
+    assert c.targeting.interests == [249, 243]
+
+
+def test_a_campaign_stored_with_old_slugs_targets_their_topics(tmp_path):
+    import json
+    store = CampaignStore(tmp_path / "ads.db")
+    c = parse_campaign(body())
+    d = c.to_dict()
+    d["targeting"]["interests"] = ["outdoors", "travel"]          # as stored before issue 19
+    store._db.execute("INSERT INTO campaign_campaigns(id, advertiser, body, created_at) "
+                      "VALUES (?,?,?,0)", (c.id, c.advertiser, json.dumps(d)))
+    assert store.get(c.id).targeting.interests == [201, 332]
+
+
+@pytest.mark.parametrize("path", ["src/townsquare/ads/catalog.json", "eval/ads_catalog.json"])
+def test_every_demo_and_eval_campaign_targets_valid_non_sensitive_topic_ids(path):
+    import json
+    from pathlib import Path
+
+    from townsquare.ads.taxonomy import INTERESTS
+    raw = json.loads((Path(__file__).resolve().parents[2] / path).read_text())["campaigns"]
+    for d in raw:
+        ids = d["targeting"]["interests"]
+        assert ids and all(type(i) is int and i in INTERESTS for i in ids), d["id"]
+        assert not any(INTERESTS[i].sensitive for i in ids), d["id"]
+        assert parse_campaign(d).targeting.interests == ids

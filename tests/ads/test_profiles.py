@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 
 from townsquare.ads.profiles import Profile, ProfileBuilder, ProfileStore, country_of
-from townsquare.ads.sensitive import ANCHORS, prototypes
+from townsquare.ads.sensitive import ANCHORS, PROFILED, prototypes
 from townsquare.ads.taxonomy import INTERESTS, SENSITIVE
 from townsquare.posts import Post
 from townsquare.store.base import Stored
 from townsquare.store.sqlite import SQLiteStore
+
+# Topics (Google Topics v2 ids, townsquare.ads.taxonomy)
+TRAVEL, AIR, HOTELS, FOOD, FOOD_FOOD, RECIPES = 332, 334, 340, 172, 450, 173
+OUTDOORS, PETS, PET_ANIMALS, SPORTS, SOCCER, BASKETBALL = 201, 265, 263, 299, 325, 304
+FINANCE, INVESTING, MUSIC, GAMES, VIDEO_GAMES = 149, 164, 23, 180, 183
+NEWS, WORLD_NEWS, LOCAL_NEWS, POLITICS = 243, 249, 245, 247
 
 DAY = 86_400_000
 NOW = 1_700_000_000_000
@@ -53,7 +59,7 @@ def test_sensitive_posts_are_skipped_and_leave_no_trace(store):
           post("I'll be voting Labour in the election, proud member of the party"),
           post("Le pèlerinage à Lourdes était magnifique", lat=43.1, lon=-0.05))
     p = ProfileBuilder(store).build("ann", now_ms=NOW)
-    assert set(p.interests) == {"travel", "food_drink"}
+    assert set(p.interests) == {TRAVEL, AIR, FOOD, FOOD_FOOD, RECIPES}    # tacos, chef
     assert p.posts_used == 2 and p.posts_skipped_sensitive == 4
     assert p.location is None                       # the only geotagged post was sensitive
     blob = json.dumps(p.to_dict()).lower()
@@ -74,9 +80,13 @@ def test_profiles_refuse_special_categories_and_bad_values():
     with pytest.raises(ValueError, match="not an ad interest"):
         Profile("ann", interests={"health": 0.5})
     with pytest.raises(ValueError, match="not an ad interest"):
-        Profile("ann", interests={"knitting": 0.5})
+        Profile("ann", interests={POLITICS: 0.5})                   # a sensitive topic
+    with pytest.raises(ValueError, match="not an ad interest"):
+        Profile("ann", interests={"travel": 0.5})                   # a pre-Topics slug
+    with pytest.raises(ValueError, match="not an ad interest"):
+        Profile("ann", interests={99999: 0.5})
     with pytest.raises(ValueError, match="out of"):
-        Profile("ann", interests={"travel": 1.5})
+        Profile("ann", interests={TRAVEL: 1.5})
     with pytest.raises(ValueError, match="country code"):
         Profile("ann", location="48.8,2.3")
     with pytest.raises(ValueError, match="not an author"):
@@ -115,9 +125,9 @@ def test_time_decay_orders_interests(store):
           *[post(f"Hiking the mountain trail, day {i}", days_ago=90 + i) for i in range(4)],
           *[post(f"New sourdough recipe attempt {i}", days_ago=1 + i) for i in range(2)])
     p = ProfileBuilder(store, half_life_days=30).build("ann", now_ms=NOW)
-    assert list(p.interests)[:2] == ["food_drink", "outdoors"]
+    assert list(p.interests)[:2] == [RECIPES, FOOD]     # a child before its parent on a tie
     slow = ProfileBuilder(store, half_life_days=3650).build("ann", now_ms=NOW)
-    assert list(slow.interests)[:2] == ["outdoors", "food_drink"]        # counts win undecayed
+    assert OUTDOORS in list(slow.interests)[:2]                       # counts win undecayed
     assert all(0 < w <= 1 for w in p.interests.values())
 
 
@@ -125,10 +135,10 @@ def test_before_ms_holds_later_posts_out(store):
     write(store, post("Booked flights to Tokyo", days_ago=10),
           post("My puppy learned a new trick", days_ago=2))
     early = ProfileBuilder(store).build("ann", before_ms=NOW - 5 * DAY)
-    assert set(early.interests) == {"travel"} and early.posts_used == 1
+    assert set(early.interests) == {TRAVEL, AIR} and early.posts_used == 1
     assert early.updated_at == NOW - 5 * DAY
     late = ProfileBuilder(store).build("ann", now_ms=NOW)
-    assert set(late.interests) == {"travel", "pets"}
+    assert set(late.interests) == {TRAVEL, AIR, PETS, PET_ANIMALS}
     # now_ms alone also ignores posts after it (a replay as of that time)
     assert ProfileBuilder(store).build("ann", now_ms=NOW - 5 * DAY).posts_used == 1
 
@@ -139,12 +149,12 @@ def test_a_reply_to_a_travel_post_adds_travel_weight(store):
     write(store, post("Wow, that looks amazing!", reply_to_id=parent.id))
     p = ProfileBuilder(store).build("ann", now_ms=NOW)
     assert p.engagements_used == 1 and p.posts_used == 1
-    assert "travel" in p.interests
+    assert TRAVEL in p.interests
     direct = SQLiteStore(":memory:")
     write(direct, post("Our hotel in Lisbon has the best view, book this trip"))
     own = ProfileBuilder(direct).build("ann", now_ms=NOW)
-    assert 0 < p.interests["travel"] < own.interests["travel"]        # engagement weighs less
-    assert "engaged with 1 post about Travel" in p.signals
+    assert 0 < p.interests[TRAVEL] < own.interests[TRAVEL]            # engagement weighs less
+    assert "engaged with 1 post about Travel & Transportation" in p.signals
 
 
 def test_a_reply_in_the_users_own_thread_is_not_an_engagement(store):
@@ -159,7 +169,7 @@ def test_a_repost_counts_once_as_an_engagement(store):
     write(store, post("RT @bob: Stock market hit a record high, my portfolio is up",
                       repost_of_id=src.id))
     p = ProfileBuilder(store).build("ann", now_ms=NOW)
-    assert (p.posts_used, p.engagements_used) == (0, 1) and "finance" in p.interests
+    assert (p.posts_used, p.engagements_used) == (0, 1) and FINANCE in p.interests
 
 
 def test_the_likes_hook(store):
@@ -172,13 +182,13 @@ def test_the_likes_hook(store):
 
     p = ProfileBuilder(store, liked=likes).build("Ann", now_ms=NOW)
     assert calls == [("ann", NOW + 1)]
-    assert p.engagements_used == 1 and "music" in p.interests   # unknown and future likes ignored
+    assert p.engagements_used == 1 and MUSIC in p.interests     # unknown and future likes ignored
 
 
 def test_a_child_interest_counts_for_its_parent(store):
     write(store, post("Golazo en el último minuto, qué partido de fútbol"))
     p = ProfileBuilder(store).build("ann", now_ms=NOW)
-    assert p.interests["football"] == p.interests["sports"] > 0
+    assert p.interests[SOCCER] == p.interests[SPORTS] > 0
 
 
 def test_languages_location_and_signals(store):
@@ -190,7 +200,7 @@ def test_languages_location_and_signals(store):
     p = ProfileBuilder(store).build("ann", now_ms=NOW)
     assert p.languages == {"fr": 0.75, "en": 0.25}
     assert p.location == "FR"                                       # 2 of 3 geotagged posts
-    assert p.signals[0] == "2 posts about Travel in the last 30 days"
+    assert p.signals[0] == "2 posts about Travel & Transportation in the last 30 days"
     assert "posts mostly in French" in p.signals and "public post locations in FR" in p.signals
 
 
@@ -228,7 +238,7 @@ def test_save_get_delete_and_reopen(store, tmp_path):
 
 def test_forget_many(profiles):
     for u in ("ann", "bob", "cy"):
-        profiles.save(Profile(u, interests={"pets": 0.2}))
+        profiles.save(Profile(u, interests={PETS: 0.2}))
     assert profiles.forget(["@Bob", "cy", "dee"]) == 2 and profiles.users() == ["ann"]
 
 
@@ -246,11 +256,54 @@ def test_the_file_is_shared_with_other_ads_tables(tmp_path):
 
 
 def test_profile_json_round_trip():
-    p = Profile("ann", interests={"travel": 0.9, "pets": 0.1}, centroid=np.ones(3) / np.sqrt(3),
+    p = Profile("ann", interests={TRAVEL: 0.9, PETS: 0.1}, centroid=np.ones(3) / np.sqrt(3),
                 languages={"en": 1.0}, location="GB", posts_used=3, updated_at=5,
                 signals=["3 posts about Travel"])
     d = json.loads(json.dumps(p.to_dict()))
-    assert Profile.from_dict(d).to_dict() == d
+    assert d["interests"] == {"332": 0.9, "265": 0.1}                 # JSON keys are text
+    back = Profile.from_dict(d)
+    assert back.interests == {TRAVEL: 0.9, PETS: 0.1}                 # ...and come back as ints
+    assert json.loads(json.dumps(back.to_dict())) == d
+
+
+def test_a_profile_saved_before_the_topics_taxonomy_is_rebuilt_not_an_error(store, tmp_path):
+    ps = ProfileStore(tmp_path / "ads.db")
+    ps._db.execute("INSERT INTO profile_profiles (user, body, centroid, updated_at) VALUES "
+                   "('ann', ?, NULL, 1)", (json.dumps({"user": "ann",
+                                                       "interests": {"travel": 0.5}}),))
+    assert ps.get("ann") is None                                      # stale: built again
+    assert ps.save(Profile("ann", interests={TRAVEL: 0.5})) and ps.get("ann").interests == {
+        TRAVEL: 0.5}
+
+
+def test_news_posts_make_a_news_profile_not_travel_or_food(store):
+    """Issue 19: a breaking-news account posting about a plane crash, a hostage siege and
+    shootings was profiled as travel, parenting and food. Invented posts."""
+    write(store,
+          post("BREAKING: passenger plane crashes on approach, airline confirms 50 on board"),
+          post("Hostage siege at a downtown cafe enters its tenth hour, police say"),
+          post("Two dead in shootings near the school, gunman arrested", days_ago=2),
+          post("Flooding forces thousands to evacuate, death toll rises to 12", days_ago=3))
+    p = ProfileBuilder(store).build("ann", now_ms=NOW)
+    top = list(p.interests)
+    assert top[0] == NEWS and {WORLD_NEWS, LOCAL_NEWS} <= set(top[:3]), p.topics()
+    # the airline and the cafe still count, damped: news is three times as strong
+    assert p.interests[NEWS] > 3 * max(p.interests.get(TRAVEL, 0), p.interests.get(FOOD, 0))
+
+
+def test_classifier_config_holds_the_weights(store):
+    from townsquare.ads.profiles import ClassifierConfig
+    write(store, post("Plane crash: the airline confirms the flight went down"))
+    damped = ProfileBuilder(store).build("ann", now_ms=NOW)
+    flat = ProfileBuilder(store, config=ClassifierConfig(news_damping=1.0)).build("ann",
+                                                                                   now_ms=NOW)
+    assert damped.interests[TRAVEL] < flat.interests[TRAVEL] == flat.interests[NEWS]
+    child_only = ProfileBuilder(store, config=ClassifierConfig(parent_share=0.0)).build(
+        "ann", now_ms=NOW)
+    assert WORLD_NEWS in child_only.interests and NEWS not in child_only.interests
+    assert "news_damping=0.5" in repr(ClassifierConfig())             # printable
+    with pytest.raises(ValueError, match="news_damping"):
+        ClassifierConfig(news_damping=2.0)
 
 
 # --- with the embedder ----------------------------------------------------------------------------
@@ -280,7 +333,7 @@ def test_centroid_and_stored_vectors(store, e5):
           post("Sunset photography at the beach with my new camera"),
           post("My therapist says my depression is getting better"))
     EmbedStage(store, e5).run()
-    for table in (INTERESTS, SENSITIVE, ANCHORS):                    # cached once per model
+    for table in (INTERESTS, PROFILED, SENSITIVE, ANCHORS):          # cached once per model
         prototypes(e5, table)
     emb = Counting(e5)
     p = ProfileBuilder(store, embedder=emb).build("ann", now_ms=NOW)
@@ -300,12 +353,12 @@ def test_centroid_and_stored_vectors(store, e5):
 def test_the_embedder_finds_interests_keywords_miss(store, e5):
     write(store, post("The Lakers need a better bench"),        # basketball by keyword
           post("Our puppy chewed my new slippers again"),         # pets by keyword
-          post("Finally beat the final boss on hard mode"))       # no keyword: gaming
+          post("Cannot stop playing this new farming sim on my Switch"))   # no keyword
     kw = ProfileBuilder(store).build("ann", now_ms=NOW)
     both = ProfileBuilder(store, embedder=e5).build("ann", now_ms=NOW)
-    assert set(kw.interests) == {"basketball", "sports", "pets"}
-    assert set(both.interests) == {"basketball", "sports", "pets", "gaming"}
-    assert both.interests["gaming"] < both.interests["pets"]           # 0.5 against 1.0
+    assert set(kw.interests) == {BASKETBALL, SPORTS, PETS, PET_ANIMALS}
+    assert set(both.interests) == {BASKETBALL, SPORTS, PETS, PET_ANIMALS, VIDEO_GAMES, GAMES}
+    assert both.interests[VIDEO_GAMES] < both.interests[PETS]          # 0.5 against 1.0
 
 
 def test_the_embedder_also_guards_against_paraphrased_sensitive_posts(store, e5):

@@ -11,6 +11,9 @@ from townsquare.posts import Post
 from townsquare.store import open_store
 from townsquare.store.base import Stored
 
+# Topics (Google Topics v2 ids, townsquare.ads.taxonomy)
+OUTDOORS, FITNESS, VIDEO_GAMES, BOOKS, SHOPPING = 201, 97, 183, 100, 289
+NEWS, WORLD_NEWS, PETS = 243, 249, 265
 BASE = 1_600_000_000_000_000_000
 NOW = 1_700_000_000_000
 POSTS = {
@@ -54,9 +57,9 @@ def server(tmp_path_factory):
             i += 1
     store.write_batch(rows, [])
     s = build_ad_server(store, home)                 # template copy: no backend
-    for c in [campaign("boots", ["outdoors", "fitness"]), campaign("starfall", ["gaming"]),
-              campaign("libros", ["books"], langs=("es",)),
-              campaign("generic", ["shopping"], bid=1.0)]:
+    for c in [campaign("boots", [OUTDOORS, FITNESS]), campaign("starfall", [VIDEO_GAMES]),
+              campaign("libros", [BOOKS], langs=("es",)),
+              campaign("generic", [SHOPPING], bid=1.0)]:
         s.campaigns.put(c)
     yield s, store
 
@@ -74,6 +77,8 @@ def test_copy_is_in_the_users_language(server):
     s, _ = server
     d = s.run("lectora", now_ms=NOW, generate=False)
     assert d.campaign_id == "libros" and d.lang == "es" and "https://libros.example" in d.copy
+    assert "interest: Libros y literatura" in d.signals          # the topic's Spanish label
+    assert "Libros y literatura" in d.why
 
 
 def test_health_posts_leave_no_trace_in_profile_or_ad(server):
@@ -146,8 +151,8 @@ def test_brand_safety_keeps_cautious_campaigns_away_from_crisis_searches(tmp_pat
                        for i, t in enumerate(POSTS["hiker"])], [])
     s = build_ad_server(store, tmp_path)
     s.safety = safety
-    s.campaigns.put(campaign("boots", ["outdoors"], bid=3.0))                # avoids crisis
-    s.campaigns.put(campaign("relief", ["outdoors"], bid=1.0, brand_safety={
+    s.campaigns.put(campaign("boots", [OUTDOORS], bid=3.0))                  # avoids crisis
+    s.campaigns.put(campaign("relief", [OUTDOORS], bid=1.0, brand_safety={
         "avoid_offensive": False, "avoid_hateful": False, "avoid_crisis": False}))
     assert s.run("hiker", context="hiking trail shoes", now_ms=NOW, generate=False
                  ).campaign_id == "boots"
@@ -157,3 +162,48 @@ def test_brand_safety_keeps_cautious_campaigns_away_from_crisis_searches(tmp_pat
     assert s.context_for("hiking trail").checked is False
     d = s.run("hiker", context="hiking trail", now_ms=NOW + 1, generate=False)
     assert d.campaign_id == "relief"
+
+
+# --- topics and variety (issue 19), without an embedder: relevance is the interest match alone ---
+def _plain_server(tmp_path, posts: dict[str, list[str]], campaigns, **config):
+    from townsquare.ads.campaigns import CampaignStore
+    from townsquare.ads.profiles import ProfileBuilder, ProfileStore
+    from townsquare.ads.serving import AdServer, ServingConfig
+    store = open_store(tmp_path)
+    rows, i = [], 0
+    for user, texts in posts.items():
+        for t in texts:
+            rows.append(Stored(Post(id=BASE + i, text=t, source="t", author_handle=user,
+                                    lang="en", created_at=NOW - 3_600_000 - i).normalized()))
+            i += 1
+    store.write_batch(rows, [])
+    s = AdServer(store, CampaignStore(tmp_path / "ads.db"), ProfileStore(tmp_path / "ads.db"),
+                 ProfileBuilder(store), config=ServingConfig(**config))
+    for c in campaigns:
+        s.campaigns.put(c)
+    return s
+
+
+def test_a_tier1_campaign_reaches_a_tier2_reader_with_the_label_of_their_language(tmp_path):
+    s = _plain_server(tmp_path, {"desk": [
+        "Earthquake of magnitude 7 strikes, rescuers search the rubble",
+        "Flooding forces thousands to evacuate, death toll rises"]},
+        [campaign("newsapp", [NEWS], langs=("en", "fr")), campaign("pets", [PETS], bid=5.0)])
+    d = s.run("desk", now_ms=NOW, generate=False)
+    p = s.profiles.get("desk")
+    assert WORLD_NEWS in p.interests and p.interests[NEWS] >= p.interests[WORLD_NEWS]
+    assert d.campaign_id == "newsapp" and d.relevance == pytest.approx(0.5 * p.interests[NEWS])
+    assert "interest: News" in d.signals and "interested in News" in d.why
+
+
+def test_variety_two_relevant_campaigns_split_users_an_irrelevant_one_stays_out(tmp_path):
+    hikers = {f"hiker{i}": ["Hiking the mountain trail all weekend, camping by the lake"]
+              for i in range(8)}
+    cs = [campaign("boots", [OUTDOORS], bid=2.0), campaign("tents", [OUTDOORS], bid=1.8),
+          campaign("games", [VIDEO_GAMES], bid=9.0)]            # high bid, nobody plays games
+    without = _plain_server(tmp_path / "a", hikers, cs, diversity_weight=0.0)
+    assert {without.run(u, now_ms=NOW, generate=False).campaign_id for u in hikers} == {"boots"}
+    s = _plain_server(tmp_path / "b", hikers, cs)               # the default diversity term
+    shown = [s.run(u, now_ms=NOW, generate=False).campaign_id for u in hikers]
+    assert set(shown) == {"boots", "tents"} and shown.count("tents") >= 2, shown
+    assert s.campaigns.recent_shares(200)["boots"] < 0.8

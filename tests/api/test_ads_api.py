@@ -11,7 +11,7 @@ def campaign(cid: str, **over) -> dict:
     d = {"id": cid, "advertiser": "whoever", "name": "Ferry tours",
          "brief": {"product": "Kessel ferry tours", "claims": ["daily departures"],
                    "landing_url": "https://kessel.example", "languages": ["en"]},
-         "targeting": {"interests": ["travel"], "keywords": ["ferry"]},
+         "targeting": {"interests": [332], "keywords": ["ferry"]},
          "budget": 5.0, "bid_cpm": 2.0,
          "brand_safety": {"avoid_offensive": False, "avoid_hateful": False, "avoid_crisis": False}}
     d.update(over)

@@ -42,12 +42,14 @@ def test_demo_catalog_serve_why_profile(tmp_path):
     why = runner.invoke(app, ["ads", "why", str(d["impression_id"]), "--home", home])
     assert why.exit_code == 0 and "outdoors" in why.stdout.lower()
     p = json.loads(runner.invoke(app, ["profile", "trailann", "--home", home, "--json"]).stdout)
-    assert p["personalized"] and "outdoors" in p["profile"]["interests"]
+    assert p["personalized"] and "201" in p["profile"]["interests"]      # /Hobbies & Leisure/Outdoors
+    outdoors = next(t for t in p["topics"] if t["id"] == 201)
+    assert outdoors["path"] == "/Hobbies & Leisure/Outdoors" and outdoors["label"] == "Outdoors"
     assert "Delete" not in runner.invoke(app, ["profile", "trailann", "--delete", "--home",
                                                home]).stdout
     assert runner.invoke(app, ["ads", "minor", "trailann", "--home", home]).exit_code == 0
     p = json.loads(runner.invoke(app, ["profile", "trailann", "--home", home, "--json"]).stdout)
-    assert not p["personalized"] and "minors" in p["reason"]
+    assert not p["personalized"] and p["reason"] == "minor" and "minors" in p["message"]
     r = runner.invoke(app, ["ads", "serve", "trailann", "--home", home, "--backend", "extractive",
                             "--json"])
     assert json.loads(r.stdout)["personalized"] is False

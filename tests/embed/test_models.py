@@ -143,11 +143,11 @@ def test_passages_rejects_a_bare_string(embedder):
 
 # --- registry ---------------------------------------------------------------------------------------
 def test_get_embedder_default_and_unknown(e5):
-    assert sorted(EMBEDDERS) == ["e5-small-int8", "e5-small-q4", "minilm-l6-int8"]
+    assert sorted(EMBEDDERS) == ["e5-small-int8", "e5-small-q4", "m2v-e5", "minilm-l6-int8"]
     from townsquare.embed.e5onnx import E5OnnxEmbedder
     assert isinstance(get_embedder(), E5OnnxEmbedder) and get_embedder().name == "e5-small-int8"
     assert isinstance(get_embedder("e5-small-q4"), E5Embedder)
-    with pytest.raises(ValueError, match="e5-small-int8, e5-small-q4, minilm-l6-int8"):
+    with pytest.raises(ValueError, match="e5-small-int8, e5-small-q4, m2v-e5, minilm-l6-int8"):
         get_embedder("word2vec")
 
 

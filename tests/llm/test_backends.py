@@ -137,3 +137,33 @@ def test_local_backend_generates_deterministically(local):
     assert a.text and a.text == b.text
     assert a.model == "smollm2-135m" and 0 < a.completion_tokens <= 24
     assert "".join(local.stream(msgs, cfg)).strip() == a.text
+
+
+# --- grammar-constrained decoding (GenerationConfig.grammar) --------------------------------------
+def test_grammar_must_be_gbnf_with_a_root_rule():
+    assert GenerationConfig(grammar='root ::= "yes" | "no"').grammar.startswith("root")
+    with pytest.raises(ValueError, match="'root' rule"):
+        GenerationConfig(grammar="answer ::= [a-z]+")
+
+
+def test_the_local_backend_decodes_only_what_the_grammar_allows(local):
+    assert local.supports_grammar
+    cfg = GenerationConfig(max_tokens=8, temperature=1.0, grammar='root ::= "yes" | "no"')
+    said = {local.generate("Is water wet? Answer at length.", GenerationConfig(
+        max_tokens=8, temperature=1.0, seed=s, grammar=cfg.grammar)).text for s in range(4)}
+    assert said <= {"yes", "no"} and said
+    free = local.generate("Is water wet? Answer at length.", GenerationConfig(max_tokens=8))
+    assert free.text not in ("yes", "no")            # without the grammar it talks
+
+
+def test_a_grammar_llama_cpp_cannot_parse_is_an_error_not_ignored(local):
+    # llama.cpp would sample unconstrained on a grammar it cannot parse
+    with pytest.raises(BackendError, match="invalid GBNF grammar"):
+        local.generate("hi", GenerationConfig(max_tokens=4, grammar="root ::= [a"))
+
+
+def test_backends_without_grammar_support_ignore_it(endpoint):
+    b = get_backend("openai", base_url=endpoint, model="tiny", api_key="sk-test")
+    assert not b.supports_grammar and not ExtractiveBackend().supports_grammar
+    g = b.generate("hello", GenerationConfig(max_tokens=7, grammar='root ::= "yes"'))
+    assert g.text == "Echo: hello"

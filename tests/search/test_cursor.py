@@ -49,14 +49,14 @@ def state(engine, mode: str) -> dict:
 @pytest.mark.parametrize("mode", ["top", "latest"])
 def test_a_real_cursor_and_its_re_encoding_still_page(engine, mode):
     d = state(engine, mode)
-    assert set(d) == ({"v", "f", "s", "n", "o"} if mode == "top" else {"v", "f", "s", "n", "b"})
+    assert set(d) == ({"v", "f", "s", "n", "o", "r"} if mode == "top" else {"v", "f", "s", "n", "b"})
     assert len(engine.run(QUERY, mode=mode, limit=2, cursor=encode(d)).results) == 2
 
 
 def _forgeries(d: dict) -> list:
     # each field a cursor always has, missing ("o" and "b" are absent from a first page's state)
     out = [{k: v for k, v in d.items() if k != key} for key in ("v", "f", "s", "n")]
-    for key in ("v", "s", "n", "o", "b"):
+    for key in ("v", "s", "n", "o", "b", "r"):
         for bad in ("9", None, 1.5, True, [], {}, -1, 2**63, 2**70, float("nan")):
             out.append({**d, key: bad})
     out += [{**d, "b": [1]}, {**d, "b": [1, 2, 3]}, {**d, "b": ["1", 2]}, {**d, "b": [1, 2**64]},

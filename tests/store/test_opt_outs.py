@@ -37,6 +37,17 @@ def test_an_opt_out_keeps_the_time_of_the_first_request(store):
     assert store._db.execute("SELECT opted_out_at FROM opt_outs").fetchone()[0] == 1 != first
 
 
+def test_opted_out_at_is_the_first_requests_time_and_none_after_opt_in(store):
+    assert store.opted_out_at("ann") is None
+    store.opt_out(["@Ann"])
+    first = store.opted_out_at("ANN")
+    assert isinstance(first, int) and first > 1_600_000_000_000
+    store.opt_out(["ann"])
+    assert store.opted_out_at("ann") == first
+    store.opt_in(["ann"])
+    assert store.opted_out_at("ann") is None
+
+
 def test_an_empty_author_is_refused_and_nothing_is_written(store):
     with pytest.raises(ValueError, match="not an author"):
         store.opt_out(["ann", " @ "])

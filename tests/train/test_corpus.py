@@ -13,6 +13,7 @@ from townsquare.train.corpus import (
     CorpusBuilder,
     CorpusConfig,
     CorpusManifest,
+    author_digest,
     check_deletions,
     scrub,
 )
@@ -59,6 +60,22 @@ def test_opted_out_authors_by_handle_any_case_or_by_id_never_reach_the_corpus(st
     assert b"Sandbags" not in data and b"shelter" not in data and b"old mill" in data
     assert _ids(tmp_path / "c") == [2]
     assert m.counts["opted_out"] == 2 and m.counts["kept"] == 1 and _sum_ok(m)
+    # The manifest says whose posts were left out, by digest: no handle is written in it.
+    assert m.opted_out_authors == sorted([author_digest("cityops"), author_digest("777")])
+    on_disk = CorpusManifest.load(tmp_path / "c")
+    assert on_disk.opted_out_authors == m.opted_out_authors and author_digest("ann") not in \
+        on_disk.opted_out_authors
+    assert b"cityops" not in (tmp_path / "c" / "manifest.json").read_bytes().lower()
+
+
+def test_a_manifest_written_before_opted_out_authors_still_loads(store, tmp_path):
+    _add(store, [(0, "Roads closed near the old mill because of flooding", 0, {})])
+    _build(store, tmp_path / "c")
+    f = tmp_path / "c" / "manifest.json"
+    d = json.loads(f.read_text())
+    del d["opted_out_authors"]
+    f.write_text(json.dumps(d))
+    assert CorpusManifest.load(f).opted_out_authors == []
 
 
 def test_a_deleted_post_never_reaches_the_corpus_and_later_removals_are_reported(store, tmp_path):

@@ -6,12 +6,18 @@ keeps budgets and frequency caps under concurrent serving.
     >>> c = parse_campaign({"id": "trail-shoes", "advertiser": "acme", "name": "Trail shoes",
     ...     "brief": {"product": "Acme trail running shoes", "claims": ["waterproof", "30-day returns"],
     ...               "landing_url": "https://acme.example/trail", "languages": ["en"]},
-    ...     "targeting": {"interests": ["outdoors", "fitness"]},
+    ...     "targeting": {"interests": [201, 97]},          # /Hobbies & Leisure/Outdoors, Fitness
     ...     "budget": 100.0, "bid_cpm": 4.0, "frequency_cap": 2})
     >>> store.put(c); [x.id for x in store.list(advertiser="acme")]
     ['trail-shoes']
     >>> store.charge("trail-shoes", "ann", 0.004, now_ms=0) is not None
     True
+
+Targeted interests are topic ids of the ads taxonomy (``townsquare.ads.taxonomy``: Google Topics
+v2, tiers 1-2, e.g. 243 /News, 332 /Travel & Transportation): an unknown id, a sensitive topic
+(247 /News/Politics) or one of the slugs used before the Topics taxonomy ("travel") is refused
+with the field, the value and the topic to use. A campaign targeting a tier-1 topic reaches the
+users of its tier-2 topics too (a profile's child topic also scores its parent).
 
 A campaign is rejected, with the field that is wrong, when its targeting names a special
 category of personal data (health, religion, political opinion, sexual orientation, ethnicity,
@@ -64,15 +70,18 @@ class Brief:
 
 @dataclass(slots=True)
 class Targeting:
-    interests: list[str] = field(default_factory=list)    # taxonomy ids or short phrases
+    interests: list[int] = field(default_factory=list)    # topic ids (ads.taxonomy.INTERESTS)
     keywords: list[str] = field(default_factory=list)     # matched in posts and search context
     languages: list[str] = field(default_factory=list)    # empty: the brief's languages
     locations: list[str] = field(default_factory=list)    # country codes; empty: anywhere
     exclude_keywords: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        """What the campaign is about, as text to embed and match."""
-        return " ".join(self.interests + self.keywords)
+        """What the campaign is about, as text to embed and match: its topics' English labels
+        and its keywords."""
+        from townsquare.ads.taxonomy import INTERESTS
+        return " ".join([INTERESTS[i].name for i in self.interests if i in INTERESTS]
+                        + self.keywords)
 
 
 @dataclass(slots=True)
@@ -142,6 +151,39 @@ def _num(d: dict, key: str, lo: float, hi: float, default: Any = None) -> float:
     return float(v)
 
 
+def _topics(v: Any) -> list[int]:
+    """Targeted topic ids, each checked: a known, non-sensitive topic of ``ads.taxonomy``."""
+    from townsquare.ads.taxonomy import INTERESTS, LEGACY_SLUGS
+    if not isinstance(v, list):
+        raise CampaignError("expected a list of topic ids (ads taxonomy, e.g. 243 for /News)",
+                            "targeting.interests")
+    if len(v) > 50:
+        raise CampaignError("at most 50 items", "targeting.interests")
+    out: list[int] = []
+    for k, x in enumerate(v):
+        where = f"targeting.interests[{k}]"
+        if isinstance(x, str) and x.strip().lower().replace(" ", "_") in LEGACY_SLUGS:
+            new = LEGACY_SLUGS[x.strip().lower().replace(" ", "_")]
+            raise CampaignError(f"{x!r} is a category of the old taxonomy; target topic {new} "
+                                f"({INTERESTS[new].path}) of the Topics taxonomy instead", where)
+        if isinstance(x, str) and x.strip().isdigit():
+            x = int(x.strip())
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise CampaignError(f"expected a topic id (an integer, e.g. 243 for /News), got "
+                                f"{x!r}; put phrases in targeting.keywords", where)
+        topic = INTERESTS.get(x)
+        if topic is None:
+            raise CampaignError(f"unknown topic id {x} (the ids of ads/topics_v2.tsv, Google "
+                                f"Topics v2 tiers 1-2)", where)
+        if topic.sensitive:
+            raise CampaignError(f"topic {x} ({topic.path}) is a special category of personal "
+                                f"data ({topic.sensitive}): ads may not target it (GDPR Art. 9, "
+                                f"DSA Art. 26)", where)
+        if x not in out:
+            out.append(x)
+    return out
+
+
 def parse_campaign(d: Any, *, detector: SensitiveDetector | None = None) -> Campaign:
     """A validated ``Campaign`` from a JSON object; ``detector`` (``ads.sensitive``; built when
     None) refuses special-category targeting. Raises ``CampaignError`` naming the field."""
@@ -170,7 +212,7 @@ def parse_campaign(d: Any, *, detector: SensitiveDetector | None = None) -> Camp
     t = d.get("targeting", {})
     if not isinstance(t, dict):
         raise CampaignError("expected an object", "targeting")
-    targeting = Targeting(interests=_strs(t, "interests", "targeting."),
+    targeting = Targeting(interests=_topics(t.get("interests", [])),
                           keywords=_strs(t, "keywords", "targeting."),
                           languages=_strs(t, "languages", "targeting."),
                           locations=[x.upper() for x in _strs(t, "locations", "targeting.")],
@@ -220,8 +262,7 @@ def check_targeting(c: Campaign, detector: SensitiveDetector | None = None) -> N
     if detector is None:
         from townsquare.ads.sensitive import SensitiveDetector
         detector = SensitiveDetector()
-    fields = [("targeting.interests", x) for x in c.targeting.interests] + \
-        [("targeting.keywords", x) for x in c.targeting.keywords] + \
+    fields = [("targeting.keywords", x) for x in c.targeting.keywords] + \
         [("brief.product", c.brief.product), ("name", c.name)]
     for where, text in fields:
         cats = detector.is_sensitive_target(text)
@@ -234,8 +275,15 @@ def check_targeting(c: Campaign, detector: SensitiveDetector | None = None) -> N
 
 
 def campaign_from_dict(d: dict) -> Campaign:
-    """Rebuild a stored campaign (already validated when it was stored)."""
-    return Campaign(**{**d, "brief": Brief(**d["brief"]), "targeting": Targeting(**d["targeting"]),
+    """Rebuild a stored campaign (already validated when it was stored). One stored before the
+    Topics taxonomy targets its old slugs' topics (``LEGACY_SLUGS``) from then on."""
+    from townsquare.ads.taxonomy import LEGACY_SLUGS
+    t = dict(d["targeting"])
+    t["interests"] = list(dict.fromkeys(
+        LEGACY_SLUGS[x] if isinstance(x, str) and x in LEGACY_SLUGS else int(x)
+        for x in t.get("interests", []) if not isinstance(x, str) or x in LEGACY_SLUGS
+        or x.isdigit()))
+    return Campaign(**{**d, "brief": Brief(**d["brief"]), "targeting": Targeting(**t),
                        "brand_safety": BrandSafety(**d["brand_safety"])})
 
 
@@ -253,6 +301,7 @@ CREATE TABLE IF NOT EXISTS campaign_impressions (
     cost REAL NOT NULL, personalized INTEGER NOT NULL, copy TEXT, copy_origin TEXT,
     signals TEXT, why TEXT, context TEXT);
 CREATE INDEX IF NOT EXISTS campaign_impr_cap ON campaign_impressions(campaign, user, at);
+CREATE INDEX IF NOT EXISTS campaign_impr_user ON campaign_impressions(user, id);
 """
 
 
@@ -377,6 +426,25 @@ class CampaignStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def recent_shares(self, last: int) -> dict[str, float]:
+        """Each campaign's share of the ``last`` impressions recorded (all users): what the
+        server's diversity term reads (``ads.serving.ServingConfig``).
+
+            >>> CampaignStore(":memory:").recent_shares(100)
+            {}
+        """
+        rows = self._q("SELECT campaign, count(*) FROM (SELECT campaign FROM campaign_impressions "
+                       "ORDER BY id DESC LIMIT ?) GROUP BY campaign", (int(last),))
+        total = sum(n for _, n in rows)
+        return {c: n / total for c, n in rows} if total else {}
+
+    def impression_ids(self, user: str, *, after: int = 0, limit: int = 500) -> list[int]:
+        """The ids of the impressions shown to ``user`` (as recorded), after ``after``, oldest
+        first: a user's export pages through them."""
+        return [r[0] for r in self._q(
+            "SELECT id FROM campaign_impressions WHERE user = ? AND id > ? ORDER BY id LIMIT ?",
+            (user, after, limit))]
 
     def impression(self, iid: int) -> dict | None:
         rows = self._q("SELECT id, campaign, user, at, cost, personalized, copy, copy_origin, "

@@ -9,10 +9,10 @@
     ...     created_at=T - i * 86_400_000).normalized()) for i, t in enumerate([
     ...     "Booked flights to Lisbon!", "Best tacos in town", "Going to Mass on Sunday"], 1)], [])
     >>> p = ProfileBuilder(store).build("@ann", now_ms=T)
-    >>> list(p.interests), p.posts_used, p.posts_skipped_sensitive
-    (['travel', 'food_drink'], 2, 1)
+    >>> [INTERESTS[i].path for i in p.interests], p.posts_skipped_sensitive
+    (['/Travel & Transportation/Air Travel', '/Travel & Transportation', '/Food & Drink/Food', '/Food & Drink'], 1)
     >>> p.signals[0]
-    '1 post about Travel in the last 30 days'
+    '1 post about Air Travel in the last 30 days'
 
 What goes in (``ProfileBuilder.build``):
 
@@ -34,11 +34,23 @@ its topics, not its vector (the centroid), not its language or its coordinates. 
 Art. 28(2) forbids profiling-based ads to minors. Opt-outs match as they do for training: the
 user asked for, or any handle or numeric id on their posts.
 
-Per post, an interest scores 1.0 when its keywords match and 0.5 when, with an embedder, it is
-the post's closest interest prototype and closer than any background anchor (small talk, news);
-a child interest also scores its parent (football -> sports). A profile's interest weight is
-``1 - exp(-total / 3)`` over the decayed scores: three fresh posts on a topic make 0.63, ten make
-0.96; a weight is an absolute strength that ad ranking can compare across users, not a share.
+Interests are the topics of ``townsquare.ads.taxonomy`` (Google Topics v2, tiers 1-2), keyed by
+their integer ids; a sensitive topic (247 /News/Politics) is never scored. Per post (every weight
+below is a field of ``ClassifierConfig``, so an evaluation can tune them without editing code):
+
+- a topic scores ``keyword_score`` (1.0) when its keywords match;
+- with an embedder, the post's closest topic prototype scores ``embedding_score`` (0.5) when it
+  beats every background anchor (small talk) by ``embedding_margin``; when the closest is a
+  sensitive topic, nothing does;
+- news first: when a post matches the keywords of /News, its Local or World News, the keyword
+  scores of topics outside /News are multiplied by ``news_damping`` (0.5): a news organisation's post about a plane crash is news
+  before it is air travel, one about a siege in a café news before food (issue 19);
+- a tier-2 topic gives ``parent_share`` (1.0) of its score to its tier-1 parent (/News/World
+  News -> /News), so a campaign targeting /News reaches every kind of news reader.
+
+A profile's topic weight is ``1 - exp(-total / saturation)`` over the decayed scores (saturation
+3): three fresh posts on a topic make 0.63, ten make 0.96; a weight is an absolute strength that
+ad ranking can compare across users, not a share.
 
 Location: only from posts with public coordinates, coarsened to a country code by the nearest of
 ~110 reference cities within 600 km (``_CITIES``): approximate near borders, never finer than a
@@ -65,8 +77,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townsquare.ads.sensitive import ANCHORS, KeywordMatcher, SensitiveDetector, prototypes
-from townsquare.ads.taxonomy import INTERESTS, SENSITIVE
+from townsquare.ads.sensitive import (ANCHORS, PROFILED, KeywordMatcher, SensitiveDetector,
+                                      prototypes)
+from townsquare.ads.taxonomy import INTERESTS
 from townsquare.embed.stage import from_blobs
 from townsquare.posts import Post
 from townsquare.store.base import Store, author_key
@@ -75,23 +88,52 @@ from townsquare.store.sidecar import connect
 if TYPE_CHECKING:   # pragma: no cover
     from townsquare.protocols import Embedder
 
-__all__ = ["Profile", "ProfileBuilder", "ProfileStore", "country_of"]
+__all__ = ["ClassifierConfig", "Profile", "ProfileBuilder", "ProfileStore", "country_of"]
 
 DAY_MS = 86_400_000
-SATURATION = 3.0            # decayed post-scores at which an interest reaches 1 - 1/e
-KEYWORD_SCORE = 1.0
-EMBEDDING_SCORE = 0.5       # the embedder alone is weaker evidence than a keyword
+NEWS = 243                  # /News
+# Topics whose keywords make a post news first (``ClassifierConfig.news_damping``): news itself,
+# local and world news. Not /News/Business News: a post on the stock market is finance as much.
+DAMPING_NEWS = frozenset({243, 245, 249})
 LikesHook = Callable[[str, "int | None"], Iterable[tuple[int, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierConfig:
+    """Every weight of the per-post topic classifier (see the module docstring).
+
+        >>> ClassifierConfig(news_damping=1.0).embedding_score
+        0.5
+    """
+
+    keyword_score: float = 1.0
+    embedding_score: float = 0.5      # the embedder alone is weaker evidence than a keyword
+    embedding_margin: float = 0.0     # cosine the closest topic needs over the best anchor
+    news_damping: float = 0.5         # other topics' keyword scores in a post matching news
+    parent_share: float = 1.0         # of a tier-2 topic's score that its parent gets
+    saturation: float = 3.0           # decayed post-scores at which a topic reaches 1 - 1/e
+
+    def __post_init__(self) -> None:
+        for name in ("keyword_score", "embedding_score", "news_damping", "parent_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"ClassifierConfig.{name} must be in [0, 1], got {v}")
+        if not self.saturation > 0:
+            raise ValueError(f"ClassifierConfig.saturation must be > 0, got {self.saturation}")
+        if not -1.0 <= self.embedding_margin <= 1.0:
+            raise ValueError(f"ClassifierConfig.embedding_margin must be in [-1, 1], "
+                             f"got {self.embedding_margin}")
 
 
 # --- the profile ----------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Profile:
     """A user's ad profile. Holds no post text and no special category, by construction: interest
-    ids must be in ``INTERESTS`` and never in ``SENSITIVE`` (checked on creation)."""
+    ids must be topic ids of ``INTERESTS`` that are not sensitive (checked on creation; ids as
+    text, as JSON gives them back, become ints)."""
 
     user: str
-    interests: dict[str, float] = field(default_factory=dict)
+    interests: dict[int, float] = field(default_factory=dict)
     centroid: np.ndarray | None = None
     languages: dict[str, float] = field(default_factory=dict)
     location: str | None = None
@@ -103,11 +145,15 @@ class Profile:
 
     def __post_init__(self) -> None:
         self.user = author_key(self.user)
+        interests = {}
         for k, w in self.interests.items():
-            if k in SENSITIVE or k not in INTERESTS:
+            tid = int(k) if isinstance(k, str) and k.isdigit() else k
+            if isinstance(tid, bool) or not isinstance(tid, int) or tid not in PROFILED:
                 raise ValueError(f"not an ad interest: {k!r}")
             if not 0.0 <= w <= 1.0:
                 raise ValueError(f"interest weight out of [0, 1]: {k}={w}")
+            interests[tid] = w
+        self.interests = interests
         if self.centroid is not None:
             c = np.asarray(self.centroid, dtype=np.float32)
             if c.ndim != 1 or not np.isfinite(c).all():
@@ -119,8 +165,9 @@ class Profile:
             raise ValueError("counts must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able; the centroid as a list of floats (or None)."""
-        return {"user": self.user, "interests": dict(self.interests),
+        """JSON-able; the centroid as a list of floats (or None), topic ids as text (JSON object
+        keys; ``from_dict`` gives them back as ints)."""
+        return {"user": self.user, "interests": {str(k): w for k, w in self.interests.items()},
                 "centroid": None if self.centroid is None
                 else [round(float(x), 6) for x in self.centroid],
                 "languages": dict(self.languages), "location": self.location,
@@ -133,6 +180,18 @@ class Profile:
     def from_dict(cls, d: dict[str, Any]) -> "Profile":
         c = d.get("centroid")
         return cls(**{**d, "centroid": None if c is None else np.asarray(c, dtype=np.float32)})
+
+    def topics(self, lang: str = "en") -> list[dict[str, Any]]:
+        """The interests as topics, highest first: id, path, label in ``lang`` (English when
+        the taxonomy has no such label), weight.
+
+            >>> Profile("ann", interests={"249": 0.5}).topics("fr")[0]["label"]
+            'Actualité internationale'
+        """
+        return [{"id": i, "path": INTERESTS[i].path,
+                 "label": INTERESTS[i].labels.get(lang, INTERESTS[i].name), "weight": w}
+                for i, w in sorted(self.interests.items(),
+                                   key=lambda kv: (-kv[1], -INTERESTS[kv[0]].tier, kv[0]))]
 
 
 # --- coarse location ------------------------------------------------------------------------------
@@ -246,14 +305,16 @@ class ProfileBuilder:
     ``embedder``: adds interest prototypes and the centroid; stored vectors are reused when the
     store was embedded with the same model. ``detector``: the special-category guard (default: a
     ``SensitiveDetector`` over ``embedder``). ``profiles``: a ``ProfileStore`` whose minors get no
-    profile. ``liked``: the likes hook. ``top_k``/``min_weight``: interests kept.
+    profile. ``liked``: the likes hook. ``top_k``/``min_weight``: interests kept. ``config``: the
+    classifier's weights (``ClassifierConfig``).
     """
 
     def __init__(self, store: Store, *, embedder: "Embedder | None" = None,
                  half_life_days: float = 30.0, max_posts: int = 500,
                  detector: SensitiveDetector | None = None,
                  profiles: "ProfileStore | None" = None, liked: LikesHook | None = None,
-                 engagement_weight: float = 0.5, top_k: int = 10, min_weight: float = 0.05):
+                 engagement_weight: float = 0.5, top_k: int = 10, min_weight: float = 0.05,
+                 config: ClassifierConfig | None = None):
         if not half_life_days > 0:
             raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
         if max_posts < 1 or top_k < 1:
@@ -270,8 +331,9 @@ class ProfileBuilder:
         self.engagement_weight = float(engagement_weight)
         self.top_k = int(top_k)
         self.min_weight = float(min_weight)
-        self.matcher = KeywordMatcher(INTERESTS)
-        self.interest_ids = list(INTERESTS)
+        self.config = config if config is not None else ClassifierConfig()
+        self.matcher = KeywordMatcher(PROFILED)
+        self.interest_ids: list[int] = list(PROFILED)        # the columns of ``scores``
 
     # --- the steps --------------------------------------------------------------------------------
     def build(self, user: str | int, *, now_ms: int | None = None,
@@ -301,8 +363,8 @@ class ProfileBuilder:
         decay = np.array([0.5 ** (max(0, now - a.at) / DAY_MS / self.half_life_days)
                           for a in kept], dtype=np.float64)            # (m,)
         weights = decay * np.array([a.weight for a in kept], dtype=np.float64)
-        scores = self._interest_scores([a.text for a in kept],
-                                       None if vectors is None else vectors[keep])   # (m, k)
+        scores = self.scores([a.text for a in kept],
+                             None if vectors is None else vectors[keep])             # (m, k)
         interests = self._weights(scores, weights)
         own = [a.own for a in kept if a.own is not None]
         return Profile(
@@ -363,37 +425,58 @@ class ProfileBuilder:
                       and d.embedder.name == getattr(self.embedder, "name", None))
         return d.batch(texts, vectors=vectors if same_model else None)
 
-    def _interest_scores(self, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:
-        """(m, k) per-post interest scores: keywords 1.0, the embedder's closest interest 0.5
-        when it beats every background anchor; a child's score also goes to its parent."""
+    def scores(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """(m, k) per-post topic scores, columns ``interest_ids`` (see the module docstring):
+        keywords, the embedder's closest topic when it beats every anchor (``vectors``: the
+        texts' passage embeddings by ``embedder``; None: keywords only), news damping, then a
+        child's score to its parent."""
+        cfg = self.config
         k = len(self.interest_ids)
         col = {iid: j for j, iid in enumerate(self.interest_ids)}
+        news = [col[i] for i in self.interest_ids if i == NEWS or INTERESTS[i].parent == NEWS]
+        damping = DAMPING_NEWS & set(col)
         S = np.zeros((len(texts), k), dtype=np.float64)
         for i, t in enumerate(texts):
-            for iid in self.matcher.match(t):
-                S[i, col[iid]] = KEYWORD_SCORE
-        if vectors is not None and len(texts):
-            sims = vectors @ prototypes(self.embedder, INTERESTS).T         # (m, k)
+            hits = self.matcher.match(t)
+            damp = cfg.news_damping if hits & damping else 1.0
+            for iid in hits:
+                S[i, col[iid]] = cfg.keyword_score
+            if damp < 1.0:
+                keep = S[i, news].copy()
+                S[i] *= damp
+                S[i, news] = keep
+        if vectors is not None and len(texts) and self.embedder is not None:
+            # Every topic competes, the sensitive ones too: a post closest to /News/Politics
+            # must not fall to its runner-up; it scores nothing.
+            ids = list(INTERESTS)
+            sims = vectors @ prototypes(self.embedder, INTERESTS).T             # (m, 168)
             anchor = (vectors @ prototypes(self.embedder, ANCHORS).T).max(axis=1)   # (m,)
-            best = sims.argmax(axis=1)                                      # (m,)
+            best = sims.argmax(axis=1)                                          # (m,)
             for i, j in enumerate(best):
-                if sims[i, j] > anchor[i]:
-                    S[i, j] = max(S[i, j], EMBEDDING_SCORE)
-        for iid, cat in INTERESTS.items():
-            if cat.parent is not None:
-                S[:, col[cat.parent]] = np.maximum(S[:, col[cat.parent]], S[:, col[iid]])
+                if ids[j] in col and sims[i, j] > anchor[i] + cfg.embedding_margin:
+                    c = col[ids[j]]
+                    S[i, c] = max(S[i, c], cfg.embedding_score)
+        for iid in self.interest_ids:
+            p = INTERESTS[iid].parent
+            if p is not None and p in col:
+                S[:, col[p]] = np.maximum(S[:, col[p]], cfg.parent_share * S[:, col[iid]])
         return S
 
-    def _weights(self, scores: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    def _weights(self, scores: np.ndarray, weights: np.ndarray) -> dict[int, float]:
         if not len(weights):
             return {}
         totals = weights @ scores                                       # (k,)
-        w = 1.0 - np.exp(-totals / SATURATION)
-        order = sorted(range(len(w)), key=lambda j: (-w[j], self.interest_ids[j]))
+        w = 1.0 - np.exp(-totals / self.config.saturation)
+        # Ranked by the evidence itself, not the weight: weights saturate (two busy topics both
+        # round to 1.0 and would tie). A parent carries its children's scores, so it ties with a
+        # child whose posts are all it has: the child, more specific, goes first then.
+        order = sorted(range(len(w)), key=lambda j: (-round(float(totals[j]), 6),
+                                                     -INTERESTS[self.interest_ids[j]].tier,
+                                                     self.interest_ids[j]))
         return {self.interest_ids[j]: round(float(w[j]), 4) for j in order[:self.top_k]
                 if w[j] >= self.min_weight}
 
-    def _signals(self, kept: list[_Action], scores: np.ndarray, interests: dict[str, float],
+    def _signals(self, kept: list[_Action], scores: np.ndarray, interests: dict[int, float],
                  own: list[Post], now: int) -> list[str]:
         """Short reasons in plain words, from counts and names only (never post text)."""
         window = max(1, round(self.half_life_days))
@@ -472,10 +555,10 @@ class ProfileStore:
     deletes theirs and ``save`` refuses one.
 
         >>> ps = ProfileStore(":memory:")
-        >>> ps.save(Profile("Ann", interests={"travel": 0.5}, updated_at=1))
+        >>> ps.save(Profile("Ann", interests={332: 0.5}, updated_at=1))
         True
         >>> ps.get("@ann").interests, ps.set_minor("ann", True), ps.get("ann")
-        ({'travel': 0.5}, None, None)
+        ({332: 0.5}, None, None)
         >>> ps.save(Profile("ann")), ps.delete("ann")
         (False, False)
     """
@@ -539,7 +622,11 @@ class ProfileStore:
             return None
         d = json.loads(r[0])
         d["centroid"] = None if r[1] is None else np.frombuffer(r[1], dtype=np.float32).copy()
-        return Profile.from_dict(d)
+        try:
+            return Profile.from_dict(d)
+        except ValueError:
+            # Saved before the Topics taxonomy (slugs like "travel"): stale, so built again.
+            return None
 
     def delete(self, user: str | int) -> bool:
         """Forget a user's profile; whether there was one."""

@@ -15,18 +15,28 @@ The decision, in order:
    context (the query and its top posts, classified by ``ads.safety``; without a trained
    classifier, campaigns that ask for brand safety are not shown next to a query at all: the
    check fails closed), with budget left and under the user's frequency cap.
-3. **Ranking by expected value**: ``relevance x bid``, where relevance in [0, 1] is the proxy for
-   a click probability that this offline setting allows (no click logs exist to fit one):
+3. **Ranking by expected value**: ``relevance x bid x variety``, where relevance in [0, 1] is
+   the proxy for a click probability that this offline setting allows (no click logs exist to
+   fit one):
 
        personalized:      0.5 * interest match + 0.5 * closeness(profile centroid, campaign)
        non-personalized:  closeness(context, campaign), or 0.5 without a context
 
-   The interest match is the profile's weight on the campaign's best matching interest;
-   closeness is ``exp((cos - best cos) / 0.02)`` over the eligible campaigns (``_closeness``).
-   Ties go to the lower campaign id, so the same inputs give the same ad.
+   The interest match is the profile's weight on the campaign's best matching topic (ids of
+   ``ads.taxonomy``; a campaign targeting a tier-1 topic such as 243 /News matches a profile's
+   tier-2 /News/World News through the parent's weight, which the child feeds); closeness is
+   ``exp((cos - best cos) / 0.02)`` over the eligible campaigns (``_closeness``).
+   **Variety where it is earned**: ``variety = 1 - diversity_weight x share``, the campaign's
+   share of the last ``diversity_window`` impressions of the ledger (``ServingConfig``: 0.5 and
+   200). A campaign that took every recent impression keeps half its value, so a second campaign
+   about as relevant gets the next users; one that is not relevant (relevance near 0) stays out
+   whatever the first one's share. The per-user, per-day frequency cap (``frequency_cap``, in the
+   ledger) still bounds what one user sees of one campaign. Ties go to the lower campaign id, so
+   the same inputs and ledger give the same ad.
 4. **Copy** in the user's language: an approved creative when the advertiser has approved some
-   (the one closest to the user), else written for the user about their top matching interest
-   (``ads.creative``): the backend's draft when it passes every rule, else the template.
+   (the one closest to the user), else written for the user about their top matching topic,
+   named by its label in the user's language (``INTERESTS[id].labels[lang]``; ``ads.creative``):
+   the backend's draft when it passes every rule, else the template.
 5. **The ledger** records the impression atomically with the budget and cap checks; when a
    concurrent request took the last of either, the next candidate is tried.
 
@@ -57,6 +67,27 @@ from townsquare.store.base import Store, author_key
 from townsquare.timing import Laps
 
 TEMPERATURE = 0.02      # of the closeness of campaigns to a profile or context (``_closeness``)
+
+
+@dataclass(frozen=True, slots=True)
+class ServingConfig:
+    """The ranking's weights (see the module docstring): ``interest_share`` of relevance from the
+    interest match (the rest from closeness), ``diversity_weight`` of the variety term, and the
+    ``diversity_window``: how many of the ledger's latest impressions it reads.
+
+        >>> ServingConfig(diversity_weight=0.0)
+        ServingConfig(interest_share=0.5, diversity_weight=0.0, diversity_window=200)
+    """
+
+    interest_share: float = 0.5
+    diversity_weight: float = 0.5
+    diversity_window: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.interest_share <= 1.0 or not 0.0 <= self.diversity_weight <= 1.0:
+            raise ValueError("interest_share and diversity_weight must be in [0, 1]")
+        if self.diversity_window < 1:
+            raise ValueError(f"diversity_window must be >= 1, got {self.diversity_window}")
 
 
 class _Hit(Protocol):
@@ -124,7 +155,8 @@ class AdServer:
     def __init__(self, store: Store, campaigns: CampaignStore, profiles: ProfileStore,
                  builder: ProfileBuilder, *, writer: CopyWriter | None = None,
                  embedder: Embedder | None = None, safety: BrandSafety | None = None,
-                 engine: ContextSearch | None = None, profile_ttl_s: float = 3600.0):
+                 engine: ContextSearch | None = None, profile_ttl_s: float = 3600.0,
+                 config: ServingConfig | None = None):
         self.store = store
         self.campaigns = campaigns
         self.profiles = profiles
@@ -134,6 +166,7 @@ class AdServer:
         self.safety = safety
         self.engine = engine
         self.profile_ttl_ms = int(profile_ttl_s * 1000)
+        self.config = config if config is not None else ServingConfig()
         self._vec_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -251,14 +284,16 @@ class AdServer:
         best = max(cos.values())
         return {k: float(np.exp((v - best) / TEMPERATURE)) for k, v in cos.items()}
 
-    def _interest_match(self, c: Campaign, profile: Profile) -> tuple[float, str | None]:
-        best, name = 0.0, None
-        for want in c.targeting.interests:
-            iid = want.lower().replace(" ", "_")
-            w = profile.interests.get(iid, 0.0)
+    @staticmethod
+    def _interest_match(c: Campaign, profile: Profile) -> tuple[float, int | None]:
+        """The profile's weight on the campaign's best matching topic, and that topic's id. A
+        tier-1 target matches through its own weight, which every tier-2 child feeds."""
+        best, topic = 0.0, None
+        for tid in c.targeting.interests:
+            w = profile.interests.get(tid, 0.0)
             if w > best:
-                best, name = w, INTERESTS[iid].name if iid in INTERESTS else want
-        return best, name
+                best, topic = w, tid
+        return best, topic
 
     def run(self, user: str, *, context: str | None = None, now_ms: int | None = None,
             generate: bool = True) -> Decision | None:
@@ -282,19 +317,26 @@ class AdServer:
                     if self._eligible(c, lang, location, ctx, now) is None]
         anchor = profile.centroid if profile is not None else ctx.vec
         close = self._closeness(eligible, anchor)
+        cfg = self.config
+        shares = self.campaigns.recent_shares(cfg.diversity_window) \
+            if cfg.diversity_weight > 0 and len(eligible) > 1 else {}
         ranked = []
         for c in eligible:
             if personalized:
-                match, interest = self._interest_match(c, profile)
-                relevance = 0.5 * match + 0.5 * close.get(c.id, 0.0)
+                match, topic = self._interest_match(c, profile)
+                relevance = cfg.interest_share * match + \
+                    (1 - cfg.interest_share) * close.get(c.id, 0.0)
             else:
-                interest = None
+                topic = None
                 relevance = close.get(c.id, 0.5)
-            ranked.append((-(relevance * c.bid_cpm), c.id, c, relevance, interest))
+            variety = 1.0 - cfg.diversity_weight * shares.get(c.id, 0.0)
+            ranked.append((-(relevance * c.bid_cpm * variety), c.id, c, relevance, topic))
         ranked.sort(key=lambda r: (r[0], r[1]))
         lap("rank")
-        for _neg, _cid, c, relevance, interest in ranked:
+        for _neg, _cid, c, relevance, topic in ranked:
             show_lang = lang if lang in c.languages() else c.languages()[0]
+            interest = None if topic is None else \
+                INTERESTS[topic].labels.get(show_lang, INTERESTS[topic].name)
             copy = self._approved(c, show_lang, anchor)
             if copy is None:
                 copy = self.writer.write(c, show_lang, interest) if generate else \

@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from townsquare.ads.campaigns import Campaign, CampaignError, parse_campaign
 from townsquare.api.auth import ApiKey
 from townsquare.api.deps import RuntimeDep, check_key, require
-from townsquare.api.errors import ERRORS, ApiError
+from townsquare.api.errors import ERRORS, ApiError, from_input
 from townsquare.api.limits import SMALL_BODY_BYTES, BoundedRoute, body_limit
 from townsquare.api.runtime import Runtime
+from townsquare.services.errors import InputError
+from townsquare.services.privacy import profile_view
 from townsquare.store.base import author_key
 
 RowId = Annotated[int, Path(ge=1, lt=2**63, description="A row id (SQLite INTEGER).")]
@@ -168,11 +170,11 @@ def _any_key(request: Request, scopes: tuple[str, ...]) -> ApiKey | None:
 
 
 def _profile(rt: Runtime, user: str) -> dict:
-    ads = rt.services.ads()
-    refused = ads.consent(user)
-    p = None if refused else ads.profile(user)
-    return {"user": user, "personalized": p is not None, "reason": refused,
-            "profile": p.to_dict() if p is not None else None}
+    """The profile, or why there is none (``services.privacy.profile_view``)."""
+    try:
+        return profile_view(rt.services.ads(), user)
+    except InputError as e:
+        raise from_input(e, "invalid_user") from None
 
 
 @router.get("/v1/profile", responses=ERRORS)

@@ -16,9 +16,9 @@ the OpenAI-compatible chat (``api.chat``), ads (``api.ads``) and the web page (`
     >>> rt.close()
 
 The routes live in routers, one module per area (``routes_service``, ``routes_posts``,
-``routes_search``, ``routes_happening``, ``chat``, ``ads``); what they depend on (the runtime,
-a key with a scope) in ``api.deps``; errors in ``api.errors``: always JSON, with a 4xx status
-that says whose fault it is; bounds on request bodies (size per route, JSON depth) in
+``routes_search``, ``routes_happening``, ``chat``, ``ads``, ``privacy``); what they depend on
+(the runtime, a key with a scope) in ``api.deps``; errors in ``api.errors``: always JSON, with a
+4xx status that says whose fault it is; bounds on request bodies (size per route, JSON depth) in
 ``api.limits``. Ids are strings (they exceed JavaScript's 2^53). Every endpoint that does work
 reports ``timings_ms``.
 """
@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from townsquare import __version__
-from townsquare.api import ads, chat, routes_happening, routes_posts, routes_search, routes_service
+from townsquare.api import (ads, chat, privacy, routes_happening, routes_posts, routes_search,
+                            routes_service)
 from townsquare.api.auth import KeyStore
 from townsquare.api.deps import Access
 from townsquare.api.errors import install_error_handlers
@@ -56,7 +57,8 @@ def create_app(runtime: Runtime, *, keys: KeyStore | None, auth: bool = True) ->
     # Outermost: a body over its route's limit is refused before anything reads it.
     app.add_middleware(BodyLimit, api=app)
     install_error_handlers(app)
-    for module in (routes_service, routes_posts, routes_search, routes_happening, chat, ads):
+    for module in (routes_service, routes_posts, routes_search, routes_happening, chat, ads,
+                   privacy):
         app.include_router(module.router)
     routes_service.add_web_page(app)
     return app

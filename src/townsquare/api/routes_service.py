@@ -19,6 +19,7 @@ from townsquare.api.chat import MODELS
 from townsquare.api.deps import RuntimeDep, require
 from townsquare.api.errors import ERRORS
 from townsquare.follow.stats import read_stats, state_folder
+from townsquare.services.freshness import arm_lags
 from townsquare.web import STATIC_DIR
 
 router = APIRouter(tags=["service"])
@@ -41,7 +42,9 @@ def info(request: Request) -> dict:
 @router.get("/v1/stats", responses=ERRORS)
 def stats(rt: RuntimeDep, _k=require("read")) -> dict:
     """The store's counts (sources, languages, days, quarantine), index lags, writer."""
-    s = rt.services.reader().stats()
+    reader = rt.services.reader()
+    s = reader.stats()
+    s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical)   # each search arm's lag
     s["indexes"] = {"lag_posts": rt.lags(), "lexical_refresh": rt.indexer.refresh_stats(),
                     "errors": rt.errors.count, "last_error": rt.errors.last}
     s["writer"] = {"transactions": rt.writer.transactions}

@@ -18,6 +18,8 @@
     townsquare delete ID...                      # remove posts from every index; never re-ingested
     townsquare compact [--json]                  # after deletes: rewrite what may hold their bytes
     townsquare export [--format jsonl] [-o FILE] # every post, with its sources' labels
+    townsquare export --user USER [-o FILE]      # all held about a user (GDPR Art. 15)
+    townsquare optout USER [--undo]              # no ad profile, out of training (``cli.privacy``)
     townsquare follow bluesky [--json]           # a live stream until stopped (``cli.follow``)
 
 Global options, before the command: ``--home DIR``, ``--store postgresql://...`` and
@@ -27,7 +29,7 @@ Every command also takes its own ``--home DIR``, which wins.
 One module per group of commands, each registering on ``cli.common.app``: ``ingest`` (ingest,
 stats, quarantine, enrich, delete, export), ``search`` (search, embed), ``happening`` (trends,
 stories, story, summarize), ``ads``, ``jobs``, ``serve`` (serve, keys, migrate), ``store``,
-``train``, ``maintenance`` (compact), ``follow``.
+``train``, ``maintenance`` (compact), ``follow``, ``privacy`` (optout).
 
 Each command imports the subsystem it drives inside its own body, on purpose: every command module
 is loaded to register its commands, and importing all subsystems up front (FastAPI, Dask, torch,
@@ -45,6 +47,7 @@ import typer
 from townsquare.cli import ingest, search, happening, ads, jobs, serve, store, train  # noqa: F401
 from townsquare.cli import maintenance  # noqa: F401
 from townsquare.cli import follow  # noqa: F401
+from townsquare.cli import privacy  # noqa: F401
 from townsquare.cli.common import app, fail
 from townsquare.settings import Settings, SettingsError
 

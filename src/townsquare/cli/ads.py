@@ -122,9 +122,11 @@ def creatives_generate(ctx: typer.Context, campaign: str, home: Home = None,
         writer = CopyWriter(get_llm(settings, backend), detector=SensitiveDetector())
     except BackendError as e:
         fail(str(e))
-    hooks = [None] + [INTERESTS[i].name if i in INTERESTS else i for i in c.targeting.interests]
+    show = lang or c.languages()[0]
+    hooks = [None] + [INTERESTS[i].labels.get(show, INTERESTS[i].name)
+                      for i in c.targeting.interests if i in INTERESTS]
     for k in range(max(1, n)):
-        copy = writer.write(c, lang or c.languages()[0], hooks[k % len(hooks)])
+        copy = writer.write(c, show, hooks[k % len(hooks)])
         cid = store.add_creative(c.id, copy.lang, copy.text, copy.origin)
         out.print(f"creative {cid} ({copy.origin}, pending): {copy.text}", highlight=False)
 
@@ -239,30 +241,32 @@ def profile(ctx: typer.Context,
     """What the ads know about a user (interests, languages, why), or delete it."""
     from townsquare.ads.profiles import ProfileStore
     from townsquare.ads.serving import ADS_DB, build_ad_server
+    from townsquare.services.errors import InputError
     from townsquare.services.indexes import embedder_for
+    from townsquare.services.privacy import profile_view
     settings = settings_of(ctx, home)
     folder = settings.home
     if delete:
         gone = ProfileStore(folder / ADS_DB).delete(user)
         out.print(f"profile of {user} " + ("deleted" if gone else "did not exist") +
                   " (it is rebuilt from public posts only if ads are served to them again; "
-                  "opt out with the store's opt-out to stop that)")
+                  "`townsquare optout USER` stops that)")
         return
     with store_of(settings) as store:
         server = build_ad_server(store, folder, embedder=embedder_for(store, settings))
-        refused = server.consent(user)
-        p = None if refused else server.profile(user)
-    d = {"user": user, "personalized": p is not None, "reason": refused,
-         "profile": p.to_dict() if p is not None else None}
+        try:
+            d = profile_view(server, user)
+        except InputError as e:
+            fail(f"{e.field}: {e}")
     if json_out:
         print_json(d)
         return
+    p = d["profile"]
     if p is None:
-        out.print(f"no profile for {user}: {refused or 'no posts of theirs in the store'}")
+        out.print(f"no profile for {user}: {d['message']}", highlight=False)
         return
-    top = sorted(p.interests.items(), key=lambda kv: -kv[1])[:8]
-    out.print(f"[bold]{user}[/]: interests " + ", ".join(f"{k} {v:.2f}" for k, v in top),
-              highlight=False)
-    out.print(f"languages {p.languages}; location {p.location or '-'}", highlight=False)
-    for s in getattr(p, "signals", []):
+    out.print(f"[bold]{user}[/]: interests " + ", ".join(
+        f"{t['label']} ({t['id']}) {t['weight']:.2f}" for t in d["topics"][:8]), highlight=False)
+    out.print(f"languages {p['languages']}; location {p.get('location') or '-'}", highlight=False)
+    for s in p.get("signals", []):
         out.print(f"  - {s}", highlight=False)

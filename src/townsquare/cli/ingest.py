@@ -7,6 +7,7 @@
     townsquare enrich [--json]
     townsquare delete ID...
     townsquare export [--format jsonl] [-o FILE]
+    townsquare export --user USER [-o FILE]      # everything held about one user (services.privacy)
 
 Commands import their machinery when they run, so ``townsquare --help`` starts fast.
 """
@@ -29,6 +30,7 @@ from townsquare.cli.common import (
     app,
     err,
     fail,
+    input_errors,
     out,
     print_json,
     printable,
@@ -174,10 +176,12 @@ def ingest(
 def stats(ctx: typer.Context, home: Home = None, json_out: Json = False) -> None:
     """Posts per source, language and day; quarantine; the late stage's lag; followed streams."""
     from townsquare.follow.stats import read_stats, state_folder
+    from townsquare.services.freshness import home_arm_lags
 
     settings = settings_of(ctx, home)
     with store_of(settings) as store:
         s = store.stats()
+        s["freshness"] = home_arm_lags(store, settings.home)   # lexical, fast, e5: posts, s
     s["follow"] = read_stats(state_folder(settings.home), time.time())   # `townsquare follow`
     if json_out:
         print_json(s)
@@ -264,11 +268,18 @@ def delete(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Po
 def export(ctx: typer.Context, home: Home = None,
            fmt: Annotated[str, typer.Option("--format", help="Output format.")] = "jsonl",
            output: Annotated[Optional[Path], typer.Option("--output", "-o",
-                                                          help="File (default: stdout).")] = None
-           ) -> None:
-    """Every post as JSON Lines (townsquare's format: re-ingestible with `townsquare ingest`)."""
+                                                          help="File (default: stdout).")] = None,
+           user: Annotated[Optional[str], typer.Option(
+               "--user", help="Only what is held about this handle or id, as one JSON document "
+                              "(GDPR Art. 15): posts, ad profile, opt-out, ads shown and why.")
+           ] = None) -> None:
+    """Every post as JSON Lines (townsquare's format: re-ingestible with `townsquare ingest`), or
+    with --user everything held about one user."""
     if fmt != "jsonl":
         raise typer.BadParameter(f"unknown format {fmt!r}; supported: jsonl", param_hint="--format")
+    if user is not None:
+        _export_user(settings_of(ctx, home), user, output)
+        return
     from townsquare.export import export_jsonl
 
     with store_of(settings_of(ctx, home)) as store:
@@ -278,3 +289,22 @@ def export(ctx: typer.Context, home: Home = None,
             with open(output, "wb") as f:
                 n = export_jsonl(store, f)
     err.print(f"exported {n:,} posts")
+
+
+def _export_user(settings, user: str, output: Optional[Path]) -> None:
+    """``export --user``: ``services.privacy.write_export`` to a file or stdout."""
+    from townsquare.services.privacy import ad_stores, write_export
+
+    profiles, campaigns = ad_stores(settings.home)
+    with store_of(settings) as store, input_errors():
+        if output is None:
+            counts = write_export(sys.stdout.buffer, store, profiles, campaigns, user,
+                                  corpus_dir=settings.corpus_dir)
+        else:
+            with open(output, "wb") as f:
+                counts = write_export(f, store, profiles, campaigns, user,
+                                      corpus_dir=settings.corpus_dir)
+    profiles.close()
+    campaigns.close()
+    err.print(f"exported {counts['posts']:,} posts and {counts['impressions']:,} ad impressions "
+              f"of {printable(user, markup=True)}", highlight=False)

@@ -11,9 +11,11 @@
     1212092628029698048
 
 ``base``: :class:`Embedder`, the base of the implementations in ``models`` (``e5-small-q4``,
-``minilm-l6-int8``) and ``e5onnx`` (``e5-small-int8``, the default); :func:`get_embedder` builds
-one by name. ``index``: :class:`VectorIndex` (faiss HNSW, or an exact numpy scan when faiss is
-missing); ``sync``: that index kept in step with a store; ``stage``: the embedding stage.
+``minilm-l6-int8``), ``e5onnx`` (``e5-small-int8``, the default) and ``static`` (``m2v-e5``, a
+static model distilled from e5: the fast tier); :func:`get_embedder` builds one by name.
+``index``: :class:`VectorIndex` (faiss HNSW, or an exact numpy scan when faiss is missing);
+``sync``: that index kept in step with a store; ``stage``: the embedding stage; ``tiers``: the
+fast tier in front of e5's index, a query searching both.
 """
 from townsquare.embed.base import DEFAULT_CACHE_DIR, MAX_TOKENS, Embedder
 from townsquare.embed.index import VectorIndex, faiss_available

