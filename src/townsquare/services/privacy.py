@@ -55,9 +55,9 @@ import orjson
 from townsquare.ads.campaigns import CampaignStore
 from townsquare.ads.profiles import ProfileStore
 from townsquare.ads.serving import ADS_DB, AdServer
+from townsquare.posts import Post
 from townsquare.services.errors import InputError
 from townsquare.store.base import Store, author_key
-from townsquare.store.sidecar import connect
 from townsquare.train.corpus import MANIFEST_FILE, CorpusManifest, author_digest
 
 __all__ = ["ad_stores", "consent", "export_impressions", "export_posts", "export_summary",
@@ -180,12 +180,10 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def export_posts(store: Store, user: str | int, *, cursor: str | None = None,
-                 limit: int = PAGE) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the user's posts, newest first, each as ``Post.to_dict`` with ``sources``
-    (the dataset, file, line and labels of every source that holds it); and the cursor of the
-    next page (None after the last)."""
-    key, after, limit = _key(user), _cursor(cursor), _limit(limit)
+def _posts_page(store: Store, key: str, after: tuple[int, int] | None,
+                limit: int) -> tuple[list[Post], str | None]:
+    """One page of the posts authored as ``key``, newest first, after the cursor ``after``
+    (``(created_at, id)``), and the next page's cursor."""
     fetch = limit + 1
     while True:
         got = store.posts_by_author(key, limit=fetch,
@@ -195,7 +193,16 @@ def export_posts(store: Store, user: str | int, *, cursor: str | None = None,
             break
         fetch *= 2              # more posts than a page share the cursor's millisecond
     nxt = f"{page[limit - 1].created_at or 0}:{page[limit - 1].id}" if len(page) > limit else None
-    return [{**p.to_dict(), "sources": store.sources_of(p.id)} for p in page[:limit]], nxt
+    return page[:limit], nxt
+
+
+def export_posts(store: Store, user: str | int, *, cursor: str | None = None,
+                 limit: int = PAGE) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the user's posts, newest first, each as ``Post.to_dict`` with ``sources``
+    (the dataset, file, line and labels of every source that holds it); and the cursor of the
+    next page (None after the last)."""
+    page, nxt = _posts_page(store, _key(user), _cursor(cursor), _limit(limit))
+    return [{**p.to_dict(), "sources": store.sources_of(p.id)} for p in page], nxt
 
 
 def export_impressions(campaigns: CampaignStore, user: str | int, *, cursor: str | None = None,
@@ -242,7 +249,13 @@ def _training(store: Store, key: str, names: list[str], corpus_dir: Path | None)
         return None
     m = CorpusManifest.load(corpus_dir)
     in_corpus = set(m.ids())
-    held = sum(1 for p in _all_posts(store, key) if int(p["id"]) in in_corpus)
+    held, after = 0, None
+    while True:                      # ids only: the posts' sources are the export's to read
+        page, nxt = _posts_page(store, key, after, MAX_PAGE)
+        held += sum(1 for p in page if p.id in in_corpus)
+        if nxt is None:
+            break
+        after = _cursor(nxt)
     listed = {author_digest(n) for n in names} & set(m.opted_out_authors)
     return {"corpus_built_at": m.created_at, "posts_in_corpus": held,
             "left_out_as_opted_out": bool(listed)}
