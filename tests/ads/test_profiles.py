@@ -124,10 +124,26 @@ def test_time_decay_orders_interests(store):
     write(store,
           *[post(f"Hiking the mountain trail, day {i}", days_ago=90 + i) for i in range(4)],
           *[post(f"New sourdough recipe attempt {i}", days_ago=1 + i) for i in range(2)])
-    p = ProfileBuilder(store, half_life_days=30).build("ann", now_ms=NOW)
+    from townsquare.ads.profiles import ClassifierConfig
+    decay_only = ClassifierConfig(long_term=0.0)
+    p = ProfileBuilder(store, half_life_days=30, config=decay_only).build("ann", now_ms=NOW)
     assert list(p.interests)[:2] == [RECIPES, FOOD]     # a child before its parent on a tie
-    slow = ProfileBuilder(store, half_life_days=3650).build("ann", now_ms=NOW)
+    slow = ProfileBuilder(store, half_life_days=3650, config=decay_only).build("ann", now_ms=NOW)
     assert OUTDOORS in list(slow.interests)[:2]                       # counts win undecayed
+
+
+def test_long_term_share_keeps_what_an_account_always_posts_about(store):
+    """Issue 19: a news outlet's four old news posts were outweighed by one recent post on
+    something else. By default half of a post's weight never decays (``long_term``)."""
+    write(store,
+          *[post(f"Hiking the mountain trail, day {i}", days_ago=90 + i) for i in range(4)],
+          *[post(f"New sourdough recipe attempt {i}", days_ago=1 + i) for i in range(2)])
+    p = ProfileBuilder(store, half_life_days=30).build("ann", now_ms=NOW)
+    assert list(p.interests)[0] == OUTDOORS, p.topics()
+    assert RECIPES in p.interests                                     # the recent one still counts
+    with pytest.raises(ValueError, match="long_term"):
+        from townsquare.ads.profiles import ClassifierConfig
+        ClassifierConfig(long_term=1.5)
     assert all(0 < w <= 1 for w in p.interests.values())
 
 
