@@ -28,11 +28,37 @@ the CPU with the server, as a load balancer or a client on the same host would.
    the size of ``townsquare.db-wal`` every 100 ms: its peak over the run, beside how much the
    database file grew, and its size after 3 s idle and after SIGTERM. Target: peak <= 4x the
    database's growth or 256 MB, whichever is larger.
+5. **Semantic findability** (``--findability``, a run of its own: its server holds e5 vectors,
+   which would change 1.-3.). A fresh home of ``--findability-prefill`` real posts with their
+   e5 vectors (copied from the eval store, its faiss index built before the server starts), a
+   server with the fast tier on (``TOWNSQUARE_FAST_MODEL=m2v-e5``, ``docs/embedding-tiers.md``)
+   and, in the same run, one with it off (e5 alone: the baseline). Open-loop ingest at
+   ``--rate`` as in 2., while every ``--marker-every`` seconds a marker post is sent: a French
+   sentence (an animal doing something somewhere) under a fresh id, polled every second
+   (``top`` mode, limit 100; each poll is a real search, so the polls are a search load of
+   their own, up to ~10/s). Markers are sent until ``--marker-timeout`` before the ingest ends,
+   so that every poll runs under the full load. Each rate of ``--findability-rates`` (default
+   5,700, the target, and 1,500, which 2 cores sustain with room for the rest) runs on a
+   fresh copy of the home:
+
+   - *cross-lingual*: by its English translation, which shares no word with it (only the
+     semantic arm can find it): the issue's target, p99 <= 5 s;
+   - *own text* (every other marker): by its own French text, until the semantic arm (not only
+     BM25) returns it: how long the pipeline takes to make a post semantically searchable,
+     whatever the model's quality.
+
+   Each of the 24 sentences comes back every 48 markers: the earlier copies stay (deleting them
+   would rewrite the faiss file at every refresh, ``embed.sync``), and the late stage, which
+   would link them as near-duplicates, is far behind at this rate. ``/v1/stats`` is read every
+   second: each arm's lag in posts and seconds. Results: ``semantic_findability`` in
+   ``bench/results/serve.json`` and its section in ``serve.md`` (the other phases' figures there
+   are kept). The code is in ``bench/findability.py``.
 
 Run
 ---
     python eval/search.py                 # once: builds the store of real posts
     python bench/serve.py --write-results
+    python bench/serve.py --findability --write-results
 
 Results: ``bench/results/serve.json`` and ``bench/results/serve.md``.
 """
@@ -127,7 +153,8 @@ def prefill(home: Path, posts) -> dict:
             "stories_s": round(t3 - t2, 1)}
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
+def start_server(home: Path, env: dict[str, str] | None = None
+                 ) -> tuple[subprocess.Popen, str, str]:
     import socket
 
     import httpx
@@ -140,7 +167,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen([sys.executable, "-m", "townsquare", "serve", "--home", str(home),
                              "--port", str(port), "--backend", "extractive", "--log-level",
                              "warning"], stdout=open(home / "server.log", "wb"),
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -469,6 +496,11 @@ def render(res: dict) -> str:
                   f"{wal['target_mb']} MB: **{'met' if wal['met'] else 'not met'}**. After 3 s "
                   f"idle: {wal['after_idle_mb']} MB; after SIGTERM: {wal['after_sigterm_mb']} MB.",
                   ""]
+    if res.get("semantic_findability"):
+        from findability import render_findability    # bench/findability.py: phase 5
+        lines += render_findability(res["semantic_findability"])
+        lines += [f"Command: `{res['semantic_findability']['command']}`; "
+                  f"{res['semantic_findability']['date']}.", ""]
     lines += [f"Command: `{res['command']}`; {res['date']}."]
     return "\n".join(lines) + "\n"
 
@@ -482,8 +514,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summarize-rate", type=float, default=1.0, help="summaries/s in the mix")
     ap.add_argument("--profile", type=Path, help="py-spy the server during the freshness phase "
                                                  "(collapsed stacks to this file)")
+    ap.add_argument("--findability", action="store_true",
+                    help="run only 5., time to semantic findability (see the docstring)")
+    ap.add_argument("--findability-prefill", type=int, default=20_000)
+    ap.add_argument("--marker-timeout", type=float, default=10.0)
+    ap.add_argument("--marker-every", type=float, default=1.0)
+    ap.add_argument("--findability-rates", default="5700,1500",
+                    type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                    help="ingest rates (posts/s) of 5., each with and without the fast tier")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
+    if args.findability:
+        from findability import findability_main       # bench/findability.py: phase 5
+        return findability_main(args, argv)
     posts = source_posts(args.prefill + 100_000)
     pre, stream = posts[:args.prefill], posts[args.prefill:]
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

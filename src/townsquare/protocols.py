@@ -26,7 +26,7 @@ This module sits on the ground floor: it imports only ``typing``, numpy and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -75,7 +75,9 @@ class VectorIndex(Protocol):
 
 @runtime_checkable
 class LexicalIndex(Protocol):
-    """Fast top-k BM25 over post texts, derived from the store (which stays exact)."""
+    """Fast top-k BM25 over post texts with the query's operators, derived from the store (which
+    stays exact): what ``search.engine`` calls. Its query and hit types live in ``search``
+    (this module imports nothing above the ground floor), hence ``Any`` here."""
 
     def lag(self, max_seq: int | None = None) -> int:
         """Posts not indexed yet, up to ``max_seq`` (default: the store's newest)."""
@@ -89,12 +91,25 @@ class LexicalIndex(Protocol):
         """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""
         ...
 
-    def top(self, node: Node, k: int, *, since_ms: int | None = None,
-            until_ms: int | None = None) -> tuple[list[tuple[int, float]], int] | None:
-        """``([(id, bm25)], total matches)`` for the query's positive text, best first; None
-        when the query has no text this index can search."""
+    def unsettled(self) -> int:
+        """At most how many indexed posts wait to be indexed again with the language the late
+        stage has given them since (``refresh`` does it)."""
         ...
 
-    def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
-        """BM25 top-k of posts holding any of ``parts`` (words or phrases), best first."""
+    def compile(self, node: Node, *, now_ms: int, max_seq: int | None = None) -> Any:
+        """``node`` as this index's query plus the residual the store still checks on its hits
+        (``search.lexquery.Compiled``: ``.query``, ``.residual``, a ``Node`` or None)."""
+        ...
+
+    def any_query(self, parts: list[str], node: Node | None, *, now_ms: int,
+                  max_seq: int | None = None) -> Any | None:
+        """Like ``compile``, for posts holding ANY of ``parts`` (words or phrases) that satisfy
+        ``node`` (None: no condition); None when no part has a word."""
+        ...
+
+    def search(self, query: Any, k: int, *, order: str = "rank", count: bool = False,
+               fields: bool = True, max_seq: int | None = None) -> Any:
+        """The top ``k`` hits of a compiled query among posts with ``seq`` at most ``max_seq``,
+        by BM25 (``rank``) or newest first (``time``) (``search.lexindex.Hits``: ``.ids``,
+        ``.keys``, the ranking fields ``.fields`` as ``search.rank.RankColumns``, ``.total``)."""
         ...

@@ -27,6 +27,9 @@ Environment variables (all optional):
 ``TOWNSQUARE_LLM_API_KEY``   its key (else ``OPENAI_API_KEY``)
 ``TOWNSQUARE_LLM_GGUF``      a GGUF file for the local backend instead of the packaged model
 ``TOWNSQUARE_EMBED_MODEL``   the embedding model for stores that have none yet
+``TOWNSQUARE_FAST_MODEL``    the fast embedding tier in front of e5 (``docs/embedding-tiers.md``):
+                             ``none`` (default), ``auto`` (``m2v-e5`` when its table is already
+                             built), ``m2v-e5`` (built on first use, ~4 min)
 ``TOWNSQUARE_CACHE``         where exported models are cached (default ``~/.cache/townsquare``)
 =========================== ===================================================================
 
@@ -35,6 +38,7 @@ The config file holds the same settings by section::
     home = "/srv/townsquare"
     store_url = "postgresql://db/townsquare"
     embed_model = "e5-small-int8"
+    fast_model = "none"
     [llm]
     backend = "openai"
     base_url = "http://127.0.0.1:8080/v1"
@@ -66,6 +70,18 @@ WORKER_ENV = "TOWNSQUARE_SERVE"
 
 class SettingsError(ValueError):
     """A setting that cannot be used as given (says which and why)."""
+
+
+def _fast_model(value: str | None) -> str | None:
+    """The ``fast_model`` setting, lower-cased; "" is None (the default: no fast tier).
+
+    >>> _fast_model(" None "), _fast_model("auto"), _fast_model("m2v-e5"), _fast_model("")
+    ('none', 'auto', 'm2v-e5', None)
+    """
+    if not isinstance(value, (str, type(None))):      # a TOML number or list, say
+        raise SettingsError(f"fast_model: expected a model name, 'auto' or 'none', got {value!r}")
+    v = (value or "").strip().lower()
+    return v or None
 
 
 def _store_url(url: str | None, where: str = "store URL") -> str | None:
@@ -128,6 +144,12 @@ class Settings:
     store_url: str | None = None      # a postgresql:// URL: server mode
     llm: LLMSettings = field(default_factory=LLMSettings)
     embed_model: str | None = None    # for a store with no vectors yet (None: the default model)
+    # The fast embedding tier in front of e5 (``embed.tiers``; ``services.indexes.fast_model_for``
+    # decides): None or "none" (off, the default), "auto", or a fast model's name ("m2v-e5").
+    # Off by default: on 2 cores at 5,700 posts/s its thread took the CPU the lexical index
+    # needs (lexical lag p50 0.1 -> 2.6 s, bench/serve.py --findability), and its cross-lingual
+    # quality is far below e5's (eval/search.py --embedders e5-small-int8,m2v-e5).
+    fast_model: str | None = None
     # Files derived from installed packages, the same for every home (the ONNX exports of the
     # embedding models, ~15 s each to make): one cache per user, not one per data folder.
     cache_dir: Path | None = None     # None: $TOWNSQUARE_CACHE, else ~/.cache/townsquare
@@ -135,6 +157,7 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home))
         object.__setattr__(self, "store_url", _store_url(self.store_url))
+        object.__setattr__(self, "fast_model", _fast_model(self.fast_model))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir) if self.cache_dir
                            else default_cache_dir(os.environ))
 
@@ -182,7 +205,7 @@ class Settings:
     @classmethod
     def load(cls, *, home: str | Path | None = None, store_url: str | None = None,
              config_file: str | Path | None = None, llm: Mapping[str, Any] | None = None,
-             embed_model: str | None = None,
+             embed_model: str | None = None, fast_model: str | None = None,
              environ: Mapping[str, str] | None = None) -> "Settings":
         """Flags (the arguments), over the environment (``environ``, default ``os.environ``),
         over the config file, over the defaults."""
@@ -211,6 +234,7 @@ class Settings:
                               conf_llm.get("api_key")) or env.get("OPENAI_API_KEY")),
                 gguf=pick(llm.get("gguf"), "TOWNSQUARE_LLM_GGUF", conf_llm.get("gguf"))),
             embed_model=pick(embed_model, "TOWNSQUARE_EMBED_MODEL", conf.get("embed_model")),
+            fast_model=pick(fast_model, "TOWNSQUARE_FAST_MODEL", conf.get("fast_model")),
             cache_dir=(Path(conf["cache_dir"]) if conf.get("cache_dir") and
                        not env.get("TOWNSQUARE_CACHE") else default_cache_dir(env)))
 
@@ -231,7 +255,8 @@ class Settings:
         s = d["settings"]
         return cls(home=Path(s["home"]), store_url=s.get("store_url"),
                    llm=LLMSettings(**s.get("llm", {})),
-                   embed_model=s.get("embed_model"), cache_dir=s.get("cache_dir")), d.get("extra", {})
+                   embed_model=s.get("embed_model"), fast_model=s.get("fast_model"),
+                   cache_dir=s.get("cache_dir")), d.get("extra", {})
 
     @classmethod
     def for_worker(cls, environ: Mapping[str, str] | None = None

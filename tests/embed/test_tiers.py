@@ -3,6 +3,7 @@ catches up, searches find a post before and after, and deletes leave both tiers.
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
@@ -11,7 +12,13 @@ from townsquare.embed.e5onnx import E5OnnxEmbedder, export_e5_int8, tokenizer_fo
 from townsquare.embed.stage import EmbedStage
 from townsquare.embed.static import StaticE5Embedder
 from townsquare.embed.sync import StoreVectors
-from townsquare.embed.tiers import QueryVector, TieredEmbedder, TieredVectors, to_e5_scale
+from townsquare.embed.tiers import (
+    FastModel,
+    QueryVector,
+    TieredEmbedder,
+    TieredVectors,
+    to_e5_scale,
+)
 from townsquare.posts import Post
 from townsquare.search.engine import SearchConfig, SearchEngine
 from townsquare.store.base import Stored
@@ -131,7 +138,9 @@ def test_query_vector_is_e5s_and_carries_the_fast_one(models):
     assert isinstance(qv, QueryVector) and qv.shape == (e5.dim,)
     np.testing.assert_array_equal(np.asarray(qv), e5.query(QUERY))
     np.testing.assert_array_equal(qv.fast, fast.query(QUERY))
-    assert (qv * 0.5).fast is None                         # a moved vector is e5's alone
+    moved = qv * 0.5 + 0.1 * np.asarray(qv)                # the engine's feedback step
+    assert type(moved) is np.ndarray and getattr(moved, "fast", None) is None   # e5's alone
+    assert type(np.ones((3, e5.dim), np.float32) @ qv) is np.ndarray            # scores
 
 
 def test_calibration_is_monotone_onto_e5s_range():
@@ -147,3 +156,44 @@ def test_the_tiers_satisfy_the_engines_protocols(store, models):
     assert isinstance(fast, protocols.Embedder)
     assert isinstance(TieredVectors(store, StoreVectors(store, None, e5.dim), fast),
                       protocols.VectorIndex)
+
+
+def test_a_server_tier_never_waits_for_its_model(store, models):
+    """The server: the model loads on a thread of its own (a first distillation takes minutes),
+    and e5 alone answers meanwhile; then the next refresh fast-embeds the backlog."""
+    e5, fast = models
+    _ingest(store, POSTS)
+    gate = threading.Event()
+
+    def load(progress):
+        progress(1, 2)
+        assert gate.wait(30)
+        return fast
+
+    model = FastModel("m2v-e5", fast.dim, load)
+    vectors = TieredVectors(store, StoreVectors(store, None, e5.dim), model,
+                            wait_for_model=False)
+    emb = TieredEmbedder(e5, model)
+    assert vectors.refresh() == 0 and len(vectors.fast) == 0         # returns at once
+    assert vectors.freshness()["state"] in ("loading", "distilling")
+    assert vectors.freshness()["posts"] == len(POSTS)
+    assert emb.query(QUERY).fast is None                              # e5 alone meanwhile
+    gate.set()
+    model._thread.join(30)
+    assert vectors.freshness()["state"] == "ready" and emb.query(QUERY).fast is not None
+    assert [vectors.refresh() for _ in range(2)] == [len(POSTS), 0]
+    assert vectors.freshness()["posts"] == 0 and len(vectors.fast) == len(POSTS)
+
+
+def test_a_model_that_fails_to_load_leaves_e5_alone(store, models):
+    e5, _ = models
+    _ingest(store, POSTS)
+
+    def load(progress):
+        raise FileNotFoundError("no teacher")
+
+    vectors = TieredVectors(store, StoreVectors(store, None, e5.dim),
+                            FastModel("m2v-e5", 256, load))
+    assert vectors.refresh() == 0
+    assert vectors.freshness()["state"] == "failed"
+    assert "no teacher" in vectors.freshness()["error"]

@@ -26,6 +26,17 @@ connection leaves that to it, so a commit never waits for a checkpoint).
 A store that indexes itself (PostgreSQL: its GIN full-text and pgvector's HNSW indexes, current
 at commit) needs neither index: the indexer then has nothing to catch up.
 
+With a fast embedding tier (``embedder`` a ``TieredEmbedder``, ``embed.tiers``), the indexer
+keeps ``tiers`` too, refreshed by a thread of its own (``FastTierLoop``, with its own
+connection) every ``refresh_s``: it fast-embeds the posts that landed since, so that they are
+found semantically within a refresh or two, long before the background's e5 stage reaches them,
+and drops from the fast tier whatever the e5 index holds since. Its own thread, because under a
+heavy stream the tantivy refresh takes seconds, and the fast tier must not wait for it (nor it
+for the fast tier). The fast model loads on yet another thread when they start (a first
+distillation takes minutes: search uses e5 alone meanwhile). A test that steps the indexer
+without its threads (``refresh``) refreshes the fast tier in the same call, loading the model
+first.
+
 Deletions reach search at the next refresh (each index reads the store's deletions log). Their
 bytes go at the maintenance step (``services.maintenance``), which the indexer runs by itself:
 once posts were deleted since its last run and no post was written or deleted for
@@ -46,9 +57,13 @@ import numpy as np
 
 from townsquare.api.loops import Loop, StepErrors
 from townsquare.embed.sync import StoreVectors
+from townsquare.embed.tiers import TieredEmbedder, TieredVectors
 from townsquare.protocols import Embedder, VectorIndex
+from townsquare.services.freshness import publish_indexes, unpublish_indexes
 from townsquare.services.indexes import lexical_index, vector_index
 from townsquare.services.maintenance import compact_lexical, compact_vectors
+from townsquare.settings import DB_FILE
+from townsquare.store import open_store
 from townsquare.store.base import Store
 
 
@@ -61,6 +76,11 @@ class _LockedVectors:
     @property
     def model(self) -> str | None:
         return self._v.model
+
+    @property
+    def watermark(self) -> int | None:
+        """The index file's watermark (what the fast tier reads to drop what e5 holds)."""
+        return getattr(self._v, "watermark", None)
 
     def __len__(self) -> int:
         return len(self._v)
@@ -85,6 +105,7 @@ class Indexer(Loop):
                  *, refresh_s: float, checkpoint_s: float = 2.0):
         super().__init__()
         self.store = store
+        self.home = Path(home)
         self.errors = errors
         self.refresh_s = refresh_s
         self.checkpoint_s = checkpoint_s
@@ -95,6 +116,15 @@ class Indexer(Loop):
             vector_index(store, home, embedder)
             if embedder is not None and not store.indexes_in_store else None)
         self.vectors_lock = threading.Lock()
+        # The fast tier in front of it: searched by request threads (the e5 part behind the
+        # lock, the fast index behind its own), refreshed by its own thread and connection.
+        self.tiers: TieredVectors | None = None
+        self.fast_loop: FastTierLoop | None = None
+        if self.vectors is not None and isinstance(embedder, TieredEmbedder):
+            self.tiers = TieredVectors(open_store(self.home / DB_FILE),
+                                       _LockedVectors(self.vectors, self.vectors_lock),
+                                       embedder.fast)
+            self.fast_loop = FastTierLoop(self.tiers, errors, refresh_s=refresh_s)
         self.refresh_ms: deque[float] = deque(maxlen=1000)   # recent tantivy refreshes
         self.compact_idle_s = 30.0
         self.compact_max_wait_s = 3600.0
@@ -108,20 +138,27 @@ class Indexer(Loop):
         self._due_since: float | None = None
 
     def shared_vectors(self) -> VectorIndex | None:
-        """The vector index for request threads to search (None: none beside the store)."""
+        """The vector index for request threads to search (None: none beside the store): both
+        tiers when there is a fast one."""
+        if self.tiers is not None:
+            return self.tiers
         return _LockedVectors(self.vectors, self.vectors_lock) if self.vectors else None
 
     def refresh(self) -> dict[str, int]:
-        """What search reads: new posts into the tantivy index, new vectors into faiss."""
+        """What search reads: new posts into the tantivy index, new vectors into faiss; and, when
+        the fast tier's thread does not run (a test stepping the indexer), new posts into the
+        fast tier (``vectors`` then counts both tiers' changes)."""
         did = {"lexical": 0, "vectors": 0}
         if self.lexical is not None:
             t0 = time.perf_counter()
-            did["lexical"] = self.lexical.refresh()
+            did["lexical"] = self.lexical.refresh(settle=False)
             if did["lexical"]:
                 self.refresh_ms.append(round((time.perf_counter() - t0) * 1000, 1))
         if self.vectors is not None:
             with self.vectors_lock:
                 did["vectors"] = self.vectors.refresh()
+        if self.tiers is not None and not (self.fast_loop and self.fast_loop.running):
+            did["vectors"] += self.tiers.refresh_fast()
         return did
 
     def compaction_due(self, now: float | None = None) -> bool:
@@ -172,8 +209,25 @@ class Indexer(Loop):
         return {"count": len(v), "p50_ms": v[len(v) // 2], "p99_ms": v[int(0.99 * (len(v) - 1))],
                 "max_ms": v[-1]}
 
+    def start(self) -> None:
+        """The fast tier's thread, then the indexer's (whose refresh leaves the fast tier to
+        it from then on)."""
+        if self.fast_loop is not None:
+            self.fast_loop.start()
+        super().start()
+
+    def signal_stop(self) -> None:
+        super().signal_stop()
+        if self.fast_loop is not None:
+            self.fast_loop.signal_stop()
+
+    def join(self, timeout: float = 30) -> None:
+        super().join(timeout)
+        if self.fast_loop is not None:
+            self.fast_loop.join(timeout)
+
     def run(self) -> None:
-        last_checkpoint = time.monotonic()
+        last_checkpoint, last_published = time.monotonic(), 0.0
         while not self.stopping:
             t0 = time.monotonic()
             self.errors.guarded(self.refresh)
@@ -181,11 +235,43 @@ class Indexer(Loop):
             if time.monotonic() - last_checkpoint > self.checkpoint_s:
                 self.errors.guarded(self.store.checkpoint)    # flush the write-ahead log
                 last_checkpoint = time.monotonic()
+            if t0 - last_published >= 1.0:
+                # for `townsquare stats`, which must not open this server's indexes
+                self.errors.guarded(lambda: publish_indexes(self.home, self.lexical, self.tiers))
+                last_published = t0
             self.sleep(self.refresh_s - (time.monotonic() - t0))
+        self.errors.guarded(lambda: unpublish_indexes(self.home))
 
     def close(self) -> None:
         """After ``join`` (and after the writer closed): the tantivy writer finishes, then the
         connection closes."""
         if self.lexical is not None:
             self.lexical.close()
+        if self.tiers is not None:
+            self.tiers.store.close()
         self.store.close()
+
+
+class FastTierLoop(Loop):
+    """The fast tier's thread: loads the fast model beside it, then every ``refresh_s``
+    fast-embeds what landed and lets go of what e5 holds (``TieredVectors.refresh_fast``)."""
+
+    name = "townsquare-fast-tier"
+
+    def __init__(self, tiers: TieredVectors, errors: StepErrors, *, refresh_s: float):
+        super().__init__()
+        self.tiers, self.errors, self.refresh_s = tiers, errors, refresh_s
+        self.running = False          # set before the thread starts: the tier has one refresher
+
+    def start(self) -> None:
+        if not self.running:
+            self.running = True
+            self.tiers.wait_for_model = False      # the model loads beside this loop
+            self.tiers.fast_model.start()
+        super().start()
+
+    def run(self) -> None:
+        while not self.stopping:
+            t0 = time.monotonic()
+            self.errors.guarded(self.tiers.refresh_fast)
+            self.sleep(self.refresh_s - (time.monotonic() - t0))

@@ -44,7 +44,8 @@ def stats(rt: RuntimeDep, _k=require("read")) -> dict:
     """The store's counts (sources, languages, days, quarantine), index lags, writer."""
     reader = rt.services.reader()
     s = reader.stats()
-    s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical)   # each search arm's lag
+    # Each search arm's lag: lexical, the fast tier (when one runs), e5; posts and seconds.
+    s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical, tiers=rt.indexer.tiers)
     s["indexes"] = {"lag_posts": rt.lags(), "lexical_refresh": rt.indexer.refresh_stats(),
                     "errors": rt.errors.count, "last_error": rt.errors.last}
     s["writer"] = {"transactions": rt.writer.transactions}

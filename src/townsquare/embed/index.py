@@ -227,7 +227,9 @@ class VectorIndex:
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest ids to ``q`` (dim,) as (id, score) pairs, best first; fewer when
-        the index holds fewer. Scores are inner products (cosines for unit vectors)."""
+        the index holds fewer, or (HNSW) when the search beam reaches fewer rows from ``q``:
+        on clustered vectors and a large ``k``, the far end of the list may come back short.
+        Scores are inner products (cosines for unit vectors)."""
         q = np.asarray(q, dtype=np.float32).reshape(-1)
         if q.shape != (self.dim,):
             raise ValueError(f"query must have shape ({self.dim},), got {q.shape}")
@@ -256,10 +258,21 @@ class VectorIndex:
         live_share = 1.0 - self._n_dead / self.rows
         fetch = min(self.rows, k if not self._n_dead else int(k / live_share * 1.25) + 8)
         while True:
-            # faiss searches with ef = max(efSearch, fetch): asking for more widens the beam.
-            D, I = self._hnsw.search(q[None, :], fetch)                  # (1, fetch) each
+            # efSearch = fetch for this search. faiss sizes its candidate heap max(efSearch, k)
+            # but stops once efSearch processed candidates beat the next one: with the index's
+            # efSearch (64) a search for 1,000 neighbours stopped early and found 40% of the
+            # exact top 1,000 on the eval store (e5 vectors), against 94% with efSearch = k
+            # (2.5 ms instead of 0.3 ms a query).
+            params = _faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
+            D, I = self._hnsw.search(q[None, :], fetch, params=params)   # (1, fetch) each
+            found = int((I[0] >= 0).sum())     # faiss pads a short result with -1
             hits = [(int(r), float(s)) for r, s in zip(I[0], D[0]) if r >= 0 and not self._dead[r]]
-            if len(hits) >= k or fetch >= self.rows:
+            # A short result with no tombstone dropped: the beam ran out of graph near the
+            # query (clustered embeddings: a k of 1,000 often reaches fewer), not of live rows.
+            # Doubling would rerun the search up to every row for the few far neighbours that a
+            # wider beam adds (~80 ms at 1.8e5 rows, against ~1 ms): the short result stands.
+            exhausted = found < fetch and len(hits) == found
+            if len(hits) >= k or exhausted or fetch >= self.rows:
                 return [(int(self._row_ids[r]), s) for r, s in hits[:k]]
             fetch = min(self.rows, fetch * 2)
 

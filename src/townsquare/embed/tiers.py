@@ -29,12 +29,24 @@ list is then ordered by that score, and a similarity floor tuned on e5 applies t
 The fast index is never written to disk: a process starts it from the e5 tier's watermark
 (re-embedding the e5 backlog takes backlog / 5,700 s), and a deletion removes the post's vector
 and zeroes its row (``VectorIndex.scrub``) at the next refresh, so no byte of it stays in memory.
+It is an exact scan (``VectorIndex(backend="numpy")``): faiss's HNSW inserts ~1,000 vectors/s
+on 2 cores, far below the stream, while a scan of the fast tier's backlog costs ~2 ms per
+10,000 posts. The fast tier holds only what e5 has not reached, so it stays small while e5
+keeps up; under a stream faster than e5 it grows by (ingest - e5) posts/s, 1 KiB each.
+
+The fast model is a :class:`FastModel`: loaded on the caller's thread when first needed
+(``wait_for_model=True``, a command), or on a thread of its own (:meth:`FastModel.start`, the
+server's indexer), so that a first distillation (~4 minutes, progress logged) never holds up
+the lexical index or a request; until it is ready, the fast tier embeds nothing and queries
+search e5 alone.
 """
 from __future__ import annotations
 
 import collections
+import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +56,10 @@ from townsquare.protocols import Embedder
 from townsquare.protocols import VectorIndex as VectorIndexLike
 from townsquare.store.base import Store
 
-__all__ = ["CALIBRATION", "QueryVector", "TieredEmbedder", "TieredVectors", "to_e5_scale"]
+__all__ = ["CALIBRATION", "FastModel", "QueryVector", "TieredEmbedder", "TieredVectors",
+           "to_e5_scale"]
+
+log = logging.getLogger(__name__)
 
 _PAGE = 20_000
 # Knots of the monotone map from an m2v-e5 query->post cosine to the e5 cosine of the same rank:
@@ -66,9 +81,96 @@ def to_e5_scale(cos: np.ndarray | float) -> np.ndarray:
     return np.interp(np.asarray(cos, dtype=np.float64), xs, ys)
 
 
+class FastModel:
+    """The fast tier's embedder, loaded once by ``load(progress)``: on the first :meth:`get`,
+    or on a daemon thread (:meth:`start`); ``embedder`` never waits.
+
+        >>> class Ones:
+        ...     name, dim = "ones", 2
+        ...     def query(self, text): return np.ones(2, np.float32) / 2 ** 0.5
+        ...     def passages(self, texts): return np.ones((len(texts), 2), np.float32) / 2 ** 0.5
+        >>> m = FastModel("ones", 2, lambda progress: Ones())
+        >>> m.embedder is None, m.state()["state"], m.get().name, m.state()["state"]
+        (True, 'not loaded', 'ones', 'ready')
+    """
+
+    def __init__(self, name: str, dim: int,
+                 load: Callable[[Callable[[int, int], None]], Embedder]):
+        self.name, self.dim = name, dim
+        self._load = load
+        self._emb: Embedder | None = None
+        self._lock = threading.Lock()          # held while loading: get() waits for a load
+        self._start_lock = threading.Lock()    # never held long: start() must not wait a load
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+        self.progress: tuple[int, int] | None = None     # (done, total) while distilling
+        self._logged = -1
+
+    @classmethod
+    def of(cls, emb: "Embedder | FastModel") -> "FastModel":
+        """``emb`` itself when it is a ``FastModel``, else one already loaded with it."""
+        if isinstance(emb, FastModel):
+            return emb
+        m = cls(emb.name, emb.dim, lambda progress: emb)
+        m._emb = emb
+        return m
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The loaded embedder; None while it is not (yet) loaded."""
+        return self._emb
+
+    def get(self) -> Embedder | None:
+        """The embedder, loaded now on this thread (or after the thread loading it); None when
+        loading failed (``error`` says why; it is not tried again)."""
+        with self._lock:
+            if self._emb is None and self.error is None:
+                t0 = time.perf_counter()
+                try:
+                    self._emb = self._load(self._progress)
+                except Exception as e:           # noqa: BLE001 - the e5 tier serves without it
+                    self.error = f"{type(e).__name__}: {e}"
+                    log.warning("fast tier %s off: %s", self.name, self.error)
+                else:
+                    if self.progress is not None:
+                        log.warning("fast tier %s: distilled in %.0f s", self.name,
+                                    time.perf_counter() - t0)
+        return self._emb
+
+    def start(self) -> None:
+        """Load on a daemon thread of its own (once); ``embedder`` is None until done."""
+        with self._start_lock:
+            if self._emb is not None or self.error is not None or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self.get, name="townsquare-fast-model",
+                                            daemon=True)
+            self._thread.start()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress = (done, total)
+        tenth = 10 * done // max(total, 1)
+        if tenth > self._logged:               # one line per 10%: visible, never a flood
+            self._logged = tenth
+            log.warning("fast tier %s: distilling from e5, %d%% (%d/%d pieces)", self.name,
+                        10 * tenth, done, total)
+
+    def state(self) -> dict[str, Any]:
+        """``{"state": "ready" | "loading" | "distilling" | "failed" | "not loaded", ...}``."""
+        if self._emb is not None:
+            return {"state": "ready"}
+        if self.error is not None:
+            return {"state": "failed", "error": self.error}
+        if self.progress is not None:
+            done, total = self.progress
+            return {"state": "distilling", "done": done, "total": total}
+        return {"state": "loading" if self._thread is not None else "not loaded"}
+
+
 class QueryVector(np.ndarray):
     """An e5 query vector (dim,) that also carries the fast model's vector of the same text
-    as ``.fast``; anything that reads it as an array sees the e5 vector alone."""
+    as ``.fast``; anything that reads it as an array sees the e5 vector alone, and any
+    arithmetic on it gives a plain array (the engine's feedback step moves the vector: the
+    moved vector is e5's alone, so it searches the e5 tier only)."""
 
     fast: np.ndarray | None
 
@@ -78,21 +180,28 @@ class QueryVector(np.ndarray):
         return obj
 
     def __array_finalize__(self, obj: Any) -> None:
-        # Arithmetic (the engine's feedback step moves the vector) gives a new array: the moved
-        # vector is e5's alone, so it searches the e5 tier only.
         self.fast = None
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        plain = lambda xs: tuple(np.asarray(x) if isinstance(x, QueryVector) else x  # noqa: E731
+                                 for x in xs)
+        if "out" in kwargs:
+            kwargs["out"] = plain(kwargs["out"])
+        return getattr(ufunc, method)(*plain(inputs), **kwargs)
 
 
 class TieredEmbedder:
-    """``e5`` for passages and queries, plus ``fast``'s query vector on every query (``name``
-    and ``dim`` are e5's: the store's vectors are e5's)."""
+    """``e5`` for passages and queries, plus ``fast``'s query vector on every query once the
+    fast model is loaded (``name`` and ``dim`` are e5's: the store's vectors are e5's).
+    ``fast``: an embedder, or a :class:`FastModel` still to load."""
 
-    def __init__(self, e5: Embedder, fast: Embedder):
-        self.e5, self.fast = e5, fast
+    def __init__(self, e5: Embedder, fast: "Embedder | FastModel"):
+        self.e5, self.fast = e5, FastModel.of(fast)
         self.name, self.dim = e5.name, e5.dim
 
     def query(self, text: str) -> np.ndarray:
-        return QueryVector(self.e5.query(text), self.fast.query(text))
+        f = self.fast.embedder
+        return QueryVector(self.e5.query(text), f.query(text) if f is not None else None)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         return self.e5.passages(texts)
@@ -100,18 +209,22 @@ class TieredEmbedder:
 
 class TieredVectors:
     """The e5 index (``e5``: ``StoreVectors`` or ``InStoreVectors``) plus an in-memory index of
-    the posts only ``fast`` has embedded yet; the ``VectorIndex`` protocol over both."""
+    the posts only ``fast`` has embedded yet; the ``VectorIndex`` protocol over both.
 
-    def __init__(self, store: Store, e5: VectorIndexLike, fast: Embedder, *,
-                 backend: str = "auto"):
-        self.store, self.e5, self.fast_embedder = store, e5, fast
-        self.fast = VectorIndex(fast.dim, backend=backend)
+    ``wait_for_model``: load the fast model on the refreshing thread when it is first needed
+    (a command); False: only use it once loaded (the server starts it on a thread)."""
+
+    def __init__(self, store: Store, e5: VectorIndexLike, fast: "Embedder | FastModel", *,
+                 backend: str = "numpy", wait_for_model: bool = True):
+        self.store, self.e5 = store, e5
+        self.fast_model = FastModel.of(fast)
+        self.fast = VectorIndex(self.fast_model.dim, backend=backend)
+        self.wait_for_model = wait_for_model
         self.fast_seq = 0                       # newest seq fast-embedded
         self.deleted_through = 0                # the deletions log's watermark
         self._order: collections.deque[tuple[int, int]] = collections.deque()   # (seq, id)
         self._seq_of: dict[int, int] = {}       # id -> seq of its fast vector (a changed post
         # comes back with a new seq: only its newest entry in _order counts)
-        self.caught_up_at: float | None = None  # wall time the fast tier last had nothing left
 
     @property
     def model(self) -> str | None:
@@ -120,15 +233,26 @@ class TieredVectors:
     def __len__(self) -> int:
         return len(self.e5) + len(self.fast)
 
-    def e5_watermark(self) -> int:
+    def e5_watermark(self, store: Store | None = None) -> int:
         """Newest seq the e5 index holds: the ``StoreVectors`` file's watermark, or the store's
-        own for an index inside the store."""
+        own (read through ``store``, default the tier's) for an index inside the store."""
         wm = getattr(self.e5, "watermark", None)
-        return int(wm) if wm is not None else int(self.store.embedding_lag()["processed_through_seq"])
+        return (int(wm) if wm is not None
+                else int((store or self.store).embedding_lag()["processed_through_seq"]))
+
+    def through_seq(self, store: Store | None = None) -> int:
+        """Every post up to this seq is in one of the tiers."""
+        return max(self.fast_seq, self.e5_watermark(store))
 
     def refresh(self) -> int:
         """Catch both tiers up (see the module docstring); returns how many changes."""
-        changed = self.e5.refresh()
+        return self.e5.refresh() + self.refresh_fast()
+
+    def refresh_fast(self) -> int:
+        """The fast tier's part of :meth:`refresh`, for a process that refreshes the e5 index
+        on another thread (the server): it only reads the e5 index's watermark, which moves
+        once the e5 index holds the posts below it, so a post is never in neither tier."""
+        changed = 0
         gone_ids: list[int] = []
         if self.deleted_through == 0 and self.fast_seq == 0:
             # A new fast tier reads only the posts left: skip the log, as StoreVectors does.
@@ -148,14 +272,20 @@ class TieredVectors:
             changed += self.fast.remove(gone_ids)
             self.fast.scrub()                   # no byte of a removed vector stays in memory
         start = max(self.fast_seq, e5_wm)
+        if self.store.max_seq() <= start:
+            return changed
+        emb = self.fast_model.get() if self.wait_for_model else self.fast_model.embedder
+        if emb is None:
+            if not self.wait_for_model:
+                self.fast_model.start()
+            return changed
         while rows := self.store.posts_since(start, _PAGE):
             ids = np.array([r[0] for r in rows], dtype=np.int64)                  # (n,)
-            self.fast.add(ids, self.fast_embedder.passages([r[2] for r in rows]))  # (n, dim)
+            self.fast.add(ids, emb.passages([r[2] for r in rows]))                # (n, dim)
             self._order.extend((seq, pid) for pid, seq, _ in rows)
             self._seq_of.update((pid, seq) for pid, seq, _ in rows)
             start = self.fast_seq = rows[-1][1]
             changed += len(rows)
-        self.caught_up_at = time.time()
         return changed
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -177,11 +307,15 @@ class TieredVectors:
     def save(self) -> None:
         self.e5.save()
 
-    def freshness(self) -> dict[str, Any]:
-        """The fast tier's lag right now: posts ingested it has not embedded, and seconds since
-        it last caught up (0 when nothing is pending; None before its first refresh)."""
-        pending = max(0, self.store.max_seq() - max(self.fast_seq, self.e5_watermark()))
-        age = (0.0 if not pending else None if self.caught_up_at is None
-               else round(time.time() - self.caught_up_at, 1))
-        return {"model": self.fast_embedder.name, "posts": pending, "seconds": age,
-                "indexed": len(self.fast)}
+    def freshness(self, store: Store | None = None) -> dict[str, Any]:
+        """The fast tier's lag right now: ``posts`` ingested (or changed) that neither tier
+        holds, ``seconds`` since the oldest of them was ingested (0.0 when none), ``indexed``
+        (posts only the fast tier holds) and the model's ``state``. ``store``: the connection
+        to read through (a request thread's own; default the tier's)."""
+        store = store or self.store
+        through = self.through_seq(store)
+        pending = max(0, store.max_seq() - through)
+        oldest = store.ingested_at_after(through) if pending else None
+        age = 0.0 if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1)
+        return {"model": self.fast_model.name, **self.fast_model.state(), "posts": pending,
+                "seconds": age, "indexed": len(self.fast), "through_seq": through}

@@ -24,7 +24,10 @@ Stages (each timed; ``SearchResponse.timings_ms``):
    taken as relevant; the query vector is moved towards their centroid and searched again, and
    that list joins the fusion. A short query ("Hurricane Sandy") names an event; its best posts
    describe it (places, damage, rescues), and their centroid finds the event's posts that share
-   no word with the query. ``eval/search.py`` measures what it adds.
+   no word with the query. With the tantivy index, the **expansion** list joins it too: BM25 of
+   the posts holding any of the words that the fused top posts (``expansion_docs``) share,
+   rarest first (``expansion_terms``; the lexical evidence of a query in another language than
+   the stream's). ``eval/search.py`` measures what each adds.
 5. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
 6. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
 
@@ -34,7 +37,11 @@ to a similarity floor (``min_similarity``: calibrated per model on the tuning ha
 ``eval/search.py``'s events, ``SIMILARITY_FLOORS``; at most ``semantic_depth`` neighbours). The
 fusion runs once over that whole candidate set, and a page is a slice of it, so scores on page 5
 compare with those on page 1 and a page chain lists each candidate once. Only the page's posts
-are read whole; the candidates' ranking fields come from one light read (``Store.rank_fields``).
+are read whole; the candidates' ranking fields (``rank.RankColumns``) come from the tantivy
+index's columns with its hits, from the read that checks the semantic candidates' operators
+(``Store.filter_rank_fields``), and from one light read (``Store.rank_fields``) for the rest;
+fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
+head, as far as the page needs (``_collapse``).
 
 Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
 the newest post's time that recency counts from) so posts that arrive later neither appear nor
@@ -59,7 +66,8 @@ from townsquare import query as q
 from townsquare.embed.stage import from_blobs
 from townsquare.posts import Post, format_time
 from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
-from townsquare.search.rank import RankFields, RankWeights, final_scores, order, rrf
+from townsquare.search.rank import (Fused, RankColumns, RankWeights, expansion_terms,
+                                   final_scores, order, rrf)
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -69,16 +77,19 @@ MODES = ("top", "latest")
 OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
 MAX_LIMIT = 1000           # results per page
+_FEEDBACK_HEAD = 200       # near-duplicate groups read for the feedback round's top posts
 
 # The cosine below which a semantic neighbour is almost never relevant, per embedding model:
 # calibrated by ``eval/search.py`` on the tuning half of its events (the highest cosine under
 # which fewer than one neighbour in ten is relevant; see ``calibrate_floor`` there). A model
 # not listed keeps its nearest ``UNCALIBRATED_DEPTH`` neighbours instead, as before floors.
-SIMILARITY_FLOORS: dict[str, float] = {"e5-small-int8": 0.785}
+SIMILARITY_FLOORS: dict[str, float] = {"e5-small-int8": 0.825}
 UNCALIBRATED_DEPTH = 200
-# ``semantic_depth`` is 500, not 1,000: the faiss HNSW index asked for 1,000 neighbours often
-# returns fewer and then searches again with a doubled beam (``embed.index``), ~80 ms a query
-# on the eval store; 500 stays near 1 ms.
+# ``semantic_depth`` is 1,000, the page's depth. On the eval store (184,551 e5 vectors, 2 shared
+# cores) ``VectorIndex.search`` takes 7.9 ms p50 / 12.7 ms p95 at k=1,000 against 2.7 / 7.2 at
+# 500, and finds 94% of the exact top 1,000 (efSearch = k; no second search when the beam is
+# exhausted; before those fixes k=1,000 took ~100 ms and found 40%). A first page (limit 20)
+# went from 15.2 to 24.2 ms p50 with the depth (two such searches: semantic and feedback).
 
 
 class SearchError(ValueError):
@@ -88,20 +99,25 @@ class SearchError(ValueError):
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     lexical_depth: int = 1000       # BM25 candidates per lexical list (every word, any word)
-    semantic_depth: int = 500       # at most this many neighbours per semantic list (see below)
+    semantic_depth: int = 1000      # at most this many neighbours per semantic list (see above)
     # semantic candidates below this cosine are dropped; None: the model's calibrated floor
     # (``SIMILARITY_FLOORS``), or its nearest ``UNCALIBRATED_DEPTH`` for a model without one
     min_similarity: float | None = None
     common_share: float = 0.05      # words in more of the posts stay out of the any-word list
-    feedback_docs: int = 10         # first-round posts whose vectors move the query (0: off)
-    feedback_query_weight: float = 0.5   # share of the query's own vector in the moved query
+    # Pseudo-relevance feedback (``_feedback``). Defaults chosen on the tuning half of
+    # eval/search.py (seed 11) with eval/tune_search.py, with RankWeights' (figures there).
+    feedback_docs: int = 20         # first-round posts whose vectors move the query (0: off)
+    feedback_query_weight: float = 0.1   # share of the query's own vector in the moved query
+    expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
+    expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     weights: RankWeights = field(default_factory=RankWeights)
 
     def __post_init__(self):
         if self.lexical_depth < 1 or self.semantic_depth < 0:
             raise ValueError("lexical_depth must be >= 1 and semantic_depth >= 0")
-        if self.feedback_docs < 0:
-            raise ValueError(f"feedback_docs must be >= 0, got {self.feedback_docs}")
+        for name in ("feedback_docs", "expansion_docs", "expansion_terms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.feedback_query_weight <= 1.0:
             raise ValueError(f"feedback_query_weight must be in [0, 1], got "
                              f"{self.feedback_query_weight}")
@@ -119,7 +135,7 @@ class SearchHit:
     lang: str | None
     score: float
     parts: dict[str, float]
-    matched: list[str]                 # "lexical", "semantic"
+    matched: list[str]                 # the lists that found it: "lexical", "semantic", ...
     near_duplicates: int               # other posts of its near-duplicate group in the store
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,41 +175,6 @@ def relax_text(node: q.Node) -> q.Node | None:
         kept = [relax_text(ch) for ch in node.children]
         return None if any(c is None for c in kept) else q.Or(tuple(kept))
     return node            # Not (exclusions stay whole), Mention, Cashtag, Op
-
-
-def _time_bounds(node: q.Node, now_ms: int) -> tuple[int | None, int | None]:
-    """The ``[since, until)`` window (ms) that the query's top-level operators impose on every
-    result, for the tantivy pushdown (the SQL check applies them exactly anyway)."""
-    ops = node.children if isinstance(node, q.And) else (node,)
-    since = until = None
-    for c in ops:
-        if isinstance(c, q.Op):
-            if c.name == "since_ms":
-                since = max(since or c.value, c.value)
-            elif c.name == "within_time":
-                lo = now_ms - int(c.value) * 1000
-                since = max(since or lo, lo)
-            elif c.name == "until_ms":
-                until = min(until or c.value, c.value)
-    return since, until
-
-
-def _pure_text(node: q.Node) -> bool:
-    return isinstance(node, (q.Term, q.Phrase)) or (
-        isinstance(node, q.Or) and all(_pure_text(c) for c in node.children))
-
-
-def _drop_top_text(node: q.Node) -> q.Node | None:
-    """``node`` without what the tantivy query already enforced exactly: the top-level AND's
-    words and phrases, ORs of words and phrases, and exclusions of words and phrases (or the
-    node itself when it is one of these). The candidates are checked in SQL for the rest."""
-    if _pure_text(node):
-        return None
-    if isinstance(node, q.And):
-        kept = [c for c in node.children if not _pure_text(c)
-                and not (isinstance(c, q.Not) and isinstance(c.child, (q.Term, q.Phrase)))]
-        return None if not kept else kept[0] if len(kept) == 1 else q.And(tuple(kept))
-    return node
 
 
 def _fingerprint(query: str, mode: str) -> str:
@@ -302,10 +283,21 @@ class SearchEngine:
     def _latest(self, node: q.Node, limit: int, state: dict, clock: Laps):
         before = tuple(state["b"]) if "b" in state else None
         fetch = limit * 2 + 1              # room for near-duplicates collapsed away
-        rows = self.store.lexical_search(node, now_ms=state["n"], limit=fetch, order="time",
-                                         before=before, max_seq=state["s"])
+        # Newest first from the tantivy index (created_at is one of its columns) when it can
+        # answer the query exactly and holds every post of the snapshot; the store's own order
+        # otherwise. ``latest`` promises the newest posts: an index the server's indexer has not
+        # caught up yet (this engine does not refresh it) would miss exactly those.
+        lx = self._index(state, clock)
+        if lx is not None and lx.lag(state["s"]):
+            lx = None
+        got = self._from_index(lx, node, fetch, state, [], "time", before=before)
+        rows = None if got is None else [(pid, None) for pid in got[0]]
+        if rows is None:
+            rows = self.store.lexical_search(node, now_ms=state["n"], limit=fetch, order="time",
+                                             before=before, max_seq=state["s"])
         clock.lap("lexical")
         posts = self.store.posts_by_id([pid for pid, _ in rows])
+        rows = [r for r in rows if r[0] in posts]     # deleted since the index was refreshed
         dups = self.store.dup_info([pid for pid, _ in rows])
         clock.lap("hydrate")
         hits, roots, used = [], set(), 0
@@ -330,17 +322,22 @@ class SearchEngine:
         cfg = self.config
         offset = int(state.get("o", 0))
         lists: dict[str, list[int]] = {}
-        lex_scores: dict[int, float] = {}
+        # Ranking fields read with the candidates (the tantivy index's columns, the semantic
+        # filter's rows): only the other candidates' are read from the store.
+        fields: list[RankColumns] = []
         rankable = self.store.rankable(node)
-        rows = self._accelerated(node, state, clock) if rankable else None
-        if rows is None:
-            # The store's own index: by BM25, or newest first for a query of operators only
-            # (nothing to score by text).
+        lx = self._index(state, clock)
+        # By BM25, or newest first for a query of operators only (nothing to score by text).
+        got = self._from_index(lx, node, cfg.lexical_depth, state, fields,
+                               "rank" if rankable else "time")
+        if got is None:                    # the store's own index
             rows = self.store.lexical_search(node, now_ms=state["n"], limit=cfg.lexical_depth,
                                              order="rank" if rankable else "time",
                                              max_seq=state["s"])
-        lists["lexical"] = [pid for pid, _ in rows]
-        lex_scores = {pid: s for pid, s in rows if s is not None}
+            got = [pid for pid, _ in rows], [s for _, s in rows] if rankable else None
+        lists["lexical"] = got[0]
+        # BM25 per id, for the page's parts (a Python dict built in C: 1,000 ids a query)
+        lex_scores = dict(zip(*got)) if got[1] is not None else {}
         clock.lap("lexical")
 
         parts = [t for t in q.positive_text(node) if self.store.has_words(t)]
@@ -350,38 +347,44 @@ class SearchEngine:
         # one; without embeddings, any-word matches are better than nothing).
         no_semantic = self.embedder is None or not semantic
         if len(parts) >= 2 and cfg.weights.any_terms > 0 and (lists["lexical"] or no_semantic):
-            lists["any_terms"] = self._any_terms(node, parts, state)
+            lists["any_terms"] = self._any_terms(lx, node, parts, state, fields)
             clock.lap("any_terms")
-        sem_info, cos, qv, sem_filter = self._semantic(node, semantic, state, lists, clock)
+        # Posts of the lexical lists satisfy the whole query, so its operators and exclusions
+        # too (``relax_text`` only drops conditions), and their ranking fields are read: a
+        # semantic or feedback neighbour among them needs no check in the store.
+        known = ({pid: True for name in ("lexical", "any_terms") for pid in lists.get(name, ())}
+                 if semantic and self.embedder is not None else {})
+        sem_info, cos, qv, sem_filter = self._semantic(node, semantic, state, lists, fields,
+                                                       known, clock)
         relevance = rrf(lists, cfg.weights)
-        ids = list(relevance)
-        dups = self.store.dup_info(ids)
+        # Near-duplicate groups are read for the posts that can matter: the feedback round's
+        # top posts here, the ranking's head as far as the page needs below (``_collapse``).
+        dups: dict[int, tuple[int, int]] = {}
         if qv is not None and cfg.feedback_docs and cfg.weights.feedback > 0:
-            fb = self._feedback(qv, relevance, dups, sem_filter, state)
-            if fb:
-                lists["feedback"] = fb
+            dups.update(self.store.dup_info(relevance.best(_FEEDBACK_HEAD)))
+            more = self._feedback(lx, node, qv, lists, relevance, dups, sem_filter, state,
+                                  fields, known)
+            if more:
+                lists.update(more)
                 relevance = rrf(lists, cfg.weights)
-                new = [pid for pid in relevance if pid not in dups]
-                dups.update(self.store.dup_info(new))
-                ids = list(relevance)
             clock.lap("feedback")
-        # Ranking fields for every candidate (one light read); whole posts for the page only.
-        fields = {pid: RankFields(*f) for pid, f in self.store.rank_fields(ids).items()}
-        scores = final_scores(relevance, fields, state["r"], cfg.weights)
+        # Ranking fields for every candidate: those read with the lists, one light read for the
+        # rest (FTS5's candidates); whole posts for the page only.
+        cols = RankColumns.join(fields)
+        missing = cols.missing(relevance.ids)
+        if len(missing):
+            rest = RankColumns.of(self.store.rank_fields(missing.tolist()))
+            cols = RankColumns.join([cols, rest])
+        scores = final_scores(relevance, cols, state["r"], cfg.weights)
         ranked = order(scores)
         clock.lap("rank")
-        collapsed: list[tuple[int, int]] = []
-        roots: set[int] = set()
-        for pid in ranked:
-            root, count = dups.get(pid, (pid, 0))
-            if root not in roots:
-                roots.add(root)
-                collapsed.append((pid, count))
+        collapsed = self._collapse(ranked, dups, offset + limit + 1)
         page = collapsed[offset:offset + limit]
         posts = self.store.posts_by_id([pid for pid, _ in page])
         clock.lap("hydrate")
         hits = []
-        members = {name: set(ids) for name, ids in lists.items()}
+        on_page = {pid for pid, _ in page}
+        members = {name: on_page.intersection(ids) for name, ids in lists.items()}
         for pid, count in page:
             if pid not in posts:           # deleted since the ranking fields were read
                 continue
@@ -391,32 +394,52 @@ class SearchEngine:
                 parts["bm25"] = lex_scores[pid]
             if pid in cos:
                 parts["cosine"] = cos[pid]
-            matched = [name for name in ("lexical", "any_terms", "semantic", "feedback")
-                       if pid in members.get(name, ())]
+            matched = [name for name in ("lexical", "any_terms", "semantic", "feedback",
+                                         "expansion") if pid in members.get(name, ())]
             hits.append(_hit(posts[pid], score, parts, matched, count))
         clock.lap("collapse")
         nxt = (_encode_cursor({**state, "o": offset + limit})
                if offset + limit < len(collapsed) else None)
         return hits, nxt, sem_info
 
-    def _any_terms(self, node: q.Node, parts: list[str], state: dict) -> list[int]:
+    def _collapse(self, ranked: list[int], dups: dict, want: int) -> list[tuple[int, int]]:
+        """The first ``want`` posts of ``ranked`` that are not near-duplicates of a post before
+        them, with their group's size: groups are read from the store (into ``dups``) a slice
+        of the ranking at a time, as far as ``want`` needs."""
+        collapsed: list[tuple[int, int]] = []
+        roots: set[int] = set()
+        i, step = 0, 2 * want
+        while i < len(ranked) and len(collapsed) < want:
+            chunk = ranked[i:i + step]
+            dups.update(self.store.dup_info([pid for pid in chunk if pid not in dups]))
+            for pid in chunk:
+                root, count = dups.get(pid, (pid, 0))
+                if root not in roots:
+                    roots.add(root)
+                    collapsed.append((pid, count))
+                    if len(collapsed) == want:
+                        break
+            i, step = i + step, step * 2
+        return collapsed
+
+    def _any_terms(self, lx: LexicalIndex | None, node: q.Node, parts: list[str], state: dict,
+                   fields: list[RankColumns]) -> list[int]:
         """BM25 over posts holding any of the query's words or phrases (operators and exclusions
         still apply): the relevance signal for posts that match most, not all, of a long query."""
         depth = self.config.lexical_depth
         relaxed = relax_text(node)
-        lx = self.lexical_index
-        if (lx is not None and lx.lag(state["s"]) <= MAX_INLINE_LAG
-                and (not self.refresh_indexes or not lx.lag(state["s"]) or _refreshed(lx))):
+        if lx is not None:
             # Words in more than ``common_share`` of all posts ("en", "de", "the") are left out:
             # in an any-word list they match everything (Lucene's common-terms idea), and they
             # are what a query in another language shares with unrelated posts.
             parts = [p for p in parts if lx.share(p) <= self.config.common_share]
-            if not parts:
+            c = lx.any_query(parts, relaxed, now_ms=state["n"], max_seq=state["s"])
+            if c is None:
                 return []
-            hits = lx.top_any(parts, depth * OVERFETCH)
-            ok = self.store.filter_ids([pid for pid, _ in hits], relaxed, now_ms=state["n"],
-                                       candidates=True, max_seq=state["s"])
-            return [pid for pid, _ in hits if pid in ok][:depth]
+            hits = self._checked(lx, c, depth, state, "rank")
+            if hits is not None:
+                fields.append(hits.fields)
+                return hits.ids
         match = self.store.match_any(parts, common_share=self.config.common_share)
         if match is None:                  # every word too common to be a signal
             return []
@@ -424,38 +447,65 @@ class SearchEngine:
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
 
-    def _accelerated(self, node: q.Node, state: dict, clock: Laps):
-        """BM25 top-k from the tantivy index, filtered by the whole query in SQL; None when the
-        index is absent, too far behind, or the filter is too selective for its candidates."""
+    def _index(self, state: dict, clock: Laps) -> LexicalIndex | None:
+        """The tantivy index, caught up with the snapshot; None when there is none or it is too
+        far behind (a bulk load not indexed yet) or another process writes it: FTS5 answers."""
         lx = self.lexical_index
         if lx is None:
             return None
         lag = lx.lag(state["s"])
-        if lag > MAX_INLINE_LAG:           # a bulk load not indexed yet: FTS5 answers meanwhile
+        if lag > MAX_INLINE_LAG:
             return None
-        if lag and self.refresh_indexes:
-            if not _refreshed(lx):         # another process writes the index: FTS5 answers
+        # Posts whose language arrived since they were indexed are indexed again too, so that
+        # ``lang:`` is answered by the index (a SQL check on its candidates meanwhile).
+        if self.refresh_indexes and (lag or 0 < lx.unsettled() <= MAX_INLINE_LAG):
+            if not _refreshed(lx):
                 return None
             clock.lap("lexical_index_refresh")
-        depth = self.config.lexical_depth
-        rest = _drop_top_text(node)
-        since, until = _time_bounds(node, state["n"])
-        for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
-            got = lx.top(node, k, since_ms=since, until_ms=until)
-            if got is None:
-                return None
-            hits, total = got
-            # tantivy enforced the query's words; the rest is checked per candidate row.
-            ok = self.store.filter_ids([pid for pid, _ in hits], rest, now_ms=state["n"],
-                                       candidates=True, max_seq=state["s"])
-            rows = [(pid, score) for pid, score in hits if pid in ok][:depth]
-            if len(rows) == depth or total <= len(hits):
-                return rows
-        return None                        # a selective filter: FTS5 + SQL find them all
+        return lx
 
-    def _semantic(self, node: q.Node, wanted: bool, state: dict, lists: dict, clock: Laps):
-        """The semantic list (into ``lists``); returns (info, cosines, query vector or None,
-        the relaxed query its candidates passed)."""
+    def _from_index(self, lx: LexicalIndex | None, node: q.Node, depth: int, state: dict,
+                    fields: list[RankColumns], order: str,
+                    before: tuple[int, int] | None = None
+                    ) -> tuple[list[int], list[float] | None] | None:
+        """``(ids, their BM25 scores or None)`` of the query's first ``depth`` matches in the
+        tantivy index, by BM25 (``rank``, scores) or newest first (``time``, after ``before``),
+        their ranking fields into ``fields``; None when there is no usable index or it cannot
+        answer exactly."""
+        if lx is None:
+            return None
+        if before is not None:             # (created_at, id) < before, as the store pages
+            b_at, b_id = before
+            node = q.And((node, q.Or((q.Op("until_ms", b_at), q.And((
+                q.Op("since_ms", b_at), q.Op("until_ms", b_at + 1), q.Op("max_id", b_id - 1)))))))
+        c = lx.compile(node, now_ms=state["n"], max_seq=state["s"])
+        hits = self._checked(lx, c, depth, state, order)
+        if hits is None:
+            return None
+        fields.append(hits.fields)
+        return hits.ids, hits.keys if order == "rank" else None
+
+    def _checked(self, lx: LexicalIndex, c, depth: int, state: dict, order: str):
+        """The first ``depth`` hits of compiled query ``c`` that satisfy its residual (checked
+        in the store, on over-fetched candidates); None when a selective residual leaves too
+        few of them (FTS5 and SQL then find every match)."""
+        if c.residual is None:             # exact in the index: its top k is the answer
+            return lx.search(c.query, depth, order=order, max_seq=state["s"])
+        for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
+            hits = lx.search(c.query, k, order=order, max_seq=state["s"])
+            ok = self.store.filter_ids(hits.ids, c.residual, now_ms=state["n"], candidates=True)
+            keep = [i for i, pid in enumerate(hits.ids) if pid in ok][:depth]
+            if len(keep) == depth or len(hits.ids) < k:      # or every match was read
+                hits.ids = [hits.ids[i] for i in keep]
+                hits.keys = [hits.keys[i] for i in keep]
+                return hits
+        return None
+
+    def _semantic(self, node: q.Node, wanted: bool, state: dict, lists: dict,
+                  fields: list[RankColumns], known: dict[int, bool], clock: Laps):
+        """The semantic list (into ``lists``, its ranking fields into ``fields``; ``known``:
+        see ``_kept``); returns (info, cosines, query vector or None, the relaxed query its
+        candidates passed)."""
         cos: dict[int, float] = {}
         off = None, None
         if not wanted:
@@ -476,7 +526,7 @@ class SearchEngine:
         near = self.vectors.search(qv, self._neighbours())
         clock.lap("semantic")
         relaxed = relax_text(node)
-        kept = self._kept(near, relaxed, state)
+        kept = self._kept(near, relaxed, state, fields, known)
         lists["semantic"] = [pid for pid, _ in kept]
         cos.update(kept)
         clock.lap("semantic_filter")
@@ -499,40 +549,75 @@ class SearchEngine:
             return min(self.config.semantic_depth, UNCALIBRATED_DEPTH)
         return self.config.semantic_depth
 
-    def _kept(self, near: list[tuple[int, float]], relaxed: q.Node | None, state: dict):
+    def _kept(self, near: list[tuple[int, float]], relaxed: q.Node | None, state: dict,
+              fields: list[RankColumns], known: dict[int, bool]):
         """Nearest neighbours above the floor that satisfy the query's operators and
-        exclusions."""
+        exclusions (``relaxed``). ``known``: ids already checked against ``relaxed`` (whether
+        they pass), their ranking fields in ``fields``; the others are checked in one read that
+        also brings their ranking fields (into ``fields``), and join ``known``."""
         floor = self._floor()
         if floor is not None:
             near = [(pid, s) for pid, s in near if s >= floor]   # before SQL: fewer ids to check
-        ok = self.store.filter_ids([pid for pid, _ in near], relaxed, now_ms=state["n"],
-                                   max_seq=state["s"])
-        return [(pid, s) for pid, s in near if pid in ok]
+        fresh = [pid for pid, _ in near if pid not in known]
+        ok = self.store.filter_rank_fields(fresh, relaxed, now_ms=state["n"], max_seq=state["s"])
+        fields.append(RankColumns.of(ok))
+        known.update((pid, pid in ok) for pid in fresh)
+        return [(pid, s) for pid, s in near if known[pid]]
 
-    def _feedback(self, qv: np.ndarray, relevance: dict[int, float], dups: dict,
-                  relaxed: q.Node | None, state: dict) -> list[int]:
-        """Rocchio in embedding space: the query vector moved towards the centroid of the first
-        round's top posts (one per near-duplicate group, so a flood of copies does not pull the
-        centroid), searched again. Empty when none of the top posts has a vector yet."""
+    def _feedback(self, lx: LexicalIndex | None, node: q.Node, qv: np.ndarray,
+                  lists: dict[str, list[int]], relevance: Fused, dups: dict,
+                  relaxed: q.Node | None, state: dict, fields: list[RankColumns],
+                  known: dict[int, bool]) -> dict[str, list[int]]:
+        """Pseudo-relevance feedback: the fused top posts (one per near-duplicate group, so a
+        flood of copies does not weigh more) are taken as relevant. Two lists, to join the
+        fusion (an empty result when none of the top posts has a vector yet):
+
+        - ``feedback``: Rocchio in embedding space, the query vector moved towards the centroid
+          of the first round's ``feedback_docs`` top posts, searched again;
+        - ``expansion`` (with the tantivy index): BM25 of the posts holding any of the
+          ``expansion_terms`` words that the ``expansion_docs`` top posts of the fusion with
+          ``feedback`` share, rarest in the stream first (``rank.expansion_terms``). A query in
+          another language than the stream's gets its lexical evidence there: "séisme au
+          Népal" has no post with every word, its best posts say "nepal", "nepalearthquake".
+
+        ``dups`` (groups of the first round's head) gains the groups of the fusion's head."""
         cfg = self.config
-        top: list[int] = []
-        roots: set[int] = set()
-        for pid in sorted(relevance, key=lambda p: (-relevance[p], -p)):
-            root = dups.get(pid, (pid, 0))[0]
-            if root not in roots:
-                roots.add(root)
-                top.append(pid)
-                if len(top) == cfg.feedback_docs:
-                    break
+        top = _heads(relevance, dups, cfg.feedback_docs)
         blobs = self.store.vectors_of(top)
         if not blobs:
-            return []
+            return {}
         V = from_blobs([blobs[pid] for pid in top if pid in blobs], qv.shape[0])   # (m, dim)
         a = cfg.feedback_query_weight
         moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
         near = self.vectors.search(moved, self._neighbours())
-        return [pid for pid, _ in self._kept(near, relaxed, state)]
+        out = {"feedback": [pid for pid, _ in self._kept(near, relaxed, state, fields, known)]}
+        if lx is None or not cfg.expansion_docs or not cfg.expansion_terms \
+                or cfg.weights.expansion <= 0:
+            return out
+        fused = rrf({**lists, **out}, cfg.weights)
+        head = fused.best(_FEEDBACK_HEAD)
+        dups.update(self.store.dup_info([pid for pid in head if pid not in dups]))
+        posts = self.store.posts_by_id(_heads(fused, dups, cfg.expansion_docs))
+        words = expansion_terms((p.text for p in posts.values()), lx.share, cfg.expansion_terms,
+                                cfg.common_share)
+        if words:
+            out["expansion"] = self._any_terms(lx, node, words, state, fields)
+        return out
+
+
+def _heads(relevance: Fused, dups: dict, n: int) -> list[int]:
+    """The ``n`` best posts of ``relevance``, one per near-duplicate group of ``dups``."""
+    top: list[int] = []
+    roots: set[int] = set()
+    for pid in relevance.best():
+        root = dups.get(pid, (pid, 0))[0]
+        if root not in roots:
+            roots.add(root)
+            top.append(pid)
+            if len(top) == n:
+                break
+    return top
 
 
 def _refreshed(lx: LexicalIndex) -> bool:

@@ -1,4 +1,5 @@
-"""A tantivy index beside the store: fast top-k BM25 for ``top`` search on large stores.
+"""A tantivy index beside the store: the lexical arm of search (``top`` by BM25, ``latest`` by
+time) with the query's operators, on large stores.
 
     >>> from townsquare.store.sqlite import SQLiteStore
     >>> from townsquare.store.base import Stored
@@ -16,9 +17,10 @@ Why: SQLite's FTS5 scores every match of a query before it can sort by BM25, so 
 costs time in proportion to its matches (measured: ~40 ms for "hurricane" at 184k posts, several
 times that at 1M). tantivy keeps per-block maximum scores and skips blocks that cannot reach the
 top k (block-max WAND), so the same query costs a few milliseconds at any size. FTS5 stays the
-source of truth and the path for everything else (``latest`` order, exact phrase semantics,
-queries without text); this index is derived, like the vector index: it catches up from the
-store's ``seq`` order (``refresh``), lives in ``<home>/lexical/`` and is rebuilt when missing.
+source of truth and the path for what the index cannot answer; this index is derived, like the
+vector index: it catches up from the store's ``seq`` order (``refresh``), lives in
+``<home>/lexical/`` and is rebuilt when missing or of another layout (``SCHEMA`` in its
+``townsquare.json``; the rebuild reports progress like any catch-up: ``ingest --json``).
 
 Deletions: ``refresh`` also reads the store's deletions log after its own watermark there and
 deletes those posts' documents, so search stops proposing them at once. tantivy only marks a
@@ -33,10 +35,22 @@ maintenance step (``services.maintenance``) runs it.
     >>> lx.compact()["rebuilt"], lx.purge_pending
     (True, 0)
 
-Exactness: the index only proposes candidates for the positive text of a query (its words,
-phrases and tags; exclusions of words too). The engine then keeps the candidates that satisfy the
-whole query in SQL, so operators, exclusions and deletions are applied exactly; when too few
-candidates survive a selective filter, the engine falls back to FTS5.
+What it holds (``build_schema``): the text, and the fields operators filter by (language,
+author, tags, ``filter:`` flags, ``created_at``, ``id``) and search ranks by (``created_at`` and
+the counts, as fast-field columns), so that a query of words and operators is answered here
+alone: ``lexquery`` compiles it, ``search`` returns the top k with each hit's ranking fields, and
+no SQL runs before the page's posts are read. What does not compile (counts, ``url:``, geo, ...)
+is checked in SQL on over-fetched candidates (``SearchEngine._checked``), falling back to FTS5
+when too few survive. A snapshot (``seq`` at most the cursor's) is a range on the ``seq`` column,
+applied only when the index holds newer posts.
+
+Freshness of the fields: a document is written when its post's text is (``seq``), and once more
+when the late stage has given the post its language (``settled_through``); until then ``lang:``
+stays a SQL check. The counts, and fields that a later record of the same post with the same
+text fills in (an author, links), stay as first indexed until its text changes or the index
+is rebuilt: they can lag the store for the ranking's engagement term and for ``filter:`` and
+``from:`` on such merged posts (the store bumps ``seq`` only for a new text). Near-duplicate groups are not kept here (they change as posts
+arrive): the engine reads them for the posts it shows.
 
 Tokens: lowercase and ASCII folding over a simple word tokenizer, the same as FTS5's ``unicode61
 remove_diacritics 2`` for Latin scripts (``index_tokens``). The query side is tokenized by
@@ -50,24 +64,67 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from townsquare import query as q
-from townsquare.store.base import Store
-from townsquare.text.normalize import WORD, lower_strip_accents
+from townsquare.search.lexquery import Compiled, compile_tantivy, index_tokens, uses_lang
+from townsquare.search.rank import RankColumns
+from townsquare.store.base import IndexRow, Store
 
 _PAGE = 20_000
-SCHEMA = 2          # bump when the fields change: an index of another layout is rebuilt
+SCHEMA = 3          # bump when the fields change: an index of another layout is rebuilt
+_COUNTS = ("likes", "retweets", "replies", "quotes")     # Store.rank_fields' order
+__all__ = ["SCHEMA", "Hits", "LexicalIndex", "build_schema", "index_tokens"]
 
 
-def index_tokens(text: str) -> list[str]:
-    """Lowercase, strip accents, split into words: the index's tokens (``lower_strip_accents``
-    is what tantivy's lowercaser and ASCII folding do to a word).
+def build_schema():
+    """The index's fields. Integers are fast fields (columns read per hit without touching the
+    stored document): ``id``, ``seq`` (the snapshot check), ``created_at`` (time ranges and
+    ``latest`` order) and the four counts search ranks by. Keywords (``raw``, lowercased here):
+    ``lang``, ``author``, ``tags`` (``#tag``, ``@handle``, ``$TAG``) and ``flags`` (the
+    ``filter:`` names true of the post)."""
+    import tantivy
+    sb = tantivy.SchemaBuilder()
+    sb.add_integer_field("id", stored=False, indexed=True, fast=True)
+    sb.add_integer_field("seq", stored=False, indexed=True, fast=True)
+    sb.add_integer_field("created_at", stored=False, indexed=True, fast=True)
+    for name in _COUNTS:
+        sb.add_integer_field(name, stored=False, indexed=False, fast=True)
+    sb.add_text_field("text", stored=False, tokenizer_name="folded")
+    for name in ("lang", "author", "tags", "flags"):
+        sb.add_text_field(name, stored=False, tokenizer_name="raw", index_option="basic")
+    return sb.build()
 
-    >>> index_tokens("Séisme à l'Équateur: covid-19!")
-    ['seisme', 'a', 'l', 'equateur', 'covid', '19']
-    """
-    return WORD.findall(lower_strip_accents(text))
+
+@dataclass(slots=True)
+class Hits:
+    """One search of the index: ids best first (or newest first), their BM25 scores (``rank``
+    order) or ``created_at`` (``time`` order), the ranking fields of each as columns (None when
+    not asked for), and how many posts match the query (when counted)."""
+    ids: list[int]
+    keys: list
+    fields: RankColumns | None = None
+    total: int = 0
+
+
+def _document(t, r: IndexRow):
+    doc = dict(id=r.id, seq=r.seq, created_at=r.created_at, text=r.text,
+               likes=r.like_count or 0, retweets=r.retweet_count or 0,
+               replies=r.reply_count or 0, quotes=r.quote_count or 0)
+    if r.lang:
+        doc["lang"] = r.lang.lower()
+    if r.author_handle:
+        doc["author"] = r.author_handle.lower()
+    tags = ([f"#{x.lower()}" for x in r.hashtags] + [f"@{x.lower()}" for x in r.mentions]
+            + [f"${x.lower()}" for x in r.cashtags])
+    if tags:
+        doc["tags"] = tags
+    if r.flags:
+        doc["flags"] = list(r.flags)
+    return t.Document(**doc)
 
 
 class LexicalIndex:
@@ -79,17 +136,16 @@ class LexicalIndex:
         self._t = tantivy
         self.store = store
         self.path = path
-        sb = tantivy.SchemaBuilder()
-        sb.add_integer_field("id", stored=True, indexed=True, fast=True)
-        sb.add_integer_field("created_at", stored=False, indexed=True, fast=True)
-        sb.add_text_field("text", stored=False, tokenizer_name="folded")
-        self.schema = sb.build()
+        self.schema = build_schema()
         self.watermark = 0
         # The deletions log's watermark, and how many deletions were applied since the index was
         # last rewritten (their words are still in the segment files until ``compact``). A file
         # written before the log existed reads 0: the whole log is applied at the next refresh.
         self.deleted_through = 0
         self.purge_pending = 0
+        # Every document with seq <= settled_through was indexed after the late stage had given
+        # its post a language; the later ones may lack it until it does (``refresh``).
+        self.settled_through = 0
         meta = self._meta_path()
         if path is not None and meta is not None and meta.exists():
             try:
@@ -99,11 +155,12 @@ class LexicalIndex:
                 self.watermark = int(saved["watermark"])
                 self.deleted_through = int(saved.get("deleted_through", 0))
                 self.purge_pending = int(saved.get("purge_pending", 0))
+                self.settled_through = int(saved.get("settled_through", 0))
                 self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
             except (ValueError, KeyError, OSError):
                 self.watermark = 0
         if self.watermark == 0:
-            self.deleted_through = self.purge_pending = 0
+            self.deleted_through = self.purge_pending = self.settled_through = 0
             if path is not None:
                 shutil.rmtree(path, ignore_errors=True)
                 path.mkdir(parents=True, exist_ok=True)
@@ -131,16 +188,27 @@ class LexicalIndex:
         posts = max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.watermark)
         return posts + len(self.store.deletions_since(self.deleted_through, _PAGE))
 
-    def refresh(self, progress: Callable[[int], object] | None = None) -> int:
+    def unsettled(self) -> int:
+        """At most how many indexed posts wait to be indexed again with the language the late
+        stage has given them since (``refresh`` does it)."""
+        return max(0, min(self.store.enriched_through(), self.watermark) - self.settled_through)
+
+    def refresh(self, progress: Callable[[int], object] | None = None, *,
+                settle: bool = True) -> int:
         """Delete what was deleted and index what was ingested since the last refresh; returns
-        how many changes (deletions and posts)."""
+        how many changes (deletions and posts). ``settle``: also index again the posts whose
+        language arrived since they were indexed (``unsettled``). The server's indexer passes
+        False: re-indexing every post a second time doubled the cost of its refreshes, which
+        bound search freshness under a 5,700 posts/s stream (``bench/serve.py``: p99 0.9 s ->
+        4 s); ``lang:`` is then checked in the store on the index's candidates instead."""
         # Every post up to the newest seq read first is committed: once the posts after the
         # watermark are read, the watermark may pass the seqs of posts deleted since (the newest
-        # post deleted must not leave a lag of 1 for ever).
-        newest = self.store.max_seq()
+        # post deleted must not leave a lag of 1 for ever). The late stage's watermark is read
+        # before any row, so that every row read at or below it carries its language.
+        newest, enriched = self.store.max_seq(), self.store.enriched_through()
         gone = self.store.deletions_since(self.deleted_through, _PAGE)
-        rows = self.store.posts_since(self.watermark, _PAGE)
-        if not rows and not gone:
+        unsettled = settle and min(enriched, self.watermark) > self.settled_through
+        if newest <= self.watermark and not gone and not unsettled:
             self.watermark = max(self.watermark, newest)
             return 0
         writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
@@ -153,42 +221,57 @@ class LexicalIndex:
                 self.purge_pending += len(gone)
             self.deleted_through = gone[-1][0]
             gone = self.store.deletions_since(self.deleted_through, _PAGE)
+        if unsettled:
+            self._settle(writer, min(enriched, self.watermark))
         n += self._add_since(writer, progress)
         self.watermark = max(self.watermark, newest)
-        self._commit(writer)
+        self._commit(writer, settled=max(self.settled_through, enriched) if settle
+                     else self.settled_through)
         return n
+
+    def _settle(self, writer, through: int) -> None:
+        """Index again the posts indexed before the late stage gave them a language, up to
+        ``through``: in a live stream, each post is indexed on arrival and once more when its
+        language is known, so that ``lang:`` is answered by the index."""
+        seq = self.settled_through
+        while rows := [r for r in self.store.index_rows_since(seq, _PAGE) if r.seq <= through]:
+            for r in rows:
+                writer.delete_documents_by_term("id", r.id)
+                writer.add_document(_document(self._t, r))
+            seq = rows[-1].seq
 
     def _add_since(self, writer, progress: Callable[[int], object] | None) -> int:
         """Add the posts after the watermark to ``writer``'s next commit; how many."""
         n, replace = 0, self.watermark != 0   # a changed post replaces its old document
-        rows = self.store.posts_since(self.watermark, _PAGE)
+        rows = self.store.index_rows_since(self.watermark, _PAGE)
         while rows:
-            created = self.store.created_at_of([r[0] for r in rows])
-            for pid, _seq, text in rows:
+            for r in rows:
                 if replace:
-                    writer.delete_documents_by_term("id", pid)
-                writer.add_document(self._t.Document(id=pid, text=text,
-                                                     created_at=created.get(pid, 0)))
+                    writer.delete_documents_by_term("id", r.id)
+                writer.add_document(_document(self._t, r))
             n += len(rows)
-            self.watermark = rows[-1][1]
+            self.watermark = rows[-1].seq
             if progress:
                 progress(len(rows))
-            rows = self.store.posts_since(self.watermark, _PAGE)
+            rows = self.store.index_rows_since(self.watermark, _PAGE)
         return n
 
-    def _commit(self, writer, *, collect: bool = False) -> None:
-        """Commit, save the watermarks, and search the new snapshot; ``collect``: then remove
-        the files of segments no snapshot uses any more."""
+    def _commit(self, writer, *, settled: int, collect: bool = False) -> None:
+        """Commit, save the watermarks, and search the new snapshot; ``settled``: the new
+        ``settled_through``, taken once that snapshot is searched (queries compile ``lang:`` by
+        it); ``collect``: then remove the files of segments no snapshot uses any more."""
         writer.commit()
         meta = self._meta_path()
         if meta is not None:
             tmp = meta.with_suffix(".tmp")
             tmp.write_text(json.dumps({"watermark": self.watermark, "schema": SCHEMA,
                                        "deleted_through": self.deleted_through,
-                                       "purge_pending": self.purge_pending}))
+                                       "purge_pending": self.purge_pending,
+                                       "settled_through": settled}))
             os.replace(tmp, meta)
         self.index.reload()
         self._searcher = self.index.searcher()   # the old snapshot goes: its files may too
+        self.settled_through = settled
         if collect:
             writer.garbage_collect_files()
         if self._writer is None:
@@ -208,11 +291,12 @@ class LexicalIndex:
                     "seconds": round(time.perf_counter() - t0, 3)}
         writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
         writer.delete_all_documents()
+        enriched = self.store.enriched_through()
         self.watermark, purged, newest = 0, self.purge_pending, self.store.max_seq()
         self._add_since(writer, None)
         self.watermark = max(self.watermark, newest)
         self.purge_pending = 0
-        self._commit(writer, collect=True)
+        self._commit(writer, settled=enriched, collect=True)
         return {"rebuilt": True, "purged": purged, "documents": self._searcher.num_docs,
                 "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -223,38 +307,65 @@ class LexicalIndex:
             self._writer = None
 
     # --- queries -----------------------------------------------------------------------------------
-    def _text_query(self, node: q.Node):
-        """The positive text of ``node`` as a tantivy query (None when it has none): implied by
-        the query, so filtering its hits by the full query in SQL is exact."""
-        Occur, Query = self._t.Occur, self._t.Query
-        if isinstance(node, (q.Term, q.Phrase)):
-            words = index_tokens(node.text)
-        elif isinstance(node, q.Hashtag):
-            words = index_tokens(node.tag)
-        elif isinstance(node, q.Mention):
-            words = index_tokens(node.handle)
-        elif isinstance(node, q.Cashtag):
-            words = index_tokens(node.tag)
-        elif isinstance(node, q.And):
-            must = [c for c in (self._text_query(ch) for ch in node.children) if c is not None]
-            if not must:
-                return None
-            nots = [self._text_query(ch.child) for ch in node.children
-                    if isinstance(ch, q.Not) and isinstance(ch.child, (q.Term, q.Phrase))]
-            clauses = [(Occur.Must, c) for c in must] + [(Occur.MustNot, c) for c in nots if c]
-            return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
-        elif isinstance(node, q.Or):
-            parts = [self._text_query(ch) for ch in node.children]
-            if any(p is None for p in parts):
-                return None
-            return Query.boolean_query([(Occur.Should, p) for p in parts])
+    def compile(self, node: q.Node, *, now_ms: int, max_seq: int | None = None) -> Compiled:
+        """``node`` as this index's query plus the residual the store checks (``lexquery``).
+        ``lang:`` compiles once every post of the snapshot (``max_seq``) had its language when
+        indexed. The snapshot itself is applied by ``search``."""
+        newest = self.watermark if max_seq is None else min(max_seq, self.watermark)
+        return compile_tantivy(node, self.schema, now_ms=now_ms,
+                               lang_known=not uses_lang(node) or self.settled_through >= newest)
+
+    def search(self, query, k: int, *, order: str = "rank", count: bool = False,
+               fields: bool = True, max_seq: int | None = None) -> Hits:
+        """The top ``k`` of a compiled ``query`` among posts with ``seq`` at most ``max_seq``
+        (a snapshot): by BM25 (``rank``) or newest first (``time``, ties by the larger id, as
+        the store orders them). ``fields``: read each hit's ranking fields from the index's
+        columns."""
+        searcher = self._searcher       # hits address this snapshot's segments: one searcher
+        # The seq range costs a check per match (about 1 ms for a common word at 1M posts):
+        # left out when no document of this searcher is newer than the snapshot. The watermark
+        # is read after the searcher and only grows before a new searcher is published, so it
+        # bounds every document this searcher holds.
+        if max_seq is not None and max_seq < self.watermark:
+            Occur = self._t.Occur
+            query = self._t.Query.boolean_query([(Occur.Must, query), (Occur.Must, (
+                self._t.Query.range_query(self.schema, "seq", self._t.FieldType.Integer,
+                                          None, max_seq)))])
+        if order == "time":
+            hits = self._newest(searcher, query, k)
         else:
-            return None
-        if not words:
-            return None                               # emoji or punctuation: no token
-        if len(words) == 1:
-            return Query.term_query(self.schema, "text", words[0])
-        return Query.phrase_query(self.schema, "text", words)
+            res = searcher.search(query, k, count=count)
+            hits = res.hits
+        addrs = [a for _, a in hits]
+        ids = searcher.fast_field_values("id", addrs)
+        out = Hits(ids=ids, keys=[key for key, _ in hits],
+                   total=res.count if order == "rank" and count else 0)
+        if fields:
+            # (5, n): created_at, likes, retweets, replies, quotes, as columns end to end
+            cols = np.array([searcher.fast_field_values(f, addrs)
+                             for f in ("created_at",) + _COUNTS], dtype=np.int64).reshape(5, -1)
+            out.fields = RankColumns(np.array(ids, dtype=np.int64), cols[0],
+                                     cols[1] + 2 * cols[2] + cols[3] + cols[4])
+        return out
+
+    def _newest(self, searcher, query, k: int) -> list:
+        """``(created_at, address)`` of the ``k`` newest matches, ties by the larger id: tantivy
+        orders by one field, so the matches that share the last hit's time are all read and
+        ordered by id here."""
+        Q, Occur = self._t.Query, self._t.Occur
+        hits = searcher.search(query, k, count=False, order_by_field="created_at").hits
+        if len(hits) < k:
+            return _by_id(searcher, hits)
+        last = hits[-1][0]
+        # the posts of that one millisecond from the inverted index (a short posting list),
+        # not a scan of the created_at column over every match
+        tie = Q.boolean_query([(Occur.Must, query), (Occur.Must, Q.range_query(
+            self.schema, "created_at", self._t.FieldType.Integer, last, last,
+            use_inverted_index=True))])
+        res = searcher.search(tie, k, count=True)
+        ties = res.hits if res.count <= k else searcher.search(tie, res.count, count=False).hits
+        return (_by_id(searcher, [h for h in hits if h[0] > last])
+                + _by_id(searcher, [(last, a) for _, a in ties]))[:k]
 
     def share(self, part: str) -> float:
         """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""
@@ -265,8 +376,10 @@ class LexicalIndex:
             return 0.0
         return min(searcher.doc_freq("text", w) for w in words) / n
 
-    def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
-        """BM25 top-k of posts holding ANY of ``parts`` (words or phrases), best first."""
+    def any_query(self, parts: list[str], node: q.Node | None, *, now_ms: int,
+                  max_seq: int | None = None) -> Compiled | None:
+        """Posts holding ANY of ``parts`` (words or phrases) that satisfy ``node`` (the query's
+        operators and exclusions; None: no condition); None when no part has a word."""
         Query, Occur = self._t.Query, self._t.Occur
         clauses = []
         for part in parts:
@@ -276,29 +389,38 @@ class LexicalIndex:
             elif words:
                 clauses.append((Occur.Should, Query.phrase_query(self.schema, "text", words)))
         if not clauses:
+            return None
+        anyq = Query.boolean_query(clauses)
+        if node is None:
+            return Compiled(query=anyq, residual=None)
+        cond = self.compile(node, now_ms=now_ms, max_seq=max_seq)
+        return Compiled(query=Query.boolean_query([(Occur.Must, anyq), (Occur.Must, cond.query)]),
+                        residual=cond.residual)
+
+    def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
+        """BM25 top-k of posts holding ANY of ``parts`` (words or phrases), best first."""
+        c = self.any_query(parts, None, now_ms=0)
+        if c is None:
             return []
-        searcher = self._searcher          # hits address this snapshot's segments
-        res = searcher.search(Query.boolean_query(clauses), k, count=False)
-        doc = searcher.doc
-        return [(doc(addr)["id"][0], score) for score, addr in res.hits]
+        hits = self.search(c.query, k, fields=False)
+        return list(zip(hits.ids, hits.keys))
 
     def top(self, node: q.Node, k: int, *, since_ms: int | None = None,
             until_ms: int | None = None) -> tuple[list[tuple[int, float]], int] | None:
         """``([(id, bm25)], total matches)`` for the query's text, best first, within
         ``[since_ms, until_ms)`` when given; None when the query has no text this index can
-        search."""
-        query = self._text_query(node)
-        if query is None:
+        search. Operators the index holds are applied too (``compile``); the rest are not."""
+        if not any(index_tokens(t) for t in q.positive_text(node)):
             return None
-        if since_ms is not None or until_ms is not None:
-            rng = self._t.Query.range_query(
-                self.schema, "created_at", self._t.FieldType.Integer, since_ms, until_ms,
-                include_upper=until_ms is None)
-            query = self._t.Query.boolean_query([(self._t.Occur.Must, query),
-                                                 (self._t.Occur.Must, rng)])
-        # One searcher for the search and the doc lookups: the server's indexer thread swaps
-        # ``_searcher`` after each refresh, and a hit's address is only valid in its snapshot.
-        searcher = self._searcher
-        res = searcher.search(query, k, count=True)
-        doc = searcher.doc
-        return [(doc(addr)["id"][0], score) for score, addr in res.hits], res.count
+        bounds = [q.Op("since_ms", since_ms)] if since_ms is not None else []
+        bounds += [q.Op("until_ms", until_ms)] if until_ms is not None else []
+        c = self.compile(q.And((node, *bounds)) if bounds else node, now_ms=0)
+        hits = self.search(c.query, k, count=True, fields=False)
+        return list(zip(hits.ids, hits.keys)), hits.total
+
+
+def _by_id(searcher, hits: list) -> list:
+    """``(created_at, address)`` hits newest first, ties by the larger id."""
+    ids = searcher.fast_field_values("id", [a for _, a in hits])
+    order = sorted(range(len(hits)), key=lambda i: (-hits[i][0], -ids[i]))
+    return [hits[i] for i in order]

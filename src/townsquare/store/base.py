@@ -88,6 +88,39 @@ class PendingEnrichment:
 
 
 @dataclass(slots=True)
+class IndexRow:
+    """What an index beside the store (``search.lexindex``) keeps of a post: its text, the fields
+    its operators filter by, and the fields search ranks by (``Store.index_rows_since``).
+    ``flags`` are the ``filter:`` names true of the post, as the store's SQL decides them."""
+
+    id: int
+    seq: int
+    text: str
+    created_at: int
+    lang: str | None
+    author_handle: str | None
+    hashtags: list[str]
+    mentions: list[str]
+    cashtags: list[str]
+    flags: tuple[str, ...]
+    like_count: int | None
+    retweet_count: int | None
+    reply_count: int | None
+    quote_count: int | None
+
+    @classmethod
+    def of(cls, p: Post, seq: int) -> "IndexRow":
+        flags = tuple(name for name, on in (
+            ("replies", p.reply_to_id is not None), ("retweets", p.repost_of_id is not None),
+            ("quote", p.quote_of_id is not None), ("links", bool(p.urls)),
+            ("media", bool(p.has_media)), ("hashtags", bool(p.hashtags)),
+            ("mentions", bool(p.mentions))) if on)
+        return cls(p.id, seq, p.text, p.created_at, p.lang, p.author_handle, list(p.hashtags),
+                   list(p.mentions), list(p.cashtags), flags, p.like_count, p.retweet_count,
+                   p.reply_count, p.quote_count)
+
+
+@dataclass(slots=True)
 class Enrichment:
     """What the late stage computed for a batch of posts, written in one transaction."""
 
@@ -377,14 +410,39 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]: ...
 
+    def index_rows_since(self, seq: int, limit: int) -> list[IndexRow]:
+        """``posts_since`` with the fields an index beside the store filters and ranks by."""
+        rows = self.posts_since(seq, limit)
+        posts = self.posts_by_id([r[0] for r in rows])
+        return [IndexRow.of(posts[pid], s) for pid, s, _ in rows if pid in posts]
+
+    def enriched_through(self) -> int:
+        """The late stage's watermark: every post with ``seq`` at or below it has its language
+        and near-duplicate link (``stats()["late_stage"]``; stores read it directly)."""
+        return int(self.stats()["late_stage"]["processed_through_seq"])
+
     def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
         """``{id: (created_at, like_count, retweet_count, reply_count, quote_count)}``: what
         search ranks a candidate by, without reading the post whole (``search.rank``)."""
         return {pid: (p.created_at, p.like_count, p.retweet_count, p.reply_count, p.quote_count)
                 for pid, p in self.posts_by_id(ids).items()}
 
+    def filter_rank_fields(self, ids: Sequence[int], query: Node | None, *,
+                           now_ms: int | None = None, max_seq: int | None = None
+                           ) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        """``filter_ids`` and ``rank_fields`` together: the ranking fields of the ids among
+        ``ids`` that exist (up to ``max_seq``) and satisfy ``query``. Search checks its
+        semantic candidates this way; a store answers it in one read."""
+        ok = self.filter_ids(ids, query, now_ms=now_ms, max_seq=max_seq)
+        return self.rank_fields([pid for pid in ids if pid in ok])
+
     @abc.abstractmethod
     def max_seq(self) -> int: ...
+
+    @abc.abstractmethod
+    def ingested_at_after(self, seq: int) -> int | None:
+        """Ingest time (ms) of the first post after ``seq`` in ingest order (None: none): the
+        age of a derived index's oldest pending post."""
 
     @abc.abstractmethod
     def newest_created_at(self) -> int | None: ...

@@ -154,13 +154,25 @@ class PostgresSearchReads:
 
     def filter_ids(self, ids: Sequence[int], query: Node | None, *, now_ms: int | None = None,
                    candidates: bool = False, max_seq: int | None = None) -> set[int]:
+        return {r[0] for r in self._where_ids("p.id", ids, query, now_ms, candidates, max_seq)}
+
+    def filter_rank_fields(self, ids: Sequence[int], query: Node | None, *,
+                           now_ms: int | None = None, max_seq: int | None = None
+                           ) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        return {r[0]: tuple(r[1:]) for r in self._where_ids(
+            "p.id, p.created_at, p.like_count, p.retweet_count, p.reply_count, p.quote_count",
+            ids, query, now_ms, False, max_seq)}
+
+    def _where_ids(self, columns: str, ids: Sequence[int], query: Node | None,
+                   now_ms: int | None, candidates: bool, max_seq: int | None):
+        """``columns`` of the posts among ``ids`` that satisfy ``query`` (up to ``max_seq``)."""
         c = _sql(query, now_ms, candidates)
-        sql = f"SELECT p.id FROM posts p WHERE p.id = ANY(%s) AND ({c.where})"
+        sql = f"SELECT {columns} FROM posts p WHERE p.id = ANY(%s) AND ({c.where})"
         args = [list(ids)] + list(c.params)
         if max_seq is not None:
             sql += " AND p.seq <= %s"
             args.append(max_seq)
-        return {r[0] for r in self._db.execute(sql, args)}
+        return self._db.execute(sql, args)
 
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
         return {r[0]: post_from_array_row(r) for r in self._db.execute(
@@ -183,6 +195,9 @@ class PostgresSearchReads:
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return dict(self._db.execute("SELECT id, created_at FROM posts WHERE id = ANY(%s)",
                                      (list(ids),)).fetchall())
+
+    def enriched_through(self) -> int:
+        return int(self._meta("enriched_seq") or 0)
 
     def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
         return {r[0]: tuple(r[1:]) for r in self._db.execute(

@@ -31,7 +31,7 @@ from typing import Any
 
 from townsquare.posts import Post
 from townsquare.query import Node
-from townsquare.store.base import AnyWords, author_queries, newest_rows
+from townsquare.store.base import AnyWords, IndexRow, author_queries, newest_rows
 from townsquare.store.sqlite_query import (
     SqlQuery,
     compile_sqlite,
@@ -115,19 +115,30 @@ class SQLiteSearchReads:
     def filter_ids(self, ids: Sequence[int], query: Node | None, *, now_ms: int | None = None,
                    candidates: bool = False, max_seq: int | None = None) -> set[int]:
         """The ids among ``ids`` that exist and satisfy ``query``."""
+        return {r[0] for r in self._where_ids("p.id", ids, query, now_ms, candidates, max_seq)}
+
+    def filter_rank_fields(self, ids: Sequence[int], query: Node | None, *,
+                           now_ms: int | None = None, max_seq: int | None = None
+                           ) -> dict[int, tuple[int, Any, Any, Any, Any]]:
+        return {r[0]: r[1:] for r in self._where_ids(
+            "p.id, p.created_at, p.like_count, p.retweet_count, p.reply_count, p.quote_count",
+            ids, query, now_ms, False, max_seq)}
+
+    def _where_ids(self, columns: str, ids: Sequence[int], query: Node | None,
+                   now_ms: int | None, candidates: bool, max_seq: int | None):
+        """``columns`` of the posts among ``ids`` that satisfy ``query`` (up to ``max_seq``),
+        a chunk of ids per statement."""
         c = _sql(query, now_ms, candidates)
-        out: set[int] = set()
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
-            sql = (f"SELECT p.id FROM posts p WHERE p.id IN ({','.join('?' * len(chunk))}) "
+            sql = (f"SELECT {columns} FROM posts p WHERE p.id IN ({','.join('?' * len(chunk))}) "
                    f"AND ({c.where})")
             args = list(chunk) + list(c.params)
             if max_seq is not None:
                 sql += " AND p.seq <= ?"
                 args.append(max_seq)
-            out.update(r[0] for r in self._db.execute(sql, args))
-        return out
+            yield from self._db.execute(sql, args)
 
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
         out: dict[int, Post] = {}
@@ -177,6 +188,14 @@ class SQLiteSearchReads:
 
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
+
+    def index_rows_since(self, seq: int, limit: int) -> list[IndexRow]:
+        return [IndexRow.of(post_from_json_row(r), r[-1]) for r in self._db.execute(
+            f"SELECT {', '.join(POST_COLUMNS)}, seq FROM posts WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit))]
+
+    def enriched_through(self) -> int:
+        return int(self._meta("enriched_seq") or 0)
 
     def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
         out: dict[int, tuple[int, Any, Any, Any, Any]] = {}

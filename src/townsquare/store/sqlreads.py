@@ -137,6 +137,13 @@ class SharedReads(abc.ABC):
     def max_seq(self) -> int:
         return int(self._meta("next_seq") or 1) - 1
 
+    def ingested_at_after(self, seq: int) -> int | None:
+        """When (ms since epoch) the first post after ``seq`` in ingest order was first
+        ingested; None when there is none. One index seek: how long a derived index behind
+        ``seq`` has been behind."""
+        return self._one("SELECT ingested_at FROM posts WHERE seq > ? ORDER BY seq LIMIT 1",
+                         (seq,))
+
     def newest_created_at(self) -> int | None:
         return self._one("SELECT max(created_at) FROM posts")
 

@@ -1,0 +1,307 @@
+"""Phase 5 of ``bench/serve.py``: time to semantic findability while ingesting (``python
+bench/serve.py --findability``; its docstring says what is measured). Kept apart from the other
+phases' code, which it reuses (the load generator, the prefill, the server's start).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from serve import (
+    BASE_ID,
+    RESULTS,
+    Load,
+    log,
+    pct,
+    prefill,
+    render,
+    source_posts,
+    start_server,
+)
+
+# Findability markers: a French sentence and its English translation, no word in common (only
+# the semantic arm can find the one by the other), about nothing the disaster posts are about.
+_SUBJECTS = [("Une chouette", "an owl"), ("Un écureuil", "a squirrel"),
+             ("Une grenouille", "a frog"), ("Un mouton", "a sheep"), ("Un renard", "a fox"),
+             ("Un hérisson", "a hedgehog")]
+_DOINGS = [("dort dans la bibliothèque municipale", "sleeping in the town library"),
+           ("chante sur le toit de la gare", "singing on the roof of the train station"),
+           ("mange des gâteaux dans la boulangerie", "eating cakes in the bakery"),
+           ("nage dans la piscine de l'école", "swimming in the school pool")]
+MARKERS = [(f"{sf} {df} ce matin", f"{se} {de}") for sf, se in _SUBJECTS for df, de in _DOINGS]
+POLL_S = 1.0         # a marker's search every second: the polls are a search load of their own
+assert all(not set(fr.lower().replace("'", " ").split()) & set(en.split()) for fr, en in MARKERS)
+
+
+def source_posts_with_vectors(n: int):
+    """The first ``n`` real posts (time order) of the eval store that have an e5 vector, and
+    their vectors' bytes."""
+    import search as ev
+    from townsquare.store import open_store
+    store = open_store(ev.WORK / "home")
+    if store.embed_model() != "e5-small-int8":
+        sys.exit(f"the eval store at {ev.WORK / 'home'} holds no e5-small-int8 vectors: run "
+                 "`python eval/search.py` first")
+    posts, blobs, batch = [], [], []
+
+    def flush():
+        vecs = store.vectors_of([p.id for p in batch])
+        for p in batch:
+            if p.id in vecs and len(posts) < n:
+                posts.append((p.text, p.author_handle or f"u{p.author_id or 0}", p.lang))
+                blobs.append(vecs[p.id])
+        batch.clear()
+    for p in store.iter_posts(by_time=True):
+        batch.append(p)
+        if len(batch) == 5000:
+            flush()
+            if len(posts) >= n:
+                break
+    flush()
+    store.close()
+    return posts, blobs
+
+
+def prefill_semantic(home: Path, posts, blobs) -> dict:
+    """``prefill``, then each post's e5 vector and the faiss index beside the store, as a server
+    that has been embedding them would have."""
+    from townsquare.embed.sync import StoreVectors
+    from townsquare.services.indexes import VECTORS_FILE
+    from townsquare.store import open_store
+    out = prefill(home, posts)
+    store = open_store(home)
+    t0 = time.perf_counter()
+    blob_of = {BASE_ID - len(posts) + i: b for i, b in enumerate(blobs)}
+    start = 0
+    while rows := store.posts_since(start, 20_000):
+        store.write_vectors("e5-small-int8", [(pid, seq, blob_of[pid]) for pid, seq, _ in rows],
+                            watermark=rows[-1][1])
+        start = rows[-1][1]
+    t1 = time.perf_counter()
+    StoreVectors(store, home / VECTORS_FILE, 384).refresh()        # builds and saves the file
+    out.update(vectors_s=round(t1 - t0, 1), vector_index_s=round(time.perf_counter() - t1, 1))
+    store.close()
+    return out
+
+
+class Findability(Load):
+    """The open-loop ingest of 2. with marker posts (French) sent every ``every`` seconds, each
+    polled until found: by its English translation (even markers), or by its own text until the
+    semantic arm returns it (odd markers); and ``/v1/stats`` every second."""
+
+    def __init__(self, client, posts, start_id: int, timeout: float, poll: float = 1.0):
+        super().__init__(client, posts, start_id)
+        self.timeout, self.poll = timeout, poll
+        self.found: dict[str, list[float]] = {"cross_lingual": [], "own_text": []}
+        self.missing: dict[str, int] = {"cross_lingual": 0, "own_text": 0}
+        self.arms: dict[str, dict[str, int]] = {"cross_lingual": {}, "own_text": {}}
+        self.stats: list[dict] = []
+
+    async def markers(self, seconds: float, every: float) -> None:
+        t_start, tasks, n = time.perf_counter(), [], 0
+        while time.perf_counter() - t_start < seconds:
+            tasks.append(asyncio.create_task(self._marker(n)))
+            n += 1
+            await asyncio.sleep(max(0.0, t_start + n * every - time.perf_counter()))
+        await asyncio.gather(*tasks)
+
+    async def _marker(self, n: int) -> None:
+        kind = "cross_lingual" if n % 2 == 0 else "own_text"
+        french, english = MARKERS[(n // 2) % len(MARKERS)]
+        pid = str(BASE_ID + 950_000_000 + n)
+        query = english if kind == "cross_lingual" else french
+        t0 = time.perf_counter()
+        r = await self.c.post("/v1/posts", json={"id": pid, "text": french, "lang": "fr",
+                                                 "created_at": datetime.now(timezone.utc)
+                                                 .strftime("%Y-%m-%dT%H:%M:%SZ")})
+        if r.status_code != 200:
+            self.missing[kind] += 1
+            return
+        while time.perf_counter() - t0 < self.timeout:
+            r = await self.c.get("/v1/search", params={"q": query, "limit": 100})
+            if r.status_code == 200:
+                hit = next((h for h in r.json()["results"] if h["id"] == pid), None)
+                if hit is not None and "semantic" in hit["matched"]:
+                    self.found[kind].append(time.perf_counter() - t0)
+                    key = "+".join(sorted(hit["matched"]))
+                    self.arms[kind][key] = self.arms[kind].get(key, 0) + 1
+                    return
+            await asyncio.sleep(self.poll)
+        self.missing[kind] += 1
+
+    async def sample_stats(self, seconds: float) -> None:
+        t_start = time.perf_counter()
+        while time.perf_counter() - t_start < seconds:
+            r = await self.c.get("/v1/stats")
+            if r.status_code == 200:
+                self.stats.append(r.json()["freshness"] | {"t": time.perf_counter() - t_start})
+            await asyncio.sleep(1.0)
+
+    def findability(self) -> dict:
+        out = {}
+        for kind, v in self.found.items():
+            out[kind] = {"markers": len(v) + self.missing[kind], "found": len(v),
+                         "not_found": self.missing[kind],
+                         "p50_s": round(pct(v, 50), 2) if v else None,
+                         "p99_s": round(pct(v, 99), 2) if v else None,
+                         "max_s": round(max(v), 2) if v else None, "arms": self.arms[kind]}
+        lags = {}
+        for arm in ("lexical", "fast_semantic", "e5"):
+            got = [s[arm] for s in self.stats if s.get(arm)]
+            secs = [g["seconds"] for g in got if g.get("seconds") is not None]
+            lags[arm] = {"samples": len(got),
+                         "seconds_p50": round(pct(secs, 50), 1) if secs else None,
+                         "seconds_max": round(max(secs), 1) if secs else None,
+                         "posts_max": max((g["posts"] for g in got), default=None),
+                         "posts_last": got[-1]["posts"] if got else None}
+        fast_states = sorted({s["fast_semantic"]["state"] for s in self.stats
+                              if s.get("fast_semantic")})
+        return {"markers": out, "lags": lags, "fast_tier_states": fast_states}
+
+
+async def findability_phase(url: str, key: str, posts, rate: int, seconds: float,
+                            start_id: int, timeout: float, every: float) -> dict:
+    import httpx
+    limits = httpx.Limits(max_connections=256)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=60, limits=limits) as c:
+        load = Findability(c, posts, start_id, timeout, POLL_S)
+        load.prepare(int(seconds * 10) + 2, max(1, rate // 10))
+        t0 = time.perf_counter()
+        await asyncio.gather(load.open_loop_ingest(rate, seconds),
+                             load.markers(max(every, seconds - timeout), every),
+                             load.sample_stats(seconds))
+        wall = time.perf_counter() - t0
+        rep = load.report(seconds)
+        return {"ingested_posts_per_s": rep["ingested_posts_per_s"], "ingest": rep.get("ingest"),
+                "search": rep.get("search"), "wall_s": round(wall, 1), **load.findability()}
+
+
+def wait_ready(url: str, key: str, fast: bool, limit_s: float = 600) -> float:
+    """Seconds until the server's fast tier is loaded (``fast``), or 0 without one."""
+    import httpx
+    t0 = time.perf_counter()
+    while fast and time.perf_counter() - t0 < limit_s:
+        f = httpx.get(url + "/v1/stats", headers={"Authorization": f"Bearer {key}"},
+                      timeout=60).json()["freshness"]["fast_semantic"]
+        if f is None:
+            raise RuntimeError("the server runs no fast tier: see its log")
+        if f["state"] == "ready":
+            return round(time.perf_counter() - t0, 1)
+        if f["state"] == "failed":
+            raise RuntimeError(f"the fast tier failed to load: {f.get('error')}")
+        time.sleep(0.5)
+    return 0.0
+
+
+def run_findability(args) -> dict:
+    import shutil
+
+    import httpx
+    posts, blobs = source_posts_with_vectors(args.findability_prefill)
+    stream = source_posts(args.findability_prefill + 100_000)[args.findability_prefill:]
+    res = {"rates": args.findability_rates, "seconds": args.seconds,
+           "marker_timeout_s": args.marker_timeout, "marker_every_s": args.marker_every,
+           "poll_s": POLL_S, "load_before": [round(x, 2) for x in os.getloadavg()], "runs": []}
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d) / "base"
+        res["prefill"] = prefill_semantic(base, posts, blobs)
+        log(f"prefill: {res['prefill']}")
+        for rate in args.findability_rates:
+            run = {"rate": rate}
+            for name, fast in (("fast_tier", "m2v-e5"), ("e5_only", "none")):
+                home = Path(d) / f"{name}-{rate}"
+                shutil.copytree(base, home)
+                proc, url, key = start_server(home, {"TOWNSQUARE_FAST_MODEL": fast})
+                try:
+                    ready = wait_ready(url, key, fast != "none")
+                    time.sleep(2)                        # the indexer's first passes
+                    r = asyncio.run(findability_phase(url, key, stream, rate, args.seconds, 0,
+                                                      args.marker_timeout, args.marker_every))
+                    r["fast_model"], r["model_ready_s"] = fast, ready
+                    srv = httpx.get(url + "/v1/stats", timeout=60,
+                                    headers={"Authorization": f"Bearer {key}"}).json()
+                    r["server"] = {"index_errors": srv["indexes"]["errors"],
+                                   "last_index_error": srv["indexes"]["last_error"],
+                                   "lexical_refresh": srv["indexes"]["lexical_refresh"]}
+                    log(f"findability at {rate}/s, {name}: {r}")
+                    run[name] = r
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=60)
+                shutil.rmtree(home)
+            res["runs"].append(run)
+    res["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    return res
+
+
+def render_findability(f: dict) -> list[str]:
+    servers = (("fast_tier", "fast tier + e5"), ("e5_only", "e5 alone"))
+    sec = lambda v: "-" if v is None else f"{v} s"  # noqa: E731
+    lines = ["## Time to semantic findability (`--findability`)", "",
+             f"{f['prefill']['posts']:,} real posts with e5 vectors prefilled; open-loop ingest "
+             f"for {f['seconds']:g} s at each rate; a French marker every "
+             f"{f['marker_every_s']:g} s, polled every {f['poll_s']:g} s (top, limit 100) until "
+             f"the semantic arm returns it, at most {f['marker_timeout_s']:g} s. The server with "
+             f"the fast tier (m2v-e5 in front of e5) and with e5 alone, on the same posts, one "
+             f"after the other. Load average (1 min) before: {f['load_before'][0]}, after: "
+             f"{f['load_after'][0]}.", "",
+             "| rate asked | server | ingest acked | marker found by | markers | found | p50 | "
+             "p99 | max |", "|---:|---|---:|---|---:|---:|---:|---:|---:|"]
+    for run in f["runs"]:
+        for name, label in servers:
+            r = run[name]
+            for kind, what in (("cross_lingual", "its English translation"),
+                               ("own_text", "its own text (semantic arm)")):
+                m = r["markers"][kind]
+                lines.append(f"| {run['rate']:,}/s | {label} | {r['ingested_posts_per_s']:,.0f}/s | "
+                             f"{what} | {m['markers']} | {m['found']} | {sec(m['p50_s'])} | "
+                             f"{sec(m['p99_s'])} | {sec(m['max_s'])} |")
+    lines += ["", "Each arm's lag from `/v1/stats`, sampled every second (seconds: p50 / max; "
+                  "posts: max, last), and the tantivy refreshes (count, p50, max):", "",
+              "| rate | server | lexical | fast semantic | e5 | tantivy refreshes |",
+              "|---:|---|---|---|---|---|"]
+    for run in f["runs"]:
+        for name, label in servers:
+            r = run[name]
+            cells = []
+            for arm in ("lexical", "fast_semantic", "e5"):
+                a = r["lags"][arm]
+                cells.append("-" if not a["samples"] else
+                             f"{a['seconds_p50']} / {a['seconds_max']} s; {a['posts_max']:,}, "
+                             f"{a['posts_last']:,} posts")
+            lx = r["server"]["lexical_refresh"]
+            cells.append(f"{lx.get('count', 0)}, {lx.get('p50_ms')} ms, {lx.get('max_ms')} ms")
+            lines.append(f"| {run['rate']:,}/s | {label} | " + " | ".join(cells) + " |")
+    at = [run for run in f["runs"] if run["rate"] >= 5_700]
+    cl = at[0]["fast_tier"]["markers"]["cross_lingual"] if at else None
+    met = bool(cl) and cl["found"] == cl["markers"] and cl["p99_s"] is not None and cl["p99_s"] <= 5
+    lines += ["", f"Target: a post found by a cross-lingual query p99 <= 5 s while ingesting "
+                  f"5,700 posts/s: **{'met' if met else 'not met'}**.", ""]
+    return lines
+
+
+def findability_main(args, argv: list[str] | None) -> int:
+    """5. alone; its results go into ``serve.json`` beside the other phases' (kept), and
+    ``serve.md`` is rendered again, keeping what follows its ``Command:`` line."""
+    f = run_findability(args)
+    f["command"] = "python bench/serve.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    f["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    f["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print("\n".join(render_findability(f)))
+    if args.write_results:
+        res = json.loads((RESULTS / "serve.json").read_text())
+        res["semantic_findability"] = f
+        md_path = RESULTS / "serve.md"
+        old = md_path.read_text() if md_path.exists() else ""
+        tail = old.split(f"Command: `{res['command']}`; {res['date']}.\n", 1)[1:]
+        (RESULTS / "serve.json").write_text(json.dumps(res, indent=2) + "\n")
+        md_path.write_text(render(res) + (tail[0] if tail else ""))
+    return 0
