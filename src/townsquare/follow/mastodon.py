@@ -14,7 +14,7 @@ Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."
     townsquare follow mastodon https://mastodon.example                    # public timeline
     townsquare follow mastodon https://mastodon.example --local            # this instance only
     townsquare follow mastodon https://mastodon.example --tag riverton     # one hashtag
-    export MASTODON_TOKEN="$(cat ~/.config/townsquare/mastodon.token)"   # read:statuses
+    read -rs MASTODON_TOKEN && export MASTODON_TOKEN       # paste a read:statuses token
     townsquare follow mastodon https://mastodon.example --token-env MASTODON_TOKEN
 
 Credentials: many instances (Mastodon 4.2+ by default) require an access token for the public

@@ -287,10 +287,8 @@ class SearchEngine:
         # answer the query exactly and holds every post of the snapshot; the store's own order
         # otherwise. ``latest`` promises the newest posts: an index the server's indexer has not
         # caught up yet (this engine does not refresh it) would miss exactly those.
-        lx = self._index(state, clock)
-        if lx is not None and lx.lag(state["s"]):
-            lx = None
-        got = self._from_index(lx, node, fetch, state, [], "time", before=before)
+        got = self._from_index(self._index(state, clock, complete=True), node, fetch, state, [],
+                               "time", before=before)
         rows = None if got is None else [(pid, None) for pid in got[0]]
         if rows is None:
             rows = self.store.lexical_search(node, now_ms=state["n"], limit=fetch, order="time",
@@ -447,14 +445,16 @@ class SearchEngine:
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
 
-    def _index(self, state: dict, clock: Laps) -> LexicalIndex | None:
+    def _index(self, state: dict, clock: Laps, *, complete: bool = False) -> LexicalIndex | None:
         """The tantivy index, caught up with the snapshot; None when there is none or it is too
-        far behind (a bulk load not indexed yet) or another process writes it: FTS5 answers."""
+        far behind (a bulk load not indexed yet) or another process writes it: FTS5 answers.
+        ``complete``: None too when it lags at all and this engine does not refresh it (the
+        server's indexer does, in the background)."""
         lx = self.lexical_index
         if lx is None:
             return None
         lag = lx.lag(state["s"])
-        if lag > MAX_INLINE_LAG:
+        if lag > MAX_INLINE_LAG or (complete and lag and not self.refresh_indexes):
             return None
         # Posts whose language arrived since they were indexed are indexed again too, so that
         # ``lang:`` is answered by the index (a SQL check on its candidates meanwhile).
