@@ -134,3 +134,16 @@ def test_informative_sentences_outrank_central_fragments():
                               ["earthquake", "kathmandu", "toll"]]
     info = informativeness(bags)
     assert info[6] == 1.0 and info[0] < 0.6
+
+
+def test_a_post_that_links_out_is_preferred_among_equals_only_when_linked_weighs():
+    posts = [EvidencePost(1, "Quake kills 300 in Kathmandu, officials say", "a", 0),
+             EvidencePost(2, "Quake kills 300 in Kathmandu, officials say https://t.co/x", "b", 1)]
+    V = _unit([[1, 0, 0], [1, 0, 0]])
+    shown = [p.text.split(" https")[0] for p in posts]
+    posts = [EvidencePost(p.id, p.text, p.author, p.created_at, sentence=s)
+             for p, s in zip(posts, shown)]
+    off = select_evidence(posts, V, k=1, config=EvidenceConfig(linked=0.0))
+    on = select_evidence(posts, V, k=1, config=EvidenceConfig(linked=0.1))
+    assert off[0].post.id == 1            # a tie without the bonus: the older id
+    assert on[0].post.id == 2 and on[0].centrality > off[0].centrality

@@ -26,7 +26,9 @@ How (``select_evidence``):
    post was central only for its hashtags. Plus ``informativeness`` times how much of the
    day's common vocabulary the shown sentence holds (``informativeness()``): "Nepal." and
    "praying for Nepal" are central but say nothing; "7.9 quake kills 1,500 in Kathmandu" says
-   what, where and how many in the words most posts use.
+   what, where and how many in the words most posts use. Small bonuses for a sentence that
+   states a number (``number_weight``) and for a post that links out (``linked``: a shared
+   article's headline says what happened more often than a reaction does).
 3. One candidate per near-duplicate group (a retweet flood is one voice) and per shown
    sentence (the same words in the same order, whatever the case and punctuation): its most
    central member. Meta-posts are never candidates (``is_meta``: "live coverage on ...",
@@ -94,13 +96,15 @@ class EvidenceConfig:
     corroboration_weight: float = 0.2
     graph_cosine: float = 0.0         # > 0: centrality is LexRank over the graph of posts at
                                       # least this similar, mixed half and half with the centroid
-    lexical_centrality: float = 0.75  # weight of LexRank over the posts' TF-IDF words (0..1)
-    informativeness: float = 0.25     # weight of how much of the day's common vocabulary a
+    lexical_centrality: float = 0.25  # weight of LexRank over the posts' TF-IDF words (0..1)
+    informativeness: float = 0.5      # weight of how much of the day's common vocabulary a
                                       # shown sentence holds (``informativeness``)
     number_weight: float = 0.1        # bonus for a shown sentence that states a number
     min_words: int = 0                # a shown sentence needs this many words that are not
                                       # wishes or announcements, when >= k candidates have them
-    # informativeness, min_words, number_weight and lexical_centrality: the choice of
+    linked: float = 0.1               # bonus for a post that links out: a shared article's
+                                      # headline states what happened more often than a reaction
+    # informativeness, number_weight, lexical_centrality and linked: the choice of
     # ``python eval/summaries.py --tune`` on its tuning half of the event-days
 
     def __post_init__(self):
@@ -136,6 +140,7 @@ def _lexrank(sims, threshold: float, damping: float = 0.85) -> np.ndarray:
     return (r / r.max()).astype(np.float32) if r.max() > 0 else r.astype(np.float32)
 
 
+_LINK = re.compile(URL_LOOSE.pattern, re.IGNORECASE)
 _LEX_WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 _LEX_NOISE = re.compile(f"{URL_LOOSE.pattern}|{MENTION_ASCII.pattern}", re.IGNORECASE)
 
@@ -297,6 +302,9 @@ def select_evidence(posts: list[EvidencePost], vectors: np.ndarray, k: int | Non
         central = (1 - w) * central + w * _lexrank(_tfidf_sims(toks), 0.1)
     if cfg.informativeness > 0:
         central = central + cfg.informativeness * informativeness(toks)
+    if cfg.linked > 0:
+        central = central + cfg.linked * np.array([bool(_LINK.search(p.text)) for p in P],
+                                                  dtype=np.float32)
     if cfg.number_weight > 0:
         central = central + cfg.number_weight * np.array(
             [bool(_FACT_NUMBER.search(t)) for t in shown], dtype=np.float32)
