@@ -233,3 +233,26 @@ def test_feedback_settings_are_validated():
         SearchConfig(feedback_query_weight=1.5)
     with pytest.raises(ValueError, match="feedback"):
         RankWeights(feedback=-1)
+
+
+def test_a_forked_child_searches_semantically_with_its_own_worker_threads(semantic_engine):
+    """The semantic stage runs on a pool of threads; a child forked after the parent searched
+    must not hand its query to the parent's threads (they do not exist in the child)."""
+    import os
+    import select
+    want = _ids(semantic_engine.run("pont effondré après l'inondation", limit=3))
+    assert want                                              # the parent's pool exists now
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                             # the child: search, report, exit
+        try:
+            got = _ids(semantic_engine.run("pont effondré après l'inondation", limit=3))
+            os.write(w, b"1" if got == want else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], 60)             # a hang fails, it does not block
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    assert ready and os.read(r, 1) == b"1"

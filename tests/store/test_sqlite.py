@@ -137,3 +137,15 @@ def test_migrate_upgrades_an_old_store_and_check_reports_it(tmp_path):
         "PRAGMA table_info(post_sources)")]
     assert "content_hash" in cols
     assert run(app, ["migrate", "--home", str(tmp_path), "--check"]).exit_code == 0
+
+
+def test_reads_go_through_a_memory_map_unless_turned_off(tmp_path):
+    import pytest
+    from townsquare.store.sqlite import MMAP_BYTES, SQLiteStore
+    s = SQLiteStore(tmp_path / "a.db")
+    mapped = s._db.execute("PRAGMA mmap_size").fetchone()[0]
+    assert 0 < mapped <= MMAP_BYTES                      # capped at the build's limit
+    off = SQLiteStore(tmp_path / "b.db", mmap_bytes=0)
+    assert off._db.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    with pytest.raises(ValueError, match="mmap_bytes"):
+        SQLiteStore(tmp_path / "c.db", mmap_bytes=-1)

@@ -265,15 +265,19 @@ class VectorIndex:
             # (2.5 ms instead of 0.3 ms a query).
             params = _faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
             D, I = self._hnsw.search(q[None, :], fetch, params=params)   # (1, fetch) each
-            found = int((I[0] >= 0).sum())     # faiss pads a short result with -1
-            hits = [(int(r), float(s)) for r, s in zip(I[0], D[0]) if r >= 0 and not self._dead[r]]
+            rows, scores = I[0], D[0]                                    # (fetch,) each
+            real = rows >= 0                   # faiss pads a short result with -1
+            found = int(real.sum())
+            rows, scores = rows[real], scores[real]
+            live = ~self._dead[rows]           # numpy, not a loop: 1,000 rows cost ~1 ms in Python
+            rows, scores = rows[live], scores[live]
             # A short result with no tombstone dropped: the beam ran out of graph near the
             # query (clustered embeddings: a k of 1,000 often reaches fewer), not of live rows.
             # Doubling would rerun the search up to every row for the few far neighbours that a
             # wider beam adds (~80 ms at 1.8e5 rows, against ~1 ms): the short result stands.
-            exhausted = found < fetch and len(hits) == found
-            if len(hits) >= k or exhausted or fetch >= self.rows:
-                return [(int(self._row_ids[r]), s) for r, s in hits[:k]]
+            exhausted = found < fetch and len(rows) == found
+            if len(rows) >= k or exhausted or fetch >= self.rows:
+                return list(zip(self._row_ids[rows[:k]].tolist(), scores[:k].tolist()))
             fetch = min(self.rows, fetch * 2)
 
     def __len__(self) -> int:
