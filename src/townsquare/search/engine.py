@@ -19,6 +19,8 @@ Stages (each timed; ``SearchResponse.timings_ms``):
    the nearest posts from the vector index, and keep those that satisfy the query's operators and
    exclusions (its positive words are relaxed: that is what lets ``inondation`` find ``flood``).
    Lexical never waits for embeddings: posts not embedded yet are still found lexically.
+   The query's embedding and its neighbour search run on a worker thread (``_worker``) while
+   the lexical lists are read; ``semantic_wait`` is the time the query then waits for them.
 4. **feedback** (``top``, semantic on): pseudo-relevance feedback in embedding space (Rocchio).
    The first round's fused top posts (``feedback_docs``, one per near-duplicate group) are
    taken as relevant; the query vector is moved towards their centroid and searched again, and
@@ -639,6 +641,7 @@ class SearchEngine:
                 out["expansion"] = self._any_terms(lx, node, words, state, fields)
         feedback = [pid for pid, _ in self._kept(pending.result(), relaxed, state, fields, known)]
         return {"feedback": feedback, **out}
+
 
 _WORKER: ThreadPoolExecutor | None = None
 _WORKER_LOCK = threading.Lock()
