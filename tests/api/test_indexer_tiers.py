@@ -42,16 +42,21 @@ def cache(tmp_path_factory):
     return tiny_fast_cache(tmp_path_factory, [*POSTS, FRESH, QUERY])
 
 
+def _embedded_posts(home, cache) -> None:
+    """``POSTS`` written to the store in ``home``, every one with its e5 vector."""
+    with open_store(home / "townsquare.db") as store:
+        store.write_batch([Stored(Post(id=BASE + i, text=t, source="t").normalized())
+                           for i, t in enumerate(POSTS)], [])
+        EmbedStage(store, E5OnnxEmbedder(cache_dir=cache, num_threads=2)).run()
+
+
 @pytest.fixture
 def rt(cache, tmp_path):
     """A server (no threads: the test steps the indexer and the e5 stage) over a home whose
     posts all have e5 vectors, with the fast tier on."""
     home = tmp_path / "home"
     home.mkdir()
-    with open_store(home / "townsquare.db") as store:
-        store.write_batch([Stored(Post(id=BASE + i, text=t, source="t").normalized())
-                           for i, t in enumerate(POSTS)], [])
-        EmbedStage(store, E5OnnxEmbedder(cache_dir=cache, num_threads=2)).run()
+    _embedded_posts(home, cache)
     settings = Settings(home=home, cache_dir=cache, fast_model="m2v-e5",
                         llm=LLMSettings(backend="extractive"))
     runtime = Runtime(settings, start=False, embed=True)
@@ -170,10 +175,7 @@ def test_townsquare_stats_reports_the_running_servers_fast_tier(cache, tmp_path)
 
     home = tmp_path / "home"
     home.mkdir()
-    with open_store(home / "townsquare.db") as store:
-        store.write_batch([Stored(Post(id=BASE + i, text=t, source="t").normalized())
-                           for i, t in enumerate(POSTS)], [])
-        EmbedStage(store, E5OnnxEmbedder(cache_dir=cache, num_threads=2)).run()
+    _embedded_posts(home, cache)
 
     def stats() -> dict:
         r = CliRunner().invoke(app, ["stats", "--home", str(home), "--json"])

@@ -38,13 +38,19 @@ def _e5_vectors(store, ids_seqs):
     store.write_vectors("e5-small-int8", rows, watermark=ids_seqs[-1][1])
 
 
-def test_each_arm_reports_posts_and_seconds_behind(store, tmp_path):
+def _tiers_over_texts(store, tmp_path) -> TieredVectors:
+    """``TEXTS`` written to ``store``, and the two embedding tiers over it (a static fast
+    model of just their tokens, e5 from the store's vectors)."""
     store.write_batch([Stored(Post(id=BASE + i, text=t, source="t").normalized())
                        for i, t in enumerate(TEXTS)], [])
     tok = tokenizer_for()
     fast = StaticE5Embedder(cache_dir=tmp_path, token_ids=sorted(
         {t for s in tok.content_ids(TEXTS) for t in s}))
-    tiers = TieredVectors(store, StoreVectors(store, None, 384), fast)
+    return TieredVectors(store, StoreVectors(store, None, 384), fast)
+
+
+def test_each_arm_reports_posts_and_seconds_behind(store, tmp_path):
+    tiers = _tiers_over_texts(store, tmp_path)
 
     lags = arm_lags(store, lexical=None, tiers=tiers)
     assert lags["lexical"] == {"posts": 0, "seconds": 0.0, "through_seq": 3}   # FTS5 only
@@ -119,12 +125,7 @@ def test_a_servers_published_indexes_are_counted_from_the_store_until_stale(stor
     """`townsquare stats` reads where a running server's indexes stand (it must not open them)
     and counts their lag from the store."""
     from townsquare.services import freshness as fr
-    store.write_batch([Stored(Post(id=BASE + i, text=t, source="t").normalized())
-                       for i, t in enumerate(TEXTS)], [])
-    tok = tokenizer_for()
-    fast = StaticE5Embedder(cache_dir=tmp_path, token_ids=sorted(
-        {t for s in tok.content_ids(TEXTS) for t in s}))
-    tiers = TieredVectors(store, StoreVectors(store, None, 384), fast)
+    tiers = _tiers_over_texts(store, tmp_path)
     tiers.refresh()
     home = tmp_path / "home"
     home.mkdir()

@@ -11,11 +11,11 @@
 
 Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."``)::
 
-    townsquare follow mastodon https://mastodon.example                    # public timeline
-    townsquare follow mastodon https://mastodon.example --local            # this instance only
-    townsquare follow mastodon https://mastodon.example --tag riverton     # one hashtag
-    read -rs MASTODON_TOKEN && export MASTODON_TOKEN       # paste a read:statuses token
-    townsquare follow mastodon https://mastodon.example --token-env MASTODON_TOKEN
+    townsquare follow mastodon https://mastodon.social                     # public timeline
+    townsquare follow mastodon https://mastodon.social --local             # this instance only
+    townsquare follow mastodon https://mastodon.social --tag riverton      # one hashtag
+    read -rs MASTODON_TOKEN && export MASTODON_TOKEN     # paste a read:statuses token
+    townsquare follow mastodon https://mastodon.social --token-env MASTODON_TOKEN
 
 Credentials: many instances (Mastodon 4.2+ by default) require an access token for the public
 streams: an application token with the ``read:statuses`` scope, sent as ``Authorization: Bearer``;
