@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from townsquare.ads.profiles import Profile, ProfileBuilder, ProfileStore, country_of
+from townsquare.ads.profiles import (ClassifierConfig, Profile, ProfileBuilder, ProfileStore,
+                                     country_of)
 from townsquare.ads.sensitive import ANCHORS, PROFILED, prototypes
 from townsquare.ads.taxonomy import INTERESTS, SENSITIVE
 from townsquare.posts import Post
@@ -374,7 +375,10 @@ def test_the_embedder_finds_interests_keywords_miss(store, e5):
     both = ProfileBuilder(store, embedder=e5).build("ann", now_ms=NOW)
     assert set(kw.interests) == {BASKETBALL, SPORTS, PETS, PET_ANIMALS}
     assert set(both.interests) == {BASKETBALL, SPORTS, PETS, PET_ANIMALS, VIDEO_GAMES, GAMES}
-    assert both.interests[VIDEO_GAMES] < both.interests[PETS]          # 0.5 against 1.0
+    assert both.interests[VIDEO_GAMES] == both.interests[PETS]         # 1.0 each, by default
+    half = ProfileBuilder(store, embedder=e5, config=ClassifierConfig(embedding_score=0.5))
+    weaker = half.build("ann", now_ms=NOW)
+    assert weaker.interests[VIDEO_GAMES] < weaker.interests[PETS]      # 0.5 against 1.0
 
 
 def test_the_embedder_also_guards_against_paraphrased_sensitive_posts(store, e5):
