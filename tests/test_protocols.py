@@ -39,7 +39,8 @@ def test_the_tantivy_index_is_a_lexical_index(mem):
     pytest.importorskip("tantivy")
     lx = lexindex.LexicalIndex(mem, None)
     assert isinstance(lx, protocols.LexicalIndex)
-    assert (lx.lag(), lx.refresh(), lx.top_any(["flood"], 5)) == (0, 0, [])
+    from townsquare.query import parse
+    assert (lx.lag(), lx.refresh(), lx.top(parse("flood"), 5)) == (0, 0, ([], 0))
 
 
 def test_a_duck_typed_embedder_serves_the_engine(mem):

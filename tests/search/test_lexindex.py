@@ -140,7 +140,7 @@ def test_queries_stay_valid_while_another_thread_refreshes(tmp_path):
             while not stop.is_set():
                 hits, _total = lx.top(parse("gondola"), 50)
                 assert all(base <= pid < base + 10_000 for pid, _ in hits)
-                lx.top_any(["gondola", "cable"], 20)
+                lx.top(parse("gondola OR cable"), 20)
         except Exception as e:              # noqa: BLE001 - reported below
             errors.append(e)
         finally:

@@ -397,14 +397,6 @@ class LexicalIndex:
         return Compiled(query=Query.boolean_query([(Occur.Must, anyq), (Occur.Must, cond.query)]),
                         residual=cond.residual)
 
-    def top_any(self, parts: list[str], k: int) -> list[tuple[int, float]]:
-        """BM25 top-k of posts holding ANY of ``parts`` (words or phrases), best first."""
-        c = self.any_query(parts, None, now_ms=0)
-        if c is None:
-            return []
-        hits = self.search(c.query, k, fields=False)
-        return list(zip(hits.ids, hits.keys))
-
     def top(self, node: q.Node, k: int, *, since_ms: int | None = None,
             until_ms: int | None = None) -> tuple[list[tuple[int, float]], int] | None:
         """``([(id, bm25)], total matches)`` for the query's text, best first, within
