@@ -82,3 +82,40 @@ def test_config_is_validated():
         StoryConfig(join_threshold=0)
     with pytest.raises(ValueError, match="min_posts"):
         StoryConfig(min_posts=0)
+
+
+def _two_hurricanes(name_min_df: int) -> StoryClusterer:
+    """Eight posts on one hurricane, then four on another, then a post about the second that
+    shares more words with the first's (broader) story than with its own."""
+    irma = ["Hurricane Irma floods Florida streets", "Florida shelters open as hurricane Irma nears",
+            "Irma: Florida Keys evacuated before the hurricane",
+            "Hurricane Irma power cuts across Florida", "Irma leaves Florida homes flooded",
+            "Miami shelters full, hurricane Irma", "Hurricane Irma recovery in Florida begins",
+            "Florida hurricane damage from Irma"]
+    maria = ["Maria makes landfall in Dominica", "Hurricane Maria heads to Puerto Rico",
+             "Puerto Rico braces for Maria", "Maria: Puerto Rico loses power"]
+    c = StoryClusterer(StoryConfig(min_posts=2, name_min_df=name_min_df))
+    c.run([StoryPost(i, i * 60_000, t, f"u{i}") for i, t in enumerate(irma)])
+    c.run([StoryPost(100 + i, (20 + i) * 60_000, t, f"m{i}") for i, t in enumerate(maria)])
+    c.add(StoryPost(999, 30 * 60_000,
+                    "Maria: Florida shelters open, Keys evacuated, hurricane power cuts", "x"))
+    return c
+
+
+def test_a_post_joins_the_story_its_heaviest_word_names_over_a_closer_broader_one():
+    off, on = _two_hurricanes(0), _two_hurricanes(5)
+    for c in (off, on):           # the same two stories either way
+        assert c.assignment[0] != c.assignment[100]
+        assert {c.assignment[i] for i in range(8)} == {c.assignment[0]}
+    assert off.assignment[999] == off.assignment[0]     # by cosine alone: Irma's story
+    assert on.assignment[999] == on.assignment[100]     # named "maria": Maria's story
+
+
+def test_a_word_in_too_few_posts_names_no_story():
+    c = _two_hurricanes(50)               # "maria" is in 5 posts: below the floor, cosine decides
+    assert c.assignment[999] == c.assignment[0]
+
+
+def test_name_min_df_must_not_be_negative():
+    with pytest.raises(ValueError, match="name_min_df"):
+        StoryConfig(name_min_df=-1)
