@@ -303,11 +303,12 @@ class StoryClusterer:
         if self._indexed.get(best, ("",))[0] == name:
             return best, best_sim
         owner, owner_sim = None, self.config.join_threshold
-        for cid in sorted(self._index.get(name, ())):
-            if self._indexed[cid][0] != name or not self._open_at(self.clusters[cid], ms):
+        indexed = self._indexed
+        for cid in self._index.get(name, ()):         # a set: ties go to the lower id below
+            if indexed[cid][0] != name or not self._open_at(self.clusters[cid], ms):
                 continue
             sim = _cosine_to(vec, self.clusters[cid])
-            if sim > owner_sim or (sim == owner_sim and owner is None):
+            if sim > owner_sim or (sim == owner_sim and (owner is None or cid < owner)):
                 owner, owner_sim = cid, sim
         return (owner, owner_sim) if owner is not None else (best, best_sim)
 
