@@ -63,3 +63,32 @@ def test_a_post_carrying_instructions_is_never_a_key_post_or_the_headline(store)
     assert "CRASH-HOAX-99" not in v.headline
     assert all("CRASH-HOAX-99" not in kp["text"] for kp in v.key_posts)
     assert "CRASH-HOAX-99" not in st.story(v.id).headline
+
+
+def _config_of_an_older_version() -> StoryConfig:
+    """A StoryConfig as unpickled from a version that had one field fewer: the slot is unset."""
+    import dataclasses
+    cfg, old = StoryConfig(), StoryConfig.__new__(StoryConfig)
+    for f in dataclasses.fields(cfg)[:-1]:
+        object.__setattr__(old, f.name, getattr(cfg, f.name))
+    return old
+
+
+def test_a_state_published_by_another_version_is_refused_not_raised(store, tmp_path):
+    import pickle
+
+    from townsquare.stories.state import FORMAT
+    _add(store, 0, TEXTS)
+    leader = StoryState(store, None, StoryConfig(min_posts=3))
+    leader.refresh()
+    follower = StoryState(store, None, StoryConfig(min_posts=3))
+    assert follower.loads(leader.dumps()) and follower.stories()[0].size == 4
+    class Older:                # unpickles as an older version's config (it cannot be pickled)
+        def __reduce__(self):
+            return _config_of_an_older_version, ()
+    older = pickle.dumps({"format": FORMAT, "config": Older()})
+    fresh = StoryState(store, None, StoryConfig(min_posts=3))
+    assert fresh.loads(older) is False and fresh.watermark == 0
+    path = tmp_path / "stories.pkl"                        # the same from a file: rebuilt
+    path.write_bytes(older)
+    assert StoryState(store, path, StoryConfig(min_posts=3)).watermark == 0

@@ -218,8 +218,12 @@ class StoryState:
         """Replace the state with ``dumps()`` output of another process; False (and nothing
         changed) when it was made with other settings or another format. Only bytes that this
         deployment's own store holds are loaded: pickle must never read untrusted input."""
-        saved = pickle.loads(body)
-        if saved.get("format") != FORMAT or saved["config"] != self.clusterer.config:
+        try:
+            saved = pickle.loads(body)
+            same = saved.get("format") == FORMAT and saved["config"] == self.clusterer.config
+        except Exception:       # another version's state (a config without a newer field): the
+            return False        # leader of this version publishes its own
+        if not same:
             return False
         self._restore(saved)
         return True
