@@ -14,7 +14,7 @@ Run (``townsquare.cli.follow``; in the server: ``townsquare serve --follow "..."
     townsquare follow mastodon https://mastodon.social                     # public timeline
     townsquare follow mastodon https://mastodon.social --local             # this instance only
     townsquare follow mastodon https://mastodon.social --tag riverton      # one hashtag
-    read -rs MASTODON_TOKEN && export MASTODON_TOKEN     # paste a read:statuses token
+    read -rs MASTODON_TOKEN && export MASTODON_TOKEN     # typed without echo, not in history
     townsquare follow mastodon https://mastodon.social --token-env MASTODON_TOKEN
 
 Credentials: many instances (Mastodon 4.2+ by default) require an access token for the public

@@ -107,14 +107,25 @@ class StoryState:
         self.backfill: list[tuple[int, int]] = []   # (created_at, id) waiting for their pass
         self.clusterer = StoryClusterer(config)
         if path is not None and path.exists():
+            # a file from another version or other settings: derived data, rebuilt
             try:
-                with open(path, "rb") as f:
-                    saved = pickle.load(f)
-                same = saved.get("format") == FORMAT and saved["config"] == self.clusterer.config
-            except Exception:           # a file from another version: derived data, rebuild it
-                same = False
-            if same:
+                body = path.read_bytes()
+            except OSError:
+                body = b""
+            saved = self._matching(body)
+            if saved is not None:
                 self._restore(saved)
+
+    def _matching(self, body: bytes) -> dict | None:
+        """``body`` (``dumps()`` output) unpickled, when made in this format with these
+        settings; None otherwise, also when another version's config cannot even be compared
+        (one without a newer field)."""
+        try:
+            saved = pickle.loads(body)
+            same = saved.get("format") == FORMAT and saved["config"] == self.clusterer.config
+        except Exception:
+            return None
+        return saved if same else None
 
     def _restore(self, saved: dict) -> None:
         # A state saved before the deletions log reads 0: the whole log is applied once.
@@ -218,13 +229,9 @@ class StoryState:
         """Replace the state with ``dumps()`` output of another process; False (and nothing
         changed) when it was made with other settings or another format. Only bytes that this
         deployment's own store holds are loaded: pickle must never read untrusted input."""
-        try:
-            saved = pickle.loads(body)
-            same = saved.get("format") == FORMAT and saved["config"] == self.clusterer.config
-        except Exception:       # another version's state (a config without a newer field): the
-            return False        # leader of this version publishes its own
-        if not same:
-            return False
+        saved = self._matching(body)
+        if saved is None:       # another version's or settings' state: the leader of this
+            return False        # version publishes its own
         self._restore(saved)
         return True
 
