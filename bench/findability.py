@@ -201,6 +201,23 @@ def wait_ready(url: str, key: str, fast: bool, limit_s: float = 600) -> float:
     return 0.0
 
 
+def server_name(fallback: float) -> str:
+    """The key of a fast-tier server's results: the default fit plain, others marked."""
+    return "fast_tier" if fallback == 0 else f"fast_tier_fallback_{fallback:g}"
+
+
+def fit_home(home: Path, fallback: float) -> dict:
+    """``townsquare fit-fast --fallback-weight FALLBACK`` on ``home``: its report."""
+    from townsquare.embed.fitted import FitConfig
+    from townsquare.services.indexes import fit_fast
+    from townsquare.settings import Settings
+    from townsquare.store import open_store
+    with open_store(home) as store:
+        fit = fit_fast(store, Settings(home=home), FitConfig(fallback_weight=fallback)).to_dict()
+    log(f"fit-e5 (fallback {fallback:g}): {fit['posts']:,} posts, {fit['seconds']} s")
+    return fit
+
+
 def run_findability(args) -> dict:
     import shutil
 
@@ -214,11 +231,20 @@ def run_findability(args) -> dict:
         base = Path(d) / "base"
         res["prefill"] = prefill_semantic(base, posts, blobs)
         log(f"prefill: {res['prefill']}")
+        fast_model = res["fast_model"] = args.findability_fast
+        # The servers, in turn: the fast tier (fit-e5: once per fallback weight, the first the
+        # default), then e5 alone, the baseline.
+        weights = args.findability_fallback if fast_model == "fit-e5" else [0.0]
+        servers = [(server_name(w), fast_model, w) for w in weights] + [("e5_only", "none", 0.0)]
+        res["servers"] = [name for name, _f, _w in servers]
+        res["fits"] = {}
         for rate in args.findability_rates:
             run = {"rate": rate}
-            for name, fast in (("fast_tier", "m2v-e5"), ("e5_only", "none")):
+            for name, fast, weight in servers:
                 home = Path(d) / f"{name}-{rate}"
                 shutil.copytree(base, home)
+                if fast == "fit-e5":          # what `townsquare fit-fast` does on the home
+                    res["fits"][name] = fit_home(home, weight)
                 proc, url, key = start_server(home, {"TOWNSQUARE_FAST_MODEL": fast})
                 try:
                     ready = wait_ready(url, key, fast != "none")
@@ -233,6 +259,11 @@ def run_findability(args) -> dict:
                                    "lexical_refresh": srv["indexes"]["lexical_refresh"]}
                     log(f"findability at {rate}/s, {name}: {r}")
                     run[name] = r
+                except Exception:
+                    # The home (and its server.log) goes with the temporary folder: say why first.
+                    log(f"findability at {rate}/s, {name} failed; the server's log ends:\n"
+                        + (home / "server.log").read_text(errors="replace")[-3000:])
+                    raise
                 finally:
                     proc.terminate()
                     proc.wait(timeout=60)
@@ -243,16 +274,26 @@ def run_findability(args) -> dict:
 
 
 def render_findability(f: dict) -> list[str]:
-    servers = (("fast_tier", "fast tier + e5"), ("e5_only", "e5 alone"))
+    model = f.get("fast_model", "m2v-e5")
+    servers = [(k, "e5 alone" if k == "e5_only" else "fast tier + e5" if k == "fast_tier"
+                else f"fast tier (fallback {k.rsplit('_', 1)[1]}) + e5")
+               for k in f.get("servers", ("fast_tier", "e5_only"))]
+    fits = f.get("fits") or {}
+    fit = next(iter(fits.values()), None)
     sec = lambda v: "-" if v is None else f"{v} s"  # noqa: E731
     lines = ["## Time to semantic findability (`--findability`)", "",
              f"{f['prefill']['posts']:,} real posts with e5 vectors prefilled; open-loop ingest "
              f"for {f['seconds']:g} s at each rate; a French marker every "
              f"{f['marker_every_s']:g} s, polled every {f['poll_s']:g} s (top, limit 100) until "
              f"the semantic arm returns it, at most {f['marker_timeout_s']:g} s. The server with "
-             f"the fast tier (m2v-e5 in front of e5) and with e5 alone, on the same posts, one "
+             f"the fast tier ({model} in front of e5) and with e5 alone, on the same posts, one "
              f"after the other. Load average (1 min) before: {f['load_before'][0]}, after: "
-             f"{f['load_after'][0]}.", "",
+             f"{f['load_after'][0]}."
+             + (f" Before each fast-tier server, its home's fit-e5 table was fitted on the "
+                f"{fit['posts']:,} prefilled posts' e5 vectors ({fit['pieces']:,} pieces, "
+                f"{fit['seconds']} s), as `townsquare fit-fast` does; \"fallback W\": with "
+                f"`--fallback-weight W` (pieces the fit never saw weigh in as e5's vector of "
+                f"the piece alone, times W; off by default)." if fit else ""), "",
              "| rate asked | server | ingest acked | marker found by | markers | found | p50 | "
              "p99 | max |", "|---:|---|---:|---|---:|---:|---:|---:|---:|"]
     for run in f["runs"]:

@@ -31,10 +31,13 @@ the CPU with the server, as a load balancer or a client on the same host would.
 5. **Semantic findability** (``--findability``, a run of its own: its server holds e5 vectors,
    which would change 1.-3.). A fresh home of ``--findability-prefill`` real posts with their
    e5 vectors (copied from the eval store, its faiss index built before the server starts), a
-   server with the fast tier on (``TOWNSQUARE_FAST_MODEL=m2v-e5``, ``docs/embedding-tiers.md``)
-   and, in the same run, one with it off (e5 alone: the baseline). Open-loop ingest at
-   ``--rate`` as in 2., while every ``--marker-every`` seconds a marker post is sent: a French
-   sentence (an animal doing something somewhere) under a fresh id, polled every second
+   server with the fast tier on (``--findability-fast``: ``fit-e5``, the default, fitted on the
+   prefilled posts' e5 vectors first as ``townsquare fit-fast`` does, or ``m2v-e5``;
+   ``docs/embedding-tiers.md``; with ``fit-e5``, one server per weight of
+   ``--findability-fallback``, default 0, the product's, and 2) and, in the same run, one with
+   it off (e5 alone: the baseline). Open-loop ingest at ``--rate`` as in 2., while every
+   ``--marker-every`` seconds a marker post is sent: a French sentence (an animal doing
+   something somewhere) under a fresh id, polled every second
    (``top`` mode, limit 100; each poll is a real search, so the polls are a search load of
    their own, up to ~10/s). Markers are sent until ``--marker-timeout`` before the ingest ends,
    so that every poll runs under the full load. Each rate of ``--findability-rates`` (default
@@ -517,6 +520,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--findability", action="store_true",
                     help="run only 5., time to semantic findability (see the docstring)")
     ap.add_argument("--findability-prefill", type=int, default=20_000)
+    ap.add_argument("--findability-fast", choices=("fit-e5", "m2v-e5"), default="fit-e5",
+                    help="the fast tier's model (fit-e5: fitted on the prefilled posts first)")
+    ap.add_argument("--findability-fallback", default="0,2",
+                    type=lambda v: [float(x) for x in v.split(",") if x.strip()],
+                    help="fit-e5's fallback weights, one fast-tier server each, the default's "
+                         "(0) first (townsquare fit-fast --fallback-weight)")
     ap.add_argument("--marker-timeout", type=float, default=10.0)
     ap.add_argument("--marker-every", type=float, default=1.0)
     ap.add_argument("--findability-rates", default="5700,1500",

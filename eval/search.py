@@ -32,6 +32,17 @@ Systems, all over the same store and run in this one script:
                 (FTS5 with its tantivy accelerator, as ``townsquare search`` runs it).
 ``semantic``    the vector index alone (multilingual e5-small), no lexical list.
 ``hybrid``      townsquare's default ``top`` search: RRF of lexical and semantic, then ranking.
+``semantic fit-e5 (fast tier)``, ``hybrid fit-e5 (fast tier)``: the same with the fast tier
+                alone, as before e5 has embedded any post: every post embedded with a ``fit-e5``
+                table (``embed.fitted``) fitted on the store's e5 vectors of every post *except
+                the test half's relevant ones*, searched with e5's query vector and e5's
+                similarity floor, its cosines less ``COSINE_SHIFT`` as in the product (its own
+                floor on the tuning half is printed beside e5's: equal when the shift holds).
+                Rows marked ``fallback W``: the same table with pieces it has no row for
+                weighing in as e5's vector of the piece alone, times W
+                (``FitConfig.fallback_weight``; the default, 0, is the plain rows).
+                The tuning half's posts were among the fit's posts, unlabelled: its tuning rows
+                flatter it. ``--no-fast-tier`` leaves these rows out.
 
 Metrics (binary relevance): nDCG@10; P@30; MAP = mean over queries of AP@100, where AP@100 is
 the mean precision at each relevant post in the top 100 over min(R, 100) (R = relevant posts of
@@ -233,6 +244,15 @@ LANGS = ("en", "fr", "es")
 DEPTH = 1000                 # posts each system returns (hybrid: one page of 1,000)
 METRICS = ("ndcg@10", "p@30", "ap@100", "ap@1000", "r@1000")
 HALVES = ("tuning", "test", "both")
+FAST_SPACE = "e5-small-int8"  # the model the fast tier (fit-e5) is fitted to
+FAST_FALLBACKS = (0.0, 1.0, 2.0)   # FitConfig.fallback_weight: each its own fast-tier rows
+
+
+def fast_name(fallback: float) -> str:
+    """The fast tier's rows' name: the default (no fallback rows) plain, the others marked."""
+    return "fit-e5 (fast tier)" if fallback == 0 else f"fit-e5 (fast tier, fallback {fallback:g})"
+
+
 SPLIT_SEED = 11              # eval/tune_search.py's seed: the same tuning half for the weights
 CALIBRATION_DEPTH = 2000     # neighbours per tuning query seen by the floor's calibration
 FLOOR_BIN = 0.005            # cosine bins of the calibration
@@ -454,6 +474,54 @@ class Semantic:
         return [h.id for h in self.engine.run(text, limit=DEPTH).results]
 
 
+class _NoE5:
+    """An e5 index that holds nothing (watermark 0): the moment before e5 has embedded any post,
+    so that ``TieredVectors`` keeps every post in its fast tier."""
+
+    model, watermark = FAST_SPACE, 0
+
+    def __len__(self) -> int:
+        return 0
+
+    def search(self, q, k):
+        return []
+
+    def refresh(self) -> int:
+        return 0
+
+
+class FastTier(Semantic):
+    """The fast tier alone, as the product runs it before e5 catches up: every post embedded
+    with the ``fit-e5`` table ``fit`` (``embed.fitted``; fitted by :func:`fit_fast_table`),
+    pieces without a row weighing ``fallback`` (``FitConfig.fallback_weight``), searched with
+    e5's query vector through ``TieredVectors``; hybrid as townsquare's ``top`` over it."""
+
+    def __init__(self, store, lexical_index, fit: dict, fallback: float):
+        from townsquare.embed.fitted import FittedE5Embedder
+        from townsquare.embed.models import get_embedder
+        from townsquare.embed.tiers import TieredEmbedder, TieredVectors
+        t = time.perf_counter()
+        fitted = FittedE5Embedder(fit["path"], fallback_weight=fallback)
+        self.emb = TieredEmbedder(get_embedder(FAST_SPACE), fitted)
+        self.vectors = TieredVectors(store, _NoE5(), fitted)
+        self.vectors.refresh_fast()
+        rate = round(len(self.vectors.fast) / (time.perf_counter() - t))
+        log(f"fast tier (fallback {fallback:g}): {len(self.vectors.fast):,} posts fast-embedded "
+            f"({rate:,} posts/s)")
+        self.store, self.lx, self.engine = store, lexical_index, None
+
+
+def fit_fast_table(store, leave_out: set[int], work: Path) -> dict:
+    """A ``fit-e5`` table fitted on ``store``'s e5 vectors *except* ``leave_out`` (the test
+    half's relevant posts), with e5's vectors of every piece ready for the fallback rows."""
+    from townsquare.embed.fitted import e5_piece_vectors, fit_table
+    e5_piece_vectors()                       # once per machine: the fallback rows' source
+    fit = fit_table(store, work / "fit-e5.npz", leave_out=leave_out).to_dict()
+    log(f"fit-e5: fitted on {fit['posts']:,} posts, {fit['pieces']:,} pieces, in "
+        f"{fit['seconds']} s")
+    return fit
+
+
 def calibrate_floor(sem: Semantic, queries: list[tuple[str, str]], rel: dict[str, set[int]],
                     k: int = CALIBRATION_DEPTH) -> dict:
     """The similarity floor for ``sem``'s model from the tuning half's queries: their ``k``
@@ -508,9 +576,11 @@ def scores(ranked: list[int], rel: set[int]) -> dict[str, float]:
             "r@1000": recall_at(ranked, rel, 1000), "returned": len(ranked)}
 
 
-def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int) -> dict:
+def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int, *,
+             fast_tier: bool = True) -> dict:
     """``homes``: embedder name -> (store holding its vectors, its home); the first is ``store``
-    (every store holds the same posts)."""
+    (every store holds the same posts). ``fast_tier``: also the fast tier alone (``FastTier``,
+    on the first store, which must hold e5-small-int8 vectors)."""
     rel, n_posts = relevance(store)
     missing = [k for k in EVENTS if not rel.get(k)]
     if missing:
@@ -535,6 +605,21 @@ def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int) -> dict:
         sem.with_floor(floors[name]["floor"])
         runs[f"semantic {name}"] = sem.semantic
         runs[f"hybrid {name}"] = sem.hybrid
+    fast_fit = None
+    if fast_tier:
+        fast_fit = fit_fast_table(store, set().union(*(rel[k] for k in test)), WORK)
+        for w in FAST_FALLBACKS:
+            name = fast_name(w)
+            sem = FastTier(store, ours.lx, fast_fit, w)
+            # Its own floor, on its shifted cosines, is reported as a check of COSINE_SHIFT; it
+            # searches with e5's floor, as the product's one floor serves both tiers.
+            floors[name] = calibrate_floor(sem, tune_queries, rel)
+            e5_floor = floors[FAST_SPACE]["floor"]
+            log(f"{name}: similarity floor {floors[name]['floor']} on the tuning half "
+                f"(after the shift; it searches with e5's, {e5_floor})")
+            sem.with_floor(e5_floor)
+            runs[f"semantic {name}"] = sem.semantic
+            runs[f"hybrid {name}"] = sem.hybrid
     per_query = []
     latency: dict[str, list[float]] = defaultdict(list)
     for key in keys:
@@ -567,9 +652,10 @@ def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int) -> dict:
     return {"posts": n_posts, "events": len(keys), "seed": seed,
             "halves": {"tuning": tune, "test": test},
             "relevant_per_event": {k: len(v) for k, v in sorted(rel.items())},
-            "similarity_floors": floors, "systems": list(runs),
+            "similarity_floors": floors, "systems": list(runs), "fast_tier_fit": fast_fit,
             "mean": table, "latency": lat, "per_query": per_query,
-            "checks": checks(table, per_query, list(homes))}
+            "checks": checks(table, per_query, list(homes) + (
+                [fast_name(w) for w in FAST_FALLBACKS] if fast_tier else []))}
 
 
 def checks(table: dict, per_query: list[dict], embedders: list[str]) -> dict:
@@ -689,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="seed of --sample-per-folder's sample")
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED,
                     help="seed of the tuning / test split of the events")
+    ap.add_argument("--no-fast-tier", dest="fast_tier", action="store_false",
+                    help="leave out the fast tier's rows (fit-e5 fitted on the store, ~2 min)")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -710,7 +798,9 @@ def main(argv: list[str] | None = None) -> int:
         embeds[n] = embed_all(st, h, n)
         log(f"embeddings: {embeds[n]}")
         homes[n] = (st, h)
-    res = evaluate(store, homes, args.split_seed)
+    res = evaluate(store, homes, args.split_seed,
+                   fast_tier=args.fast_tier and FAST_SPACE in names
+                   and store.embed_model() == FAST_SPACE)
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "command": "python eval/search.py --write-results"
                        + (f" --embedders {','.join(names)}" if args.embedders else ""),

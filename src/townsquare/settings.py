@@ -28,8 +28,9 @@ Environment variables (all optional):
 ``TOWNSQUARE_LLM_GGUF``      a GGUF file for the local backend instead of the packaged model
 ``TOWNSQUARE_EMBED_MODEL``   the embedding model for stores that have none yet
 ``TOWNSQUARE_FAST_MODEL``    the fast embedding tier in front of e5 (``docs/embedding-tiers.md``):
-                             ``none`` (default), ``auto`` (``m2v-e5`` when its table is already
-                             built), ``m2v-e5`` (built on first use, ~4 min)
+                             ``none`` (default), ``fit-e5`` (the home's table, made by
+                             ``townsquare fit-fast``), ``m2v-e5`` (built on first use, ~4 min),
+                             ``auto`` (the first of the two whose table is already made)
 ``TOWNSQUARE_CACHE``         where exported models are cached (default ``~/.cache/townsquare``)
 =========================== ===================================================================
 
@@ -145,10 +146,10 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     embed_model: str | None = None    # for a store with no vectors yet (None: the default model)
     # The fast embedding tier in front of e5 (``embed.tiers``; ``services.indexes.fast_model_for``
-    # decides): None or "none" (off, the default), "auto", or a fast model's name ("m2v-e5").
-    # Off by default: on 2 cores at 5,700 posts/s its thread took the CPU the lexical index
-    # needs (lexical lag p50 0.1 -> 2.6 s, bench/serve.py --findability), and its cross-lingual
-    # quality is far below e5's (eval/search.py --embedders e5-small-int8,m2v-e5).
+    # decides): None or "none" (off, the default), "auto", or a fast model's name ("fit-e5",
+    # "m2v-e5"). Off by default: on 2 cores at 5,700 posts/s its thread took the CPU the lexical
+    # index needs (lexical lag p50 0.1 -> 2.6 s, bench/serve.py --findability), and its quality
+    # is below e5's (eval/search.py's fast-tier rows).
     fast_model: str | None = None
     # Files derived from installed packages, the same for every home (the ONNX exports of the
     # embedding models, ~15 s each to make): one cache per user, not one per data folder.

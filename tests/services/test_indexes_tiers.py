@@ -5,15 +5,23 @@ from __future__ import annotations
 import pytest
 
 from townsquare.embed.e5onnx import E5OnnxEmbedder
+from townsquare.embed.fitted import fit_table
 from townsquare.embed.stage import EmbedStage
 from townsquare.embed.static import table_path
 from townsquare.embed.tiers import TieredEmbedder, TieredVectors
 from townsquare.posts import Post
-from townsquare.services.indexes import build_engine, embedder_for, fast_model_for
+from townsquare.services.indexes import (
+    build_engine,
+    embedder_for,
+    fast_model,
+    fast_model_for,
+    fit_table_path,
+)
 from townsquare.settings import Settings, SettingsError
 from townsquare.store import open_store
 from townsquare.store.base import Stored
 
+from tests.embed.test_fitted import CONFIG, e5, embedded  # noqa: F401 - fixtures
 from tests.tiercache import tiny_fast_cache
 
 BASE = 1212092628029698048
@@ -81,3 +89,23 @@ def test_a_commands_engine_finds_a_post_e5_has_not_reached(cache, tmp_path):
 
         off = build_engine(store, Settings(home=home, cache_dir=cache, fast_model="none"))
         assert not isinstance(off.vectors, TieredVectors)
+
+
+def test_auto_prefers_the_fitted_table_once_it_exists(embedded, e5, tmp_path):
+    settings = Settings(home=tmp_path / "home", cache_dir=tmp_path / "empty-cache",
+                        fast_model="auto")
+    assert fast_model_for(embedded, settings) is None           # neither table made yet
+    fit_table(embedded, fit_table_path(settings), CONFIG, cache_dir=e5.model_path.parent)
+    assert fast_model_for(embedded, settings) == "fit-e5"
+    named = Settings(home=tmp_path / "home", fast_model="fit-e5")
+    assert fast_model_for(embedded, named) == "fit-e5"
+    with pytest.raises(ValueError, match="fit-e5, m2v-e5"):
+        fast_model_for(embedded, Settings(home=tmp_path / "home", fast_model="bert-huge"))
+
+
+def test_fit_e5_without_its_table_fails_with_the_command_to_run(tmp_path):
+    m = fast_model("fit-e5", Settings(home=tmp_path))
+    assert m.space == "e5-small-int8" and m.cosine_shift > 0
+    assert m.get() is None                       # e5 alone serves meanwhile
+    state = m.state()
+    assert state["state"] == "failed" and "townsquare fit-fast" in state["error"]

