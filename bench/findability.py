@@ -215,6 +215,7 @@ def fit_home(home: Path, fallback: float) -> dict:
     with open_store(home) as store:
         fit = fit_fast(store, Settings(home=home), FitConfig(fallback_weight=fallback)).to_dict()
     log(f"fit-e5 (fallback {fallback:g}): {fit['posts']:,} posts, {fit['seconds']} s")
+    fit.pop("path")                       # a temporary folder: not a result
     return fit
 
 

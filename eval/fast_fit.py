@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
            "split_seed": args.split_seed, "halves": {"tuning": tune, "test": test},
            "tried": {f"{e} epochs, fallback {w}": round(mean_ndcg(c["tune"]["fitted"]), 4)
                      for (e, w), c in choice.items()},
-           "epochs_chosen": chosen, "fallback_weight_chosen": chosen_w, "training_loss": losses, "fit_seconds": fit_s,
+           "epochs_chosen": chosen, "fallback_weight_chosen": chosen_w,
+           "training_loss": losses, "fit_seconds": fit_s,
            "settings": {"lr": LR, "batch": BATCH, "sif_a": SIF_A, "min_posts": MIN_POSTS,
                         "seed": SEED},
            "results": res, "command": "python eval/fast_fit.py --write-results",

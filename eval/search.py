@@ -652,7 +652,8 @@ def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int, *,
     return {"posts": n_posts, "events": len(keys), "seed": seed,
             "halves": {"tuning": tune, "test": test},
             "relevant_per_event": {k: len(v) for k, v in sorted(rel.items())},
-            "similarity_floors": floors, "systems": list(runs), "fast_tier_fit": fast_fit,
+            "similarity_floors": floors, "systems": list(runs),
+            "fast_tier_fit": fast_fit and {k: v for k, v in fast_fit.items() if k != "path"},
             "mean": table, "latency": lat, "per_query": per_query,
             "checks": checks(table, per_query, list(homes) + (
                 [fast_name(w) for w in FAST_FALLBACKS] if fast_tier else []))}

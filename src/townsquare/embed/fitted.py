@@ -86,7 +86,6 @@ TABLE_FILE = "fit-e5.npz"    # in Settings.models_dir
 # e5's floor and scale hold for both tiers.
 COSINE_SHIFT = 0.025
 DIM = 384
-_PAGE = 20_000
 
 
 class FitError(ValueError):
@@ -108,7 +107,7 @@ class FitConfig:
     # A piece with no fitted row weighs in as e5's vector of the piece alone, times this (0: it
     # adds nothing, the default). eval/fast_fit.py's choice (a table fitted on 28k posts, the
     # tuning half's unseen) favoured 2.0; through the search engine (eval/search.py), 2.0 lowers
-    # the fast tier's hybrid nDCG@10 on the tuning half (fr 0.74 -> 0.61, es 0.70 -> 0.44), so
+    # the fast tier's hybrid nDCG@10 on the tuning half (fr 0.71 -> 0.61, es 0.66 -> 0.43), so
     # it is off: an option for streams whose new words matter more.
     fallback_weight: float = 0.0
     seed: int = 0               # batch order and torch's generator
@@ -133,7 +132,8 @@ class FitConfig:
 @dataclass
 class FitReport:
     """What :func:`fit_table` did: ``posts`` trained on (read when e5 had embedded up to seq
-    ``through_seq``), ``pieces`` with a row, the mean training ``loss`` (1 - cosine to e5) before and after each epoch."""
+    ``through_seq``), ``pieces`` with a row, the mean training ``loss`` (1 - cosine to e5)
+    before the first epoch and after each."""
 
     path: Path
     posts: int
