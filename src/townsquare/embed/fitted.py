@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from townsquare.embed.base import DEFAULT_CACHE_DIR, MAX_TOKENS, clean_text
-from townsquare.embed.static import PieceTableEmbedder, token_pass
+from townsquare.embed.static import PieceIds, PieceTableEmbedder, token_pass
 from townsquare.posts import Post
 from townsquare.store.base import Store, author_key
 
@@ -164,23 +164,22 @@ def _training_posts(store: Store, config: FitConfig,
     if model != SPACE:
         raise FitError(f"{FIT_NAME} is fitted to {SPACE} vectors; this store's vectors are "
                        + (f"{model}'s" if model else "none yet (run `townsquare embed`)"))
-    through = int(store.embedding_lag()["processed_through_seq"])
+    lag = store.embedding_lag()
+    through = int(lag["processed_through_seq"])
     opted = store.opted_out()
-    newest: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=config.max_posts)
-    page: list[Post] = []
-
-    def flush() -> None:
-        have = store.vectors_of([q.id for q in page])
-        newest.extend((q.text, have[q.id]) for q in page if q.id in have)
-        page.clear()
-
+    # At most ``pending`` posts lack a vector, so the newest max_posts + pending eligible posts
+    # hold the newest max_posts with one: only their vectors are read (not a whole store's).
+    candidates: collections.deque[tuple[int, str]] = collections.deque(
+        maxlen=config.max_posts + int(lag["pending_posts"]))
     for p in store.iter_posts(by_time=True):
-        if p.id in leave_out or (opted and _authors(p) & opted):
-            continue
-        page.append(p)
-        if len(page) == 5_000:
-            flush()
-    flush()
+        if p.id not in leave_out and not (opted and _authors(p) & opted):
+            candidates.append((p.id, p.text))
+    newest: list[tuple[str, bytes]] = []
+    page = list(candidates)
+    for s in range(0, len(page), 5_000):
+        have = store.vectors_of([pid for pid, _ in page[s:s + 5_000]])
+        newest.extend((text, have[pid]) for pid, text in page[s:s + 5_000] if pid in have)
+    newest = newest[-config.max_posts:]
     if len(newest) < config.min_posts:
         raise FitError(f"{FIT_NAME} needs at least {config.min_posts:,} posts with e5 vectors; "
                        f"this store has {len(newest):,} (run `townsquare embed`)")
@@ -268,8 +267,7 @@ def fit_texts(texts: Sequence[str], Y: np.ndarray, path: str | Path,
     if len(texts) != len(Y) or not len(texts):
         raise FitError(f"expected one e5 vector per text, got {len(texts)} texts and "
                        f"{len(Y)} vectors")
-    tok = _Tokens()
-    seqs = tok.piece_ids([clean_text(t) for t in texts], False)
+    seqs = PieceIds()([clean_text(t) for t in texts], False)   # as FittedE5Embedder reads them
     df: collections.Counter[int] = collections.Counter()
     for s in seqs:
         df.update(set(s))
@@ -354,15 +352,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """The fit's record (recipe, posts, through_seq, config, loss, fitted_at) in ``path``."""
     with np.load(path) as z:
         return json.loads(str(z["meta"]))
-
-
-class _Tokens(PieceTableEmbedder):
-    """The tokenization alone (no table): how the fit splits posts, exactly as it embeds them."""
-
-    name, dim = "pieces", DIM
-
-    def _rows(self, pieces: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
 
 class FittedE5Embedder(PieceTableEmbedder):

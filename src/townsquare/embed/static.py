@@ -54,7 +54,7 @@ from townsquare.embed.e5onnx import (
     tokenizer_for,
 )
 
-__all__ = ["RECIPE", "PieceTableEmbedder", "StaticE5Embedder", "distill_e5_static", "table_path",
+__all__ = ["RECIPE", "PieceIds", "PieceTableEmbedder", "StaticE5Embedder", "distill_e5_static", "table_path",
            "token_pass"]
 
 log = logging.getLogger(__name__)
@@ -150,26 +150,36 @@ def distill_e5_static(cache_dir: str | Path | None = None, *,
     return final
 
 
+class PieceIds:
+    """e5's tokenizer as the static tables read a text: its pieces with the ``query: `` /
+    ``passage: `` prefix's own pieces cut off the front (see the module docstring), at most
+    ``max_tokens - 2`` (the room e5 leaves beside ``<s>`` and ``</s>``)."""
+
+    def __init__(self, max_tokens: int = MAX_TOKENS):
+        self.max_tokens = int(max_tokens)
+        self.tokenizer = tokenizer_for()
+        self._skip = [len(self.tokenizer.content_ids([""], q)[0]) for q in (False, True)]
+
+    def __call__(self, texts: list[str], is_query: bool) -> list[list[int]]:
+        """Each cleaned text's pieces."""
+        skip, keep = self._skip[is_query], self.max_tokens - 2
+        return [s[skip:skip + keep] for s in self.tokenizer.content_ids(texts, is_query)]
+
+
 class PieceTableEmbedder(Embedder):
-    """What every static table over e5's pieces shares: e5's tokenizer (prefix pieces dropped,
-    cut at ``max_tokens``) and the pooling, a text's vector being the sum of its pieces' rows
-    (weights folded in), normalized. Subclasses set ``name``, ``dim`` and ``_rows``."""
+    """What every static table over e5's pieces shares: the pieces (:class:`PieceIds`) and the
+    pooling, a text's vector being the sum of its pieces' rows (weights folded in), normalized.
+    Subclasses set ``name``, ``dim`` and ``_rows``."""
 
     def __init__(self, *, batch_size: int = 4096, max_tokens: int = MAX_TOKENS):
         self.batch_size = int(batch_size)
         self.max_tokens = int(max_tokens)
-        self.tokenizer = tokenizer_for()
-        # The prefixes' own pieces, cut off the front of every text (see the module docstring).
-        self._skip = [len(self.tokenizer.content_ids([""], q)[0]) for q in (False, True)]
+        self.piece_ids = PieceIds(max_tokens)
+        self.tokenizer, self._skip = self.piece_ids.tokenizer, self.piece_ids._skip
 
     @abc.abstractmethod
     def _rows(self, pieces: np.ndarray) -> np.ndarray:
         """The rows of ``pieces`` (m,) piece ids: (m, dim) float32 (zero for a piece without)."""
-
-    def piece_ids(self, texts: list[str], is_query: bool) -> list[list[int]]:
-        """Each cleaned text's pieces, as pooled: prefix dropped, at most ``max_tokens - 2``."""
-        skip, keep = self._skip[is_query], self.max_tokens - 2
-        return [s[skip:skip + keep] for s in self.tokenizer.content_ids(texts, is_query)]
 
     def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
         from scipy.sparse import csr_matrix    # a dependency of scikit-learn (ours)
