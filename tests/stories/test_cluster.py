@@ -119,3 +119,38 @@ def test_a_word_in_too_few_posts_names_no_story():
 def test_name_min_df_must_not_be_negative():
     with pytest.raises(ValueError, match="name_min_df"):
         StoryConfig(name_min_df=-1)
+
+
+def _resumed(resume_after_ms: int) -> tuple[StoryClusterer, float, float]:
+    """The flood story, then, 30 hours later (still open by the clock), a post that shares
+    only its generic word and one on the story's own words; with their cosines to it."""
+    c = StoryClusterer(StoryConfig(min_posts=3, resume_after_ms=resume_after_ms,
+                                   resume_threshold=0.3))
+    c.run(_posts(FLOOD))
+    story = c.clusters[c.assignment[0]]
+    later = 30 * H
+    generic = StoryPost(50, later, "Flood waters rise near the school, sandbags on route 9", "w")
+    own = StoryPost(51, later + 60_000, "Route 9 bridge collapse: repairs begin after the flood", "v")
+    sims = []
+    for p in (generic, own):
+        from townsquare.stories.cluster import _cosine_to
+        sims.append(_cosine_to(c.vector(features(p.text)), story))
+        c.add(p)
+    return c, sims[0], sims[1]
+
+
+def test_a_story_silent_for_a_day_resumes_only_on_its_own_words():
+    off, g_sim, o_sim = _resumed(10_000 * H)
+    on, _, _ = _resumed(24 * H)
+    cfg = on.config
+    assert cfg.join_threshold <= g_sim < cfg.resume_threshold <= o_sim   # the premise
+    assert off.assignment[50] == off.assignment[0]          # no rule: shared words suffice
+    assert on.assignment[50] != on.assignment[0]            # silent 30 h: a story of its own
+    assert on.assignment[51] == on.assignment[0] == off.assignment[51]
+
+
+def test_resume_settings_are_validated():
+    with pytest.raises(ValueError, match="resume_threshold"):
+        StoryConfig(resume_threshold=0)
+    with pytest.raises(ValueError, match="resume_after_ms"):
+        StoryConfig(resume_after_ms=0)

@@ -24,7 +24,10 @@ deterministic for a given order; ``StoryState.refresh`` sorts what arrives by ``
    inverted index over centroids is exact and fast enough at these sizes). One exception: a
    post whose heaviest word names an open story (that story's heaviest term) joins that story
    when it is close enough, even if a broader story is closer (``_named``): two hurricanes at
-   once share "hurricane", and each post goes to the one it names.
+   once share "hurricane", and each post goes to the one it names. A story silent for
+   ``resume_after_ms`` before the post's time needs ``resume_threshold`` instead of
+   ``join_threshold`` (``_required``; merges, orphans and backfills likewise): the next
+   hurricane, days after the last one, does not resume its story on shared words alone.
 3. Every ``maintenance_every`` posts: clusters whose centroids have converged merge
    (``merge_threshold``), and clusters idle for ``retire_after_ms`` of stream time, or older
    than ``max_age_ms``, retire (they keep their posts but take no new ones, so a new event with
@@ -96,9 +99,15 @@ class StoryConfig:
     # A post joins the open story named by its own heaviest word (a word in at least this many
     # posts so far) over a closer one, from ``join_threshold`` (``_named``); 0 turns it off.
     name_min_df: int = 10
+    # A story silent for ``resume_after_ms`` before a post's time (or a cluster's start) takes
+    # that post, cluster or backfill only from this cosine (``_required``). Chosen on the tuning
+    # half of ``eval/stories.py --tune`` (seed 16; the sweep is in results/stories_tune.json).
+    resume_after_ms: int = 12 * 3_600_000
+    resume_threshold: float = 0.1
 
     def __post_init__(self):
-        for name in ("join_threshold", "merge_threshold", "orphan_threshold", "absorb_threshold"):
+        for name in ("join_threshold", "merge_threshold", "orphan_threshold", "absorb_threshold",
+                     "resume_threshold"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {v}")
@@ -106,7 +115,7 @@ class StoryConfig:
             raise ValueError(f"name_min_df must be >= 0, got {self.name_min_df}")
         for name in ("min_posts", "min_authors", "retire_after_ms", "interval_ms",
                      "centroid_terms", "maintenance_every", "max_candidates", "orphan_after_ms", "max_age_ms",
-                     "merge_candidates", "lateness_ms"):
+                     "merge_candidates", "lateness_ms", "resume_after_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -138,6 +147,11 @@ class Cluster:
 def _cosine_to(vec: dict[str, float], c: "Cluster") -> float:
     """Cosine of a unit vector to a cluster's centroid (a sum of unit vectors)."""
     return sum(x * c.centroid.get(t, 0.0) for t, x in vec.items()) / (c.norm or 1.0)
+
+
+def _gap(a_first: int, a_last: int, b_first: int, b_last: int) -> int:
+    """Time between two spans (ms): 0 when they overlap."""
+    return max(b_first - a_last, a_first - b_last, 0)
 
 
 def _norm(v: dict[str, float]) -> float:
@@ -276,10 +290,26 @@ class StoryClusterer:
             return None, 0.0
         best, best_sim = None, -1.0
         for cid in cands:
-            sim = _cosine_to(vec, self.clusters[cid])
+            c = self.clusters[cid]
+            sim = _cosine_to(vec, c)
+            if sim < self._required(self.config.join_threshold, _gap(ms, ms, c.first_ms, c.last_ms)):
+                continue
             if sim > best_sim or (sim == best_sim and best is not None and cid < best):
                 best, best_sim = cid, sim
         return best, best_sim
+
+    def _required(self, base: float, gap_ms: int) -> float:
+        """The cosine a post or cluster needs to join a story ``gap_ms`` away in time: ``base``,
+        or at least ``resume_threshold`` once the story was silent for ``resume_after_ms``.
+
+        Why: a story open by the clock (idle less than ``retire_after_ms``) but silent for a day
+        is not the same conversation any more, and a new event of its kind (the next hurricane,
+        told with the same words) must not resume it on shared words alone. Topic detection
+        and tracking decays similarity with time for the same reason (Yang et al. 1998). The
+        stream itself can be silent (a collection gap): then an event's own posts resume it
+        with their own words, which clear the higher bar."""
+        cfg = self.config
+        return max(base, cfg.resume_threshold) if gap_ms >= cfg.resume_after_ms else base
 
     def _named(self, vec: dict[str, float], ms: int, best: int,
                best_sim: float) -> tuple[int, float]:
@@ -307,7 +337,10 @@ class StoryClusterer:
         for cid in self._index.get(name, ()):         # a set: ties go to the lower id below
             if indexed[cid][0] != name or not self._open_at(self.clusters[cid], ms):
                 continue
-            sim = _cosine_to(vec, self.clusters[cid])
+            c = self.clusters[cid]
+            sim = _cosine_to(vec, c)
+            if sim < self._required(owner_sim, _gap(ms, ms, c.first_ms, c.last_ms)):
+                continue
             if sim > owner_sim or (sim == owner_sim and (owner is None or cid < owner)):
                 owner, owner_sim = cid, sim
         return (owner, owner_sim) if owner is not None else (best, best_sim)
@@ -381,7 +414,8 @@ class StoryClusterer:
                 if o.merged_into is not None or o.retired or o.size > c.size or \
                         (o.size == c.size and oid < c.id) or not self._open_at(o, now):
                     continue                     # merge the smaller into the larger only
-                if _cosine_to(vec, o) >= cfg.merge_threshold:
+                if _cosine_to(vec, o) >= self._required(
+                        cfg.merge_threshold, _gap(c.first_ms, c.last_ms, o.first_ms, o.last_ms)):
                     self._merge(o, c)
         self._adopt_orphans()
 
@@ -402,7 +436,8 @@ class StoryClusterer:
                                                 or self._open_at(o, c.last_ms)):
                     continue                # a story closed at the orphan's time stays closed
                 sim = _cosine_to(vec, o)
-                if sim >= best_sim:
+                if sim >= best_sim and sim >= self._required(
+                        best_sim, _gap(c.first_ms, c.last_ms, o.first_ms, o.last_ms)):
                     best, best_sim = o, sim
             if best is not None:
                 self._merge(c, best)
@@ -491,7 +526,8 @@ class StoryClusterer:
                         or r.first_ms <= o.first_ms <= r.last_ms):
                     continue
                 sim = _cosine_to(vec, o)
-                if sim >= best_sim:
+                if sim >= best_sim and sim >= self._required(
+                        best_sim, _gap(r.first_ms, r.last_ms, o.first_ms, o.last_ms)):
                     best, best_sim = o, sim
             new = self._new_cluster(r.first_ms)
             self.clusters[new] = c = Cluster(
