@@ -40,6 +40,22 @@ POLL_S = 1.0         # a marker's search every second: the polls are a search lo
 assert all(not set(fr.lower().replace("'", " ").split()) & set(en.split()) for fr, en in MARKERS)
 
 
+def e5_ceiling(count: int) -> dict:
+    """Which of the first ``count`` cross-lingual markers e5 itself could find by their English
+    translation: its cosine of the French post and the English query at or above e5's
+    similarity floor (the search engine's). A marker below it is found by no server, whatever
+    its tier: that is e5's limit, not freshness."""
+    from townsquare.embed.models import get_embedder
+    from townsquare.search.engine import SIMILARITY_FLOORS
+    e5 = get_embedder("e5-small-int8")
+    floor = SIMILARITY_FLOORS[e5.name]
+    used = [MARKERS[i % len(MARKERS)] for i in range(count)]
+    fr = e5.passages([f for f, _ in used])                                  # (count, 384)
+    cos = [round(float(fr[i] @ e5.query(en)), 3) for i, (_, en) in enumerate(used)]
+    return {"floor": floor, "markers": count, "cosines": cos,
+            "above_floor": sum(c >= floor for c in cos)}
+
+
 def source_posts_with_vectors(n: int):
     """The first ``n`` real posts (time order) of the eval store that have an e5 vector, and
     their vectors' bytes."""
@@ -271,6 +287,9 @@ def run_findability(args) -> dict:
                 shutil.rmtree(home)
             res["runs"].append(run)
     res["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    markers = max((r[k]["markers"]["cross_lingual"]["markers"] for r in res["runs"]
+                   for k in res["servers"]), default=0)
+    res["e5_ceiling"] = e5_ceiling(markers)
     return res
 
 
@@ -322,6 +341,13 @@ def render_findability(f: dict) -> list[str]:
             lx = r["server"]["lexical_refresh"]
             cells.append(f"{lx.get('count', 0)}, {lx.get('p50_ms')} ms, {lx.get('max_ms')} ms")
             lines.append(f"| {run['rate']:,}/s | {label} | " + " | ".join(cells) + " |")
+    ceil = f.get("e5_ceiling")
+    if ceil:
+        lines += ["", f"e5's own ceiling: of the {ceil['markers']} markers sought by their English "
+                      f"translation, e5 itself puts {ceil['above_floor']} at or above its "
+                      f"similarity floor ({ceil['floor']}; cosines {min(ceil['cosines'])} to "
+                      f"{max(ceil['cosines'])}): no server can find the others by their "
+                      f"translation, however fresh its vectors."]
     at = [run for run in f["runs"] if run["rate"] >= 5_700]
     cl = at[0]["fast_tier"]["markers"]["cross_lingual"] if at else None
     met = bool(cl) and cl["found"] == cl["markers"] and cl["p99_s"] is not None and cl["p99_s"] <= 5

@@ -45,7 +45,9 @@ the CPU with the server, as a load balancer or a client on the same host would.
    fresh copy of the home:
 
    - *cross-lingual*: by its English translation, which shares no word with it (only the
-     semantic arm can find it): the issue's target, p99 <= 5 s;
+     semantic arm can find it): the issue's target, p99 <= 5 s. Beside it, e5's own ceiling:
+     how many of those markers e5 itself puts at or above its similarity floor (no server can
+     find the others by their translation);
    - *own text* (every other marker): by its own French text, until the semantic arm (not only
      BM25) returns it: how long the pipeline takes to make a post semantically searchable,
      whatever the model's quality.

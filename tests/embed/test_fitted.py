@@ -166,3 +166,75 @@ def test_a_piece_the_fit_never_saw_weighs_in_as_e5s_vector_of_it(embedded, e5, t
     # Without its pieces file, the table says what to run.
     with pytest.raises(FileNotFoundError, match="townsquare fit-fast"):
         FittedE5Embedder(r.path, cache_dir=tmp_path / "empty")
+
+
+NOVEL = "Une chouette dort dans la bibliothèque municipale ce matin"   # words no post has
+
+
+def test_a_post_in_words_the_fit_never_saw_gets_e5s_own_vector_and_is_found_across_languages(
+        embedded, e5, tmp_path):
+    fitted = FittedE5Embedder(fit_table(embedded, tmp_path / "t.npz", CONFIG,
+                                        cache_dir=e5.model_path.parent).path)
+    seen_text = "The old bridge collapsed after the flood"
+    _, unseen = fitted.passages_and_unseen([NOVEL, seen_text, ""])
+    assert unseen[0] >= 0.2 > unseen[1] and unseen[2] == 1.0     # "" has no piece at all
+    _ingest(embedded, [NOVEL, seen_text], start=200)
+    novel, seen = BASE + 200, BASE + 201
+    vectors = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), fitted,
+                            e5_embedder=e5)
+    vectors.refresh()
+    assert set(vectors.fast.ids().tolist()) == {novel, seen}     # both in the fast tier ...
+    assert set(vectors.novel.ids().tolist()) == {novel}          # ... the novel one by e5 too
+    assert vectors.freshness()["novel"] == 1
+    q = TieredEmbedder(e5, fitted).query("an owl sleeping in the town library")   # English
+    hits = dict(vectors.search(q, 5))
+    # e5's own cosine, not the fitted vector's shifted one: found as e5 would find it.
+    assert hits[novel] == pytest.approx(float(e5.passages([NOVEL])[0] @ np.asarray(q)), abs=1e-4)
+    # The fitted vector alone (no e5 given) scores it lower and ranks it lower.
+    off = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), fitted)
+    off.refresh()
+    ranked = lambda hs: [pid for pid, _ in hs]                          # noqa: E731
+    off_hits = off.search(q, 50)
+    assert hits[novel] > dict(off_hits).get(novel, -1.0)
+    assert ranked(vectors.search(q, 50)).index(novel) < ranked(off_hits).index(novel)
+    # It leaves with the fast tier: deleted, it is gone from both (and scrubbed) ...
+    embedded.delete([novel])
+    vectors.refresh()
+    assert len(vectors.novel) == 0 and novel not in dict(vectors.search(q, 5))
+    # ... and once e5 reaches a post, its vector is the e5 index's alone.
+    _ingest(embedded, [NOVEL.replace("chouette", "grenouille")], start=300)
+    vectors.refresh()
+    assert set(vectors.novel.ids().tolist()) == {BASE + 300}
+    EmbedStage(embedded, e5).run()
+    vectors.refresh()
+    assert len(vectors.novel) == 0 and len(vectors.fast) == 0
+    assert BASE + 300 in dict(vectors.search(q, 5))
+
+
+def test_the_novel_budget_goes_to_the_most_unseen_posts_first(embedded, e5, tmp_path):
+    fitted = FittedE5Embedder(fit_table(embedded, tmp_path / "t.npz", CONFIG,
+                                        cache_dir=e5.model_path.parent).path)
+    texts = [NOVEL, "Un hérisson nage dans la piscine de l'école ce matin"]
+    _, unseen = fitted.passages_and_unseen(texts)
+    _ingest(embedded, texts, start=400)
+    vectors = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), fitted,
+                            e5_embedder=e5, novel_budget=1, novel_min_unseen=0.01)
+    vectors.refresh()
+    assert vectors.novel.ids().tolist() == [BASE + 400 + int(np.argmax(unseen))]
+    wide = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), fitted,
+                         e5_embedder=e5, novel_budget=2, novel_min_unseen=0.01)
+    wide.refresh()
+    assert sorted(wide.novel.ids().tolist()) == [BASE + 400, BASE + 401]
+    off = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), fitted)   # no e5 given
+    off.refresh()
+    assert len(off.novel) == 0 and len(off.fast) == 2
+
+
+def test_novel_settings_are_validated(store):
+    from townsquare.embed.sync import StoreVectors as SV
+    with pytest.raises(ValueError, match="novel_budget"):
+        TieredVectors(store, SV(store, None, 384), FastModel("x", 384, lambda p: None),
+                      novel_budget=-1)
+    with pytest.raises(ValueError, match="novel_min_unseen"):
+        TieredVectors(store, SV(store, None, 384), FastModel("x", 384, lambda p: None),
+                      novel_min_unseen=0)

@@ -123,7 +123,7 @@ class Indexer(Loop):
         if self.vectors is not None and isinstance(embedder, TieredEmbedder):
             self.tiers = TieredVectors(open_store(self.home / DB_FILE),
                                        _LockedVectors(self.vectors, self.vectors_lock),
-                                       embedder.fast)
+                                       embedder.fast, e5_embedder=embedder.e5)
             self.fast_loop = FastTierLoop(self.tiers, errors, refresh_s=refresh_s)
         self.refresh_ms: deque[float] = deque(maxlen=1000)   # recent tantivy refreshes
         self.compact_idle_s = 30.0

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from townsquare.embed.base import DEFAULT_CACHE_DIR, MAX_TOKENS, clean_text
-from townsquare.embed.static import PieceIds, PieceTableEmbedder, token_pass
+from townsquare.embed.static import PieceIds, PieceTableEmbedder, flat_pieces, token_pass
 from townsquare.posts import Post
 from townsquare.store.base import Store, author_key
 
@@ -400,9 +400,35 @@ class FittedE5Embedder(PieceTableEmbedder):
                                         "missing: run `townsquare fit-fast` again")
             self._fallback = np.load(pf, mmap_mode="r")                  # (n, 384) float16
 
-    def _rows(self, pieces: np.ndarray) -> np.ndarray:
+    def passages_and_unseen(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``passages(texts)`` (n, 384), and for each text the share of its pieces that have
+        no fitted row (n,) (1.0 for a text without a piece): how little of it the fit saw.
+        ``embed.tiers`` gives the texts it represents worst e5's own vector. One tokenization
+        serves both.
+
+            >>> vecs, unseen = emb.passages_and_unseen(["Flood in Houston"])  # doctest: +SKIP
+        """
+        items = [clean_text(t) for t in texts]
+        out = np.empty((len(items), DIM), dtype=np.float32)                 # (n, 384)
+        unseen = np.ones(len(items), dtype=np.float32)                      # (n,)
+        for i in range(0, len(items), self.batch_size):
+            flat, lens = flat_pieces(self.piece_ids(items[i:i + self.batch_size], False))
+            out[i:i + len(lens)] = self._pool(flat, lens)
+            if len(flat):
+                missing = (self._row_index(flat) == 0).astype(np.float32)   # (total,)
+                starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                some = lens > 0
+                sums = np.add.reduceat(missing, starts[some])               # (texts with pieces,)
+                unseen[i:i + len(lens)][some] = sums / lens[some]
+        return out, unseen
+
+    def _row_index(self, pieces: np.ndarray) -> np.ndarray:
+        """Each piece's row in the table (0: none fitted)."""
         inside = np.clip(pieces, 0, len(self._row_of) - 1)
-        row = np.where(pieces == inside, self._row_of[inside], 0)
+        return np.where(pieces == inside, self._row_of[inside], 0)
+
+    def _rows(self, pieces: np.ndarray) -> np.ndarray:
+        row = self._row_index(pieces)
         out = self._table[row].astype(np.float32)                      # (m, 384)
         if self._fallback is not None:
             miss = np.nonzero((row == 0) & (pieces >= 0) & (pieces < len(self._fallback)))[0]

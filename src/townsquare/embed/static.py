@@ -182,20 +182,29 @@ class PieceTableEmbedder(Embedder):
         """The rows of ``pieces`` (m,) piece ids: (m, dim) float32 (zero for a piece without)."""
 
     def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self._pool(*flat_pieces(self.piece_ids(texts, is_query)))
+
+    def _pool(self, flat: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Unit vectors (n, dim) of texts given as their pieces end to end (``flat``) and each
+        text's piece count (``lens``, (n,))."""
         from scipy.sparse import csr_matrix    # a dependency of scikit-learn (ours)
-        seqs = self.piece_ids(texts, is_query)
-        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))   # (n,)
-        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lens.sum()))
         # Each distinct piece's row is read once (a batch of 4,096 posts holds ~12k distinct
         # pieces in ~170k tokens: random reads of the 122 MiB table were 90% of the time), then
         # one sparse product sums every text's rows.
         uniq, inv = np.unique(flat, return_inverse=True)
         rows = self._rows(uniq)                                          # (distinct, dim)
         counts = csr_matrix((np.ones(len(flat), np.float32), inv.reshape(-1),
-                             np.concatenate([[0], np.cumsum(lens)])), shape=(len(seqs), len(uniq)))
+                             np.concatenate([[0], np.cumsum(lens)])), shape=(len(lens), len(uniq)))
         out = np.asarray(counts @ rows, dtype=np.float32)               # (n, dim) sums
         # Unit rows (the mean's direction); a text with no piece stays a zero row.
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def flat_pieces(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Piece sequences as one array end to end (total,) and their lengths (n,)."""
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))       # (n,)
+    flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lens.sum()))
+    return flat, lens
 
 
 class StaticE5Embedder(PieceTableEmbedder):

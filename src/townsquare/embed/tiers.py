@@ -18,7 +18,11 @@ in memory: each
 1. catches the e5 index up and applies the store's deletions log to the fast index;
 2. drops from the fast index every post whose e5 vector is now in the e5 index (its seq is at or
    below the e5 index's watermark): a post lives in exactly one tier;
-3. fast-embeds the posts ingested since (``Store.posts_since`` behind the fast watermark).
+3. fast-embeds the posts ingested since (``Store.posts_since`` behind the fast watermark);
+4. with ``fit-e5`` and ``e5_embedder`` given (the product does): gives the few of them whose
+   pieces the fitted table mostly never saw e5's own vector too (``novel``, at most
+   ``novel_budget`` a refresh, the most unseen first): a post in new words or another language
+   is then found across languages at once, not when e5's backlog reaches it.
 
 ``fit-e5`` (``embed.fitted``) lives in e5's space: e5's query vector searches both indexes, and
 a fast hit's cosine, less the model's ``cosine_shift``, is on e5's scale. ``m2v-e5``
@@ -46,11 +50,12 @@ search e5 alone.
 from __future__ import annotations
 
 import collections
+import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,6 +70,11 @@ __all__ = ["CALIBRATION", "FastModel", "QueryVector", "TieredEmbedder", "TieredV
 log = logging.getLogger(__name__)
 
 _PAGE = 20_000
+# A fresh post gets e5's own vector in the fast tier (``TieredVectors._novel``) when at least this
+# share of its pieces has no row in the fitted table: 0.6% of the posts that followed the 20,000
+# a table was fitted on in the eval store (their median: 2.6%, 99th percentile: 17.5%), so ~34
+# posts/s at 5,700 posts/s, about 0.3 of a core of e5 (~9 ms a post); ``novel_budget`` caps it.
+NOVEL_MIN_UNSEEN = 0.2
 # Knots of the monotone map from an m2v-e5 query->post cosine to the e5 cosine of the same rank:
 # quantiles (min, 5%, 25%, 50%, 75%, 90%, 99%, max) of the top-100 neighbour cosines of 200
 # held-out posts' first 8 words over 1,800 HumAID posts, in each space (bench/embed.py prints
@@ -219,6 +229,13 @@ class TieredEmbedder:
         return self.e5.passages(texts)
 
 
+@runtime_checkable
+class CountsUnseen(Protocol):
+    """A fast model that says how much of each text its table never saw (``fit-e5``)."""
+
+    def passages_and_unseen(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class TieredVectors:
     """The e5 index (``e5``: ``StoreVectors`` or ``InStoreVectors``) plus an in-memory index of
     the posts only ``fast`` has embedded yet; the ``VectorIndex`` protocol over both.
@@ -227,11 +244,28 @@ class TieredVectors:
     (a command); False: only use it once loaded (the server starts it on a thread)."""
 
     def __init__(self, store: Store, e5: VectorIndexLike, fast: "Embedder | FastModel", *,
-                 backend: str = "numpy", wait_for_model: bool = True):
+                 backend: str = "numpy", wait_for_model: bool = True,
+                 e5_embedder: Embedder | None = None, novel_budget: int = 16,
+                 novel_min_unseen: float = NOVEL_MIN_UNSEEN):
+        if novel_budget < 0:
+            raise ValueError(f"novel_budget must be >= 0, got {novel_budget}")
+        if not 0.0 < novel_min_unseen <= 1.0:
+            raise ValueError(f"novel_min_unseen must be in (0, 1], got {novel_min_unseen}")
         self.store, self.e5 = store, e5
         self.fast_model = FastModel.of(fast)
         self.fast = VectorIndex(self.fast_model.dim, backend=backend)
         self.wait_for_model = wait_for_model
+        # Novel posts (see ``_novel``): e5's own vectors of the fresh posts the fitted table
+        # represents worst, in the fast tier (they leave with it), searched with e5's query
+        # vector and scored by e5's cosine. At most ``novel_budget`` a refresh: under a stream
+        # that saturates the cores the refreshes come further apart and e5's share stays
+        # bounded. (32 posts a second instead was tried once, bench/serve.py --findability at
+        # 5,700 posts/s: 2 markers of 15 found by their own text against 4, ingest acked at
+        # 8 s p50 against 1.6 s; runs at that rate vary widely, e5 alone 0.15 to 3.3 s.)
+        self.e5_embedder, self.novel_budget = e5_embedder, int(novel_budget)
+        self.novel_min_unseen = float(novel_min_unseen)
+        self.novel = VectorIndex(e5_embedder.dim if e5_embedder is not None
+                                 else self.fast_model.dim, backend="numpy")
         self.fast_seq = 0                       # newest seq fast-embedded
         self.deleted_through = 0                # the deletions log's watermark
         self._order: collections.deque[tuple[int, int]] = collections.deque()   # (seq, id)
@@ -283,6 +317,8 @@ class TieredVectors:
         if gone_ids:
             changed += self.fast.remove(gone_ids)
             self.fast.scrub()                   # no byte of a removed vector stays in memory
+            if len(self.novel) and self.novel.remove(gone_ids):
+                self.novel.scrub()
         start = max(self.fast_seq, e5_wm)
         if self.store.max_seq() <= start:
             return changed
@@ -291,14 +327,43 @@ class TieredVectors:
             if not self.wait_for_model:
                 self.fast_model.start()
             return changed
+        novel = (self.e5_embedder is not None and self.novel_budget > 0
+                 and isinstance(emb, CountsUnseen))
+        worst: list[tuple[float, int, int, str]] = []       # (unseen share, seq, id, text)
         while rows := self.store.posts_since(start, _PAGE):
             ids = np.array([r[0] for r in rows], dtype=np.int64)                  # (n,)
-            self.fast.add(ids, emb.passages([r[2] for r in rows]))                # (n, dim)
+            texts = [r[2] for r in rows]
+            if novel:
+                vecs, unseen = emb.passages_and_unseen(texts)          # (n, dim), (n,)
+                worst = heapq.nlargest(self.novel_budget, worst + [
+                    (float(unseen[i]), rows[i][1], rows[i][0], texts[i])
+                    for i in np.flatnonzero(unseen >= self.novel_min_unseen)])
+            else:
+                vecs = emb.passages(texts)                                       # (n, dim)
+            if len(self.novel) and self.novel.remove(ids):     # a changed post: its old text
+                self.novel.scrub()
+            self.fast.add(ids, vecs)
             self._order.extend((seq, pid) for pid, seq, _ in rows)
             self._seq_of.update((pid, seq) for pid, seq, _ in rows)
             start = self.fast_seq = rows[-1][1]
             changed += len(rows)
+        if worst:
+            self._novel(worst)
         return changed
+
+    def _novel(self, worst: list[tuple[float, int, int, str]]) -> None:
+        """Give e5's own vector to the fresh posts whose pieces the fitted table mostly never
+        saw (``worst``: share unseen, seq, id, text; the most unseen first, then the newest).
+
+        Why: a static table is as good as the words it was fitted on. A post in words the
+        stream never used (a new event, another language) gets a vector from its few known
+        pieces, and a query in another language does not find it, while e5 would. e5 cannot
+        keep up with the stream (~350 posts/s on 2 cores against 5,700), but these posts are
+        few: spending e5 on them first, at most ``novel_budget`` a refresh, makes exactly the
+        posts the fast tier cannot represent findable across languages within a refresh,
+        instead of when e5's backlog reaches them."""
+        ids = np.array([pid for _u, _s, pid, _t in worst], dtype=np.int64)         # (m,)
+        self.novel.add(ids, self.e5_embedder.passages([t for *_x, t in worst]))    # (m, 384)
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest posts in both tiers, best first; a fast model in its own space is searched
@@ -308,18 +373,23 @@ class TieredVectors:
         feedback step moved (a plain array) searches e5's index alone, as with ``m2v-e5``,
         because the fast tier is an exact scan whose cost grows with e5's backlog."""
         hits = self.e5.search(q, k) if len(self.e5) else []
-        shared = self.fast_model.space is not None
-        if shared:
-            fq = np.asarray(q) if isinstance(q, QueryVector) else None
-        else:
-            fq = getattr(q, "fast", None)
-        if fq is None or not len(self.fast):
+        if not isinstance(q, QueryVector):
             return hits
         seen = {pid for pid, _ in hits}
-        near = self.fast.search(fq, k)
-        cos = np.array([s for _, s in near], dtype=np.float64)
-        scaled = cos - self.fast_model.cosine_shift if shared else to_e5_scale(cos)
-        hits += [(pid, float(s)) for (pid, _), s in zip(near, scaled) if pid not in seen]
+        more: list[tuple[int, float]] = []
+        if len(self.novel):                  # e5's own vectors of novel posts: e5's cosines
+            more += [h for h in self.novel.search(np.asarray(q), k) if h[0] not in seen]
+            seen.update(pid for pid, _ in more)
+        shared = self.fast_model.space is not None
+        fq = np.asarray(q) if shared else q.fast
+        if fq is not None and len(self.fast):
+            near = [h for h in self.fast.search(fq, k) if h[0] not in seen]
+            cos = np.array([s for _, s in near], dtype=np.float64)
+            scaled = cos - self.fast_model.cosine_shift if shared else to_e5_scale(cos)
+            more += [(pid, float(s)) for (pid, _), s in zip(near, scaled)]
+        if not more:
+            return hits
+        hits += more
         hits.sort(key=lambda h: (-h[1], -h[0]))
         return hits[:k]
 
@@ -340,4 +410,5 @@ class TieredVectors:
         oldest = store.ingested_at_after(through) if pending else None
         age = 0.0 if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1)
         return {"model": self.fast_model.name, **self.fast_model.state(), "posts": pending,
-                "seconds": age, "indexed": len(self.fast), "through_seq": through}
+                "seconds": age, "indexed": len(self.fast), "novel": len(self.novel),
+                "through_seq": through}

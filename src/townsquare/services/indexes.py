@@ -177,7 +177,7 @@ def build_engine(store: Store, settings: Settings, *, semantic: bool = True,
     emb = embedder_for(store, settings)
     vectors: VectorIndex = vector_index(store, settings.home, emb)
     if isinstance(emb, TieredEmbedder):
-        vectors = TieredVectors(store, vectors, emb.fast)
+        vectors = TieredVectors(store, vectors, emb.fast, e5_embedder=emb.e5)
     return SearchEngine(store, embedder=emb, vectors=vectors, lexical_index=lexical,
                         config=config)
 
