@@ -156,3 +156,19 @@ def test_queries_stay_valid_while_another_thread_refreshes(tmp_path):
     lx.close()
     assert not errors, errors[0]
     assert lx.top(parse("gondola"), 5000)[1] == 2000
+
+
+def test_a_refresh_in_progress_leaves_the_lag_until_its_commit_is_searched(indexed):
+    """A query on another thread mid-refresh must not take the old searcher for complete:
+    ``latest`` uses the index only when its lag is 0 (else FTS5), and promises new posts."""
+    store, lx = indexed
+    store.write_batch([Stored(Post(id=BASE + 200, text="xylophonist parade downtown", source="t",
+                                   created_at=T0).normalized())], [])
+    writer = lx.index.writer(heap_size=lx.heap, num_threads=1)
+    lx._add_since(writer, None)                 # rows added, the commit not done yet
+    assert lx.watermark == store.max_seq() and lx.lag() == 1
+    engine = SearchEngine(store, lexical_index=lx, refresh_indexes=False)   # as the server's
+    assert [h.id for h in engine.run("xylophonist", mode="latest").results] == [BASE + 200]
+    lx._commit(writer, settled=lx.settled_through)
+    assert lx.lag() == 0
+    assert [h.id for h in engine.run("xylophonist", mode="latest").results] == [BASE + 200]

@@ -178,14 +178,19 @@ class LexicalIndex:
                         if keep_writer else None)
         self.index.reload()
         self._searcher = self.index.searcher()
+        # The watermark of the searcher queries use: ``watermark`` moves as a refresh adds
+        # rows, before its commit publishes them, and a query that read it meanwhile took the
+        # old searcher for complete (a post just ingested missing from ``latest``).
+        self.published = self.watermark
 
     def _meta_path(self) -> Path | None:
         return self.path / "townsquare.json" if self.path is not None else None
 
     def lag(self, max_seq: int | None = None) -> int:
-        """Changes the index has not seen yet: posts ingested or changed after its watermark, up
+        """Changes its searcher has not seen yet: posts ingested or changed after the watermark
+        of the searcher queries use (``published``: a refresh in progress does not count), up
         to ``max_seq`` (default: the store's newest), and deletions not applied yet."""
-        posts = max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.watermark)
+        posts = max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.published)
         return posts + len(self.store.deletions_since(self.deleted_through, _PAGE))
 
     def unsettled(self) -> int:
@@ -209,7 +214,7 @@ class LexicalIndex:
         gone = self.store.deletions_since(self.deleted_through, _PAGE)
         unsettled = settle and min(enriched, self.watermark) > self.settled_through
         if newest <= self.watermark and not gone and not unsettled:
-            self.watermark = max(self.watermark, newest)
+            self.watermark = self.published = max(self.watermark, newest)   # nothing to commit
             return 0
         writer = self._writer or self.index.writer(heap_size=self.heap, num_threads=1)
         n, fresh = 0, self.watermark == 0     # a fresh index reads the posts left: skip the log
@@ -271,6 +276,7 @@ class LexicalIndex:
             os.replace(tmp, meta)
         self.index.reload()
         self._searcher = self.index.searcher()   # the old snapshot goes: its files may too
+        self.published = self.watermark
         self.settled_through = settled
         if collect:
             writer.garbage_collect_files()
