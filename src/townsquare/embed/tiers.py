@@ -260,8 +260,8 @@ class TieredVectors:
         # vector and scored by e5's cosine. At most ``novel_budget`` a refresh: under a stream
         # that saturates the cores the refreshes come further apart and e5's share stays
         # bounded. (32 posts a second instead was tried once, bench/serve.py --findability at
-        # 5,700 posts/s: 2 markers of 15 found by their own text against 4, ingest acked at
-        # 8 s p50 against 1.6 s; runs at that rate vary widely, e5 alone 0.15 to 3.3 s.)
+        # 5,700 posts/s: 2 markers of 15 found by their own text, ingest acked at 8 s p50; this
+        # budget: 4 and 2 in two runs; runs at that rate vary widely, e5 alone 0.15 to 3.3 s.)
         self.e5_embedder, self.novel_budget = e5_embedder, int(novel_budget)
         self.novel_min_unseen = float(novel_min_unseen)
         self.novel = VectorIndex(e5_embedder.dim if e5_embedder is not None
