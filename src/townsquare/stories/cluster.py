@@ -339,7 +339,8 @@ class StoryClusterer:
                 continue
             c = self.clusters[cid]
             sim = _cosine_to(vec, c)
-            if sim < self._required(owner_sim, _gap(ms, ms, c.first_ms, c.last_ms)):
+            if sim < self._required(self.config.join_threshold,
+                                    _gap(ms, ms, c.first_ms, c.last_ms)):
                 continue
             if sim > owner_sim or (sim == owner_sim and (owner is None or cid < owner)):
                 owner, owner_sim = cid, sim
@@ -437,7 +438,7 @@ class StoryClusterer:
                     continue                # a story closed at the orphan's time stays closed
                 sim = _cosine_to(vec, o)
                 if sim >= best_sim and sim >= self._required(
-                        best_sim, _gap(c.first_ms, c.last_ms, o.first_ms, o.last_ms)):
+                        cfg.orphan_threshold, _gap(c.first_ms, c.last_ms, o.first_ms, o.last_ms)):
                     best, best_sim = o, sim
             if best is not None:
                 self._merge(c, best)
@@ -517,7 +518,8 @@ class StoryClusterer:
             for t in self._top(r):
                 for cid in index.get(t, ()):
                     shared[cid] += 1
-            best, best_sim = None, cfg.join_threshold if r.size == 1 else cfg.absorb_threshold
+            base = cfg.join_threshold if r.size == 1 else cfg.absorb_threshold
+            best, best_sim = None, base
             for cid, _n in heapq.nsmallest(cfg.merge_candidates, shared.items(),
                                            key=lambda kv: (-kv[1], kv[0])):
                 o = self.clusters[cid]
@@ -527,7 +529,7 @@ class StoryClusterer:
                     continue
                 sim = _cosine_to(vec, o)
                 if sim >= best_sim and sim >= self._required(
-                        best_sim, _gap(r.first_ms, r.last_ms, o.first_ms, o.last_ms)):
+                        base, _gap(r.first_ms, r.last_ms, o.first_ms, o.last_ms)):
                     best, best_sim = o, sim
             new = self._new_cluster(r.first_ms)
             self.clusters[new] = c = Cluster(
