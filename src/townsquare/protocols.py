@@ -72,6 +72,13 @@ class VectorIndex(Protocol):
         """Catch up with the vectors written since the last refresh; returns how many."""
         ...
 
+    def fields_of(self, ids: Sequence[int], max_seq: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The ranking fields it holds beside the vectors of ``ids``: ``(ids found (m,), (m, 5)
+        int64 created_at, likes, reposts, replies, quotes)``, for posts embedded at or before
+        ``max_seq``; the store reads the others (an index may hold none)."""
+        ...
+
 
 @runtime_checkable
 class LexicalIndex(Protocol):

@@ -323,3 +323,59 @@ def test_tombstones_dropped_from_a_result_widen_the_search():
     got = [i for i, _ in ix.search(X[0], 40)]
     assert len(got) == 40 and not set(near[:30]) & set(got)
     assert len(spy.asked) > 1                  # the first fetch held too few live rows
+
+
+# --- columns (a payload per row) ------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_columns_follow_their_rows_through_replace_remove_compact_and_save(tmp_path, backend):
+    rng = np.random.default_rng(9)
+    X, ids = unit(rng, 300, 16), ids_for(300)
+    cols = np.stack([np.arange(300), 1000 + np.arange(300)], axis=1)     # (300, 2)
+    ix = VectorIndex(16, backend=backend, columns=("a", "b"))
+    ix.add(ids[:200], X[:200], columns=cols[:200])
+    ix.add(ids[200:], X[200:])                                         # columns not known
+    assert ix.unknown_columns == 100
+    known, values = ix.columns_of(ids[[0, 150, 250]])
+    assert known.tolist() == [True, True, False]
+    assert values.tolist() == [[0, 1000], [150, 1150], [0, 0]]
+    assert ix.set_columns(ids[250:300], cols[250:300]) == 50 and ix.unknown_columns == 50
+    assert ix.set_columns(np.array([BASE_ID - 1]), np.zeros((1, 2), np.int64)) == 0   # not here: skipped
+    ix.add(ids[10:11], X[10:11], columns=np.array([[-5, -6]]))          # replaced with its row
+    ix.remove(ids[200:220])                                            # unknown ones removed
+    assert ix.unknown_columns == 30
+    assert ix.columns_of(ids[10:11])[1].tolist() == [[-5, -6]]
+    assert not ix.columns_of(ids[200:201])[0][0]                       # removed: not known
+    path = tmp_path / "v.npz"
+    ix.save(path)
+    back = VectorIndex.load(path)
+    assert back.column_names == ("a", "b") and back.unknown_columns == 30
+    probe = ids[[0, 10, 150, 230, 260]]
+    assert [a.tolist() for a in back.columns_of(probe)] == [a.tolist() for a in ix.columns_of(probe)]
+    back.remove(ids[20:120])                                           # past 20%: a rebuild
+    assert back.rows == len(back) and back.unknown_columns == 30
+    k, v = back.columns_of(ids[[150, 260, 230]])
+    assert k.tolist() == [True, True, False] and v[:2].tolist() == [[150, 1150], [260, 1260]]
+
+
+def test_scrub_zeroes_a_removed_rows_columns_and_a_file_without_them_loads_unknown(tmp_path):
+    rng = np.random.default_rng(10)
+    ix = VectorIndex(8, backend="numpy", columns=("secret",))
+    token = 987_654_321_012_345
+    ix.add(ids_for(20), unit(rng, 20, 8), columns=np.full((20, 1), token))
+    ix.remove(ids_for(1))
+    ix.scrub()
+    path = tmp_path / "v.npz"
+    ix.save(path)
+    assert np.int64(token).tobytes() in path.read_bytes()              # the 19 live rows
+    assert np.count_nonzero(np.load(path)["columns"] == token) == 19   # not the removed one
+    plain = VectorIndex(8, backend="numpy")                            # no columns (an old file)
+    plain.add(ids_for(5), unit(rng, 5, 8))
+    plain.save(path)
+    back = VectorIndex.load(path, columns=("secret",))
+    assert back.unknown_columns == 5 and not back.columns_of(ids_for(5))[0].any()
+    with pytest.raises(ValueError, match="columns"):
+        VectorIndex(8, columns=("a", "a"))
+    with pytest.raises(ValueError, match="shape"):
+        ix.add(ids_for(1, 50), unit(rng, 1, 8), columns=np.zeros((1, 2), np.int64))
+    with pytest.raises(TypeError, match="integers"):
+        ix.set_columns(ids_for(1, 3), np.zeros((1, 1), dtype=np.float32))

@@ -98,3 +98,42 @@ def test_an_index_file_from_before_the_log_applies_the_whole_log_once(embedded, 
     assert old.deleted_through == 0 and VICTIM in old.index
     assert old.refresh() == 1 and VICTIM not in old.index and len(old) == N - 1
     assert old.refresh() == 0
+
+
+# --- ranking fields beside the vectors -----------------------------------------------------------
+def test_fields_of_gives_the_stores_ranking_fields_within_the_snapshot(embedded, tmp_path):
+    from townsquare.embed.sync import FIELDS
+    vs = StoreVectors(embedded, tmp_path / "vectors.index", DIM)
+    vs.refresh()
+    ids = [BASE + 3, BASE + 5, BASE + N + 99]                          # the last: not a post
+    have, rows = vs.fields_of(ids)
+    assert have.tolist() == ids[:2]
+    want = embedded.rank_fields(ids[:2])
+    assert rows.tolist() == [[0 if x is None else x for x in want[i]] for i in ids[:2]]
+    seq = {pid: s for pid, s, _ in embedded.vectors_after(0, 100)}
+    have, _ = vs.fields_of(ids[:2], max_seq=seq[BASE + 3])             # a snapshot before post 5
+    assert have.tolist() == [BASE + 3]
+    assert embedded.delete([BASE + 3]) == 1
+    vs.refresh()
+    assert vs.fields_of([BASE + 3])[0].tolist() == []
+    back = StoreVectors(embedded, tmp_path / "vectors.index", DIM)   # saved with the file
+    assert back.index.column_names == FIELDS and back.index.unknown_columns == 0
+    assert back.fields_of([BASE + 5])[1].tolist() == rows[1:2].tolist()
+
+
+def test_an_index_file_from_before_the_columns_gets_them_on_its_first_refresh(embedded, tmp_path):
+    from townsquare.embed.index import VectorIndex
+    path = tmp_path / "vectors.index"
+    vs = StoreVectors(embedded, path, DIM)
+    vs.refresh()
+    plain = VectorIndex(DIM)                                           # as written before
+    plain.add(vs.index.ids(), vs.index._row_vectors(np.arange(vs.index.rows)))
+    plain.save(path)
+    old = StoreVectors(embedded, path, DIM)
+    assert old.index.unknown_columns == N and old.fields_of([BASE])[0].tolist() == []
+    assert old.refresh() == N and old.index.unknown_columns == 0       # filled, and saved
+    have, _ = old.fields_of([BASE], max_seq=old.watermark)
+    assert have.tolist() == [BASE]
+    # their seq is the file's watermark, an upper bound: an older snapshot asks the store
+    assert old.fields_of([BASE], max_seq=old.watermark - 1)[0].tolist() == []
+    assert StoreVectors(embedded, path, DIM).index.unknown_columns == 0

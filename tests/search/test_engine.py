@@ -162,6 +162,48 @@ def test_deleted_posts_never_come_back_from_the_vector_index(semantic_engine, st
     assert 0 not in _ids(r) and 4 not in _ids(r)
 
 
+class _NoFields:
+    """The same vector index, holding no ranking fields: the store reads them all (as before)."""
+
+    def __init__(self, v):
+        self._v = v
+
+    model = property(lambda self: self._v.model)
+
+    def __len__(self):
+        return len(self._v)
+
+    def search(self, q, k):
+        return self._v.search(q, k)
+
+    def refresh(self):
+        return self._v.refresh()
+
+    def fields_of(self, ids, max_seq=None):
+        import numpy as np
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 5), dtype=np.int64)
+
+
+def test_neighbours_ranking_fields_come_from_the_vector_index_and_rank_as_the_stores(
+        semantic_engine, monkeypatch):
+    store = semantic_engine.store
+    reads: list[list[int]] = []
+    read = store.filter_rank_fields
+    monkeypatch.setattr(store, "filter_rank_fields",
+                        lambda ids, *a, **kw: reads.append(list(ids)) or read(ids, *a, **kw))
+    query = "pont effondré après l'inondation"           # no post holds every word: all neighbours
+    fast = semantic_engine.run(query, limit=5)
+    assert fast.semantic["candidates"] >= 3 and not [r for r in reads if r]   # no SQL for them
+    slow = SearchEngine(store, embedder=semantic_engine.embedder,
+                        vectors=_NoFields(semantic_engine.vectors)).run(query, limit=5)
+    assert sum(map(len, reads)) >= fast.semantic["candidates"]              # the store read them
+    assert [(h.id, h.score, h.parts) for h in fast.results] == \
+        [(h.id, h.score, h.parts) for h in slow.results]
+    # an operator to check: the store reads the neighbours (and checks them), as before
+    reads.clear()
+    assert _ids(semantic_engine.run("inondation from:bob")) == [1] and sum(map(len, reads)) >= 1
+
+
 # --- pseudo-relevance feedback ---------------------------------------------------------------------
 class _AxisEmbedder:
     """A transparent embedder for the feedback arithmetic: one axis per known word, texts are the

@@ -393,6 +393,12 @@ class TieredVectors:
         hits.sort(key=lambda h: (-h[1], -h[0]))
         return hits[:k]
 
+    def fields_of(self, ids: Sequence[int], max_seq: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The e5 index's (``StoreVectors.fields_of``): the fast tier's posts are few, the store
+        reads theirs."""
+        return self.e5.fields_of(ids, max_seq)
+
     def compact(self) -> dict:
         return self.e5.compact()
 

