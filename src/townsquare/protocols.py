@@ -72,6 +72,11 @@ class VectorIndex(Protocol):
         """Catch up with the vectors written since the last refresh; returns how many."""
         ...
 
+    def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids found (m,), their unit vectors (m, dim) float32)``, in the order of ``ids``:
+        the e5 vectors it holds (what the feedback round averages)."""
+        ...
+
     def fields_of(self, ids: Sequence[int], max_seq: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The ranking fields it holds beside the vectors of ``ids``: ``(ids found (m,), (m, 5)

@@ -379,3 +379,15 @@ def test_scrub_zeroes_a_removed_rows_columns_and_a_file_without_them_loads_unkno
         ix.add(ids_for(1, 50), unit(rng, 1, 8), columns=np.zeros((1, 2), np.int64))
     with pytest.raises(TypeError, match="integers"):
         ix.set_columns(ids_for(1, 3), np.zeros((1, 1), dtype=np.float32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vectors_of_gives_the_stored_vectors_in_the_order_asked(backend):
+    rng = np.random.default_rng(11)
+    X, ids = unit(rng, 50, 16), ids_for(50)
+    ix = VectorIndex(16, backend=backend)
+    ix.add(ids, X)
+    ix.remove(ids[3:4])
+    found, V = ix.vectors_of([ids[7], ids[3], BASE_ID - 1, ids[0]])     # removed, unknown: left out
+    assert found.tolist() == [ids[7], ids[0]] and V.shape == (2, 16)
+    assert np.allclose(V, X[[7, 0]], atol=1e-6)

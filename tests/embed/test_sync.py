@@ -137,3 +137,16 @@ def test_an_index_file_from_before_the_columns_gets_them_on_its_first_refresh(em
     # their seq is the file's watermark, an upper bound: an older snapshot asks the store
     assert old.fields_of([BASE], max_seq=old.watermark - 1)[0].tolist() == []
     assert StoreVectors(embedded, path, DIM).index.unknown_columns == 0
+
+
+def test_vectors_of_come_from_the_index_as_the_store_gives_them(embedded, tmp_path):
+    from townsquare.embed.sync import InStoreVectors
+    vs = StoreVectors(embedded, None, DIM)
+    vs.refresh()
+    want = [BASE + 9, BASE + N + 5, BASE + 2]                           # one is not a post
+    found, V = vs.vectors_of(want)
+    assert found.tolist() == [BASE + 9, BASE + 2]
+    assert np.allclose(V, np.stack([_vector(embedded, BASE + 9), _vector(embedded, BASE + 2)]),
+                       atol=1e-6)
+    f2, V2 = InStoreVectors(embedded).vectors_of(want)                  # the store's own read
+    assert f2.tolist() == found.tolist() and np.allclose(V2, V, atol=1e-6)

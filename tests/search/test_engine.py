@@ -183,6 +183,9 @@ class _NoFields:
         import numpy as np
         return np.zeros(0, dtype=np.int64), np.zeros((0, 5), dtype=np.int64)
 
+    def vectors_of(self, ids):
+        return self._v.vectors_of(ids)
+
 
 def test_neighbours_ranking_fields_come_from_the_vector_index_and_rank_as_the_stores(
         semantic_engine, monkeypatch):

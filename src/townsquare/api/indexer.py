@@ -89,6 +89,10 @@ class _LockedVectors:
         with self._lock:
             return self._v.search(q, k)
 
+    def vectors_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return self._v.vectors_of(ids)
+
     def fields_of(self, ids, max_seq: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             return self._v.fields_of(ids, max_seq)

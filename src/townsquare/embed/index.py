@@ -249,6 +249,20 @@ class VectorIndex:
             values[known] = self._cols[rows[known]]
             return known, values
 
+    def vectors_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids found (m,), their vectors (m, dim) float32)``, in the order of ``ids``, from
+        the index's own storage (the HNSW's flat rows): no read of the store's table, whose
+        pages a query's random ids would mostly find cold (~12 ms for 20 of them at 1.1M
+        posts, against microseconds here)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._lock:
+            pairs = [(i, r) for i, r in ((i, self._row_of.get(i)) for i in ids.tolist())
+                     if r is not None]
+            out = np.zeros((len(pairs), self.dim), dtype=np.float32)           # (m, dim)
+            for j, (_i, r) in enumerate(pairs):
+                out[j] = self._vecs[r] if self._hnsw is None else self._hnsw.reconstruct(r)
+            return np.array([i for i, _r in pairs], dtype=np.int64), out
+
     @property
     def unknown_columns(self) -> int:
         """Live rows whose columns were never given (rows added without them, or an index file

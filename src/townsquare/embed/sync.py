@@ -142,6 +142,11 @@ class StoreVectors:
             done += self.index.set_columns(have, cols)
         return done
 
+    def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids found, (m, dim) float32)``: the vectors the index holds (``VectorIndex.vectors_of``),
+        as ``from_blobs`` gives the store's."""
+        return self.index.vectors_of(ids)
+
     def fields_of(self, ids: Sequence[int], max_seq: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The ranking fields the index holds for ``ids``: ``(ids found, (m, 5) int64 created_at,
@@ -212,6 +217,13 @@ class InStoreVectors:
 
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.store.vector_search(q, k)
+
+    def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The store's vectors of ``ids`` (the index inside it keeps no other copy)."""
+        blobs = self.store.vectors_of(list(ids))
+        found = [pid for pid in ids if pid in blobs]
+        dim = len(blobs[found[0]]) // 2 if found else 0            # float16 blobs (``to_blob``)
+        return np.array(found, dtype=np.int64), from_blobs([blobs[pid] for pid in found], dim)
 
     def fields_of(self, ids: Sequence[int], max_seq: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -393,6 +393,10 @@ class TieredVectors:
         hits.sort(key=lambda h: (-h[1], -h[0]))
         return hits[:k]
 
+    def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """e5's vectors of ``ids`` (the fast tier's are in another space, or a fitted copy)."""
+        return self.e5.vectors_of(ids)
+
     def fields_of(self, ids: Sequence[int], max_seq: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The e5 index's (``StoreVectors.fields_of``): the fast tier's posts are few, the store

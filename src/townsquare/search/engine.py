@@ -70,7 +70,6 @@ import numpy as np
 import orjson
 
 from townsquare import query as q
-from townsquare.embed.stage import from_blobs
 from townsquare.posts import Post, format_time
 from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
 from townsquare.search.rank import (Fused, RankColumns, RankWeights, expansion_terms,
@@ -632,10 +631,11 @@ class SearchEngine:
         ``dups`` (groups of the first round's head) gains the groups of the expansion's head."""
         cfg = self.config
         top = _heads(relevance, dups, cfg.feedback_docs)
-        blobs = self.store.vectors_of(top)
-        if not blobs:
+        # From the vector index's memory, not the store's table: its pages are cold for a
+        # query's random posts (~12 ms for 20 of them at 1.1M posts)
+        found, V = self.vectors.vectors_of(top)                                  # (m, dim)
+        if not len(found):
             return {}
-        V = from_blobs([blobs[pid] for pid in top if pid in blobs], qv.shape[0])   # (m, dim)
         a = cfg.feedback_query_weight
         moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
