@@ -28,6 +28,14 @@ def exact_top(X: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> list[int
     return ids[order].tolist()
 
 
+def filled(backend: str, seed: int, n: int = 50, dim: int = 16):
+    """An index of ``n`` random unit vectors: (index, vectors (n, dim), ids (n,))."""
+    X, ids = unit(np.random.default_rng(seed), n, dim), ids_for(n)
+    ix = VectorIndex(dim, backend=backend)
+    ix.add(ids, X)
+    return ix, X, ids
+
+
 def recall_at_10(ix: VectorIndex, X: np.ndarray, ids: np.ndarray, Q: np.ndarray) -> float:
     hits = [len({i for i, _ in ix.search(q, 10)} & set(exact_top(X, ids, q, 10))) for q in Q]
     return sum(hits) / (10 * len(Q))
@@ -59,10 +67,7 @@ def test_hnsw_recall_at_10_isotropic_384d():
 # --- both backends ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scores_are_cosines_and_ids_are_exact_int64(backend):
-    rng = np.random.default_rng(2)
-    X, ids = unit(rng, 50, 16), ids_for(50)
-    ix = VectorIndex(16, backend=backend)
-    ix.add(ids, X)
+    ix, X, ids = filled(backend, seed=2)
     (best_id, score), *_ = ix.search(X[17], 3)
     assert best_id == int(ids[17]) == BASE_ID + 7 * 17
     assert score == pytest.approx(1.0, abs=1e-5)
@@ -383,10 +388,7 @@ def test_scrub_zeroes_a_removed_rows_columns_and_a_file_without_them_loads_unkno
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_vectors_of_gives_the_stored_vectors_in_the_order_asked(backend):
-    rng = np.random.default_rng(11)
-    X, ids = unit(rng, 50, 16), ids_for(50)
-    ix = VectorIndex(16, backend=backend)
-    ix.add(ids, X)
+    ix, X, ids = filled(backend, seed=11)
     ix.remove(ids[3:4])
     found, V = ix.vectors_of([ids[7], ids[3], BASE_ID - 1, ids[0]])     # removed, unknown: left out
     assert found.tolist() == [ids[7], ids[0]] and V.shape == (2, 16)
