@@ -34,8 +34,12 @@ Systems, on the same posts (the day's posts, oldest first, as the eval store hol
 
 With 9 tuning days the choice is itself checked (``--tune``): choosing on all tuning events but
 one and scoring the one left out estimates what the procedure is worth on unseen days, beside
-LexRank on the same days (2026-12-05: 0.088 against 0.048). The test half still disagrees (see
+LexRank on the same days (2026-12-06: 0.079 against 0.047). The test half still disagrees (see
 the results): its days favour LexRank more than the tuning days do.
+
+Both halves' texts pass through ``clean_post`` (LexRank's too): since 2026-12-06 it keeps the
+quoted post of a commented retweet and drops "via @user", check-ins and a shared headline's
+"| Site" suffix, so the weights were chosen again on the tuning half after that change.
 
 Scores: ROUGE-1/2/L F1 (rouge-score, stemming on) against the day's gold text (its lines
 joined), macro-averaged over event-days; per day, above/equal/below LexRank on ROUGE-2.

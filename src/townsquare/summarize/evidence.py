@@ -96,13 +96,13 @@ class EvidenceConfig:
     corroboration_weight: float = 0.2
     graph_cosine: float = 0.0         # > 0: centrality is LexRank over the graph of posts at
                                       # least this similar, mixed half and half with the centroid
-    lexical_centrality: float = 0.25  # weight of LexRank over the posts' TF-IDF words (0..1)
-    informativeness: float = 0.5      # weight of how much of the day's common vocabulary a
+    lexical_centrality: float = 0.5   # weight of LexRank over the posts' TF-IDF words (0..1)
+    informativeness: float = 0.25     # weight of how much of the day's common vocabulary a
                                       # shown sentence holds (``informativeness``)
     number_weight: float = 0.1        # bonus for a shown sentence that states a number
     min_words: int = 0                # a shown sentence needs this many words that are not
                                       # wishes or announcements, when >= k candidates have them
-    linked: float = 0.1               # bonus for a post that links out: a shared article's
+    linked: float = 0.0               # bonus for a post that links out: a shared article's
                                       # headline states what happened more often than a reaction
     # informativeness, number_weight, lexical_centrality and linked: the choice of
     # ``python eval/summaries.py --tune`` on its tuning half of the event-days

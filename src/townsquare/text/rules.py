@@ -71,6 +71,15 @@ MENTION_ASCII_START = re.compile(r"(?<!\w)@\w+")
 # --- a post as a sentence ------------------------------------------------------------------------
 _LEAD = re.compile(r"^\s*(RT\s+)?(@\w+[:,]?\s*)+", re.IGNORECASE)     # "RT @a: @b, ..."
 _TRAIL_TAGS = re.compile(r"(\s+#\w+)+\s*$")
+# What a retweet chain, a share button or a check-in adds around the words, not part of them:
+# "so true RT@a: <quoted>" (the quoted post is the statement), "via @nprnews", "(@ City Market
+# w/ 2 others)", mentions at the end, and a shared headline's "| Site" or "- video" suffix.
+_INLINE_RT = re.compile(r"(?:^|\s|\W)(?:RT|MT)\s*@\w+:?\s*", re.IGNORECASE)
+_VIA = re.compile(r"[\s(]*\bvia\s+@\w+\)?:?", re.IGNORECASE)
+_CHECKIN = re.compile(r"\s*\((?:@|at)\s[^)]*\)")
+_TRAIL_MENTIONS = re.compile(r"(\s+[@＠]\w+[:,]?)+\s*$")
+_SITE_SUFFIX = re.compile(r"(?:\s+\|\s+[^|.!?]{1,40}|\s+[-\u2013\u2014]\s+(?:video|photos?|pictures|"
+                          r"in pictures|live( updates)?))\s*$", re.IGNORECASE)
 # Where one sentence ends and the next starts: ".!?", spaces, then a capital, quote or bracket.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 
@@ -80,11 +89,30 @@ def clean_post(text: str, max_words: int = 40) -> str:
     leading mentions and trailing hashtags removed, the first sentence kept, cut at
     ``max_words``.
 
+    A retweet with a comment in front keeps the quoted post ("wow RT @cnn: Bridge ..."), and
+    what sharing adds is dropped: "via @user", a check-in "(@ Place w/ 2 others)", mentions at
+    the end, a headline's "| Site" or "- video" suffix.
+
     >>> clean_post("RT @ann: Bridge collapsed on route 9! More soon http://t.co/x #flood #nj")
     'Bridge collapsed on route 9!'
+    >>> clean_post("Told u xD @bo RT@news: Storm is coming to the east coast via @wx @ann")
+    'Storm is coming to the east coast'
+    >>> clean_post("Preparing for the storm (@ City Market w/ 2 others) http://t.co/x")
+    'Preparing for the storm'
+    >>> clean_post("Quake death toll rises to 350 | Daily News http://t.co/y")
+    'Quake death toll rises to 350'
     """
-    s = _LEAD.sub("", URL_LOOSE.sub("", text)).replace("\n", " ")
-    s = _TRAIL_TAGS.sub("", s).strip(" -|:")
+    s = URL_LOOSE.sub("", text).replace("\n", " ")
+    rts = list(_INLINE_RT.finditer(s))
+    if rts and len(s[rts[-1].end():].split()) >= 3:   # the quoted post, not the comment on it
+        s = s[rts[-1].end():]
+    s = _LEAD.sub("", s)
+    s = _CHECKIN.sub("", _VIA.sub("", s))
+    for _ in range(2):          # "... #tag @a" and "... @a #tag": both kinds of tail
+        s = _TRAIL_MENTIONS.sub("", _TRAIL_TAGS.sub("", s))
+    if len(_SITE_SUFFIX.sub("", s).split()) >= 3:
+        s = _SITE_SUFFIX.sub("", s)
+    s = s.strip(" -|:")
     s = " ".join(s.split()).replace("#", "")
     first = SENTENCE_BREAK.split(s, maxsplit=1)[0]
     words = first.split()
