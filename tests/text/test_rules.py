@@ -47,3 +47,18 @@ def test_urls_with_punctuation():
 def test_clean_post_keeps_a_sentence():
     assert clean_post("RT @ann: @bob, Road closed. Details HTTPS://t.co/x #a #b") == "Road closed."
     assert clean_post("one two three four", max_words=2) == "one two..."
+
+
+def test_clean_post_drops_what_sharing_adds_and_keeps_the_statement():
+    # a commented retweet: the quoted post is the statement; a short quote keeps the whole text
+    assert clean_post("so sad RT @bbc: Quake kills 300 in Kathmandu") == "Quake kills 300 in Kathmandu"
+    assert clean_post("wow MT @ann: Road closed near the dam") == "Road closed near the dam"
+    assert clean_post("agreed RT @bob: yes") == "agreed RT @bob: yes"
+    assert clean_post("Dam holds after the storm via @localnews: more soon") == \
+        "Dam holds after the storm more soon"
+    assert clean_post("Sandbagging downtown (at City Hall) with the crew") == \
+        "Sandbagging downtown with the crew"
+    assert clean_post("Shelters open tonight @redcross @fema") == "Shelters open tonight"
+    assert clean_post("Storm hits the coast - video http://t.co/x") == "Storm hits the coast"
+    # a suffix that would leave almost nothing stays: it may be the statement
+    assert clean_post("Flooding | Live") == "Flooding | Live"
