@@ -238,7 +238,8 @@ class VectorIndex:
     def columns_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """``(known, values)`` for ``ids``: (n,) bool, True where the id is in the index with its
         columns given, and (n, len(column_names)) int64 (zeros where not known). A dict look-up
-        per id: a query's 1,000 neighbours cost ~0.1 ms, against ~2 ms for an SQL read."""
+        per id: 750 neighbours at 1.1M rows cost 0.2 ms (0.9 ms inside a query, its caches cold),
+        against 1.1 ms for the SQL read of their fields with every page cached, more without."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._lock:
             rows = np.array([self._row_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
