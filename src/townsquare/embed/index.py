@@ -227,7 +227,7 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         cols = self._check_columns(columns, len(ids))
         with self._lock:
-            rows = np.array([self._row_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+            rows = self._rows_of(ids)
             here = rows >= 0
             if self.column_names:
                 self._n_unknown -= int((~self._known[np.unique(rows[here])]).sum())
@@ -242,7 +242,7 @@ class VectorIndex:
         against 1.1 ms for the SQL read of their fields with every page cached, more without."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._lock:
-            rows = np.array([self._row_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+            rows = self._rows_of(ids)
             here = rows >= 0
             known = np.zeros(len(ids), dtype=bool)
             known[here] = self._known[rows[here]]
@@ -257,12 +257,26 @@ class VectorIndex:
         posts, against microseconds here)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._lock:
-            pairs = [(i, r) for i, r in ((i, self._row_of.get(i)) for i in ids.tolist())
-                     if r is not None]
-            out = np.zeros((len(pairs), self.dim), dtype=np.float32)           # (m, dim)
-            for j, (_i, r) in enumerate(pairs):
-                out[j] = self._vecs[r] if self._hnsw is None else self._hnsw.reconstruct(r)
-            return np.array([i for i, _r in pairs], dtype=np.int64), out
+            rows = self._rows_of(ids)
+            here = rows >= 0
+            rows = rows[here]
+            if self._hnsw is None:
+                out = self._vecs[rows]                              # (m, dim), a copy
+            else:
+                out = np.zeros((len(rows), self.dim), dtype=np.float32)        # (m, dim)
+                for j, r in enumerate(rows.tolist()):
+                    out[j] = self._hnsw.reconstruct(r)
+            return ids[here], out
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's live row (-1: not in the index), (n,) int64; call under the lock."""
+        return np.array([self._row_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+
+    def ids_without_columns(self) -> np.ndarray:
+        """Live ids whose columns were never given, in row order (what a backfill fills)."""
+        with self._lock:
+            rows = self.rows
+            return self._row_ids[~self._known[:rows] & ~self._dead].copy()
 
     @property
     def unknown_columns(self) -> int:

@@ -41,6 +41,7 @@ _PAGE = 20_000
 # The index's columns: ``Store.rank_fields``' (created_at, likes, reposts, replies, quotes),
 # then the post's seq when it was embedded (the snapshot check). A missing count is 0.
 FIELDS = ("created_at", "likes", "reposts", "replies", "quotes", "seq")
+_SEQ = FIELDS.index("seq")       # the columns before it are ``rank_fields``' order
 REBUILD_RATIO = 1.25     # rebuild when the index holds 25% more entries than the table
 
 
@@ -111,8 +112,8 @@ class StoreVectors:
         cols = np.zeros((len(keep), len(FIELDS)), dtype=np.int64)                 # (n, 6)
         if keep:
             rows = np.array([got[ids[i]] for i in keep], dtype=np.float64)          # (n, 5)
-            cols[:, :5] = np.nan_to_num(rows).astype(np.int64)                    # None: 0
-            cols[:, 5] = [seqs[i] for i in keep]
+            cols[:, :_SEQ] = np.nan_to_num(rows).astype(np.int64)                 # None: 0
+            cols[:, _SEQ] = [seqs[i] for i in keep]
         return np.array([ids[i] for i in keep], dtype=np.int64), cols
 
     def _add(self, rows: list[tuple[int, int, bytes]]) -> None:
@@ -132,9 +133,7 @@ class StoreVectors:
         """Give the rows without columns (an index file from before them) their ranking fields,
         a page of ids at a time; their seq is the index's watermark, an upper bound (``fields_of``
         then vouches for them in snapshots from the watermark on, SQL for older ones)."""
-        ids = self.index.ids()
-        known, _ = self.index.columns_of(ids)
-        todo = ids[~known].tolist()
+        todo = self.index.ids_without_columns().tolist()
         done = 0
         for i in range(0, len(todo), _PAGE):
             page = todo[i:i + _PAGE]
@@ -155,8 +154,8 @@ class StoreVectors:
         arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         known, cols = self.index.columns_of(arr)
         if max_seq is not None:
-            known &= cols[:, 5] <= max_seq
-        return arr[known], cols[known, :5]
+            known &= cols[:, _SEQ] <= max_seq
+        return arr[known], cols[known, :_SEQ]
 
     def compact(self) -> dict:
         """Catch up, then zero the vectors and ids of the tombstones that still hold them, and

@@ -110,8 +110,9 @@ def clean_post(text: str, max_words: int = 40) -> str:
     s = _CHECKIN.sub("", _VIA.sub("", s))
     for _ in range(2):          # "... #tag @a" and "... @a #tag": both kinds of tail
         s = _TRAIL_MENTIONS.sub("", _TRAIL_TAGS.sub("", s))
-    if len(_SITE_SUFFIX.sub("", s).split()) >= 3:
-        s = _SITE_SUFFIX.sub("", s)
+    trimmed = _SITE_SUFFIX.sub("", s)
+    if len(trimmed.split()) >= 3:                     # else the suffix may be the statement
+        s = trimmed
     s = s.strip(" -|:")
     s = " ".join(s.split()).replace("#", "")
     first = SENTENCE_BREAK.split(s, maxsplit=1)[0]
