@@ -489,8 +489,9 @@ class _NoE5:
     def vectors_of(self, ids):
         return np.zeros(0, dtype=np.int64), np.zeros((0, 384), dtype=np.float32)
 
-    def fields_of(self, ids, max_seq=None):
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 5), dtype=np.int64)
+    def nearest(self, q, k, max_seq=None):
+        from townsquare.protocols import Nearest
+        return Nearest.of_pairs([])
 
     def refresh(self) -> int:
         return 0

@@ -26,13 +26,13 @@ This module sits on the ground floor: it imports only ``typing``, numpy and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from townsquare.query import Node
 
-__all__ = ["Embedder", "LexicalIndex", "VectorIndex"]
+__all__ = ["Embedder", "LexicalIndex", "Nearest", "VectorIndex"]
 
 
 @runtime_checkable
@@ -77,12 +77,31 @@ class VectorIndex(Protocol):
         the e5 vectors it holds (what the feedback round averages)."""
         ...
 
-    def fields_of(self, ids: Sequence[int], max_seq: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """The ranking fields it holds beside the vectors of ``ids``: ``(ids found (m,), (m, 5)
-        int64 created_at, likes, reposts, replies, quotes)``, for posts embedded at or before
-        ``max_seq``; the store reads the others (an index may hold none)."""
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+        """``search`` as arrays, with the ranking fields the index keeps beside the vectors of
+        the posts embedded at or before ``max_seq`` (``has_fields``); the store reads the
+        others' (an index may keep none)."""
         ...
+
+
+class Nearest(NamedTuple):
+    """A vector search's neighbours, best first (``VectorIndex.nearest``).
+
+    >>> Nearest.of_pairs([(7, 0.9), (3, 0.8)]).ids.tolist()
+    [7, 3]
+    """
+    ids: np.ndarray           # (n,) int64
+    scores: np.ndarray        # (n,) float64 cosines
+    has_fields: np.ndarray    # (n,) bool: ``fields`` holds the post's, as of its embedding
+    fields: np.ndarray        # (n, 5) int64 created_at, likes, reposts, replies, quotes
+
+    @classmethod
+    def of_pairs(cls, pairs: Sequence[tuple[int, float]]) -> Nearest:
+        """From ``search``'s ``(id, cosine)`` pairs: no fields."""
+        n = len(pairs)
+        return cls(np.fromiter((p for p, _ in pairs), np.int64, n),
+                   np.fromiter((s for _, s in pairs), np.float64, n),
+                   np.zeros(n, dtype=bool), np.zeros((n, 5), dtype=np.int64))
 
 
 @runtime_checkable

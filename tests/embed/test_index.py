@@ -362,6 +362,24 @@ def test_columns_follow_their_rows_through_replace_remove_compact_and_save(tmp_p
     assert k.tolist() == [True, True, False] and v[:2].tolist() == [[150, 1150], [260, 1260]]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_is_search_with_each_neighbours_columns_tombstones_left_out(backend):
+    rng = np.random.default_rng(11)
+    X, ids = unit(rng, 400, 16), ids_for(400)
+    ix = VectorIndex(16, backend=backend, columns=("a",))
+    ix.add(ids[:300], X[:300], columns=np.arange(300)[:, None])
+    ix.add(ids[300:], X[300:])                                         # columns not known
+    ix.remove(ids[:40])                                                # tombstones
+    for q in X[:60:7]:
+        got, scores, known, values = ix.nearest(q, 50)
+        assert list(zip(got.tolist(), scores.tolist())) == ix.search(q, 50)
+        assert not set(got.tolist()) & set(ids[:40].tolist())
+        want_known, want_values = ix.columns_of(got)
+        assert known.tolist() == want_known.tolist() and values.tolist() == want_values.tolist()
+    empty = VectorIndex(16, backend=backend, columns=("a",))
+    assert [a.shape for a in empty.nearest(X[0], 5)] == [(0,), (0,), (0,), (0, 1)]
+
+
 def test_scrub_zeroes_a_removed_rows_columns_and_a_file_without_them_loads_unknown(tmp_path):
     rng = np.random.default_rng(10)
     ix = VectorIndex(8, backend="numpy", columns=("secret",))

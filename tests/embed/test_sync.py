@@ -101,24 +101,42 @@ def test_an_index_file_from_before_the_log_applies_the_whole_log_once(embedded, 
 
 
 # --- ranking fields beside the vectors -----------------------------------------------------------
-def test_fields_of_gives_the_stores_ranking_fields_within_the_snapshot(embedded, tmp_path):
+def _fields(vs: StoreVectors, ids: list[int], max_seq: int | None = None):
+    """``(ids with fields, their fields)`` as ``nearest`` returns them, from a search that
+    reaches every post (the neighbours of each id's own vector)."""
+    have, rows = [], []
+    for pid in ids:
+        if pid not in vs.index:
+            continue
+        near = vs.nearest(vs.index.vectors_of([pid])[1][0], len(vs), max_seq)
+        at = near.ids.tolist().index(pid)
+        if near.has_fields[at]:
+            have.append(pid)
+            rows.append(near.fields[at].tolist())
+    return have, rows
+
+
+def test_nearest_gives_the_stores_ranking_fields_within_the_snapshot(embedded, tmp_path):
     from townsquare.embed.sync import FIELDS
     vs = StoreVectors(embedded, tmp_path / "vectors.index", DIM)
     vs.refresh()
     ids = [BASE + 3, BASE + 5, BASE + N + 99]                          # the last: not a post
-    have, rows = vs.fields_of(ids)
-    assert have.tolist() == ids[:2]
+    have, rows = _fields(vs, ids)
+    assert have == ids[:2]
     want = embedded.rank_fields(ids[:2])
-    assert rows.tolist() == [[0 if x is None else x for x in want[i]] for i in ids[:2]]
+    assert rows == [[0 if x is None else x for x in want[i]] for i in ids[:2]]
+    near = vs.nearest(_vector(embedded, BASE + 3), 5)
+    assert near.ids[0] == BASE + 3 and near.scores[0] == pytest.approx(1.0, abs=1e-3)
+    assert [(int(i), s) for i, s in zip(near.ids, near.scores)] == vs.search(
+        _vector(embedded, BASE + 3), 5)                                  # search's neighbours
     seq = {pid: s for pid, s, _ in embedded.vectors_after(0, 100)}
-    have, _ = vs.fields_of(ids[:2], max_seq=seq[BASE + 3])             # a snapshot before post 5
-    assert have.tolist() == [BASE + 3]
+    assert _fields(vs, ids[:2], max_seq=seq[BASE + 3])[0] == [BASE + 3]  # before post 5
     assert embedded.delete([BASE + 3]) == 1
     vs.refresh()
-    assert vs.fields_of([BASE + 3])[0].tolist() == []
+    assert BASE + 3 not in vs.nearest(_vector(embedded, BASE + 5), N).ids.tolist()
     back = StoreVectors(embedded, tmp_path / "vectors.index", DIM)   # saved with the file
     assert back.index.column_names == FIELDS and back.index.unknown_columns == 0
-    assert back.fields_of([BASE + 5])[1].tolist() == rows[1:2].tolist()
+    assert _fields(back, [BASE + 5])[1] == rows[1:2]
 
 
 def test_an_index_file_from_before_the_columns_gets_them_on_its_first_refresh(embedded, tmp_path):
@@ -130,12 +148,11 @@ def test_an_index_file_from_before_the_columns_gets_them_on_its_first_refresh(em
     plain.add(vs.index.ids(), vs.index._row_vectors(np.arange(vs.index.rows)))
     plain.save(path)
     old = StoreVectors(embedded, path, DIM)
-    assert old.index.unknown_columns == N and old.fields_of([BASE])[0].tolist() == []
+    assert old.index.unknown_columns == N and _fields(old, [BASE])[0] == []
     assert old.refresh() == N and old.index.unknown_columns == 0       # filled, and saved
-    have, _ = old.fields_of([BASE], max_seq=old.watermark)
-    assert have.tolist() == [BASE]
+    assert _fields(old, [BASE], max_seq=old.watermark)[0] == [BASE]
     # their seq is the file's watermark, an upper bound: an older snapshot asks the store
-    assert old.fields_of([BASE], max_seq=old.watermark - 1)[0].tolist() == []
+    assert _fields(old, [BASE], max_seq=old.watermark - 1)[0] == []
     assert StoreVectors(embedded, path, DIM).index.unknown_columns == 0
 
 

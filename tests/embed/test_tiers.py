@@ -86,12 +86,16 @@ def test_fast_vectors_are_replaced_by_e5s_and_search_finds_the_post_throughout(s
     assert TARGET in _semantic_ids(engine, QUERY)          # e5's posts meanwhile
     assert vectors.freshness()["posts"] == 0
     # Ranking fields beside the vectors: e5's posts have theirs, the fast tier's are read by SQL
-    assert vectors.fields_of([TARGET, fresh])[0].tolist() == [TARGET]
+    near = vectors.nearest(engine.embedder.query(QUERY), 10)
+    assert [(int(i), s) for i, s in zip(near.ids, near.scores)] == hits    # search's, as arrays
+    with_fields = set(near.ids[near.has_fields].tolist())
+    assert TARGET in with_fields and fresh in near.ids and fresh not in with_fields
 
     EmbedStage(store, e5).run()        # e5 catches up
     vectors.refresh()
     assert len(vectors.fast) == 0 and fresh in vectors.e5.index
-    assert vectors.fields_of([fresh])[0].tolist() == [fresh]
+    near = vectors.nearest(engine.embedder.query(QUERY), 10)
+    assert fresh in near.ids[near.has_fields].tolist()
     assert fresh in _semantic_ids(engine, QUERY)
     e5_scores = dict(vectors.e5.search(e5.query(QUERY), 10))
     assert fresh in e5_scores

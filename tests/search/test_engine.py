@@ -179,9 +179,9 @@ class _NoFields:
     def refresh(self):
         return self._v.refresh()
 
-    def fields_of(self, ids, max_seq=None):
-        import numpy as np
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 5), dtype=np.int64)
+    def nearest(self, q, k, max_seq=None):
+        from townsquare.protocols import Nearest
+        return Nearest.of_pairs(self._v.search(q, k))
 
     def vectors_of(self, ids):
         return self._v.vectors_of(ids)

@@ -21,6 +21,17 @@ def test_upsert_is_idempotent_and_counts_what_changed(store):
     assert store.integrity_check() == []
 
 
+def test_near_duplicate_roots_counts_and_texts_answer_by_id(store):
+    store.write_batch([_s(A, "water rising fast near the old mill bridge"),
+                       _s(B, "RT @x: water rising fast near the old mill bridge"),
+                       _s(C, "a different post")], [])
+    LateStage(store).run()
+    assert store.dup_roots([A, B, C, 999]) == {A: A, B: A, C: C}          # 999: no such post
+    assert store.dup_counts([A, C]) == {A: 1}                              # C has none
+    assert store.dup_info([B, C]) == {B: (A, 1), C: (C, 0)}
+    assert store.texts_of([C, 999]) == {C: "a different post"}
+
+
 def test_merge_keeps_what_the_new_record_lacks_and_labels_per_source(store):
     store.write_batch([_s(A, "quake", "aidr", author_handle="ann", lat=1.0, lon=2.0,
                           labels={"label": "x"})], [])

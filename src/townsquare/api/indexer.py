@@ -58,7 +58,7 @@ import numpy as np
 from townsquare.api.loops import Loop, StepErrors
 from townsquare.embed.sync import StoreVectors
 from townsquare.embed.tiers import TieredEmbedder, TieredVectors
-from townsquare.protocols import Embedder, VectorIndex
+from townsquare.protocols import Embedder, Nearest, VectorIndex
 from townsquare.services.freshness import publish_indexes, unpublish_indexes
 from townsquare.services.indexes import lexical_index, vector_index
 from townsquare.services.maintenance import compact_lexical, compact_vectors
@@ -93,9 +93,9 @@ class _LockedVectors:
         with self._lock:
             return self._v.vectors_of(ids)
 
-    def fields_of(self, ids, max_seq: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
         with self._lock:
-            return self._v.fields_of(ids, max_seq)
+            return self._v.nearest(q, k, max_seq)
 
     def refresh(self) -> int:
         with self._lock:

@@ -30,9 +30,9 @@ so a search may run beside an ``add`` from another thread.
 
 Columns: an index made with ``columns=("a", "b")`` keeps, beside each vector, one int64 per name
 (a payload, as vector databases call it), given with the vectors (``add(..., columns=)``) or
-later (``set_columns``), read by id (``columns_of``), saved with the file and zeroed with a
-tombstone. The store's index keeps each post's ranking fields there, so that a search's
-neighbours need no SQL read for them (``embed.sync``).
+later (``set_columns``), read by id (``columns_of``) or with a search's neighbours (``nearest``),
+saved with the file and zeroed with a tombstone. The store's index keeps each post's ranking
+fields there, so that a search's neighbours need no SQL read for them (``embed.sync``).
 
     >>> ix = VectorIndex(2, columns=("created_at", "likes"))
     >>> ix.add(np.array([7, 8]), np.eye(2, dtype=np.float32), columns=np.array([[5, 1], [6, 0]]))
@@ -348,29 +348,58 @@ class VectorIndex:
         the index holds fewer, or (HNSW) when the search beam reaches fewer rows from ``q``:
         on clustered vectors and a large ``k``, the far end of the list may come back short.
         Scores are inner products (cosines for unit vectors)."""
+        q = self._query(q)
+        with self._lock:
+            rows, scores = self._search_rows(q, k)
+            return list(zip(self._row_ids[rows].tolist(), scores.tolist()))
+
+    def nearest(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray]:
+        """``search`` as arrays, with each neighbour's columns read in the same look-up:
+        ``(ids (n,) int64, scores (n,) float32, known (n,) bool, values (n, len(column_names))
+        int64)``, ``known`` as ``columns_of`` gives it. The search yields rows, so the columns
+        cost one gather (0.05 ms for 1,000 neighbours at 1.1M rows) where ``columns_of`` looks
+        each id up (~1 ms inside a query, the look-up table's memory cold).
+
+        >>> ix = VectorIndex(2, columns=("likes",))
+        >>> ix.add(np.array([7, 8]), np.eye(2, dtype=np.float32), columns=np.array([[3], [4]]))
+        >>> ids, scores, known, values = ix.nearest(np.array([1, 0], dtype=np.float32), 2)
+        >>> ids.tolist(), known.tolist(), values[:, 0].tolist()
+        ([7, 8], [True, True], [3, 4])
+        """
+        q = self._query(q)
+        with self._lock:
+            rows, scores = self._search_rows(q, k)
+            known = self._known[rows]
+            values = np.where(known[:, None], self._cols[rows], 0)
+            return self._row_ids[rows].copy(), scores, known, values
+
+    def _query(self, q: np.ndarray) -> np.ndarray:
         q = np.asarray(q, dtype=np.float32).reshape(-1)
         if q.shape != (self.dim,):
             raise ValueError(f"query must have shape ({self.dim},), got {q.shape}")
-        if self.metric == "cosine":
-            q = _unit_rows(q[None, :])[0]
-        with self._lock:
-            k = min(int(k), len(self))
-            if k <= 0:
-                return []
-            if self._hnsw is None:
-                return self._search_exact(q, k)
-            return self._search_hnsw(q, k)
+        return _unit_rows(q[None, :])[0] if self.metric == "cosine" else q
 
-    def _search_exact(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def _search_rows(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows (n,) int64, scores (n,) float32)`` of the ``k`` nearest live rows, best
+        first; call under the lock."""
+        k = min(int(k), len(self))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if self._hnsw is None:
+            return self._search_exact(q, k)
+        return self._search_hnsw(q, k)
+
+    def _search_exact(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self._vecs[:self.rows] @ q                              # (rows,)
         if self._n_dead:
             scores = np.where(self._dead, -np.inf, scores)
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         # Best first; ties broken by row (insertion order), so results are deterministic.
         top = top[np.lexsort((top, -scores[top]))]
-        return [(int(self._row_ids[r]), float(scores[r])) for r in top]
+        return top.astype(np.int64), scores[top].astype(np.float32)
 
-    def _search_hnsw(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def _search_hnsw(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # Over-fetch so that k live rows survive the tombstone filter: expected live share is
         # 1 - dead/rows (<= 20% dead between compactions); double until enough, or all rows.
         live_share = 1.0 - self._n_dead / self.rows
@@ -395,7 +424,7 @@ class VectorIndex:
             # wider beam adds (~80 ms at 1.8e5 rows, against ~1 ms): the short result stands.
             exhausted = found < fetch and len(rows) == found
             if len(rows) >= k or exhausted or fetch >= self.rows:
-                return list(zip(self._row_ids[rows[:k]].tolist(), scores[:k].tolist()))
+                return rows[:k].astype(np.int64), scores[:k]
             fetch = min(self.rows, fetch * 2)
 
     def __len__(self) -> int:

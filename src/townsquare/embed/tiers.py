@@ -60,7 +60,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from townsquare.embed.index import VectorIndex
-from townsquare.protocols import Embedder
+from townsquare.protocols import Embedder, Nearest
 from townsquare.protocols import VectorIndex as VectorIndexLike
 from townsquare.store.base import Store
 
@@ -372,10 +372,16 @@ class TieredVectors:
         query's own vector (a ``QueryVector``) searches the fast tier: a vector the engine's
         feedback step moved (a plain array) searches e5's index alone, as with ``m2v-e5``,
         because the fast tier is an exact scan whose cost grows with e5's backlog."""
-        hits = self.e5.search(q, k) if len(self.e5) else []
+        near = self.nearest(q, k)
+        return list(zip(near.ids.tolist(), near.scores.tolist()))
+
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+        """``search`` as arrays, with the ranking fields of e5's neighbours
+        (``StoreVectors.nearest``); the fast tier's posts are few, the store reads theirs."""
+        near = self.e5.nearest(q, k, max_seq) if len(self.e5) else Nearest.of_pairs([])
         if not isinstance(q, QueryVector):
-            return hits
-        seen = {pid for pid, _ in hits}
+            return near
+        seen = set(near.ids.tolist())
         more: list[tuple[int, float]] = []
         if len(self.novel):                  # e5's own vectors of novel posts: e5's cosines
             more += [h for h in self.novel.search(np.asarray(q), k) if h[0] not in seen]
@@ -383,25 +389,19 @@ class TieredVectors:
         shared = self.fast_model.space is not None
         fq = np.asarray(q) if shared else q.fast
         if fq is not None and len(self.fast):
-            near = [h for h in self.fast.search(fq, k) if h[0] not in seen]
-            cos = np.array([s for _, s in near], dtype=np.float64)
+            hits = [h for h in self.fast.search(fq, k) if h[0] not in seen]
+            cos = np.array([s for _, s in hits], dtype=np.float64)
             scaled = cos - self.fast_model.cosine_shift if shared else to_e5_scale(cos)
-            more += [(pid, float(s)) for (pid, _), s in zip(near, scaled)]
+            more += [(pid, float(s)) for (pid, _), s in zip(hits, scaled)]
         if not more:
-            return hits
-        hits += more
-        hits.sort(key=lambda h: (-h[1], -h[0]))
-        return hits[:k]
+            return near
+        both = [np.concatenate(pair) for pair in zip(near, Nearest.of_pairs(more))]
+        best = np.lexsort((-both[0], -both[1]))[:k]       # by cosine, ties by the larger id
+        return Nearest(*(a[best] for a in both))
 
     def vectors_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """e5's vectors of ``ids`` (the fast tier's are in another space, or a fitted copy)."""
         return self.e5.vectors_of(ids)
-
-    def fields_of(self, ids: Sequence[int], max_seq: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """The e5 index's (``StoreVectors.fields_of``): the fast tier's posts are few, the store
-        reads theirs."""
-        return self.e5.fields_of(ids, max_seq)
 
     def compact(self) -> dict:
         return self.e5.compact()

@@ -41,8 +41,8 @@ fusion runs once over that whole candidate set, and a page is a slice of it, so 
 compare with those on page 1 and a page chain lists each candidate once. Only the page's posts
 are read whole; the candidates' ranking fields (``rank.RankColumns``) come from the tantivy
 index's columns with its hits, from the vector index's columns for semantic neighbours when
-the query has no operator to check (``VectorIndex.fields_of``: counts as of embedding, as
-tantivy's are as of indexing), else from the read that checks their operators
+the query has no operator to check (``VectorIndex.nearest``, read with the search: counts as
+of embedding, as tantivy's are as of indexing), else from the read that checks their operators
 (``Store.filter_rank_fields``), and from one light read (``Store.rank_fields``) for the rest;
 fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
 head, as far as the page needs (``_collapse``).
@@ -71,7 +71,7 @@ import orjson
 
 from townsquare import query as q
 from townsquare.posts import Post, format_time
-from townsquare.protocols import Embedder, LexicalIndex, VectorIndex
+from townsquare.protocols import Embedder, LexicalIndex, Nearest, VectorIndex
 from townsquare.search.rank import (Fused, RankColumns, RankWeights, expansion_terms,
                                    final_scores, order, rrf)
 from townsquare.store.base import Store
@@ -334,7 +334,7 @@ class SearchEngine:
         lx = self._index(state, clock)
         # The query's embedding and its neighbours (``_nearest``: onnxruntime and faiss, which
         # release the GIL) run on the engine's worker thread beside the lexical lists.
-        pending = self._start_semantic(node, semantic, clock)
+        pending = self._start_semantic(node, semantic, state, clock)
         # By BM25, or newest first for a query of operators only (nothing to score by text).
         got = self._from_index(lx, node, cfg.lexical_depth, state, fields,
                                "rank" if rankable else "time")
@@ -362,16 +362,28 @@ class SearchEngine:
         # semantic or feedback neighbour among them needs no check in the store.
         known = ({pid: True for name in ("lexical", "any_terms") for pid in lists.get(name, ())}
                  if semantic and self.embedder is not None else {})
+        # Near-duplicate roots are read for the posts that can matter: the feedback round's
+        # top posts, the ranking's head as far as the page needs (``_collapse``); the groups'
+        # sizes for the page's posts only (a count over each group).
+        roots: dict[int, int] = {}
+        texts: dict[int, str] = {}
+        feedback = cfg.feedback_docs and cfg.weights.feedback > 0
+        if feedback and not isinstance(pending, dict) and lists["lexical"]:
+            # While the worker embeds the query and walks the graph (~9 ms at 1.1M posts, the
+            # lexical lists ~3): the roots and texts the feedback round will read are mostly
+            # those of the lexical lists' head. A cache: what the fused head adds is read then.
+            head = rrf(lists, cfg.weights).best(_FEEDBACK_HEAD)
+            roots.update(self.store.dup_roots(head))
+            texts.update(self.store.texts_of(_heads(head, roots, cfg.expansion_docs)))
+            clock.lap("prefetch")
         sem_info, cos, qv, sem_filter = self._semantic(node, pending, state, lists, fields,
                                                        known, clock)
         relevance = rrf(lists, cfg.weights)
-        # Near-duplicate groups are read for the posts that can matter: the feedback round's
-        # top posts here, the ranking's head as far as the page needs below (``_collapse``).
-        dups: dict[int, tuple[int, int]] = {}
-        if qv is not None and cfg.feedback_docs and cfg.weights.feedback > 0:
-            dups.update(self.store.dup_info(relevance.best(_FEEDBACK_HEAD)))
-            more = self._feedback(lx, node, qv, lists, relevance, dups, sem_filter, state,
-                                  fields, known)
+        if qv is not None and feedback:
+            roots.update(self.store.dup_roots(
+                [pid for pid in relevance.best(_FEEDBACK_HEAD) if pid not in roots]))
+            more = self._feedback(lx, node, qv, lists, relevance, roots, texts, sem_filter,
+                                  state, fields, known)
             if more:
                 lists.update(more)
                 relevance = rrf(lists, cfg.weights)
@@ -386,14 +398,15 @@ class SearchEngine:
         scores = final_scores(relevance, cols, state["r"], cfg.weights)
         ranked = order(scores)
         clock.lap("rank")
-        collapsed = self._collapse(ranked, dups, offset + limit + 1)
+        collapsed = self._collapse(ranked, roots, offset + limit + 1)
         page = collapsed[offset:offset + limit]
-        posts = self.store.posts_by_id([pid for pid, _ in page])
+        posts = self.store.posts_by_id(page)
+        counts = self.store.dup_counts({roots.get(pid, pid) for pid in page})
         clock.lap("hydrate")
         hits = []
-        on_page = {pid for pid, _ in page}
+        on_page = set(page)
         members = {name: on_page.intersection(ids) for name, ids in lists.items()}
-        for pid, count in page:
+        for pid in page:
             if pid not in posts:           # deleted since the ranking fields were read
                 continue
             parts = dict(scores[pid])
@@ -404,27 +417,28 @@ class SearchEngine:
                 parts["cosine"] = cos[pid]
             matched = [name for name in ("lexical", "any_terms", "semantic", "feedback",
                                          "expansion") if pid in members.get(name, ())]
-            hits.append(_hit(posts[pid], score, parts, matched, count))
+            hits.append(_hit(posts[pid], score, parts, matched,
+                             counts.get(roots.get(pid, pid), 0)))
         clock.lap("collapse")
         nxt = (_encode_cursor({**state, "o": offset + limit})
                if offset + limit < len(collapsed) else None)
         return hits, nxt, sem_info
 
-    def _collapse(self, ranked: list[int], dups: dict, want: int) -> list[tuple[int, int]]:
+    def _collapse(self, ranked: list[int], roots: dict[int, int], want: int) -> list[int]:
         """The first ``want`` posts of ``ranked`` that are not near-duplicates of a post before
-        them, with their group's size: groups are read from the store (into ``dups``) a slice
-        of the ranking at a time, as far as ``want`` needs."""
-        collapsed: list[tuple[int, int]] = []
-        roots: set[int] = set()
+        them: roots are read from the store (into ``roots``) a slice of the ranking at a time,
+        as far as ``want`` needs."""
+        collapsed: list[int] = []
+        seen: set[int] = set()
         i, step = 0, 2 * want
         while i < len(ranked) and len(collapsed) < want:
             chunk = ranked[i:i + step]
-            dups.update(self.store.dup_info([pid for pid in chunk if pid not in dups]))
+            roots.update(self.store.dup_roots([pid for pid in chunk if pid not in roots]))
             for pid in chunk:
-                root, count = dups.get(pid, (pid, 0))
-                if root not in roots:
-                    roots.add(root)
-                    collapsed.append((pid, count))
+                root = roots.get(pid, pid)
+                if root not in seen:
+                    seen.add(root)
+                    collapsed.append(pid)
                     if len(collapsed) == want:
                         break
             i, step = i + step, step * 2
@@ -511,7 +525,7 @@ class SearchEngine:
                 return hits
         return None
 
-    def _start_semantic(self, node: q.Node, wanted: bool, clock: Laps):
+    def _start_semantic(self, node: q.Node, wanted: bool, state: dict, clock: Laps):
         """The semantic stage's first half, started: a ``Future`` of (query vector, nearest
         neighbours, {stage: ms}), or the reason it does not run (a dict)."""
         if not wanted:
@@ -526,14 +540,15 @@ class SearchEngine:
             clock.lap("index_refresh")
         if not len(self.vectors):
             return {"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"}
-        return _worker().submit(self._nearest, text)
+        return _worker().submit(self._nearest, text, state["s"])
 
-    def _nearest(self, text: str) -> tuple[np.ndarray, list[tuple[int, float]], dict]:
-        """Embed ``text`` as a query and find its neighbours (the worker thread's part)."""
+    def _nearest(self, text: str, max_seq: int) -> tuple[np.ndarray, Nearest, dict]:
+        """Embed ``text`` as a query and find its neighbours in the snapshot ``max_seq`` (the
+        worker thread's part)."""
         t0 = time.perf_counter()
         qv = self.embedder.query(text)                                   # (dim,)
         t1 = time.perf_counter()
-        near = self.vectors.search(qv, self._neighbours())
+        near = self.vectors.nearest(qv, self._neighbours(), max_seq)
         t2 = time.perf_counter()
         return qv, near, {"embed_query": round((t1 - t0) * 1000, 3),
                           "semantic": round((t2 - t1) * 1000, 3)}
@@ -554,12 +569,12 @@ class SearchEngine:
         for stage, v in ms.items():
             clock.ms[stage] = round(clock.ms.get(stage, 0.0) + v, 3)
         relaxed = relax_text(node)
-        kept = self._kept(near, relaxed, state, fields, known)
-        lists["semantic"] = [pid for pid, _ in kept]
-        cos.update(kept)
+        ids, scores = self._kept(near, relaxed, state, fields, known)
+        lists["semantic"] = ids
+        cos.update(zip(ids, scores))
         clock.lap("semantic_filter")
         # len(index) instead of counting the vectors table: this runs on every query
-        return ({"used": True, "candidates": len(kept), "floor": self._floor(),
+        return ({"used": True, "candidates": len(ids), "floor": self._floor(),
                  "embedded": len(self.vectors),
                  "pending_posts": self.store.embedding_pending(), "model": self.vectors.model},
                 cos, qv, relaxed)
@@ -579,36 +594,41 @@ class SearchEngine:
             return min(depth, UNCALIBRATED_DEPTH)
         return depth
 
-    def _kept(self, near: list[tuple[int, float]], relaxed: q.Node | None, state: dict,
-              fields: list[RankColumns], known: dict[int, bool]):
-        """Nearest neighbours above the floor that satisfy the query's operators and
-        exclusions (``relaxed``). ``known``: ids already checked against ``relaxed`` (whether
-        they pass), their ranking fields in ``fields``; the others are checked in one read that
-        also brings their ranking fields (into ``fields``), and join ``known``. With nothing to
-        check (``relaxed`` None), the vector index's columns vouch for the posts it holds
-        within the snapshot (``fields_of``) and the read covers only the rest: at 1.1M posts,
-        ~2 ms less per list (two lists a hybrid query)."""
+    def _kept(self, near: Nearest, relaxed: q.Node | None, state: dict,
+              fields: list[RankColumns], known: dict[int, bool]) -> tuple[list[int], list[float]]:
+        """``(ids, cosines)`` of the nearest neighbours above the floor that satisfy the query's
+        operators and exclusions (``relaxed``), best first. ``known``: ids already checked
+        against ``relaxed`` (whether they pass), their ranking fields in ``fields``; the others
+        are checked in one read that also brings their ranking fields (into ``fields``), and
+        join ``known``. With nothing to check (``relaxed`` None), the fields the vector index
+        returned with the neighbours vouch for the posts embedded within the snapshot
+        (``has_fields``) and the read covers only the rest: at 1.1M posts, ~2 ms less per list
+        than SQL (two lists a hybrid query), and ~1 ms less than looking each id up."""
         floor = self._floor()
-        if floor is not None:
-            near = [(pid, s) for pid, s in near if s >= floor]   # before SQL: fewer ids to check
-        fresh = [pid for pid, _ in near if pid not in known]
-        if relaxed is None and fresh:
-            # No condition to check: the vector index's columns give the ranking fields of the
-            # posts it holds (embedded within the snapshot); SQL reads only the rest.
-            have, rows = self.vectors.fields_of(fresh, state["s"])
-            if len(have):
-                fields.append(RankColumns.of_counts(have, rows))
-                known.update(dict.fromkeys(have.tolist(), True))
-                fresh = [pid for pid in fresh if pid not in known]
+        if floor is not None:                  # before SQL: fewer ids to check
+            near = Nearest(*(a[near.scores >= floor] for a in near))
+        keep = np.zeros(len(near.ids), dtype=bool)
+        ask = np.ones(len(near.ids), dtype=bool)     # the neighbours the store vouches for
+        if relaxed is None:
+            # No condition to check: the fields the index keeps give the ranking fields of the
+            # posts embedded within the snapshot; SQL reads only the rest.
+            have = near.has_fields
+            if have.any():
+                fields.append(RankColumns.of_counts(near.ids[have], near.fields[have]))
+            keep |= have
+            ask = ~have
+        asked = near.ids[ask].tolist()
+        fresh = [pid for pid in asked if pid not in known]
         ok = self.store.filter_rank_fields(fresh, relaxed, now_ms=state["n"],
                                            max_seq=state["s"]) if fresh else {}
         fields.append(RankColumns.of(ok))
         known.update((pid, pid in ok) for pid in fresh)
-        return [(pid, s) for pid, s in near if known[pid]]
+        keep[ask] = np.fromiter((known[pid] for pid in asked), bool, len(asked))
+        return near.ids[keep].tolist(), near.scores[keep].tolist()
 
     def _feedback(self, lx: LexicalIndex | None, node: q.Node, qv: np.ndarray,
-                  lists: dict[str, list[int]], relevance: Fused, dups: dict,
-                  relaxed: q.Node | None, state: dict, fields: list[RankColumns],
+                  lists: dict[str, list[int]], relevance: Fused, roots: dict[int, int],
+                  texts: dict[int, str], relaxed: q.Node | None, state: dict, fields: list[RankColumns],
                   known: dict[int, bool]) -> dict[str, list[int]]:
         """Pseudo-relevance feedback: the fused top posts (one per near-duplicate group, so a
         flood of copies does not weigh more) are taken as relevant. Two lists, to join the
@@ -628,9 +648,11 @@ class SearchEngine:
         from its fusion with ``feedback`` (as before) also measured better on the tuning half
         of ``eval/search.py`` (objective 0.626 -> 0.632, mean nDCG@10 0.874 -> 0.883).
 
-        ``dups`` (groups of the first round's head) gains the groups of the expansion's head."""
+        ``roots`` (near-duplicate roots of the first round's head) gains the expansion's;
+        ``texts``: posts' texts already read (the lexical head's), gains the others it reads."""
         cfg = self.config
-        top = _heads(relevance, dups, cfg.feedback_docs)
+        ranked = relevance.best()
+        top = _heads(ranked, roots, cfg.feedback_docs)
         # From the vector index's memory, not the store's table: its pages are cold for a
         # query's random posts (~12 ms for 20 of them at 1.1M posts)
         found, V = self.vectors.vectors_of(top)                                  # (m, dim)
@@ -640,20 +662,20 @@ class SearchEngine:
         moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
         moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
         # The moved query's neighbours on the worker thread (faiss releases the GIL) ...
-        pending = _worker().submit(self.vectors.search, moved,
-                                   self._neighbours(cfg.feedback_depth))
+        pending = _worker().submit(self.vectors.nearest, moved,
+                                   self._neighbours(cfg.feedback_depth), state["s"])
         out: dict[str, list[int]] = {}
         if (lx is not None and cfg.expansion_docs and cfg.expansion_terms
                 and cfg.weights.expansion > 0):
-            # ... beside the expansion list, from the first round's top posts
-            head = relevance.best(_FEEDBACK_HEAD)
-            dups.update(self.store.dup_info([pid for pid in head if pid not in dups]))
-            posts = self.store.posts_by_id(_heads(relevance, dups, cfg.expansion_docs))
-            words = expansion_terms((p.text for p in posts.values()), lx.share,
+            # ... beside the expansion list, from the first round's top posts (their roots
+            # were read for the first ``_FEEDBACK_HEAD``)
+            best = _heads(ranked, roots, cfg.expansion_docs)
+            texts.update(self.store.texts_of([pid for pid in best if pid not in texts]))
+            words = expansion_terms([texts[pid] for pid in best if pid in texts], lx.share,
                                     cfg.expansion_terms, cfg.common_share)
             if words:
                 out["expansion"] = self._any_terms(lx, node, words, state, fields)
-        feedback = [pid for pid, _ in self._kept(pending.result(), relaxed, state, fields, known)]
+        feedback = self._kept(pending.result(), relaxed, state, fields, known)[0]
         return {"feedback": feedback, **out}
 
 
@@ -683,14 +705,14 @@ def _forget_worker() -> None:
 os.register_at_fork(after_in_child=_forget_worker)
 
 
-def _heads(relevance: Fused, dups: dict, n: int) -> list[int]:
-    """The ``n`` best posts of ``relevance``, one per near-duplicate group of ``dups``."""
+def _heads(ranked: list[int], roots: dict[int, int], n: int) -> list[int]:
+    """The first ``n`` posts of ``ranked``, one per near-duplicate group (``roots``)."""
     top: list[int] = []
-    roots: set[int] = set()
-    for pid in relevance.best():
-        root = dups.get(pid, (pid, 0))[0]
-        if root not in roots:
-            roots.add(root)
+    seen: set[int] = set()
+    for pid in ranked:
+        root = roots.get(pid, pid)
+        if root not in seen:
+            seen.add(root)
             top.append(pid)
             if len(top) == n:
                 break

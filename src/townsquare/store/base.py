@@ -399,9 +399,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]: ...
 
-    @abc.abstractmethod
     def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """For each id: (near-duplicate root, how many near-duplicates the root has)."""
+        roots = self.dup_roots(ids)
+        counts = self.dup_counts(set(roots.values()))
+        return {pid: (root, counts.get(root, 0)) for pid, root in roots.items()}
+
+    @abc.abstractmethod
+    def dup_roots(self, ids: Sequence[int]) -> dict[int, int]:
+        """For each id that exists: its near-duplicate root (itself for an original). One
+        look-up per id: what collapsing a ranking needs, without ``dup_counts``' count."""
+
+    @abc.abstractmethod
+    def dup_counts(self, roots: Iterable[int]) -> dict[int, int]:
+        """For each root with near-duplicates: how many the store holds (a count over each
+        group: a retweeted root's costs more than its look-up)."""
+
+    @abc.abstractmethod
+    def texts_of(self, ids: Sequence[int]) -> dict[int, str]:
+        """``{id: text}`` of the ids that exist: a post's words without reading it whole."""
 
     @abc.abstractmethod
     def posts_since(self, seq: int, limit: int) -> list[tuple[int, int, str]]:

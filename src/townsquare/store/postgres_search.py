@@ -29,7 +29,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -184,13 +184,19 @@ class PostgresSearchReads:
         return [post_from_array_row(r) for r in newest_rows(
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
-    def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        roots = {pid: (dup if dup is not None else pid) for pid, dup in self._db.execute(
-            "SELECT id, dup_of FROM posts WHERE id = ANY(%s)", (list(ids),))}
-        counts = dict(self._db.execute(
+    def dup_roots(self, ids: Sequence[int]) -> dict[int, int]:
+        return dict(self._db.execute(
+            "SELECT id, coalesce(dup_of, id) FROM posts WHERE id = ANY(%s)", (list(ids),)
+        ).fetchall())
+
+    def dup_counts(self, roots: Iterable[int]) -> dict[int, int]:
+        return dict(self._db.execute(
             "SELECT dup_of, count(*) FROM posts WHERE dup_of = ANY(%s) GROUP BY dup_of",
-            (sorted(set(roots.values())),)).fetchall())
-        return {pid: (root, counts.get(root, 0)) for pid, root in roots.items()}
+            (sorted(set(roots)),)).fetchall())
+
+    def texts_of(self, ids: Sequence[int]) -> dict[int, str]:
+        return dict(self._db.execute("SELECT id, text FROM posts WHERE id = ANY(%s)",
+                                     (list(ids),)).fetchall())
 
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return dict(self._db.execute("SELECT id, created_at FROM posts WHERE id = ANY(%s)",

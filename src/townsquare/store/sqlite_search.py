@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from townsquare.posts import Post
@@ -156,25 +156,21 @@ class SQLiteSearchReads:
         return [post_from_json_row(r) for r in newest_rows(
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
-    def dup_info(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """For each id: ``(root, near-duplicates of the root in the store)``; root is the post's
-        near-duplicate original (itself for an original)."""
-        roots: dict[int, int] = {}
-        ids = list(ids)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i:i + _CHUNK]
-            for pid, dup in self._db.execute(
-                    f"SELECT id, dup_of FROM posts WHERE id IN ({','.join('?' * len(chunk))})",
-                    chunk):
-                roots[pid] = dup if dup is not None else pid
+    def dup_roots(self, ids: Sequence[int]) -> dict[int, int]:
+        return self._pairs_by_id("SELECT id, coalesce(dup_of, id) FROM posts WHERE id IN", ids)
+
+    def dup_counts(self, roots: Iterable[int]) -> dict[int, int]:
         counts: dict[int, int] = {}
-        rs = sorted(set(roots.values()))
+        rs = sorted(set(roots))
         for i in range(0, len(rs), _CHUNK):
             chunk = rs[i:i + _CHUNK]
             counts.update(self._db.execute(
                 f"SELECT dup_of, count(*) FROM posts WHERE dup_of IN ({','.join('?' * len(chunk))}) "
                 f"GROUP BY dup_of", chunk))
-        return {pid: (root, counts.get(root, 0)) for pid, root in roots.items()}
+        return counts
+
+    def texts_of(self, ids: Sequence[int]) -> dict[int, str]:
+        return self._pairs_by_id("SELECT id, text FROM posts WHERE id IN", ids)
 
     def _pairs_by_id(self, select: str, ids: Sequence[int]) -> dict[int, Any]:
         """``{key: value}`` rows of ``select`` (ending in ``IN``) over ``ids``, chunked under
