@@ -333,7 +333,7 @@ def report(res: dict) -> str:
               f"{TARGETS['p99_ratio']}x per lexical kind, hybrid p50 <= {TARGETS['hybrid_p50_ms']} "
               f"ms: " + ("all met." if not bad else "NOT met: " + ", ".join(bad) + "."),
               "", "Mean time per stage (ms), from `timings_ms` (hybrid: `embed_query` and "
-              "`semantic` run on a worker thread beside `lexical` and `any_terms`; "
+              "`semantic` run on a worker thread beside `lexical`, `any_terms` and `prefetch`; "
               "`semantic_wait` is what the query waited for them):", "",
               "| queries | " + " | ".join(_STAGES) + " |", "|---|" + "---:|" * len(_STAGES)]
     for k, st in res["stages_mean_ms"].items():
@@ -341,9 +341,10 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
-# embed_query and semantic run on a worker thread beside lexical and any_terms (hybrid):
-# semantic_wait is what the query waited for them, so the stages add up to more than total
-_STAGES = ("parse", "lexical", "any_terms", "embed_query", "semantic", "semantic_wait",
+# embed_query and semantic run on a worker thread beside lexical, any_terms and prefetch
+# (hybrid): semantic_wait is what the query waited for them, so the stages add up to more than
+# total
+_STAGES = ("parse", "lexical", "any_terms", "prefetch", "embed_query", "semantic", "semantic_wait",
            "semantic_filter", "feedback", "rank", "hydrate", "collapse", "total")
 
 
