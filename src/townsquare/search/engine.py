@@ -367,19 +367,20 @@ class SearchEngine:
         # sizes for the page's posts only (a count over each group).
         roots: dict[int, int] = {}
         texts: dict[int, str] = {}
-        feedback = cfg.feedback_docs and cfg.weights.feedback > 0
-        if feedback and not isinstance(pending, dict) and lists["lexical"]:
+        wants_feedback = cfg.feedback_docs and cfg.weights.feedback > 0
+        if wants_feedback and not isinstance(pending, dict) and lists["lexical"]:
             # While the worker embeds the query and walks the graph (~9 ms at 1.1M posts, the
             # lexical lists ~3): the roots and texts the feedback round will read are mostly
             # those of the lexical lists' head. A cache: what the fused head adds is read then.
             head = rrf(lists, cfg.weights).best(_FEEDBACK_HEAD)
             roots.update(self.store.dup_roots(head))
-            texts.update(self.store.texts_of(_heads(head, roots, cfg.expansion_docs)))
+            if cfg.expansion_docs:
+                texts.update(self.store.texts_of(_heads(head, roots, cfg.expansion_docs)))
             clock.lap("prefetch")
         sem_info, cos, qv, sem_filter = self._semantic(node, pending, state, lists, fields,
                                                        known, clock)
         relevance = rrf(lists, cfg.weights)
-        if qv is not None and feedback:
+        if qv is not None and wants_feedback:
             roots.update(self.store.dup_roots(
                 [pid for pid in relevance.best(_FEEDBACK_HEAD) if pid not in roots]))
             more = self._feedback(lx, node, qv, lists, relevance, roots, texts, sem_filter,
@@ -628,8 +629,8 @@ class SearchEngine:
 
     def _feedback(self, lx: LexicalIndex | None, node: q.Node, qv: np.ndarray,
                   lists: dict[str, list[int]], relevance: Fused, roots: dict[int, int],
-                  texts: dict[int, str], relaxed: q.Node | None, state: dict, fields: list[RankColumns],
-                  known: dict[int, bool]) -> dict[str, list[int]]:
+                  texts: dict[int, str], relaxed: q.Node | None, state: dict,
+                  fields: list[RankColumns], known: dict[int, bool]) -> dict[str, list[int]]:
         """Pseudo-relevance feedback: the fused top posts (one per near-duplicate group, so a
         flood of copies does not weigh more) are taken as relevant. Two lists, to join the
         fusion (an empty result when none of the top posts has a vector yet):
