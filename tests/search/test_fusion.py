@@ -44,6 +44,8 @@ def test_expansion_weighs_more_when_no_post_holds_every_query_word():
         RankWeights(cross_language=-1)
     with pytest.raises(ValueError, match="expansion_docs"):
         SearchConfig(expansion_docs=-1)
+    with pytest.raises(ValueError, match="expansion_depth"):
+        SearchConfig(expansion_depth=0)
 
 
 def test_expansion_terms_skip_links_short_words_numbers_and_common_words():
@@ -106,3 +108,9 @@ def test_engine_expansion_finds_posts_by_the_words_of_the_best_posts(store):
     matched = {h.id - BASE: h.matched for h in eng.run("alpha").results}
     assert matched[1] == ["expansion"] and "lexical" in matched[0]
     assert ids(expansion_docs=1, weights=RankWeights(expansion=0)) == [0]
+    # the expansion list is ``expansion_depth`` deep: 1 here, of the 2 posts holding its word
+    eng = SearchEngine(store, embedder=emb, vectors=StoreVectors(store, None, emb.dim),
+                       lexical_index=lx, config=SearchConfig(
+                           min_similarity=0.5, feedback_query_weight=1.0, expansion_docs=1,
+                           expansion_depth=1))
+    assert sum("expansion" in h.matched for h in eng.run("alpha").results) == 1
