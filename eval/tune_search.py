@@ -18,6 +18,9 @@ Two parts:
    the words the fused top posts share), its weight when no post holds every query word (a
    query in another language), recency off.
 2. ``GRID`` around the chosen point: the best setting under the guard becomes the defaults.
+3. ``DEPTHS``: the lists' depths around the engine's 1,000, at the engine's defaults, for the
+   record: a depth trades recall for latency (bench/search.py), which this objective does not
+   see, so they are reported and not chosen from.
 
 Run (after ``python eval/search.py`` has built and embedded the store under ``eval/.work``):
 
@@ -74,6 +77,8 @@ GRID_BASE = dict(OPTIONS[5][1])
 WEIGHT_NAMES = ("rrf_k", "lexical", "any_terms", "semantic", "feedback", "expansion",
                 "cross_language", "recency_weight", "engagement_weight")
 CONFIG_NAMES = ("feedback_docs", "feedback_query_weight", "expansion_docs")
+DEPTH_NAMES = ("lexical_depth", "semantic_depth", "feedback_depth", "expansion_depth")
+DEPTHS = [{name: d} for name in DEPTH_NAMES for d in (500, 2000)]
 
 
 def queries_of(events: list[str]) -> list[tuple[str, str, str, str]]:
@@ -124,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     sem = ev.Semantic(store, home, ours.lx)
     ref = ev.Bm25Reference(store)
 
-    def run_of(setting: dict):
-        p = {**BEFORE, **setting}
-        w = RankWeights(**{k: p[k] for k in WEIGHT_NAMES if k in p})
-        cfg = SearchConfig(weights=w, **{k: p[k] for k in CONFIG_NAMES})
+    def run_of(setting: dict | None, **depths: int):
+        """The engine with ``setting`` over ``BEFORE`` (None: the engine's own defaults)."""
+        if setting is None:
+            cfg = SearchConfig(**depths)
+        else:
+            p = {**BEFORE, **setting}
+            w = RankWeights(**{k: p[k] for k in WEIGHT_NAMES if k in p})
+            cfg = SearchConfig(weights=w, **{k: p[k] for k in CONFIG_NAMES})
         eng = SearchEngine(store, embedder=sem.emb, vectors=sem.vectors, lexical_index=ours.lx,
                            config=cfg)
         return lambda text: [h.id for h in eng.run(text, limit=ev.DEPTH).results]
@@ -147,23 +156,29 @@ def main(argv: list[str] | None = None) -> int:
                f"mean {grid[-1]['ndcg10_mean']} ({time.perf_counter() - t0:.0f} s)")
     kept = [r for r in options + grid if r["ndcg10_mean"] >= guard]
     best = max(kept, key=lambda r: r["objective"])
+    depths = [{"setting": {}, **score(run_of(None), qs, rel)}]      # the engine's defaults
+    for depth in DEPTHS:
+        depths.append({"setting": depth, **score(run_of(None, **depth), qs, rel)})
+        ev.log(f"  depth {depth}: objective {depths[-1]['objective']} "
+               f"({time.perf_counter() - t0:.0f} s)")
     meta = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "posts": n_posts,
             "seed": args.seed, "tuning_events": tune, "queries": len(qs),
             "embed_model": store.embed_model(), "bm25 (ref)": bm25, "guard_ndcg10_mean": guard,
             "best": best}
-    text = render(options, grid, meta)
+    text = render(options, grid, meta, depths)
     print(text)
     if args.write_results:
         ev.RESULTS.mkdir(parents=True, exist_ok=True)
         (ev.RESULTS / "tune_search.json").write_text(
-            json.dumps({**meta, "options": options, "grid": grid}, indent=2) + "\n")
+            json.dumps({**meta, "options": options, "grid": grid, "depths": depths}, indent=2)
+            + "\n")
         (ev.RESULTS / "tune_search.md").write_text(
             "# Hybrid ranking: fusion chosen on the tuning half\n\nCommand: `python "
             "eval/tune_search.py --write-results` (see its docstring).\n\n" + text + "\n")
     return 0
 
 
-def render(options: list[dict], grid: list[dict], meta: dict) -> str:
+def render(options: list[dict], grid: list[dict], meta: dict, depths: list[dict]) -> str:
     b = meta["bm25 (ref)"]
     lines = [f"{meta['date']}: {meta['posts']:,} posts, embeddings {meta['embed_model']}; the "
              f"tuning half only ({len(meta['tuning_events'])} events, seed {meta['seed']}, "
@@ -190,6 +205,15 @@ def render(options: list[dict], grid: list[dict], meta: dict) -> str:
               f"objective {best['objective']:.3f}, MAP@1000 English "
               f"x{best['map1000_en'] / b['map1000_en']:.3f} BM25's, mean nDCG@10 "
               f"{best['ndcg10_mean']:.3f}."]
+    lines += ["", "Depths of the lists, at the engine's defaults (`SearchConfig()`): reported, not "
+              "chosen from, since a deeper list costs latency (`bench/search.py`), which the "
+              "objective does not see.", "",
+              "| depth | MAP@1000 en | fr | es | objective | mean nDCG@10 |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in depths:
+        name = ", ".join(f"{k} {v:,}" for k, v in r["setting"].items()) or "the defaults (1,000)"
+        lines.append(f"| {name} | {r['map1000_en']:.3f} | {r['map1000_fr']:.3f} | "
+                     f"{r['map1000_es']:.3f} | {r['objective']:.3f} | {r['ndcg10_mean']:.3f} |")
     return "\n".join(lines)
 
 

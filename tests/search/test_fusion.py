@@ -114,3 +114,27 @@ def test_engine_expansion_finds_posts_by_the_words_of_the_best_posts(store):
                            min_similarity=0.5, feedback_query_weight=1.0, expansion_docs=1,
                            expansion_depth=1))
     assert sum("expansion" in h.matched for h in eng.run("alpha").results) == 1
+
+
+class _NoVectorsOfTop(StoreVectors):
+    """The index as it is for the fast tier's posts before e5 reaches them: it finds them, but
+    holds no e5 vector of theirs to move the query with."""
+
+    def vectors_of(self, ids):
+        return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+
+
+def test_the_expansion_list_needs_no_vector_of_the_best_posts(store):
+    texts = ["alpha kathmandu", "beta kathmandu", "gamma"] + [f"filler{i}" for i in range(60)]
+    store.write_batch([Stored(Post(id=BASE + i, text=t, source="t", created_at=T0 + i * HOUR)
+                              .normalized()) for i, t in enumerate(texts)], [])
+    emb = _AxisEmbedder()
+    EmbedStage(store, emb).run()
+    lx = LexicalIndex(store, None)
+    lx.refresh()
+    eng = SearchEngine(store, embedder=emb, vectors=_NoVectorsOfTop(store, None, emb.dim),
+                       lexical_index=lx, config=SearchConfig(
+                           min_similarity=0.5, feedback_query_weight=1.0, expansion_docs=1))
+    matched = {h.id - BASE: h.matched for h in eng.run("alpha").results}
+    assert matched[1] == ["expansion"]                       # found by the top post's words
+    assert not any("feedback" in m for m in matched.values())    # no vector: no moved query

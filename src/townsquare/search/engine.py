@@ -641,7 +641,7 @@ class SearchEngine:
                   fields: list[RankColumns], known: dict[int, bool]) -> dict[str, list[int]]:
         """Pseudo-relevance feedback: the fused top posts (one per near-duplicate group, so a
         flood of copies does not weigh more) are taken as relevant. Two lists, to join the
-        fusion (an empty result when none of the top posts has a vector yet):
+        fusion (``feedback`` only when some of the top posts have an e5 vector):
 
         - ``feedback``: Rocchio in embedding space, the query vector moved towards the centroid
           of the first round's ``feedback_docs`` top posts, searched again;
@@ -663,16 +663,17 @@ class SearchEngine:
         ranked = relevance.best()
         top = _heads(ranked, roots, cfg.feedback_docs)
         # From the vector index's memory, not the store's table: its pages are cold for a
-        # query's random posts (~12 ms for 20 of them at 1.1M posts)
+        # query's random posts (~12 ms for 20 of them at 1.1M posts). None of them there (the
+        # fast tier's posts, before e5 reaches them): no moved query, the expansion list still.
         found, V = self.vectors.vectors_of(top)                                  # (m, dim)
-        if not len(found):
-            return {}
-        a = cfg.feedback_query_weight
-        moved = a * qv + (1.0 - a) * V.mean(axis=0)                              # (dim,)
-        moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
-        # The moved query's neighbours on the worker thread (faiss releases the GIL) ...
-        pending = _worker().submit(self.vectors.nearest, moved,
-                                   self._neighbours(cfg.feedback_depth), state["s"])
+        pending = None
+        if len(found):
+            a = cfg.feedback_query_weight
+            moved = a * qv + (1.0 - a) * V.mean(axis=0)                          # (dim,)
+            moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
+            # The moved query's neighbours on the worker thread (faiss releases the GIL) ...
+            pending = _worker().submit(self.vectors.nearest, moved,
+                                       self._neighbours(cfg.feedback_depth), state["s"])
         out: dict[str, list[int]] = {}
         if (lx is not None and cfg.expansion_docs and cfg.expansion_terms
                 and cfg.weights.expansion > 0):
@@ -685,8 +686,9 @@ class SearchEngine:
             if words:
                 out["expansion"] = self._any_terms(lx, node, words, state, fields,
                                                    cfg.expansion_depth)
-        feedback = self._kept(pending.result(), relaxed, state, fields, known)[0]
-        return {"feedback": feedback, **out}
+        if pending is not None:
+            out["feedback"] = self._kept(pending.result(), relaxed, state, fields, known)[0]
+        return out
 
 
 _WORKER: ThreadPoolExecutor | None = None
