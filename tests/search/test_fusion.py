@@ -79,10 +79,10 @@ class _AxisEmbedder:
         return self._vec(text)
 
 
-def test_engine_expansion_finds_posts_by_the_words_of_the_best_posts(store):
-    # Post 1 shares no word and no embedding axis with the query "alpha"; it shares the rare
-    # word "kathmandu" with the query's best post (post 0). 60 other posts keep that word under
-    # the common-word share (5%).
+def _kathmandu(store) -> tuple[_AxisEmbedder, LexicalIndex]:
+    """Post 1 shares no word and no embedding axis with the query "alpha"; it shares the rare
+    word "kathmandu" with the query's best post (post 0). 60 other posts keep that word under
+    the common-word share (5%). The embedder and the tantivy index of that store."""
     texts = ["alpha kathmandu", "beta kathmandu", "gamma"] + [f"filler{i}" for i in range(60)]
     store.write_batch([Stored(Post(id=BASE + i, text=t, source="t", created_at=T0 + i * HOUR)
                               .normalized()) for i, t in enumerate(texts)], [])
@@ -90,6 +90,11 @@ def test_engine_expansion_finds_posts_by_the_words_of_the_best_posts(store):
     EmbedStage(store, emb).run()
     lx = LexicalIndex(store, None)
     lx.refresh()
+    return emb, lx
+
+
+def test_engine_expansion_finds_posts_by_the_words_of_the_best_posts(store):
+    emb, lx = _kathmandu(store)
 
     def ids(**cfg):
         eng = SearchEngine(store, embedder=emb, vectors=StoreVectors(store, None, emb.dim),
@@ -125,13 +130,7 @@ class _NoVectorsOfTop(StoreVectors):
 
 
 def test_the_expansion_list_needs_no_vector_of_the_best_posts(store):
-    texts = ["alpha kathmandu", "beta kathmandu", "gamma"] + [f"filler{i}" for i in range(60)]
-    store.write_batch([Stored(Post(id=BASE + i, text=t, source="t", created_at=T0 + i * HOUR)
-                              .normalized()) for i, t in enumerate(texts)], [])
-    emb = _AxisEmbedder()
-    EmbedStage(store, emb).run()
-    lx = LexicalIndex(store, None)
-    lx.refresh()
+    emb, lx = _kathmandu(store)
     eng = SearchEngine(store, embedder=emb, vectors=_NoVectorsOfTop(store, None, emb.dim),
                        lexical_index=lx, config=SearchConfig(
                            min_similarity=0.5, feedback_query_weight=1.0, expansion_docs=1))
