@@ -118,11 +118,12 @@ class SearchConfig:
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list
-    # The depths, measured on the tuning half (objective of eval/tune_search.py, 0.632 here):
+    # The depths, measured on the tuning half (eval/tune_search.py's objective, 0.632 at these
+    # depths with the semantic weight 1.0 used then; 0.636 with 0.5, the default since):
     # expansion 500 / 2,000: 0.621 / 0.640; feedback 500 / 2,000: 0.614 / 0.643; semantic
-    # 500 / 2,000: 0.629 / 0.637; lexical 2,000: 0.633. Deeper lists find a little more for
-    # a longer HNSW walk or BM25 list on the query's path (k = 500 -> 1,000 added ~1.5 ms to
-    # an HNSW search at 1.1M posts): kept at 1,000.
+    # 500 / 2,000: 0.629 / 0.637; lexical 500 / 2,000: 0.631 / 0.632. Deeper lists find a
+    # little more for a longer HNSW walk or BM25 list on the query's path (k = 500 -> 1,000
+    # added ~1.5 ms to an HNSW search at 1.1M posts): kept at 1,000.
     weights: RankWeights = field(default_factory=RankWeights)
 
     def __post_init__(self):
