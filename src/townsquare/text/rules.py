@@ -80,6 +80,9 @@ _CHECKIN = re.compile(r"\s*\((?:@|at)\s[^)]*\)")
 _TRAIL_MENTIONS = re.compile(r"(\s+[@＠]\w+[:,]?)+\s*$")
 _SITE_SUFFIX = re.compile(r"(?:\s+\|\s+[^|.!?]{1,40}|\s+[-\u2013\u2014]\s+(?:video|photos?|pictures|"
                           r"in pictures|live( updates)?))\s*$", re.IGNORECASE)
+# A word cut short by the client that shared the post ("... Five Days After Disaster N…"): a
+# fragment of at most three characters glued to a final ellipsis.
+_CUT_WORD = re.compile(r"\s+[^\s…]{1,3}…$")
 # Where one sentence ends and the next starts: ".!?", spaces, then a capital, quote or bracket.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 
@@ -101,6 +104,8 @@ def clean_post(text: str, max_words: int = 40) -> str:
     'Preparing for the storm'
     >>> clean_post("Quake death toll rises to 350 | Daily News http://t.co/y")
     'Quake death toll rises to 350'
+    >>> clean_post("Teen pulled alive from rubble five days after disaster N… http://t.co/z")
+    'Teen pulled alive from rubble five days after disaster'
     """
     s = URL_LOOSE.sub("", text).replace("\n", " ")
     rts = list(_INLINE_RT.finditer(s))
@@ -116,6 +121,8 @@ def clean_post(text: str, max_words: int = 40) -> str:
     s = s.strip(" -|:")
     s = " ".join(s.split()).replace("#", "")
     first = SENTENCE_BREAK.split(s, maxsplit=1)[0]
+    if _CUT_WORD.search(first) and len(first.split()) > 3:
+        first = _CUT_WORD.sub("", first)
     words = first.split()
     out = " ".join(words[:max_words]) + ("..." if len(words) > max_words else "")
     return out.strip()

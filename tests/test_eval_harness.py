@@ -1,0 +1,69 @@
+"""The eval scripts' own pieces that headline figures rest on: run here, without the shared data,
+so that a broken helper fails the tests instead of a 10-minute eval run (7257493 found
+``eval/search.py`` failing on a missing import only when it was run)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+
+
+@pytest.fixture(scope="module")
+def ev():
+    sys.path.insert(0, str(EVAL))
+    try:
+        import search
+        import stories
+        import summaries
+        yield {"search": search, "summaries": summaries, "stories": stories}
+    finally:
+        sys.path.remove(str(EVAL))
+
+
+def test_the_empty_e5_index_of_the_fast_tier_eval_is_a_vector_index(ev):
+    from townsquare import protocols
+    empty = ev["search"]._NoE5()
+    assert isinstance(empty, protocols.VectorIndex)
+    ids, V = empty.vectors_of([1, 2, 3])
+    assert ids.shape == (0,) and V.shape == (0, 384)
+    got = empty.nearest(np.ones(384, dtype=np.float32), 10)
+    assert len(got.ids) == 0 and empty.search(None, 5) == [] and empty.refresh() == 0
+
+
+def test_the_paired_bootstrap_brackets_the_mean_difference_and_is_seeded(ev):
+    boot = ev["summaries"].paired_bootstrap
+    ours, theirs = [0.10, 0.05, 0.20, 0.00], [0.05, 0.06, 0.10, 0.03]
+    a, b = boot(ours, theirs, 16), boot(ours, theirs, 16)
+    assert a == b
+    assert a["mean_diff"] == pytest.approx(np.mean(np.subtract(ours, theirs)), abs=1e-4)
+    assert a["low"] <= a["mean_diff"] <= a["high"]
+    assert boot([0.2] * 5, [0.1] * 5, 1)["share_above"] == 1.0          # always better
+    assert boot([0.1] * 5, [0.2] * 5, 1)["share_above"] == 0.0
+
+
+def test_event_days_are_dealt_to_both_halves_by_the_seed(ev):
+    split = ev["summaries"].split_days
+    pairs = [(e, f"2020-01-0{d}") for e in ("a", "b") for d in range(1, 5)]
+    half = split(pairs, 16)
+    assert half == split(pairs, 16) and set(half) == set(pairs)
+    for e in ("a", "b"):                     # every event with 2+ days is in both halves
+        assert {half[k] for k in pairs if k[0] == e} == {"tune", "test"}
+
+
+def test_bcubed_matches_a_brute_force_count_and_a_post_in_no_story_is_alone(ev):
+    bcubed = ev["stories"].bcubed
+    truth = ["x", "x", "x", "y", "y", None]
+    pred = [1, 1, 2, 2, None, 3]
+    keep = [t is not None for t in truth]
+    items = [i for i in range(len(truth)) if keep[i]]
+    label = [p if p is not None else f"alone{i}" for i, p in enumerate(pred)]
+    prec = np.mean([sum(label[j] == label[i] and truth[j] == truth[i] for j in items)
+                    / sum(label[j] == label[i] for j in items) for i in items])
+    rec = np.mean([sum(label[j] == label[i] and truth[j] == truth[i] for j in items)
+                   / sum(truth[j] == truth[i] for j in items) for i in items])
+    p, r, f = bcubed(truth, pred, keep)
+    assert (p, r) == pytest.approx((prec, rec)) and f == pytest.approx(2 * p * r / (p + r))
