@@ -499,7 +499,7 @@ def summarize(replay: dict, one: dict, full: dict, again: dict, inline: dict, fl
     return {
         "benchmark": "ingest (lexical path: parse, normalize, id dedup, store with FTS5)",
         "command": "python bench/ingest.py --write-results",
-        "data": str(data),
+        "data": os.path.relpath(data, Path(__file__).resolve().parents[1]),
         "machine": machine_info(),
         "replay": replay,
         "runs": {"one_round": one, "replay": full, "reingest": again, "replay_inline": inline,
