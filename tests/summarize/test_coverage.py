@@ -94,3 +94,14 @@ def test_coverage_settings_are_validated():
         EvidenceConfig(coverage_min_groups=0)
     with pytest.raises(ValueError, match="coverage_length_power"):
         EvidenceConfig(coverage_length_power=3.0)
+
+
+def test_the_evidence_defaults_are_what_the_tuning_half_chose():
+    # eval/summaries.py --tune writes its choice (tuning half only); the code's defaults must be
+    # that choice, so the two cannot drift apart
+    import json
+    from pathlib import Path
+    tune = Path(__file__).resolve().parents[2] / "eval" / "results" / "summaries_tune.json"
+    choice = json.loads(tune.read_text())["choice"]
+    defaults = EvidenceConfig()
+    assert {k: getattr(defaults, k) for k in choice} == choice

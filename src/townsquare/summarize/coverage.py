@@ -64,7 +64,11 @@ def pairs(text: str) -> set[Pair]:
     >>> sorted(pairs("Floods close the schools of Riverton"))
     [('close', 'the'), ('flood', 'close'), ('of', 'riverton'), ('school', 'of'), ('the', 'school')]
     """
-    w = tokens(text)
+    return pairs_of(tokens(text))
+
+
+def pairs_of(w: list[str]) -> set[Pair]:
+    """``pairs`` of an already tokenized text (``tokens``)."""
     return {(a, b) for a, b in zip(w, w[1:]) if not (a in STOPWORDS and b in STOPWORDS)}
 
 

@@ -325,11 +325,11 @@ def _by_coverage(V: np.ndarray, P: list[EvidencePost], shown: list[str], cand: n
     every post (meta-posts and near-duplicates are voices too, one per group); when nothing
     new is left to cover before ``k`` (a small story: no pair is stated by enough groups), the
     rest by maximal marginal relevance. Positions in ``cand``."""
-    sets = [coverage.pairs(s) for s in shown]
+    words = [coverage.tokens(s) for s in shown]
+    sets = [coverage.pairs_of(w) for w in words]
     groups = [p.root if p.root is not None else p.id for p in P]
     weights = coverage.concept_weights(sets, groups, cfg.coverage_min_groups)
-    chosen = coverage.select_by_coverage([sets[c] for c in cand],
-                                         [len(coverage.tokens(shown[c])) for c in cand],
+    chosen = coverage.select_by_coverage([sets[c] for c in cand], [len(words[c]) for c in cand],
                                          weights, k, cfg.coverage_length_power)
     return _by_mmr(V, cand, score, ids, k, cfg.mmr_lambda, chosen)
 

@@ -78,8 +78,9 @@ def shown_sentence(text: str, max_words: int = 40) -> str:
 class SummaryConfig:
     sentences: int = 3
     candidates: int = 1000        # posts considered (spread over a story, or search results,
-                                  # which search caps at 1000): the most that keep an extractive
-                                  # summary of a 5,000-post day under 200 ms on 2 CPU cores
+                                  # which search caps at 1000): an extractive summary of a
+                                  # 5,000-post day in ~0.2-0.3 s on 2 CPU cores
+                                  # (bench/summaries.py, bench/stories.py)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     max_tokens: int = 100          # a headline and three short sentences; bounds the latency
     prompt_words: int = 30         # each evidence post is cut at this many words in the prompt
