@@ -154,3 +154,31 @@ def test_resume_settings_are_validated():
         StoryConfig(resume_threshold=0)
     with pytest.raises(ValueError, match="resume_after_ms"):
         StoryConfig(resume_after_ms=0)
+
+
+def test_a_cluster_that_went_silent_merges_with_the_story_it_ran_beside():
+    # Live, a story's own side topic can form apart, go quiet and close while the story it
+    # ran beside drifts towards it; a backfill's clusters join any story open during their
+    # span (``absorb``), and maintenance merges by the same bar (2014 India floods in the eval
+    # stream: an Odisha cluster of 228 posts stayed apart from its 1,302-post story).
+    from collections import Counter
+
+    from townsquare.stories.cluster import Cluster, _norm
+    day = 86_400_000
+    c = StoryClusterer(StoryConfig(min_posts=2))
+    big = Cluster(id=1, first_ms=0, last_ms=int(7.5 * day), post_ids=list(range(10)),
+                  authors=Counter({f"a{i}": 1 for i in range(10)}),
+                  centroid={"flood": 6.0, "odisha": 3.0, "india": 2.0})
+    small = Cluster(id=2, first_ms=2 * day, last_ms=3 * day, post_ids=[10, 11, 12],
+                    authors=Counter({"b1": 2, "b2": 1}),
+                    centroid={"odisha": 2.0, "flood": 1.5, "farmers": 0.5})
+    for x in (big, small):
+        x.norm = _norm(x.centroid)
+        c.clusters[x.id] = x
+        c._reindex(x)
+        c.assignment.update((p, x.id) for p in x.post_ids)
+    c._next_id, c.newest_ms = 3, int(7.5 * day)
+    assert c.is_active(big) and not c.is_active(small)          # closed now, not stale
+    assert not c._stale(small)
+    c.maintain()
+    assert small.merged_into == 1 and sorted(c.stories()[0].post_ids) == list(range(13))
