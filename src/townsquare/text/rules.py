@@ -94,7 +94,8 @@ def clean_post(text: str, max_words: int = 40) -> str:
 
     A retweet with a comment in front keeps the quoted post ("wow RT @cnn: Bridge ..."), and
     what sharing adds is dropped: "via @user", a check-in "(@ Place w/ 2 others)", mentions at
-    the end, a headline's "| Site" or "- video" suffix.
+    the end, a headline's "| Site" or "- video" suffix, a word the sharing client cut short
+    before its final "…" (a fragment of at most three characters: "After Disaster N…").
 
     >>> clean_post("RT @ann: Bridge collapsed on route 9! More soon http://t.co/x #flood #nj")
     'Bridge collapsed on route 9!'
@@ -106,6 +107,8 @@ def clean_post(text: str, max_words: int = 40) -> str:
     'Quake death toll rises to 350'
     >>> clean_post("Teen pulled alive from rubble five days after disaster N… http://t.co/z")
     'Teen pulled alive from rubble five days after disaster'
+    >>> clean_post("Stay safe out there everyone…")               # a whole word: kept
+    'Stay safe out there everyone…'
     """
     s = URL_LOOSE.sub("", text).replace("\n", " ")
     rts = list(_INLINE_RT.finditer(s))
