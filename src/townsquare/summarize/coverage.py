@@ -98,17 +98,17 @@ def select_by_coverage(sets: Sequence[set[Pair]], lengths: Sequence[int],
     scale = [max(n, 1) ** length_power for n in lengths]
     covered: set[Pair] = set()
     chosen: list[int] = []
-    free = set(range(len(sets)))
+    free = [i for i in range(len(sets)) if own[i]]      # ascending: ties go to the lower index
     while len(chosen) < k and free:
         best, best_gain = -1, 0.0
-        for i in sorted(free):
+        for i in free:
             gain = sum(w for p, w in own[i].items() if p not in covered) / scale[i]
             if gain > best_gain:
                 best, best_gain = i, gain
-        if best < 0:
+        if best < 0:                                    # weights of 0: nothing to add
             break
         chosen.append(best)
         covered.update(own[best])
-        free.discard(best)
-        free = {i for i in free if any(p not in covered for p in own[i])}
+        # only the sets that still add something stay candidates (so every gain above is > 0)
+        free = [i for i in free if i != best and any(p not in covered for p in own[i])]
     return chosen
