@@ -48,7 +48,7 @@ merges it in (``absorb``): each backfill cluster joins the most similar cluster 
 open at its time, or comes in as a story of its own. Settings were chosen on the tuning half of
 the eval's events (``eval/stories.py --tune``), files ingested in the CLI's order.
 
-Deleted posts leave (``StoryClusterer.remove``): no text is kept per post, so each story that
+Deleted posts leave (``stories.forget``): no text is kept per post, so each story that
 held one is recomputed from its surviving members, and a word no story holds any more leaves
 every table (document frequencies, the hashtag vocabulary, the inverted index): nothing of a
 deleted post stays in the clusterer's state.
@@ -572,104 +572,6 @@ class StoryClusterer:
     def _top(self, c: Cluster) -> tuple[str, ...]:
         return tuple(t for t, _ in heapq.nsmallest(self.config.centroid_terms, c.centroid.items(),
                                                    key=lambda kv: (-kv[1], kv[0])))
-
-    # --- deletions ---------------------------------------------------------------------------
-    def remove(self, ids: Iterable[int],
-               members: Callable[[list[int]], dict[int, StoryPost]]) -> int:
-        """Forget deleted posts; returns how many of ``ids`` it held. ``members(ids)`` gives the
-        posts among ``ids`` that still exist (the store's): a member missing there was deleted
-        too, and goes now as well. Story ids stay; a story left too small is no longer shown.
-
-        Each story that lost a post is recomputed from its surviving members (their features
-        under the current hashtag splits; the centroid under the current document frequencies).
-        The difference between its old and new term counts is what the deleted posts held: those
-        features lose their document frequency, and one that no story holds any more leaves
-        ``df``, the vocabulary and the hashtag splits. Cost: featurizing each touched story."""
-        held = {int(i) for i in ids if int(i) in self.assignment}
-        if not held:
-            return 0
-        roots: set[int] = set()
-        for pid in held:
-            cid = self.assignment[pid]
-            while self.clusters[cid].merged_into is not None:
-                _empty(self.clusters[cid])           # a state from before _merge emptied it
-                cid = self.clusters[cid].merged_into
-            roots.add(cid)
-        removed: Counter = Counter()                 # feature -> posts estimated to lose it
-        touched, n_removed = [], 0
-        for rid in sorted(roots):
-            c = self.clusters[rid]
-            alive = members([p for p in c.post_ids if p not in held])
-            lost = [p for p in c.post_ids if p not in alive]
-            for pid in lost:
-                self.assignment.pop(pid, None)
-            survivors = [alive[p] for p in c.post_ids if p in alive]
-            feats = [self._features(p.text) for p in survivors]
-            kept: Counter = Counter()
-            for f in feats:
-                kept.update(f)
-            for f, k in (c.terms - kept).items():    # a word twice in a post counts once
-                removed[f] += min(k, len(lost))
-            n_removed += len(lost)
-            touched.append((c, survivors, feats, kept))
-        self.n_docs = max(0, self.n_docs - n_removed)
-        for f, k in removed.items():
-            self.df[f] -= k
-            if " " not in f and not f.startswith("#") and f in self.vocab:
-                self.vocab_total -= min(k, self.vocab[f])
-                self.vocab[f] -= k
-        for c, survivors, feats, kept in touched:
-            self._recompute(c, survivors, feats, kept)
-        still = set()                                # removed features some story still holds
-        for c in self.clusters.values():
-            if c.merged_into is None and c.terms:
-                still.update(removed.keys() & c.terms.keys())
-        for f in removed:
-            if f in still:
-                self.df[f] = max(1, self.df[f])
-                if f in self.vocab:
-                    self.vocab[f] = max(1, self.vocab[f])
-            else:
-                self.df.pop(f, None)
-                self.vocab_total -= max(0, self.vocab.pop(f, 0))
-                if f.startswith("#"):
-                    self._segments.pop(f[1:], None)
-        self.vocab_total = max(0, self.vocab_total)
-        for t in [t for t, cids in self._index.items() if not cids]:
-            del self._index[t]                     # a state from before empty entries went
-        return len(held)
-
-    def _features(self, text: str) -> Counter:
-        """``features(text)`` with its hashtags split as the stream's vocabulary splits them
-        now (``_split_hashtags`` without counting the words again)."""
-        feats = features(text)
-        for f in [f for f in feats if f.startswith("#")]:
-            for w in self._segments.get(f[1:], ((), 0))[0]:
-                feats[w] += 1
-        return feats
-
-    def _recompute(self, c: Cluster, survivors: list[StoryPost], feats: list[Counter],
-                   terms: Counter) -> None:
-        """``c`` made again from ``survivors`` (its members left, in their order)."""
-        c.post_ids = [p.id for p in survivors]
-        c.authors = Counter(p.author if p.author is not None else f"#{p.id}" for p in survivors)
-        c.langs = Counter(p.lang for p in survivors if p.lang)
-        c.terms = terms
-        step = self.config.interval_ms
-        c.timeline = Counter(p.created_at - p.created_at % step for p in survivors)
-        if survivors:
-            c.first_ms = min(p.created_at for p in survivors)
-            c.last_ms = max(p.created_at for p in survivors)
-        centroid: dict[str, float] = {}
-        for f in feats:
-            for t, x in self.vector(f).items():
-                centroid[t] = centroid.get(t, 0.0) + x
-        c.centroid = _truncate(centroid, self.config.centroid_terms)
-        c.norm = _norm(c.centroid)
-        if c.retired or not survivors:
-            self._unindex(c)
-        else:
-            self._reindex(c)
 
     # --- results -----------------------------------------------------------------------------
     def resolve(self, cid: int) -> int:

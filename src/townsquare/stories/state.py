@@ -10,10 +10,11 @@ truth, and ``stories.pkl`` in the store's folder holds the clusterer (``stories.
 the ``seq`` watermark up to which it has read (a file made with other settings is ignored and
 the stories are rebuilt). ``refresh()`` feeds it the posts ingested since, in event time
 (sorted by ``created_at``; a backfill older than the clock is clustered in a pass of its own and
-merged in: see ``refresh``), so the stories hardly depend on the order files arrived in. It first removes the posts deleted since, from the store's deletions log
-behind a watermark of its own (``StoryClusterer.remove``: the stories that held them are
-recomputed without them), and then saves the file at once, whatever ``save`` says: the file must
-not keep a deleted post until the next periodic save. ``story()`` also drops members deleted
+merged in: see ``refresh``), so the stories hardly depend on the order files arrived in. It
+first removes the posts deleted since, from the store's deletions log behind a watermark of its
+own (``stories.forget``: the stories that held them are recomputed without them), and then
+saves the file at once, whatever ``save`` says: the file must not keep a deleted post until the
+next periodic save. ``story()`` also drops members deleted
 after the last refresh.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from townsquare.posts import Post, format_time
 from townsquare.stories.cluster import Cluster, StoryClusterer, StoryConfig, StoryPost
+from townsquare.stories.forget import forget
 from townsquare.store.base import Store
 from townsquare.text.rules import clean_post
 
@@ -186,7 +188,7 @@ class StoryState:
         while gone := self.store.deletions_since(self.deleted_through, _PAGE):
             if not fresh:
                 ids = [pid for _seq, pid in gone]
-                removed += self.clusterer.remove(ids, self._members)
+                removed += forget(self.clusterer, ids, self._members)
                 if self.backfill:                   # waiting ids of deleted posts go too
                     drop = set(ids)
                     kept = [x for x in self.backfill if x[1] not in drop]

@@ -1,5 +1,5 @@
 """Deleted posts leave the stories: ``StoryState.refresh`` removes what the store's deletions log
-lists (``StoryClusterer.remove``), writes ``stories.pkl`` again at once, and no table of the
+lists (``stories.forget``), writes ``stories.pkl`` again at once, and no table of the
 clusterer keeps a word only the deleted post had."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import struct
 
 from townsquare.posts import Post
 from townsquare.stories.cluster import StoryClusterer, StoryConfig, StoryPost
+from townsquare.stories.forget import forget
 from townsquare.stories.state import StoryState
 from townsquare.store.base import Stored
 
@@ -90,7 +91,7 @@ def test_a_post_of_a_merged_cluster_leaves_the_cluster_it_merged_into():
     c.maintain()
     first, second = c.assignment[100], c.assignment[104]
     assert c.clusters[second].merged_into == first            # the two merged
-    assert c.remove([104], lambda ids: {i: posts[i] for i in ids}) == 1
+    assert forget(c, [104], lambda ids: {i: posts[i] for i in ids}) == 1
     assert c.clusters[first].post_ids == [100, 101, 102, 103, 105]
     assert 104 not in c.assignment and _holds_token(c) == []
 
@@ -101,10 +102,10 @@ def test_remove_also_drops_members_the_store_no_longer_has(store):
     st.refresh()
     c = st.clusterer
     store.delete([BASE + 3])                  # deleted too, but not named in this call
-    assert c.remove([VICTIM, 987], _members(store)) == 1      # 987: never held
+    assert forget(c, [VICTIM, 987], _members(store)) == 1      # 987: never held
     assert not {VICTIM, BASE + 3} & set(c.assignment)
     assert not {VICTIM, BASE + 3} & set(st.stories()[0].post_ids)
-    assert c.remove([VICTIM], _members(store)) == 0           # gone already
+    assert forget(c, [VICTIM], _members(store)) == 0           # gone already
 
 
 def test_a_new_state_reads_the_posts_left_and_skips_the_log(store, tmp_path):
