@@ -261,7 +261,13 @@ class TieredVectors:
         # that saturates the cores the refreshes come further apart and e5's share stays
         # bounded. (32 posts a second instead was tried once, bench/serve.py --findability at
         # 5,700 posts/s: 2 markers of 15 found by their own text, ingest acked at 8 s p50; this
-        # budget: 4 and 2 in two runs; runs at that rate vary widely, e5 alone 0.15 to 3.3 s.)
+        # budget: 4 and 2 in two runs; runs at that rate vary widely, e5 alone 0.15 to 3.3 s.
+        # Also tried, not kept: handing them to a thread of their own, 16 at a time for up to a
+        # quarter of the wall clock, so that refreshes never wait for e5. At 5,700 posts/s it
+        # served ~7 posts/s, as this budget does (~8/s: refreshes ~2 s apart), while ~3% of that
+        # stream's posts are novel (40/s in a median second, 500/s at the 90th percentile): on
+        # two saturated cores, e5's time is the limit, not where it runs. The background's e5
+        # share was worse: its steps took seconds under that load, ~1 post/s.)
         self.e5_embedder, self.novel_budget = e5_embedder, int(novel_budget)
         self.novel_min_unseen = float(novel_min_unseen)
         self.novel = VectorIndex(e5_embedder.dim if e5_embedder is not None
