@@ -490,7 +490,7 @@ class _NoE5:
         import numpy as np
         return np.zeros(0, dtype=np.int64), np.zeros((0, 384), dtype=np.float32)
 
-    def nearest(self, q, k, max_seq=None):
+    def nearest(self, q, k, max_seq=None, *, ef=None):
         from townsquare.protocols import Nearest
         return Nearest.of_pairs([])
 

@@ -79,6 +79,9 @@ WEIGHT_NAMES = ("rrf_k", "lexical", "any_terms", "semantic", "feedback", "expans
 CONFIG_NAMES = ("feedback_docs", "feedback_query_weight", "expansion_docs")
 DEPTH_NAMES = ("lexical_depth", "semantic_depth", "feedback_depth", "expansion_depth")
 DEPTHS = [{name: d} for name in DEPTH_NAMES for d in (500, 2000)]
+# The feedback walk's HNSW beam (``SearchConfig.feedback_ef``; None: as wide as its depth),
+# the engine's defaults otherwise: ``--feedback-ef`` runs this sweep alone.
+FEEDBACK_EFS = (None, 500, 250, 125, 64)
 
 
 def queries_of(events: list[str]) -> list[tuple[str, str, str, str]]:
@@ -113,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ev.WORK)
     ap.add_argument("--seed", type=int, default=ev.SPLIT_SEED)
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--feedback-ef", action="store_true",
+                    help="only the sweep of the feedback walk's beam (FEEDBACK_EFS), written to "
+                         "results/tune_feedback_ef.json with --write-results")
     args = ap.parse_args(argv)
     from townsquare.search.engine import SearchConfig, SearchEngine
     from townsquare.search.rank import RankWeights
@@ -143,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     bm25 = score(ref.search, qs, rel)
+    if args.feedback_ef:
+        return feedback_ef_sweep(run_of, qs, rel, bm25, {
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "posts": n_posts,
+            "seed": args.seed, "tuning_events": tune, "queries": len(qs),
+            "embed_model": store.embed_model()}, args.write_results)
     options = []
     for name, setting in OPTIONS:
         options.append({"option": name, "setting": setting, **score(run_of(setting), qs, rel)})
@@ -175,6 +186,41 @@ def main(argv: list[str] | None = None) -> int:
         (ev.RESULTS / "tune_search.md").write_text(
             "# Hybrid ranking: fusion chosen on the tuning half\n\nCommand: `python "
             "eval/tune_search.py --write-results` (see its docstring).\n\n" + text + "\n")
+    return 0
+
+
+def feedback_ef_sweep(run_of, qs, rel, bm25: dict, meta: dict, write: bool) -> int:
+    """Each beam of ``FEEDBACK_EFS`` on the tuning half (and the seconds its queries took
+    here; bench/search.py measures latency at 1.1M posts)."""
+    rows = []
+    for ef in FEEDBACK_EFS:
+        t = time.perf_counter()
+        rows.append({"feedback_ef": ef, **score(run_of(None, feedback_ef=ef), qs, rel),
+                     "seconds": round(time.perf_counter() - t, 1)})
+        ev.log(f"  feedback_ef {ef}: objective {rows[-1]['objective']}, nDCG@10 mean "
+               f"{rows[-1]['ndcg10_mean']}")
+    best = max(rows, key=lambda r: (r["objective"], -(r["feedback_ef"] or 10**9)))
+    lines = [f"{meta['date']}: {meta['posts']:,} posts, the tuning half only "
+             f"({len(meta['tuning_events'])} events, seed {meta['seed']}, {meta['queries']} "
+             f"queries), the engine's defaults but the feedback walk's beam. Objective: (2 x "
+             f"English + French + Spanish) / 4 of MAP@1000. BM25: {bm25['objective']:.4f}.", "",
+             "| feedback_ef | objective | MAP@1000 en | fr | es | nDCG@10 mean | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['feedback_ef'] or 'None (= depth)'} | {r['objective']:.4f} | "
+                     f"{r['map1000_en']:.4f} | {r['map1000_fr']:.4f} | {r['map1000_es']:.4f} | "
+                     f"{r['ndcg10_mean']:.4f} | {r['seconds']} |")
+    lines += ["", f"Best: feedback_ef {best['feedback_ef']} (objective {best['objective']:.4f})."]
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        ev.RESULTS.mkdir(parents=True, exist_ok=True)
+        (ev.RESULTS / "tune_feedback_ef.json").write_text(json.dumps(
+            {**meta, "command": "python eval/tune_search.py --feedback-ef --write-results",
+             "bm25 (ref)": bm25, "rows": rows, "best": best}, indent=2) + "\n")
+        (ev.RESULTS / "tune_feedback_ef.md").write_text(
+            "# The feedback walk's beam, chosen on the tuning half\n\nCommand: `python "
+            "eval/tune_search.py --feedback-ef --write-results`.\n\n" + text + "\n")
     return 0
 
 

@@ -77,10 +77,13 @@ class VectorIndex(Protocol):
         the e5 vectors it holds (what the feedback round averages)."""
         ...
 
-    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None, *,
+                ef: int | None = None) -> Nearest:
         """``search`` as arrays, with the ranking fields the index keeps beside the vectors of
         the posts embedded at or before ``max_seq`` (``has_fields``); the store reads the
-        others' (an index may keep none)."""
+        others' (an index may keep none). ``ef``: the HNSW beam width for this search (None:
+        wide enough to find ``k``; an index that is exact, or that needs the beam to be ``k``
+        to return ``k``, ignores it)."""
         ...
 
 

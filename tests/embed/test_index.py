@@ -278,18 +278,25 @@ class CountingSearches:
         return self.hnsw.search(x, k, **kw)
 
 
+def clustered_index(seed: int, n: int, centers: int):
+    """``n`` unit vectors (32-d) around ``centers`` random centres, their ids, and an index
+    (faiss HNSW) holding them."""
+    rng = np.random.default_rng(seed)
+    C = rng.standard_normal((centers, 32)).astype(np.float32)
+    X = C[rng.integers(0, centers, n)] + 0.3 * rng.standard_normal((n, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    ids = ids_for(n)
+    ix = VectorIndex(32)
+    ix.add(ids, X)
+    return X, ids, ix
+
+
 @needs_faiss
 def test_hnsw_recall_at_1000_on_clustered_vectors():
     # A search for 1,000 neighbours searches with efSearch = 1,000. Before, it kept the index's
     # 64, and faiss stops once 64 processed candidates beat the next: recall@1000 was 0.24 here
     # (0.40 on the eval store's e5 vectors).
-    rng = np.random.default_rng(15)
-    C = rng.standard_normal((50, 32)).astype(np.float32)
-    X = C[rng.integers(0, 50, 10000)] + 0.3 * rng.standard_normal((10000, 32)).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    ids = ids_for(10000)
-    ix = VectorIndex(32)
-    ix.add(ids, X)
+    X, ids, ix = clustered_index(15, 10000, 50)
     found = [len(set(exact_top(X, ids, q, 1000)) & {i for i, _ in ix.search(q, 1000)})
              for q in X[:10]]
     assert sum(found) / 10_000 >= 0.95                  # measured 0.99
@@ -411,3 +418,25 @@ def test_vectors_of_gives_the_stored_vectors_in_the_order_asked(backend):
     found, V = ix.vectors_of([ids[7], ids[3], BASE_ID - 1, ids[0]])     # removed, unknown: left out
     assert found.tolist() == [ids[7], ids[0]] and V.shape == (2, 16)
     assert np.allclose(V, X[[7, 0]], atol=1e-6)
+
+
+@needs_faiss
+def test_a_given_beam_is_one_walk_of_that_width_with_tombstones_left_out():
+    # ``ef``: the search engine's feedback walk. One faiss search with efSearch = ef (at least
+    # the index's ef_search), no widening; its live rows, best first, at most k.
+    X, ids, ix = clustered_index(21, 5000, 20)
+    q = X[0]
+    wide = ix.nearest(q, 500)
+    narrow = ix.nearest(q, 500, ef=80)
+    exact = exact_top(X, ids, q, 500)
+    assert len(narrow[0]) <= 500 and list(narrow[1]) == sorted(narrow[1], reverse=True)
+    # both find the query's region; the wide beam at least as much of the exact top 500
+    assert len(set(wide[0].tolist()) & set(exact)) >= len(set(narrow[0].tolist()) & set(exact))
+    assert narrow[0][0] == ids[0]                          # the query's own row first
+    ix._hnsw = spy = CountingSearches(ix._hnsw)
+    ix.remove([int(narrow[0][0])])
+    again = ix.nearest(q, 500, ef=80)
+    assert len(spy.asked) == 1                             # one walk, even with a tombstone
+    assert int(narrow[0][0]) not in again[0].tolist()
+    # a beam narrower than the index's own is raised to it
+    assert ix.ef_search == 64 and len(ix.nearest(q, 10, ef=1)[0]) == 10

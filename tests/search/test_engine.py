@@ -179,7 +179,7 @@ class _NoFields:
     def refresh(self):
         return self._v.refresh()
 
-    def nearest(self, q, k, max_seq=None):
+    def nearest(self, q, k, max_seq=None, *, ef=None):
         from townsquare.protocols import Nearest
         return Nearest.of_pairs(self._v.search(q, k))
 
@@ -278,6 +278,31 @@ def test_feedback_settings_are_validated():
         SearchConfig(feedback_query_weight=1.5)
     with pytest.raises(ValueError, match="feedback"):
         RankWeights(feedback=-1)
+    with pytest.raises(ValueError, match="feedback_ef"):
+        SearchConfig(feedback_ef=0)
+    assert SearchConfig(feedback_ef=None).feedback_ef is None
+
+
+def test_the_feedback_walk_gets_its_beam_and_the_querys_own_walk_the_default(axis_stream,
+                                                                            store):
+    from townsquare.embed.sync import StoreVectors
+
+    class Beams(StoreVectors):
+        """The store's real vector index, with the beam of every walk recorded."""
+        asked: list = []
+
+        def nearest(self, q, k, max_seq=None, *, ef=None):
+            self.asked.append(ef)
+            return super().nearest(q, k, max_seq, ef=ef)
+
+    emb = _AxisEmbedder()
+    for ef, walks in ((7, [None, 7]), (None, [None, None])):
+        v = Beams(store, None, emb.dim)
+        v.asked = []
+        r = SearchEngine(store, embedder=emb, vectors=v, config=SearchConfig(
+            min_similarity=0.2, feedback_docs=1, feedback_query_weight=0.5,
+            feedback_ef=ef)).run("alpha")
+        assert v.asked == walks and set(_ids(r)) == {0, 1, 3}
 
 
 def test_a_forked_child_searches_semantically_with_its_own_worker_threads(semantic_engine):

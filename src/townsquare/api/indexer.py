@@ -93,9 +93,10 @@ class _LockedVectors:
         with self._lock:
             return self._v.vectors_of(ids)
 
-    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None, *,
+                ef: int | None = None) -> Nearest:
         with self._lock:
-            return self._v.nearest(q, k, max_seq)
+            return self._v.nearest(q, k, max_seq, ef=ef)
 
     def refresh(self) -> int:
         with self._lock:

@@ -149,14 +149,15 @@ class StoreVectors:
         as ``from_blobs`` gives the store's."""
         return self.index.vectors_of(ids)
 
-    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None, *,
+                ef: int | None = None) -> Nearest:
         """``search`` as arrays, with the ranking fields the index keeps beside each neighbour
         (``VectorIndex.nearest``: read with the search, no look-up by id): ``has_fields`` for
         the posts with their columns embedded at or before ``max_seq`` (a snapshot). The others'
         are for the store to read."""
         if not len(self.index):
             return Nearest.of_pairs([])
-        ids, scores, known, cols = self.index.nearest(q, k)          # cols: (n, len(FIELDS))
+        ids, scores, known, cols = self.index.nearest(q, k, ef=ef)   # cols: (n, len(FIELDS))
         if max_seq is not None:
             known &= cols[:, _SEQ] <= max_seq
         return Nearest(ids, scores.astype(np.float64), known, cols[:, :_SEQ])
@@ -228,8 +229,11 @@ class InStoreVectors:
         dim = len(blobs[found[0]]) // 2 if found else 0            # float16 blobs (``to_blob``)
         return np.array(found, dtype=np.int64), from_blobs([blobs[pid] for pid in found], dim)
 
-    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
-        """The store's neighbours, no fields: the store reads them with its own check."""
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None, *,
+                ef: int | None = None) -> Nearest:
+        """The store's neighbours, no fields: the store reads them with its own check. ``ef``
+        is ignored: pgvector's HNSW returns at most its beam width, which ``vector_search``
+        raises to ``k``."""
         return Nearest.of_pairs(self.search(q, k))
 
     def refresh(self) -> int:

@@ -381,10 +381,12 @@ class TieredVectors:
         near = self.nearest(q, k)
         return list(zip(near.ids.tolist(), near.scores.tolist()))
 
-    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None) -> Nearest:
+    def nearest(self, q: np.ndarray, k: int, max_seq: int | None = None, *,
+                ef: int | None = None) -> Nearest:
         """``search`` as arrays, with the ranking fields of e5's neighbours
-        (``StoreVectors.nearest``); the fast tier's posts are few, the store reads theirs."""
-        near = self.e5.nearest(q, k, max_seq) if len(self.e5) else Nearest.of_pairs([])
+        (``StoreVectors.nearest``); the fast tier's posts are few, the store reads theirs.
+        ``ef`` goes to the e5 index's walk (the fast tier is an exact scan)."""
+        near = self.e5.nearest(q, k, max_seq, ef=ef) if len(self.e5) else Nearest.of_pairs([])
         if not isinstance(q, QueryVector):
             return near
         seen = set(near.ids.tolist())

@@ -115,6 +115,13 @@ class SearchConfig:
     feedback_docs: int = 20         # first-round posts whose vectors move the query (0: off)
     feedback_query_weight: float = 0.1   # share of the query's own vector in the moved query
     feedback_depth: int = 1000      # at most this many neighbours of the moved query
+    # The feedback walk's HNSW beam (None: as wide as ``feedback_depth``, as the query's own
+    # walk). Tuning half of eval/search.py (seed 11), the objective of eval/tune_search.py
+    # (--feedback-ef): 1,000 (= depth) 0.636, 500 0.642, 250 0.649, 125 0.648, 64 0.625. A
+    # narrower beam stays in the moved query's own region, which is where its relevant posts
+    # are, and the walk costs less (184,551 posts: 2.5 -> 1.0 ms; bench/search.py's hybrid p50
+    # at 1.1M posts 15.89 -> 14.97 ms, the two runs back to back).
+    feedback_ef: int | None = 250
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list
@@ -133,6 +140,8 @@ class SearchConfig:
         for name in ("feedback_docs", "feedback_depth", "expansion_docs", "expansion_terms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.feedback_ef is not None and self.feedback_ef < 1:
+            raise ValueError(f"feedback_ef must be >= 1 or None, got {self.feedback_ef}")
         if not 0.0 <= self.feedback_query_weight <= 1.0:
             raise ValueError(f"feedback_query_weight must be in [0, 1], got "
                              f"{self.feedback_query_weight}")
@@ -674,7 +683,8 @@ class SearchEngine:
             moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
             # The moved query's neighbours on the worker thread (faiss releases the GIL) ...
             pending = _worker().submit(self.vectors.nearest, moved,
-                                       self._neighbours(cfg.feedback_depth), state["s"])
+                                       self._neighbours(cfg.feedback_depth), state["s"],
+                                       ef=cfg.feedback_ef)
         out: dict[str, list[int]] = {}
         if (lx is not None and cfg.expansion_docs and cfg.expansion_terms
                 and cfg.weights.expansion > 0):
