@@ -35,11 +35,10 @@ import re
 from collections.abc import Sequence
 
 from townsquare.text.normalize import STOPWORDS, fold_case_accents
-from townsquare.text.rules import MENTION_ASCII, URL_LOOSE
+from townsquare.text.rules import LINK_OR_MENTION
 
 Pair = tuple[str, str]
 
-_NOISE = re.compile(f"{URL_LOOSE.pattern}|{MENTION_ASCII.pattern}", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:[.,:][0-9]+)*", re.UNICODE)
 
 
@@ -55,7 +54,7 @@ def tokens(text: str) -> list[str]:
     >>> tokens("RT @cnn: 7.9 quake KILLS 1,500 in Kathmandú http://t.co/x #Nepal")
     ['rt', '7.9', 'quake', 'kill', '1,500', 'in', 'kathmandu', 'nepal']
     """
-    return [_stem(w) for w in _TOKEN.findall(fold_case_accents(_NOISE.sub(" ", text)))]
+    return [_stem(w) for w in _TOKEN.findall(fold_case_accents(LINK_OR_MENTION.sub(" ", text)))]
 
 
 def pairs(text: str) -> set[Pair]:

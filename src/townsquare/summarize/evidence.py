@@ -61,7 +61,7 @@ import numpy as np
 from townsquare.summarize import coverage
 from townsquare.text import injection
 from townsquare.text.normalize import STOPWORDS, fold_case_accents
-from townsquare.text.rules import MENTION_ASCII, URL_LOOSE
+from townsquare.text.rules import LINK_OR_MENTION, URL_LOOSE
 
 
 def looks_like_instruction(text: str) -> bool:
@@ -166,13 +166,12 @@ def _lexrank(sims, threshold: float, damping: float = 0.85) -> np.ndarray:
 
 _LINK = re.compile(URL_LOOSE.pattern, re.IGNORECASE)
 _LEX_WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
-_LEX_NOISE = re.compile(f"{URL_LOOSE.pattern}|{MENTION_ASCII.pattern}", re.IGNORECASE)
 
 
 def _lex_words(text: str) -> list[str]:
     """Folded words of a sentence, links, mentions and stopwords out: two regex passes (this
     runs on every candidate of every summary, thousands per call)."""
-    return [w for w in _LEX_WORD.findall(fold_case_accents(_LEX_NOISE.sub(" ", text)))
+    return [w for w in _LEX_WORD.findall(fold_case_accents(LINK_OR_MENTION.sub(" ", text)))
             if w not in STOPWORDS]
 
 

@@ -30,7 +30,8 @@ rule                     ``a@b.org``  ``＠c``  ``!@d``  used by
 ``MENTION_LOOSE``        yes          yes      yes      near-duplicate shingles (signatures in
                                                         the store), ``ingest.language``
 ``MENTION_ASCII``        yes          no       yes      ``ads.safety`` (its classifier's training
-                                                        form), ``summarize.evidence``
+                                                        form), ``summarize`` (evidence and its
+                                                        concepts: ``LINK_OR_MENTION``)
 ``MENTION_ASCII_START``  no           no       yes      story features (``stories.text``)
 =======================  ===========  =======  =======  =========================================
 """
@@ -38,8 +39,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CASHTAG", "HASHTAG", "LINK", "MENTION", "MENTION_ASCII", "MENTION_ASCII_START",
-           "MENTION_LOOSE", "SENTENCE_BREAK", "URL", "URL_LOOSE", "URL_TRAIL", "clean_post"]
+__all__ = ["CASHTAG", "HASHTAG", "LINK", "LINK_OR_MENTION", "MENTION", "MENTION_ASCII",
+           "MENTION_ASCII_START", "MENTION_LOOSE", "SENTENCE_BREAK", "URL", "URL_LOOSE",
+           "URL_TRAIL", "clean_post"]
 
 # --- entities ------------------------------------------------------------------------------------
 # A tag starts at a non-word boundary, so "a#b" and e-mails are not hashtags or mentions. Python's
@@ -64,6 +66,8 @@ URL_LOOSE = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 MENTION_LOOSE = re.compile(r"[@＠]\w+")
 # ASCII "@" and the word after it, wherever it stands.
 MENTION_ASCII = re.compile(r"@\w+")
+# Links and mentions, what word counts leave out (summary evidence, its concepts).
+LINK_OR_MENTION = re.compile(f"{URL_LOOSE.pattern}|{MENTION_ASCII.pattern}", re.IGNORECASE)
 # ASCII "@" not glued to a word before it: an e-mail address keeps its domain as words.
 MENTION_ASCII_START = re.compile(r"(?<!\w)@\w+")
 
