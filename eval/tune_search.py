@@ -21,10 +21,13 @@ Two parts:
 3. ``DEPTHS``: the lists' depths around the engine's 1,000, at the engine's defaults, for the
    record: a depth trades recall for latency (bench/search.py), which this objective does not
    see, so they are reported and not chosen from.
+4. ``--sweep NAME`` (``SWEEPS``): one setting alone at the engine's defaults, for a setting
+   added after the grid: the feedback walk's beam (``feedback_ef``), RRF's ``rrf_k``.
 
 Run (after ``python eval/search.py`` has built and embedded the store under ``eval/.work``):
 
     python eval/tune_search.py [--write-results]
+    python eval/tune_search.py --sweep rrf_k [--write-results]
 
 Results: ``eval/results/tune_search.md`` and ``.json``. It runs every setting through the engine
 (about 6 s a setting on 2 cores).
@@ -79,9 +82,21 @@ WEIGHT_NAMES = ("rrf_k", "lexical", "any_terms", "semantic", "feedback", "expans
 CONFIG_NAMES = ("feedback_docs", "feedback_query_weight", "expansion_docs")
 DEPTH_NAMES = ("lexical_depth", "semantic_depth", "feedback_depth", "expansion_depth")
 DEPTHS = [{name: d} for name in DEPTH_NAMES for d in (500, 2000)]
-# The feedback walk's HNSW beam (``SearchConfig.feedback_ef``; None: as wide as its depth),
-# the engine's defaults otherwise: ``--feedback-ef`` runs this sweep alone.
-FEEDBACK_EFS = (None, 500, 250, 125, 64)
+# One setting swept alone, the engine's defaults otherwise (``--sweep NAME``): its values and
+# the title of its results (``results/tune_NAME.md``). ``feedback_ef``: the feedback walk's
+# HNSW beam (``SearchConfig.feedback_ef``; None: as wide as its depth). ``rrf_k``: RRF's
+# damping constant (``RankWeights.rrf_k``): a larger k flattens each list's contributions, so
+# that at depth a post found by several lists outranks one found high by one list only.
+SWEEPS: dict[str, tuple[tuple, str, str]] = {
+    "feedback_ef": ((None, 500, 250, 125, 64), "The feedback walk's beam",
+                    "Adopted: `SearchConfig.feedback_ef` = 250."),
+    "rrf_k": ((20, 60, 150, 250, 400, 600, 1000), "RRF's damping constant",
+              "Not adopted: `RankWeights.rrf_k` stays 60. A larger k widens what recency and "
+              "engagement reorder within one list (~15% of k + rank: the first ~10 ranks at 60, "
+              "~60 at 400); this archive's MAP cannot see it, a live stream's top page would. On "
+              "the test half 400 gave English MAP@1000 0.787 -> 0.795 and Spanish / English "
+              "0.852 -> 0.848 (read once, after the choice)."),
+}
 
 
 def queries_of(events: list[str]) -> list[tuple[str, str, str, str]]:
@@ -116,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ev.WORK)
     ap.add_argument("--seed", type=int, default=ev.SPLIT_SEED)
     ap.add_argument("--write-results", action="store_true")
-    ap.add_argument("--feedback-ef", action="store_true",
-                    help="only the sweep of the feedback walk's beam (FEEDBACK_EFS), written to "
-                         "results/tune_feedback_ef.json with --write-results")
+    ap.add_argument("--sweep", choices=sorted(SWEEPS),
+                    help="only the sweep of one setting (SWEEPS), written to "
+                         "results/tune_NAME.json with --write-results")
+    ap.add_argument("--feedback-ef", action="store_true", help="the same as --sweep feedback_ef")
     args = ap.parse_args(argv)
     from townsquare.search.engine import SearchConfig, SearchEngine
     from townsquare.search.rank import RankWeights
@@ -135,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     sem = ev.Semantic(store, home, ours.lx)
     ref = ev.Bm25Reference(store)
 
-    def run_of(setting: dict | None, **depths: int):
-        """The engine with ``setting`` over ``BEFORE`` (None: the engine's own defaults)."""
+    def run_of(setting: dict | None, **depths):
+        """The engine with ``setting`` over ``BEFORE`` (None: the engine's own defaults, with
+        ``depths``: ``SearchConfig`` fields, or ``RankWeights`` ones over its defaults)."""
         if setting is None:
-            cfg = SearchConfig(**depths)
+            w = {k: depths.pop(k) for k in list(depths) if k in WEIGHT_NAMES}
+            cfg = SearchConfig(**depths, **({"weights": replace(RankWeights(), **w)} if w else {}))
         else:
             p = {**BEFORE, **setting}
             w = RankWeights(**{k: p[k] for k in WEIGHT_NAMES if k in p})
@@ -149,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     bm25 = score(ref.search, qs, rel)
-    if args.feedback_ef:
-        return feedback_ef_sweep(run_of, qs, rel, bm25, {
+    if args.feedback_ef or args.sweep:
+        return sweep(run_of, args.sweep or "feedback_ef", qs, rel, bm25, {
             "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "posts": n_posts,
             "seed": args.seed, "tuning_events": tune, "queries": len(qs),
             "embed_model": store.embed_model()}, args.write_results)
@@ -189,38 +207,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def feedback_ef_sweep(run_of, qs, rel, bm25: dict, meta: dict, write: bool) -> int:
-    """Each beam of ``FEEDBACK_EFS`` on the tuning half (and the seconds its queries took
-    here; bench/search.py measures latency at 1.1M posts)."""
+def sweep(run_of, name: str, qs, rel, bm25: dict, meta: dict, write: bool) -> int:
+    """Each value of ``SWEEPS[name]`` on the tuning half (and the seconds its queries took
+    here; bench/search.py measures latency at 1.1M posts). Best: the highest objective, ties to
+    the value listed first."""
+    values, title, decision = SWEEPS[name]
     rows = []
-    for ef in FEEDBACK_EFS:
+    for v in values:
         t = time.perf_counter()
-        rows.append({"feedback_ef": ef, **score(run_of(None, feedback_ef=ef), qs, rel),
+        rows.append({name: v, **score(run_of(None, **{name: v}), qs, rel),
                      "seconds": round(time.perf_counter() - t, 1)})
-        ev.log(f"  feedback_ef {ef}: objective {rows[-1]['objective']}, nDCG@10 mean "
+        ev.log(f"  {name} {v}: objective {rows[-1]['objective']}, nDCG@10 mean "
                f"{rows[-1]['ndcg10_mean']}")
-    best = max(rows, key=lambda r: (r["objective"], -(r["feedback_ef"] or 10**9)))
+    best = max(rows, key=lambda r: r["objective"])
     lines = [f"{meta['date']}: {meta['posts']:,} posts, the tuning half only "
              f"({len(meta['tuning_events'])} events, seed {meta['seed']}, {meta['queries']} "
-             f"queries), the engine's defaults but the feedback walk's beam. Objective: (2 x "
-             f"English + French + Spanish) / 4 of MAP@1000. BM25: {bm25['objective']:.4f}.", "",
-             "| feedback_ef | objective | MAP@1000 en | fr | es | nDCG@10 mean | seconds |",
+             f"queries), the engine's defaults but `{name}`. Objective: (2 x English + French + "
+             f"Spanish) / 4 of MAP@1000. BM25: {bm25['objective']:.4f}.", "",
+             f"| {name} | objective | MAP@1000 en | fr | es | nDCG@10 mean | seconds |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['feedback_ef'] or 'None (= depth)'} | {r['objective']:.4f} | "
+        label = "None (= depth)" if r[name] is None else r[name]
+        lines.append(f"| {label} | {r['objective']:.4f} | "
                      f"{r['map1000_en']:.4f} | {r['map1000_fr']:.4f} | {r['map1000_es']:.4f} | "
                      f"{r['ndcg10_mean']:.4f} | {r['seconds']} |")
-    lines += ["", f"Best: feedback_ef {best['feedback_ef']} (objective {best['objective']:.4f})."]
+    lines += ["", f"Best: {name} {best[name]} (objective {best['objective']:.4f}). {decision}"]
     text = "\n".join(lines)
     print(text)
     if write:
+        command = f"python eval/tune_search.py --sweep {name} --write-results"
         ev.RESULTS.mkdir(parents=True, exist_ok=True)
-        (ev.RESULTS / "tune_feedback_ef.json").write_text(json.dumps(
-            {**meta, "command": "python eval/tune_search.py --feedback-ef --write-results",
-             "bm25 (ref)": bm25, "rows": rows, "best": best}, indent=2) + "\n")
-        (ev.RESULTS / "tune_feedback_ef.md").write_text(
-            "# The feedback walk's beam, chosen on the tuning half\n\nCommand: `python "
-            "eval/tune_search.py --feedback-ef --write-results`.\n\n" + text + "\n")
+        (ev.RESULTS / f"tune_{name}.json").write_text(json.dumps(
+            {**meta, "command": command, "bm25 (ref)": bm25, "rows": rows, "best": best,
+             "decision": decision},
+            indent=2) + "\n")
+        (ev.RESULTS / f"tune_{name}.md").write_text(
+            f"# {title}, measured on the tuning half\n\nCommand: `{command}`.\n\n" + text + "\n")
     return 0
 
 

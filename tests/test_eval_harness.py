@@ -67,3 +67,20 @@ def test_bcubed_matches_a_brute_force_count_and_a_post_in_no_story_is_alone(ev):
                    / sum(truth[j] == truth[i] for j in items) for i in items])
     p, r, f = bcubed(truth, pred, keep)
     assert (p, r) == pytest.approx((prec, rec)) and f == pytest.approx(2 * p * r / (p + r))
+
+
+def test_the_collapsed_reference_keeps_each_near_duplicate_groups_first_post_in_order(ev, store):
+    from townsquare.ingest.enrich import LateStage
+    from townsquare.posts import Post
+    from townsquare.store.base import Stored
+    a, b, c = 1212092628029698048, 1212092628029698049, 1212092628029698050
+    store.write_batch([Stored(Post(id=pid, text=t, source="s1").normalized(), "f.csv", 1)
+                       for pid, t in ((a, "water rising fast near the old mill bridge"),
+                                      (b, "RT @x: water rising fast near the old mill bridge"),
+                                      (c, "a different post"))], [])
+    LateStage(store).run()
+    collapsed = ev["search"].collapsed
+    assert collapsed(store, [b, c, a]) == [b, c]          # the copy ranked first stands for a
+    assert collapsed(store, [c, a, b]) == [c, a]
+    assert collapsed(store, [c, 999]) == [c, 999]          # an id the store lacks stays
+    assert collapsed(store, []) == []

@@ -117,11 +117,25 @@ class SearchConfig:
     feedback_depth: int = 1000      # at most this many neighbours of the moved query
     # The feedback walk's HNSW beam (None: as wide as ``feedback_depth``, as the query's own
     # walk). Tuning half of eval/search.py (seed 11), the objective of eval/tune_search.py
-    # (--feedback-ef): 1,000 (= depth) 0.636, 500 0.642, 250 0.649, 125 0.648, 64 0.625. A
+    # (--sweep feedback_ef): 1,000 (= depth) 0.636, 500 0.642, 250 0.649, 125 0.648, 64 0.625. A
     # narrower beam stays in the moved query's own region, which is where its relevant posts
     # are, and the walk costs less (184,551 posts: 2.5 -> 1.0 ms; bench/search.py's hybrid p50
     # at 1.1M posts 15.89 -> 14.97 ms, the two runs back to back).
     feedback_ef: int | None = 250
+    # Tried on the same tuning half, not kept (2026-12-06, objective 0.6485 at the defaults):
+    # - several moved queries: the top 50 posts in 3 groups (k-means on their vectors, farthest
+    #   point seeds), one walk each, merged by best cosine: 0.630 (by rank, interleaved: 0.609;
+    #   the 3 walks 2,000 deep: 0.644). One centroid of the top 20 stays best.
+    # - the feedback from 50 posts instead of 20: 0.647.
+    # - the expansion list started while the query's neighbours are searched, from the lexical
+    #   lists' head alone: its words matched those of the fused head for 0 of bench/search.py's
+    #   50 hybrid queries (29% of the words on average), so it could not be reused.
+    # - a learned re-ranking (logistic regression on the fused rank, the cosines to the query
+    #   and to the moved query, which lists found the post; 2-fold by event within the tuning
+    #   half): MAP@1000 English 0.718 -> 0.744, French 0.597 -> 0.636, Spanish 0.562 -> 0.603,
+    #   but it needs every candidate's vector (~2,000 a query, on the query's path); with only
+    #   the cosines the lists already hold, English 0.734 and Spanish unchanged. Not built: it
+    #   falls short of x1.35 BM25 either way and costs latency that hybrid p50 has no room for.
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list

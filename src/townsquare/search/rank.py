@@ -73,7 +73,12 @@ class RankWeights:
     fast tier's hybrid (eval/search.py, ``fit-e5``) gains too, MAP@1000 English 0.579 -> 0.610,
     French 0.488 -> 0.495, Spanish 0.430 -> 0.432; nDCG@10 loses a little in both (e5: French
     0.827 -> 0.823, Spanish 0.874 -> 0.861), within the script's guard."""
-    rrf_k: int = 60                   # RRF's damping constant
+    # RRF's damping constant. A larger k measured a little better in depth on the tuning half
+    # (eval/tune_search.py --sweep rrf_k: objective 60 0.649, 250 0.654, 400 0.655), but it
+    # widens what recency and engagement reorder within one list (~15% of k + rank: the first
+    # ~10 ranks at 60, ~60 at 400), which the archive's MAP cannot see and a live stream's top
+    # page would: kept at 60.
+    rrf_k: int = 60
     lexical: float = 2.0              # weight of the BM25 list (all query words) in RRF
     any_terms: float = 0.25           # weight of the BM25 list of posts with ANY query word
     semantic: float = 0.5             # weight of the embedding list in RRF
