@@ -22,7 +22,7 @@ Two parts:
    record: a depth trades recall for latency (bench/search.py), which this objective does not
    see, so they are reported and not chosen from.
 4. ``--sweep NAME`` (``SWEEPS``): one setting alone at the engine's defaults, for a setting
-   added after the grid: the feedback walk's beam (``feedback_ef``), RRF's ``rrf_k``.
+   added after the grid: the HNSW beams (``feedback_ef``, ``semantic_ef``), RRF's ``rrf_k``.
 
 Run (after ``python eval/search.py`` has built and embedded the store under ``eval/.work``):
 
@@ -83,13 +83,17 @@ CONFIG_NAMES = ("feedback_docs", "feedback_query_weight", "expansion_docs")
 DEPTH_NAMES = ("lexical_depth", "semantic_depth", "feedback_depth", "expansion_depth")
 DEPTHS = [{name: d} for name in DEPTH_NAMES for d in (500, 2000)]
 # One setting swept alone, the engine's defaults otherwise (``--sweep NAME``): its values and
-# the title of its results (``results/tune_NAME.md``). ``feedback_ef``: the feedback walk's
-# HNSW beam (``SearchConfig.feedback_ef``; None: as wide as its depth). ``rrf_k``: RRF's
+# the title of its results (``results/tune_NAME.md``). ``feedback_ef`` and ``semantic_ef``: the
+# HNSW beams of the feedback walk and of the query's own (``SearchConfig``; None: as wide as the
+# list's depth). ``rrf_k``: RRF's
 # damping constant (``RankWeights.rrf_k``): a larger k flattens each list's contributions, so
 # that at depth a post found by several lists outranks one found high by one list only.
 SWEEPS: dict[str, tuple[tuple, str, str]] = {
     "feedback_ef": ((None, 500, 250, 125, 64), "The feedback walk's beam",
                     "Adopted: `SearchConfig.feedback_ef` = 250."),
+    "semantic_ef": ((None, 500, 250, 125, 64), "The query's own walk's beam",
+                    "Adopted: `SearchConfig.semantic_ef` = 125 (the best objective; mean "
+                    "nDCG@10 as at None)."),
     "rrf_k": ((20, 60, 150, 250, 400, 600, 1000), "RRF's damping constant",
               "Not adopted: `RankWeights.rrf_k` stays 60. A larger k widens what recency and "
               "engagement reorder within one list (~15% of k + rank: the first ~10 ranks at 60, "

@@ -281,10 +281,12 @@ def test_feedback_settings_are_validated():
     with pytest.raises(ValueError, match="feedback_ef"):
         SearchConfig(feedback_ef=0)
     assert SearchConfig(feedback_ef=None).feedback_ef is None
+    with pytest.raises(ValueError, match="semantic_ef"):
+        SearchConfig(semantic_ef=0)
+    assert SearchConfig(semantic_ef=None).semantic_ef is None
 
 
-def test_the_feedback_walk_gets_its_beam_and_the_querys_own_walk_the_default(axis_stream,
-                                                                            store):
+def test_the_querys_own_walk_and_the_feedback_walk_each_get_their_beam(axis_stream, store):
     from townsquare.embed.sync import StoreVectors
 
     class Beams(StoreVectors):
@@ -296,11 +298,11 @@ def test_the_feedback_walk_gets_its_beam_and_the_querys_own_walk_the_default(axi
             return super().nearest(q, k, max_seq, ef=ef)
 
     emb = _AxisEmbedder()
-    for ef, walks in ((7, [None, 7]), (None, [None, None])):
+    for own, ef, walks in ((None, 7, [None, 7]), (5, None, [5, None]), (3, 9, [3, 9])):
         v = Beams(store, None, emb.dim)
         v.asked = []
         r = SearchEngine(store, embedder=emb, vectors=v, config=SearchConfig(
-            min_similarity=0.2, feedback_docs=1, feedback_query_weight=0.5,
+            min_similarity=0.2, feedback_docs=1, feedback_query_weight=0.5, semantic_ef=own,
             feedback_ef=ef)).run("alpha")
         assert v.asked == walks and set(_ids(r)) == {0, 1, 3}
 

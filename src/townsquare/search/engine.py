@@ -96,6 +96,9 @@ UNCALIBRATED_DEPTH = 200
 # 500, and finds 94% of the exact top 1,000 (efSearch = k; no second search when the beam is
 # exhausted; before those fixes k=1,000 took ~100 ms and found 40%). A first page (limit 20)
 # went from 15.2 to 24.2 ms p50 with the depth (two such searches: semantic and feedback).
+# Both walks now run on narrower beams (``semantic_ef``, ``feedback_ef``), chosen on the tuning
+# half: a beam narrower than the depth stays nearer the query, which costs no MAP@1000 there
+# (bench/search.py at 1.1M posts: the query's own walk 3.9 -> 1.1 ms, hybrid p50 16.1 -> 12.0).
 
 
 class SearchError(ValueError):
@@ -109,6 +112,15 @@ class SearchConfig:
     # semantic candidates below this cosine are dropped; None: the model's calibrated floor
     # (``SIMILARITY_FLOORS``), or its nearest ``UNCALIBRATED_DEPTH`` for a model without one
     min_similarity: float | None = None
+    # The query's own HNSW walk's beam (None: as wide as ``semantic_depth``, widened until it
+    # finds that many). Tuning half of eval/search.py (seed 11), eval/tune_search.py's objective
+    # (--sweep semantic_ef): None 0.649, 500 0.650, 250 0.647, 125 0.655, 64 0.644 (mean
+    # nDCG@10 0.878, 0.879, 0.874, 0.878, 0.866): no quality lost down to 125, and the walk is
+    # on the query's path (bench/search.py, hybrid at 1.1M posts). Per language it moves the
+    # top of the page: at 125 against None, nDCG@10 on the tuning half French 0.826 -> 0.813,
+    # Spanish 0.862 -> 0.880; on the test half (read once, after the choice) French 0.954 ->
+    # 0.929, Spanish 0.908 -> 0.911, English MAP@1000 0.787 -> 0.790.
+    semantic_ef: int | None = 125
     common_share: float = 0.05      # words in more of the posts stay out of the any-word list
     # Pseudo-relevance feedback (``_feedback``). Defaults chosen on the tuning half of
     # eval/search.py (seed 11) with eval/tune_search.py, with RankWeights' (figures there).
@@ -154,8 +166,10 @@ class SearchConfig:
         for name in ("feedback_docs", "feedback_depth", "expansion_docs", "expansion_terms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.feedback_ef is not None and self.feedback_ef < 1:
-            raise ValueError(f"feedback_ef must be >= 1 or None, got {self.feedback_ef}")
+        for name in ("semantic_ef", "feedback_ef"):
+            ef = getattr(self, name)
+            if ef is not None and ef < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {ef}")
         if not 0.0 <= self.feedback_query_weight <= 1.0:
             raise ValueError(f"feedback_query_weight must be in [0, 1], got "
                              f"{self.feedback_query_weight}")
@@ -581,7 +595,7 @@ class SearchEngine:
         t0 = time.perf_counter()
         qv = self.embedder.query(text)                                   # (dim,)
         t1 = time.perf_counter()
-        near = self.vectors.nearest(qv, self._neighbours(), max_seq)
+        near = self.vectors.nearest(qv, self._neighbours(), max_seq, ef=self.config.semantic_ef)
         t2 = time.perf_counter()
         return qv, near, {"embed_query": round((t1 - t0) * 1000, 3),
                           "semantic": round((t2 - t1) * 1000, 3)}
