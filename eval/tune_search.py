@@ -85,9 +85,9 @@ DEPTHS = [{name: d} for name in DEPTH_NAMES for d in (500, 2000)]
 # One setting swept alone, the engine's defaults otherwise (``--sweep NAME``): its values and
 # the title of its results (``results/tune_NAME.md``). ``feedback_ef`` and ``semantic_ef``: the
 # HNSW beams of the feedback walk and of the query's own (``SearchConfig``; None: as wide as the
-# list's depth). ``rrf_k``: RRF's
-# damping constant (``RankWeights.rrf_k``): a larger k flattens each list's contributions, so
-# that at depth a post found by several lists outranks one found high by one list only.
+# list's depth). ``rrf_k``: RRF's damping constant (``RankWeights.rrf_k``): a larger k
+# flattens each list's contributions, so that at depth a post found by several lists outranks
+# one found high by one list only.
 SWEEPS: dict[str, tuple[tuple, str, str]] = {
     "feedback_ef": ((None, 500, 250, 125, 64), "The feedback walk's beam",
                     "Adopted: `SearchConfig.feedback_ef` = 250."),

@@ -146,8 +146,9 @@ class SearchConfig:
     #   and to the moved query, which lists found the post; 2-fold by event within the tuning
     #   half): MAP@1000 English 0.718 -> 0.744, French 0.597 -> 0.636, Spanish 0.562 -> 0.603,
     #   but it needs every candidate's vector (~2,000 a query, on the query's path); with only
-    #   the cosines the lists already hold, English 0.734 and Spanish unchanged. Not built: it
-    #   falls short of x1.35 BM25 either way and costs latency that hybrid p50 has no room for.
+    #   the cosines the lists already hold, English 0.734 and Spanish unchanged. Not built at
+    #   this stop: it falls short of x1.35 BM25 either way, and reading ~2,000 vectors a query
+    #   costs latency (since ``semantic_ef``, hybrid p50 has ~3 ms of room for it).
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list
