@@ -47,7 +47,7 @@ of embedding, as tantivy's are as of indexing), else from the read that checks t
 fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
 head, as far as the page needs (``_collapse``).
 
-Pagination: a cursor fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
+Pagination: a cursor (``search.cursor``) fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
 the newest post's time that recency counts from) so posts that arrive later neither appear nor
 shift pages; ``top`` pages slice the ranking of that snapshot, ``latest`` pages continue after
 the last ``(created_at, id)`` seen. One thing moves with new posts: BM25's statistics (word
@@ -56,26 +56,29 @@ boundary; a single-word query keeps its order.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from townsquare import query as q
 from townsquare.posts import Post, format_time
 from townsquare.protocols import Embedder, LexicalIndex, Nearest, VectorIndex
-from townsquare.search.rank import (Fused, RankColumns, RankWeights, expansion_terms,
-                                   final_scores, order, rrf)
+from townsquare.search.config import (SIMILARITY_FLOORS, UNCALIBRATED_DEPTH, SearchConfig,
+                                      SearchError)
+from townsquare.search.cursor import MAX_TIME_MS, decode_cursor, encode_cursor, fingerprint
+from townsquare.search.rank import (Fused, RankColumns, expansion_terms, final_scores, order,
+                                   rrf)
 from townsquare.store.base import Store
 from townsquare.timing import Laps
+
+__all__ = ["MAX_LIMIT", "MODES", "SIMILARITY_FLOORS", "SearchConfig", "SearchEngine", "SearchError",
+           "SearchHit", "SearchResponse", "relax_text"]
 
 log = logging.getLogger(__name__)
 
@@ -84,98 +87,6 @@ OVERFETCH = 2              # tantivy candidates per needed result, before the SQ
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
 MAX_LIMIT = 1000           # results per page
 _FEEDBACK_HEAD = 200       # near-duplicate groups read for the feedback round's top posts
-
-# The cosine below which a semantic neighbour is almost never relevant, per embedding model:
-# calibrated by ``eval/search.py`` on the tuning half of its events (the highest cosine under
-# which fewer than one neighbour in ten is relevant; see ``calibrate_floor`` there). A model
-# not listed keeps its nearest ``UNCALIBRATED_DEPTH`` neighbours instead, as before floors.
-SIMILARITY_FLOORS: dict[str, float] = {"e5-small-int8": 0.825}
-UNCALIBRATED_DEPTH = 200
-# ``semantic_depth`` is 1,000, the page's depth. On the eval store (184,551 e5 vectors, 2 shared
-# cores) ``VectorIndex.search`` takes 7.9 ms p50 / 12.7 ms p95 at k=1,000 against 2.7 / 7.2 at
-# 500, and finds 94% of the exact top 1,000 (efSearch = k; no second search when the beam is
-# exhausted; before those fixes k=1,000 took ~100 ms and found 40%). A first page (limit 20)
-# went from 15.2 to 24.2 ms p50 with the depth (two such searches: semantic and feedback).
-# Both walks now run on narrower beams (``semantic_ef``, ``feedback_ef``), chosen on the tuning
-# half: a beam narrower than the depth stays nearer the query, which costs no MAP@1000 there
-# (bench/search.py at 1.1M posts: the query's own walk 3.9 -> 1.1 ms, hybrid p50 16.1 -> 12.0).
-
-
-class SearchError(ValueError):
-    """A request that cannot be served as asked (bad mode, limit or cursor)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SearchConfig:
-    lexical_depth: int = 1000       # BM25 candidates per lexical list (every word, any word)
-    semantic_depth: int = 1000      # at most this many neighbours per semantic list (see above)
-    # semantic candidates below this cosine are dropped; None: the model's calibrated floor
-    # (``SIMILARITY_FLOORS``), or its nearest ``UNCALIBRATED_DEPTH`` for a model without one
-    min_similarity: float | None = None
-    # The query's own HNSW walk's beam (None: as wide as ``semantic_depth``, widened until it
-    # finds that many). Tuning half of eval/search.py (seed 11), eval/tune_search.py's objective
-    # (--sweep semantic_ef): None 0.649, 500 0.650, 250 0.647, 125 0.655, 64 0.644 (mean
-    # nDCG@10 0.878, 0.879, 0.874, 0.878, 0.866): no quality lost down to 125, and the walk is
-    # on the query's path (bench/search.py, hybrid at 1.1M posts). Per language it moves the
-    # top of the page: at 125 against None, nDCG@10 on the tuning half French 0.826 -> 0.813,
-    # Spanish 0.862 -> 0.880; on the test half (read once, after the choice) French 0.954 ->
-    # 0.929, Spanish 0.908 -> 0.911, English MAP@1000 0.787 -> 0.790.
-    semantic_ef: int | None = 125
-    common_share: float = 0.05      # words in more of the posts stay out of the any-word list
-    # Pseudo-relevance feedback (``_feedback``). Defaults chosen on the tuning half of
-    # eval/search.py (seed 11) with eval/tune_search.py, with RankWeights' (figures there).
-    feedback_docs: int = 20         # first-round posts whose vectors move the query (0: off)
-    feedback_query_weight: float = 0.1   # share of the query's own vector in the moved query
-    feedback_depth: int = 1000      # at most this many neighbours of the moved query
-    # The feedback walk's HNSW beam (None: as wide as ``feedback_depth``, as the query's own
-    # walk). Tuning half of eval/search.py (seed 11), the objective of eval/tune_search.py
-    # (--sweep feedback_ef): 1,000 (= depth) 0.636, 500 0.642, 250 0.649, 125 0.648, 64 0.625. A
-    # narrower beam stays in the moved query's own region, which is where its relevant posts
-    # are, and the walk costs less (184,551 posts: 2.5 -> 1.0 ms; bench/search.py's hybrid p50
-    # at 1.1M posts 15.89 -> 14.97 ms, the two runs back to back).
-    feedback_ef: int | None = 250
-    # Tried on the same tuning half, not kept (2026-12-06, objective 0.6485 at the defaults):
-    # - several moved queries: the top 50 posts in 3 groups (k-means on their vectors, farthest
-    #   point seeds), one walk each, merged by best cosine: 0.630 (by rank, interleaved: 0.609;
-    #   the 3 walks 2,000 deep: 0.644). One centroid of the top 20 stays best.
-    # - the feedback from 50 posts instead of 20: 0.647.
-    # - the expansion list started while the query's neighbours are searched, from the lexical
-    #   lists' head alone: its words matched those of the fused head for 0 of bench/search.py's
-    #   50 hybrid queries (29% of the words on average), so it could not be reused.
-    # - a learned re-ranking (logistic regression on the fused rank, the cosines to the query
-    #   and to the moved query, which lists found the post; 2-fold by event within the tuning
-    #   half): MAP@1000 English 0.718 -> 0.744, French 0.597 -> 0.636, Spanish 0.562 -> 0.603,
-    #   but it needs every candidate's vector (~2,000 a query, on the query's path); with only
-    #   the cosines the lists already hold, English 0.734 and Spanish unchanged. Not built at
-    #   this stop: it falls short of x1.35 BM25 either way, and reading ~2,000 vectors a query
-    #   costs latency (since ``semantic_ef``, hybrid p50 has ~3 ms of room for it).
-    expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
-    expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
-    expansion_depth: int = 1000     # BM25 candidates of the expansion list
-    # The depths, measured on the tuning half (eval/tune_search.py's objective, 0.632 at these
-    # depths with the semantic weight 1.0 used then; 0.636 with 0.5, the default since):
-    # expansion 500 / 2,000: 0.621 / 0.640; feedback 500 / 2,000: 0.614 / 0.643; semantic
-    # 500 / 2,000: 0.629 / 0.637; lexical 500 / 2,000: 0.631 / 0.632. Deeper lists find a
-    # little more for a longer HNSW walk or BM25 list on the query's path (k = 500 -> 1,000
-    # added ~1.5 ms to an HNSW search at 1.1M posts): kept at 1,000.
-    weights: RankWeights = field(default_factory=RankWeights)
-
-    def __post_init__(self):
-        if self.lexical_depth < 1 or self.semantic_depth < 0 or self.expansion_depth < 1:
-            raise ValueError("lexical_depth and expansion_depth must be >= 1 and "
-                             "semantic_depth >= 0")
-        for name in ("feedback_docs", "feedback_depth", "expansion_docs", "expansion_terms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("semantic_ef", "feedback_ef"):
-            ef = getattr(self, name)
-            if ef is not None and ef < 1:
-                raise ValueError(f"{name} must be >= 1 or None, got {ef}")
-        if not 0.0 <= self.feedback_query_weight <= 1.0:
-            raise ValueError(f"feedback_query_weight must be in [0, 1], got "
-                             f"{self.feedback_query_weight}")
-        if self.min_similarity is not None and not -1.0 <= self.min_similarity <= 1.0:
-            raise ValueError(f"min_similarity must be in [-1, 1], got {self.min_similarity}")
 
 
 @dataclass(slots=True)
@@ -230,60 +141,6 @@ def relax_text(node: q.Node) -> q.Node | None:
     return node            # Not (exclusions stay whole), Mention, Cashtag, Op
 
 
-def _fingerprint(query: str, mode: str) -> str:
-    return hashlib.sha1(f"{mode}\x00{query}".encode()).hexdigest()[:12]
-
-
-def _encode_cursor(d: dict) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(d)).decode().rstrip("=")
-
-
-# A cursor comes back from the client, so every field is checked before it reaches the store:
-# a missing key, a string for a number or an integer past SQLite's 64 bits would otherwise fail
-# deep in a query (and answer 500). Ranges: seq and offset >= 0, "now" a ms time up to year 9999,
-# ``top``'s recency reference "r" like "now", the (created_at, id) of ``latest``'s last post any
-# 64-bit pair.
-_I64 = (-(2**63), 2**63 - 1)
-_CURSOR_INTS = {"v": (1, 1), "s": (0, _I64[1]), "n": (0, 253_402_300_799_999),
-                "o": (0, _I64[1]), "r": (0, 253_402_300_799_999)}
-_CURSOR_KEYS = {"top": {"v", "f", "s", "n", "o", "r"}, "latest": {"v", "f", "s", "n", "b"}}
-
-
-def _int_in(x: Any, lo: int, hi: int) -> bool:
-    return type(x) is int and lo <= x <= hi          # bool is an int: refused by ``type``
-
-
-def _cursor_ok(d: Any, mode: str) -> bool:
-    """Whether ``d`` has the shape of a cursor this server issues for ``mode``."""
-    if not isinstance(d, dict) or not {"v", "f", "s", "n"} <= d.keys() <= _CURSOR_KEYS[mode]:
-        return False
-    if not all(_int_in(d[k], *bounds) for k, bounds in _CURSOR_INTS.items() if k in d):
-        return False
-    b = d.get("b", [0, 0])
-    return isinstance(b, list) and len(b) == 2 and all(_int_in(x, *_I64) for x in b)
-
-
-def _decode_cursor(cursor: str, query: str, mode: str) -> dict:
-    """The state a cursor carries; ``SearchError`` for anything this server did not issue for
-    ``query`` and ``mode``.
-
-    >>> _decode_cursor(_encode_cursor({"v": 1, "f": _fingerprint("a", "top"), "s": "9", "n": 0}),
-    ...                "a", "top")
-    Traceback (most recent call last):
-    ...
-    townsquare.search.engine.SearchError: cursor 'eyJ2IjoxLCJmIjoiMmFk': not a cursor this server issued
-    """
-    try:
-        d = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
-        d = None
-    if not _cursor_ok(d, mode):
-        raise SearchError(f"cursor {cursor[:20]!r}: not a cursor this server issued")
-    if d["f"] != _fingerprint(query, mode):
-        raise SearchError("cursor belongs to another query or mode; start again without it")
-    return d
-
-
 class SearchEngine:
     """Search a store. ``embedder`` and ``vectors`` (``embed.sync.StoreVectors`` or
     ``InStoreVectors``) enable the semantic stage; without them search is lexical only, and says
@@ -316,13 +173,13 @@ class SearchEngine:
         clock = Laps()
         node = q.parse(query)
         # A cursor pins the snapshot (seq) and "now" (for within_time:) of its first page.
-        state = _decode_cursor(cursor, query, mode) if cursor else {
-            "v": 1, "f": _fingerprint(query, mode), "s": self.store.max_seq(),
+        state = decode_cursor(cursor, query, mode) if cursor else {
+            "v": 1, "f": fingerprint(query, mode), "s": self.store.max_seq(),
             "n": int(time.time() * 1000) if now_ms is None else now_ms}
         if mode == "top" and "r" not in state:
             # recency counts from the newest post of the snapshot: pinned, so that posts
             # arriving between pages do not age every candidate and reorder the ranking
-            state["r"] = min(max(self.store.newest_created_at() or 0, 0), _CURSOR_INTS["r"][1])
+            state["r"] = min(max(self.store.newest_created_at() or 0, 0), MAX_TIME_MS)
         clock.lap("parse")
         if mode == "latest":
             hits, nxt = self._latest(node, limit, state, clock)
@@ -365,7 +222,7 @@ class SearchEngine:
         nxt = None
         if used and (used < len(rows) or len(rows) == fetch):   # more rows after the last used
             last = posts[rows[used - 1][0]]
-            nxt = _encode_cursor({**state, "b": [last.created_at, last.id]})
+            nxt = encode_cursor({**state, "b": [last.created_at, last.id]})
         return hits, nxt
 
     # --- top -------------------------------------------------------------------------------------
@@ -467,7 +324,7 @@ class SearchEngine:
             hits.append(_hit(posts[pid], score, parts, matched,
                              counts.get(roots.get(pid, pid), 0)))
         clock.lap("collapse")
-        nxt = (_encode_cursor({**state, "o": offset + limit})
+        nxt = (encode_cursor({**state, "o": offset + limit})
                if offset + limit < len(collapsed) else None)
         return hits, nxt, sem_info
 
