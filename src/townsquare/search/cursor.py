@@ -23,10 +23,12 @@ __all__ = ["MAX_TIME_MS", "decode_cursor", "encode_cursor", "fingerprint"]
 
 
 def fingerprint(query: str, mode: str) -> str:
+    """What ties a cursor to its query and mode: 12 hex digits of their SHA-1."""
     return hashlib.sha1(f"{mode}\x00{query}".encode()).hexdigest()[:12]
 
 
 def encode_cursor(d: dict) -> str:
+    """A page's state as URL-safe base64 of its JSON, padding dropped."""
     return base64.urlsafe_b64encode(orjson.dumps(d)).decode().rstrip("=")
 
 
