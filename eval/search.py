@@ -433,15 +433,8 @@ class Bm25Reference:
 def collapsed(store, ranked: list[int]) -> list[int]:
     """``ranked`` with each near-duplicate group's first post only (the store's ``dup_roots``,
     as townsquare's search collapses its pages), in the same order."""
-    roots = store.dup_roots(ranked)
-    seen: set[int] = set()
-    out = []
-    for pid in ranked:
-        root = roots.get(pid, pid)
-        if root not in seen:
-            seen.add(root)
-            out.append(pid)
-    return out
+    from townsquare.search.engine import heads
+    return heads(ranked, store.dup_roots(ranked), len(ranked))
 
 
 class Ours:

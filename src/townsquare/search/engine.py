@@ -78,7 +78,7 @@ from townsquare.store.base import Store
 from townsquare.timing import Laps
 
 __all__ = ["MAX_LIMIT", "MODES", "SIMILARITY_FLOORS", "SearchConfig", "SearchEngine", "SearchError",
-           "SearchHit", "SearchResponse", "relax_text"]
+           "SearchHit", "SearchResponse", "heads", "relax_text"]
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class SearchEngine:
             head = rrf(lists, cfg.weights).best(_FEEDBACK_HEAD)
             roots.update(self.store.dup_roots(head))
             if cfg.expansion_docs:
-                texts.update(self.store.texts_of(_heads(head, roots, cfg.expansion_docs)))
+                texts.update(self.store.texts_of(heads(head, roots, cfg.expansion_docs)))
             clock.lap("prefetch")
         sem_info, cos, qv, sem_filter = self._semantic(node, pending, state, lists, fields,
                                                        known, clock)
@@ -557,7 +557,7 @@ class SearchEngine:
         ``texts``: posts' texts already read (the lexical head's), gains the others it reads."""
         cfg = self.config
         ranked = relevance.best()
-        top = _heads(ranked, roots, cfg.feedback_docs)
+        top = heads(ranked, roots, cfg.feedback_docs)
         # From the vector index's memory, not the store's table: its pages are cold for a
         # query's random posts (~12 ms for 20 of them at 1.1M posts). None of them there (the
         # fast tier's posts, before e5 reaches them): no moved query, the expansion list still.
@@ -576,7 +576,7 @@ class SearchEngine:
                 and cfg.weights.expansion > 0):
             # ... beside the expansion list, from the first round's top posts (their roots
             # were read for the first ``_FEEDBACK_HEAD``)
-            best = _heads(ranked, roots, cfg.expansion_docs)
+            best = heads(ranked, roots, cfg.expansion_docs)
             texts.update(self.store.texts_of([pid for pid in best if pid not in texts]))
             words = expansion_terms([texts[pid] for pid in best if pid in texts], lx.share,
                                     cfg.expansion_terms, cfg.common_share)
@@ -614,7 +614,7 @@ def _forget_worker() -> None:
 os.register_at_fork(after_in_child=_forget_worker)
 
 
-def _heads(ranked: list[int], roots: dict[int, int], n: int) -> list[int]:
+def heads(ranked: list[int], roots: dict[int, int], n: int) -> list[int]:
     """The first ``n`` posts of ``ranked``, one per near-duplicate group (``roots``)."""
     top: list[int] = []
     seen: set[int] = set()
