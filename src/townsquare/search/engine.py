@@ -47,6 +47,13 @@ of embedding, as tantivy's are as of indexing), else from the read that checks t
 fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
 head, as far as the page needs (``_collapse``).
 
+Early termination: without a semantic stage (no embedder, or ``semantic=False``), the lexical
+lists are first read ``lexical_first_depth`` deep (50), then four times deeper, until no post
+further down any list can reach the page (``_top_early``, ``rank.proven_prefix``): the page is
+exactly the one the whole depth gives (a test compares them page by page), for a fraction of the
+reading (``bench/search.py``: lexical queries at 1.1M posts). With the semantic stage, the
+fusion and the feedback round need every list whole.
+
 Pagination: a cursor (``search.cursor``) fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
 the newest post's time that recency counts from) so posts that arrive later neither appear nor
 shift pages; ``top`` pages slice the ranking of that snapshot, ``latest`` pages continue after
@@ -60,20 +67,18 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from townsquare import query as q
-from townsquare.posts import Post, format_time
 from townsquare.protocols import Embedder, LexicalIndex, Nearest, VectorIndex
 from townsquare.search.config import (SIMILARITY_FLOORS, UNCALIBRATED_DEPTH, SearchConfig,
                                       SearchError)
 from townsquare.search.cursor import MAX_TIME_MS, decode_cursor, encode_cursor, fingerprint
-from townsquare.search.rank import (Fused, RankColumns, expansion_terms, final_scores, order,
-                                   rrf)
+from townsquare.search.rank import (Fused, RankColumns, Scores, expansion_terms, final_scores,
+                                   heads, order, proven_prefix, rrf)
+from townsquare.search.results import SearchHit, SearchResponse, hit_of
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -86,45 +91,8 @@ MODES = ("top", "latest")
 OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
 MAX_LIMIT = 1000           # results per page
+EARLY_SPAN = 2             # a shallow read: at least this many times the posts a page needs
 _FEEDBACK_HEAD = 200       # near-duplicate groups read for the feedback round's top posts
-
-
-@dataclass(slots=True)
-class SearchHit:
-    id: int
-    text: str
-    created_at: int
-    author: str | None
-    author_id: int | None
-    lang: str | None
-    score: float
-    parts: dict[str, float]
-    matched: list[str]                 # the lists that found it: "lexical", "semantic", ...
-    near_duplicates: int               # other posts of its near-duplicate group in the store
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": str(self.id), "text": self.text, "created_at": format_time(self.created_at),
-                "author": self.author, "author_id": str(self.author_id) if self.author_id else None,
-                "lang": self.lang, "score": round(self.score, 6),
-                "parts": {k: round(v, 6) for k, v in self.parts.items()},
-                "matched": self.matched, "near_duplicates": self.near_duplicates,
-                "url": f"https://x.com/i/status/{self.id}"}
-
-
-@dataclass(slots=True)
-class SearchResponse:
-    query: str
-    mode: str
-    results: list[SearchHit]
-    next_cursor: str | None
-    timings_ms: dict[str, float]
-    semantic: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "mode": self.mode,
-                "results": [h.to_dict() for h in self.results],
-                "next_cursor": self.next_cursor, "timings_ms": self.timings_ms,
-                "semantic": self.semantic}
 
 
 def relax_text(node: q.Node) -> q.Node | None:
@@ -184,10 +152,12 @@ class SearchEngine:
         if mode == "latest":
             hits, nxt = self._latest(node, limit, state, clock)
             sem = {"used": False, "reason": "latest mode lists exact matches by time"}
+            depth = None
         else:
-            hits, nxt, sem = self._top(node, limit, state, semantic, clock)
+            hits, nxt, sem, depth = self._top(node, limit, state, semantic, clock)
         return SearchResponse(query=query, mode=mode, results=hits, next_cursor=nxt,
-                              timings_ms=clock.total(), semantic=sem)
+                              timings_ms=clock.total(), semantic=sem,
+                              lexical_depth=depth)
 
     # --- latest ----------------------------------------------------------------------------------
     def _latest(self, node: q.Node, limit: int, state: dict, clock: Laps):
@@ -217,7 +187,7 @@ class SearchEngine:
             if root in roots:              # a near-duplicate of a post already on this page
                 continue
             roots.add(root)
-            hits.append(_hit(posts[pid], 0.0, {}, ["lexical"], count))
+            hits.append(hit_of(posts[pid], 0.0, {}, ["lexical"], count))
         clock.lap("collapse")
         nxt = None
         if used and (used < len(rows) or len(rows) == fetch):   # more rows after the last used
@@ -229,37 +199,27 @@ class SearchEngine:
     def _top(self, node: q.Node, limit: int, state: dict, semantic: bool, clock: Laps):
         cfg = self.config
         offset = int(state.get("o", 0))
-        lists: dict[str, list[int]] = {}
-        # Ranking fields read with the candidates (the tantivy index's columns, the semantic
-        # filter's rows): only the other candidates' are read from the store.
-        fields: list[RankColumns] = []
+        want = offset + limit + 1          # the page, and one more to know a next page exists
         rankable = self.store.rankable(node)
         lx = self._index(state, clock)
         # The query's embedding and its neighbours (``_nearest``: onnxruntime and faiss, which
         # release the GIL) run on the engine's worker thread beside the lexical lists.
         pending = self._start_semantic(node, semantic, state, clock)
-        # By BM25, or newest first for a query of operators only (nothing to score by text).
-        got = self._from_index(lx, node, cfg.lexical_depth, state, fields,
-                               "rank" if rankable else "time")
-        if got is None:                    # the store's own index
-            rows = self.store.lexical_search(node, now_ms=state["n"], limit=cfg.lexical_depth,
-                                             order="rank" if rankable else "time",
-                                             max_seq=state["s"])
-            got = [pid for pid, _ in rows], [s for _, s in rows] if rankable else None
-        lists["lexical"] = got[0]
-        # BM25 per id, for the page's parts (a Python dict built in C: 1,000 ids a query)
-        lex_scores = dict(zip(*got)) if got[1] is not None else {}
-        clock.lap("lexical")
-
-        parts = [t for t in q.positive_text(node) if self.store.has_words(t)]
-        # The any-word list only when some post holds every word: evidence that the query is in
-        # the stream's language. A query in another language shares only its small words with
-        # unrelated posts ("en", "dans"), so there the semantic list alone speaks (when there is
-        # one; without embeddings, any-word matches are better than nothing).
         no_semantic = self.embedder is None or not semantic
-        if len(parts) >= 2 and cfg.weights.any_terms > 0 and (lists["lexical"] or no_semantic):
-            lists["any_terms"] = self._any_terms(lx, node, parts, state, fields)
-            clock.lap("any_terms")
+        if isinstance(pending, dict) and lx is not None:
+            # Lexical lists only: read them shallow first, as deep as the page is proven to be.
+            early = self._top_early(lx, node, want, rankable, no_semantic, state, clock)
+            if early is not None:
+                scores, collapsed, lists, lex_scores, roots, depth = early
+                hits = self._page(scores, collapsed, lists, lex_scores, {}, roots, offset, limit,
+                                  clock)
+                return hits, self._next(state, offset, limit, collapsed), pending, depth
+        # Ranking fields read with the candidates (the tantivy index's columns, the semantic
+        # filter's rows): only the other candidates' are read from the store.
+        fields: list[RankColumns] = []
+        lists, lex_scores = self._lexical_lists(lx, node, cfg.lexical_depth, rankable,
+                                                no_semantic, state, fields, clock,
+                                                parallel=isinstance(pending, dict))
         # Posts of the lexical lists satisfy the whole query, so its operators and exclusions
         # too (``relax_text`` only drops conditions), and their ranking fields are read: a
         # semantic or feedback neighbour among them needs no check in the store.
@@ -292,17 +252,110 @@ class SearchEngine:
                 lists.update(more)
                 relevance = rrf(lists, cfg.weights)
             clock.lap("feedback")
-        # Ranking fields for every candidate: those read with the lists, one light read for the
-        # rest (FTS5's candidates); whole posts for the page only.
+        scores, ranked = self._ranked(relevance, fields, state, clock)
+        collapsed = self._collapse(ranked, roots, want)
+        hits = self._page(scores, collapsed, lists, lex_scores, cos, roots, offset, limit, clock)
+        return hits, self._next(state, offset, limit, collapsed), sem_info, cfg.lexical_depth
+
+    def _top_early(self, lx: LexicalIndex, node: q.Node, want: int, rankable: bool,
+                   no_semantic: bool, state: dict, clock: Laps):
+        """The lexical-only ranking's first ``want`` posts from lists read only as deep as they
+        must be: from ``lexical_first_depth`` (or 2 x ``want``), four times deeper each round,
+        until ``rank.proven_prefix`` shows that no post further down any list can reach the
+        page (early termination, as in Fagin's threshold algorithm, on RRF's ranks: a post
+        not read yet from a list is at least one rank below its last read one). The page is
+        the one that lists ``lexical_depth`` deep give, exactly. ``(scores, collapsed, lists,
+        BM25 scores, roots, depth)``, or None to read them ``lexical_depth`` deep (no shallow
+        read configured or possible, or the page needs that depth)."""
+        cfg = self.config
+        depth = max(cfg.lexical_first_depth, EARLY_SPAN * want)
+        while 0 < cfg.lexical_first_depth and depth < cfg.lexical_depth:
+            fields: list[RankColumns] = []
+            got = self._lexical_lists(lx, node, depth, rankable, no_semantic, state, fields,
+                                      clock, exact=False, parallel=True)
+            if got is None:                # the index cannot answer this query at this depth
+                return None
+            lists, lex_scores = got
+            scores, ranked = self._ranked(rrf(lists, cfg.weights), fields, state, clock)
+            roots: dict[int, int] = {}
+            collapsed = self._collapse(ranked, roots, want)
+            cut = [name for name, ids in lists.items() if len(ids) >= depth]   # more may follow
+            read = ranked.index(collapsed[-1]) + 1 if len(collapsed) == want else len(ranked)
+            if proven_prefix(scores, ranked, read, lists, cut, cfg.weights, depth,
+                             complete=len(collapsed) == want):
+                clock.lap("prove")
+                return scores, collapsed, lists, lex_scores, roots, depth
+            clock.lap("deeper")
+            depth *= 4
+        return None
+
+    def _lexical_lists(self, lx: LexicalIndex | None, node: q.Node, depth: int, rankable: bool,
+                       no_semantic: bool, state: dict, fields: list[RankColumns], clock: Laps,
+                       *, exact: bool = True, parallel: bool = False):
+        """``(lists, BM25 per id)``: the every-word list (by BM25, or newest first for a query
+        of operators only: nothing to score by text) and, for two or more words or phrases,
+        the any-word list, each ``depth`` deep, their ranking fields into ``fields``. From the
+        tantivy index, else FTS5; with ``exact`` False, None where the index cannot answer
+        (FTS5 would rank by its own BM25, not the index's). ``parallel``: the any-word list's
+        tantivy search runs on the worker thread beside the every-word one (tantivy releases
+        the GIL, so the two use both cores), for a query the index answers exactly (the
+        store's connection stays on this thread); for requests whose worker is not busy
+        embedding the query."""
+        cfg = self.config
+        lists: dict[str, list[int]] = {}
+        parts = [t for t in q.positive_text(node) if self.store.has_words(t)]
+        wants_any = len(parts) >= 2 and cfg.weights.any_terms > 0
+        started = None
+        if parallel and wants_any and lx is not None:
+            c = lx.any_query(self._uncommon(lx, parts), relax_text(node), now_ms=state["n"],
+                             max_seq=state["s"])
+            if c is not None and c.residual is None:
+                started = _worker().submit(lx.search, c.query, depth, max_seq=state["s"])
+        got = self._from_index(lx, node, depth, state, fields, "rank" if rankable else "time")
+        if got is None:                    # the store's own index
+            if not exact:
+                return None
+            rows = self.store.lexical_search(node, now_ms=state["n"], limit=depth,
+                                             order="rank" if rankable else "time",
+                                             max_seq=state["s"])
+            got = [pid for pid, _ in rows], [s for _, s in rows] if rankable else None
+        lists["lexical"] = got[0]
+        # BM25 per id, for the page's parts (a Python dict built in C: 1,000 ids a query)
+        lex_scores = dict(zip(*got)) if got[1] is not None else {}
+        clock.lap("lexical")
+        # The any-word list only when some post holds every word: evidence that the query is in
+        # the stream's language. A query in another language shares only its small words with
+        # unrelated posts ("en", "dans"), so there the semantic list alone speaks (when there is
+        # one; without embeddings, any-word matches are better than nothing).
+        if wants_any and (lists["lexical"] or no_semantic):
+            any_ids = self._any_terms(lx, node, parts, state, fields, depth, exact=exact,
+                                      started=started)
+            if any_ids is None:
+                return None
+            lists["any_terms"] = any_ids
+            clock.lap("any_terms")
+        return lists, lex_scores
+
+    def _ranked(self, relevance: Fused, fields: list[RankColumns], state: dict,
+                clock: Laps) -> tuple[Scores, list[int]]:
+        """Final scores of the fused candidates and their order. Ranking fields: those read with
+        the lists, one light read for the rest (FTS5's candidates); whole posts for the page
+        only."""
         cols = RankColumns.join(fields)
         missing = cols.missing(relevance.ids)
         if len(missing):
             rest = RankColumns.of(self.store.rank_fields(missing.tolist()))
             cols = RankColumns.join([cols, rest])
-        scores = final_scores(relevance, cols, state["r"], cfg.weights)
+        scores = final_scores(relevance, cols, state["r"], self.config.weights)
         ranked = order(scores)
         clock.lap("rank")
-        collapsed = self._collapse(ranked, roots, offset + limit + 1)
+        return scores, ranked
+
+    def _page(self, scores: Scores, collapsed: list[int], lists: dict[str, list[int]],
+              lex_scores: dict[int, float], cos: dict[int, float], roots: dict[int, int],
+              offset: int, limit: int, clock: Laps) -> list[SearchHit]:
+        """The page's hits, its posts read whole, each with its score's parts and the lists
+        that found it."""
         page = collapsed[offset:offset + limit]
         posts = self.store.posts_by_id(page)
         counts = self.store.dup_counts({roots.get(pid, pid) for pid in page})
@@ -310,10 +363,11 @@ class SearchEngine:
         hits = []
         on_page = set(page)
         members = {name: on_page.intersection(ids) for name, ids in lists.items()}
+        rows = scores.rows(page)
         for pid in page:
             if pid not in posts:           # deleted since the ranking fields were read
                 continue
-            parts = dict(scores[pid])
+            parts = rows[pid]
             score = parts.pop("score")
             if pid in lex_scores:
                 parts["bm25"] = lex_scores[pid]
@@ -321,45 +375,45 @@ class SearchEngine:
                 parts["cosine"] = cos[pid]
             matched = [name for name in ("lexical", "any_terms", "semantic", "feedback",
                                          "expansion") if pid in members.get(name, ())]
-            hits.append(_hit(posts[pid], score, parts, matched,
-                             counts.get(roots.get(pid, pid), 0)))
+            hits.append(hit_of(posts[pid], score, parts, matched,
+                               counts.get(roots.get(pid, pid), 0)))
         clock.lap("collapse")
-        nxt = (encode_cursor({**state, "o": offset + limit})
-               if offset + limit < len(collapsed) else None)
-        return hits, nxt, sem_info
+        return hits
+
+    @staticmethod
+    def _next(state: dict, offset: int, limit: int, collapsed: list[int]) -> str | None:
+        return (encode_cursor({**state, "o": offset + limit})
+                if offset + limit < len(collapsed) else None)
 
     def _collapse(self, ranked: list[int], roots: dict[int, int], want: int) -> list[int]:
         """The first ``want`` posts of ``ranked`` that are not near-duplicates of a post before
         them: roots are read from the store (into ``roots``) a slice of the ranking at a time,
         as far as ``want`` needs."""
-        collapsed: list[int] = []
-        seen: set[int] = set()
-        i, step = 0, 2 * want
-        while i < len(ranked) and len(collapsed) < want:
-            chunk = ranked[i:i + step]
+        read, step = 0, 2 * want
+        while True:
+            chunk = ranked[read:read + step]
             roots.update(self.store.dup_roots([pid for pid in chunk if pid not in roots]))
-            for pid in chunk:
-                root = roots.get(pid, pid)
-                if root not in seen:
-                    seen.add(root)
-                    collapsed.append(pid)
-                    if len(collapsed) == want:
-                        break
-            i, step = i + step, step * 2
-        return collapsed
+            read, step = read + step, step * 2
+            collapsed = heads(ranked[:read], roots, want)
+            if len(collapsed) == want or read >= len(ranked):
+                return collapsed
 
     def _any_terms(self, lx: LexicalIndex | None, node: q.Node, parts: list[str], state: dict,
-                   fields: list[RankColumns], depth: int | None = None) -> list[int]:
+                   fields: list[RankColumns], depth: int | None = None, *,
+                   exact: bool = True, started: Future | None = None) -> list[int] | None:
         """BM25 over posts holding any of the query's words or phrases (operators and exclusions
         still apply), its first ``depth`` (default ``lexical_depth``): the relevance signal for
-        posts that match most, not all, of a long query."""
+        posts that match most, not all, of a long query. With ``exact`` False, None where the
+        tantivy index cannot answer (as ``_lexical_lists``). ``started``: that search already
+        running (the any-word query, exact in the index, ``depth`` deep)."""
+        if started is not None:
+            hits = started.result()
+            fields.append(hits.fields)
+            return hits.ids
         depth = self.config.lexical_depth if depth is None else depth
         relaxed = relax_text(node)
         if lx is not None:
-            # Words in more than ``common_share`` of all posts ("en", "de", "the") are left out:
-            # in an any-word list they match everything (Lucene's common-terms idea), and they
-            # are what a query in another language shares with unrelated posts.
-            parts = [p for p in parts if lx.share(p) <= self.config.common_share]
+            parts = self._uncommon(lx, parts)
             c = lx.any_query(parts, relaxed, now_ms=state["n"], max_seq=state["s"])
             if c is None:
                 return []
@@ -367,12 +421,20 @@ class SearchEngine:
             if hits is not None:
                 fields.append(hits.fields)
                 return hits.ids
+            if not exact:
+                return None
         match = self.store.match_any(parts, common_share=self.config.common_share)
         if match is None:                  # every word too common to be a signal
             return []
         rows = self.store.lexical_search(relaxed, now_ms=state["n"], any_words=match,
                                          limit=depth, order="rank", max_seq=state["s"])
         return [pid for pid, _ in rows]
+
+    def _uncommon(self, lx: LexicalIndex, parts: list[str]) -> list[str]:
+        """``parts`` less the words in more than ``common_share`` of all posts ("en", "de",
+        "the"): in an any-word list they match everything (Lucene's common-terms idea), and
+        they are what a query in another language shares with unrelated posts."""
+        return [p for p in parts if lx.share(p) <= self.config.common_share]
 
     def _index(self, state: dict, clock: Laps, *, complete: bool = False) -> LexicalIndex | None:
         """The tantivy index, caught up with the snapshot; None when there is none or it is too
@@ -614,20 +676,6 @@ def _forget_worker() -> None:
 os.register_at_fork(after_in_child=_forget_worker)
 
 
-def heads(ranked: list[int], roots: dict[int, int], n: int) -> list[int]:
-    """The first ``n`` posts of ``ranked``, one per near-duplicate group (``roots``)."""
-    top: list[int] = []
-    seen: set[int] = set()
-    for pid in ranked:
-        root = roots.get(pid, pid)
-        if root not in seen:
-            seen.add(root)
-            top.append(pid)
-            if len(top) == n:
-                break
-    return top
-
-
 def _refreshed(lx: LexicalIndex) -> bool:
     """Catch the tantivy index up inline; False when another process holds its writer (a running
     server keeps one, ``Failed to acquire Lockfile``) or is rewriting its segments (``Failed to
@@ -638,9 +686,3 @@ def _refreshed(lx: LexicalIndex) -> bool:
         log.info("tantivy index not refreshed inline (%s): FTS5 answers this query", e)
         return False
     return True
-
-
-def _hit(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:
-    return SearchHit(id=p.id, text=p.text, created_at=p.created_at, author=p.author_handle,
-                     author_id=p.author_id, lang=p.lang, score=score, parts=parts,
-                     matched=matched, near_duplicates=dup_count)

@@ -275,6 +275,13 @@ class Scores(Mapping[int, dict[str, float]]):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def rows(self, ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """``{pid: self[pid]}`` for ``ids`` (all of them scored), in one pass per column."""
+        at = np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))
+        names = list(self.columns)
+        values = zip(*(self.columns[name][at].tolist() for name in names))
+        return {pid: dict(zip(names, v)) for pid, v in zip(ids, values)}
+
 
 def final_scores(relevance: Mapping[int, float],
                  fields: RankColumns | Mapping[int, Post | RankFields], reference_ms: int,
@@ -314,3 +321,71 @@ def order(scores: Mapping[int, dict[str, float]]) -> list[int]:
         ids = scores.ids
         return ids[np.lexsort((-ids, -scores.columns["score"]))].tolist()
     return sorted(scores, key=lambda pid: (-scores[pid]["score"], -pid))
+
+
+def heads(ranked: list[int], roots: dict[int, int], n: int) -> list[int]:
+    """The first ``n`` posts of ``ranked``, one per near-duplicate group (``roots``)."""
+    top: list[int] = []
+    seen: set[int] = set()
+    for pid in ranked:
+        root = roots.get(pid, pid)
+        if root not in seen:
+            seen.add(root)
+            top.append(pid)
+            if len(top) == n:
+                break
+    return top
+
+
+def proven_prefix(scores: Scores, ranked: list[int], n: int, lists: Mapping[str, Sequence[int]],
+                  cut: Iterable[str], w: RankWeights, depth: int, *, complete: bool) -> bool:
+    """Whether the first ``n`` ids of ``ranked`` (``order(scores)``, ``scores`` from
+    ``rrf(lists)``) are, in that order, the first ``n`` that the same lists read deeper would
+    give. The lists in ``cut`` were read to their first ``depth`` ids and may hold more: a post
+    not read from such a list is at rank ``depth + 1`` or below there, so it could gain at most
+    ``w_L / (k + depth + 1)`` of RRF (the normalization stays: the same lists are non-empty).
+    Proven when each of the first ``n`` was read from every cut list (its score is final) and
+    no other post, read or not, could reach the n-th score with every unread part at its most:
+    early termination, as in Fagin's threshold algorithm. ``complete`` False: ``ranked`` holds
+    fewer posts than the caller needs (``n`` is all of them), proven only if no list was cut.
+
+    >>> w, lists = RankWeights(), {"lexical": [1, 2, 3]}
+    >>> s = final_scores(rrf(lists, w), {i: RankFields(created_at=0) for i in (1, 2, 3)}, 0, w)
+    >>> proven_prefix(s, order(s), 1, lists, ["lexical"], w, 3, complete=True)
+    True
+    >>> proven_prefix(s, order(s), 3, lists, ["lexical"], w, 3, complete=True)  # a 4th could pass
+    False
+    """
+    cut = [name for name in cut if len(lists.get(name, ()))]
+    if not cut:
+        return True
+    if not complete or n == 0:
+        return False
+    weights = list_weights(lists, w)
+    best = sum(weights[name] for name, ids in lists.items() if len(ids)) / (w.rrf_k + 1) or 1.0
+    gap = {name: weights[name] / (w.rrf_k + depth + 1) / best for name in cut}
+    col = scores.columns
+    at = int(np.searchsorted(scores.ids, ranked[n - 1]))
+    bar = float(col["score"][at]) * (1.0 - 1e-9)       # float slack: a tie is not proven
+    if (1.0 + w.recency_weight + w.engagement_weight) * sum(gap.values()) >= bar:
+        return False                   # a post read from no list could still pass
+    factor = 1.0 + w.recency_weight * col["recency"] + w.engagement_weight * col["engagement"]
+    unread = np.zeros(len(scores.ids))                                   # (m,)
+    for name, g in gap.items():
+        unread += np.where(_member(scores.ids, lists[name]), 0.0, g)
+    head = _member(scores.ids, ranked[:n])                               # (m,)
+    if unread[head].any():             # a head post's score is not final
+        return False
+    rest = ~head
+    return not (col["score"][rest] + factor[rest] * unread[rest] >= bar).any()
+
+
+def _member(ids: np.ndarray, some: Sequence[int]) -> np.ndarray:
+    """Which of ``ids`` (ascending, unique) are in ``some``: by binary search, which for the few
+    hundred ids of a shallow read costs less than ``np.isin``'s sort."""
+    some = np.asarray(some, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, some), max(len(ids) - 1, 0))
+    out = np.zeros(len(ids), dtype=bool)
+    if len(ids):
+        out[at[ids[at] == some]] = True
+    return out
