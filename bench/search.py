@@ -29,7 +29,9 @@ that, runs each lexical query again beside the same engine with its lists read w
 (``lexical_first_depth=0``, the same pages), tantivy deep, and tantivy at the depth ours read
 (the same retrieval work), interleaved; it comes last so that the first table's rows run as
 they always did (what a row measures depends on how long the process has loaded the machine:
-the hybrid queries, last in the first pass, measured ~20% less when run first). Every query runs once to warm caches, then
+the hybrid queries, last in the first pass, measured 10.9 ms p50 in a run that took them first,
+against 11.4-14.4 ms in runs of this order on the same code). Every query runs once to warm
+caches, then
 ``--repeat`` (5) times, ours and the references interleaved, and its time is the median of those
 (on a shared machine a load spike then hits ours and the reference alike). The hybrid queries'
 warm-up runs are reported too (``hybrid, first run``): a query a user types is new, and what it
@@ -435,8 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     if lexical_engine.lexical_index is not None:
         lexical_engine.lexical_index.refresh()
         hybrid_engine.lexical_index = lexical_engine.lexical_index
-    # the lexical engine with its lists read whole, on the same index (a second one opened
-    # beside it slowed every other row, the hybrid one by ~20%)
+    # the lexical engine with its lists read whole, on the same tantivy index
     whole_engine = SearchEngine(store, lexical_index=lexical_engine.lexical_index,
                                 config=SearchConfig(lexical_first_depth=0))
     lex_index_s = round(time.perf_counter() - t, 1)
@@ -499,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             ref200[kind].append(statistics.median(runs["ref200"]))
     # The second pass, kept apart so that the rows above run as they always did: what the
     # hybrid row measures depends on how long the process has been loading the machine (its
-    # queries come last; run first, the same code measured ~20% less).
+    # queries come last; see the docstring).
     for kind, q in qs:
         if kind == "hybrid":
             continue
