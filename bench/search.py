@@ -31,9 +31,8 @@ that, runs each lexical query again beside the same engine with its lists read w
 they always did (what a row measures depends on how long the process has loaded the machine:
 the hybrid queries, last in the first pass, measured 10.9 ms p50 in a run that took them first,
 against 11.4-14.4 ms in runs of this order on the same code). Every query runs once to warm
-caches, then
-``--repeat`` (5) times, ours and the references interleaved, and its time is the median of those
-(on a shared machine a load spike then hits ours and the reference alike). The hybrid queries'
+caches, then ``--repeat`` (5) times, ours and the references interleaved, and its time is the
+median of those (on a shared machine a load spike then hits ours and the reference alike). The hybrid queries'
 warm-up runs are reported too (``hybrid, first run``): a query a user types is new, and what it
 reads of the store (its neighbours' rows) is not in any cache yet; for before/after runs on one
 store, drop the OS page cache before each (``sync; echo 1 > /proc/sys/vm/drop_caches``, as
