@@ -418,6 +418,8 @@ def test_vectors_of_gives_the_stored_vectors_in_the_order_asked(backend):
     found, V = ix.vectors_of([ids[7], ids[3], BASE_ID - 1, ids[0]])     # removed, unknown: left out
     assert found.tolist() == [ids[7], ids[0]] and V.shape == (2, 16)
     assert np.allclose(V, X[[7, 0]], atol=1e-6)
+    found, V = ix.vectors_of([ids[3], BASE_ID - 1])                      # none of them there
+    assert found.tolist() == [] and V.shape == (0, 16)
 
 
 @needs_faiss
