@@ -269,6 +269,7 @@ class SearchEngine:
         read configured or possible, or the page needs that depth)."""
         cfg = self.config
         depth = max(cfg.lexical_first_depth, EARLY_SPAN * want)
+        roots: dict[int, int] = {}         # a post's near-duplicate root: read once, any round
         while 0 < cfg.lexical_first_depth and depth < cfg.lexical_depth:
             fields: list[RankColumns] = []
             got = self._lexical_lists(lx, node, depth, rankable, no_semantic, state, fields,
@@ -277,7 +278,6 @@ class SearchEngine:
                 return None
             lists, lex_scores = got
             scores, ranked = self._ranked(rrf(lists, cfg.weights), fields, state, clock)
-            roots: dict[int, int] = {}
             collapsed = self._collapse(ranked, roots, want)
             cut = [name for name, ids in lists.items() if len(ids) >= depth]   # more may follow
             read = ranked.index(collapsed[-1]) + 1 if len(collapsed) == want else len(ranked)
