@@ -30,7 +30,9 @@ that, runs each lexical query again beside the same engine with its lists read w
 (the same retrieval work), interleaved; it comes last so that the first table's rows run as
 they always did (what a row measures depends on how long the process has loaded the machine:
 the hybrid queries, last in the first pass, measured 10.9 ms p50 in a run that took them first,
-against 11.4-14.4 ms in runs of this order on the same code). Every query runs once to warm
+against 11.4-14.4 ms in runs of this order on the same code). A third pass measures the
+learned re-ranking (``search.rerank``): each hybrid query with it and without it, interleaved,
+at 20 and at 1,000 results a page. Every query runs once to warm
 caches, then ``--repeat`` (5) times, ours and the references interleaved, and its time is the
 median of those (on a shared machine a load spike then hits ours and the reference alike). The hybrid queries'
 warm-up runs are reported too (``hybrid, first run``): a query a user types is new, and what it
@@ -70,6 +72,7 @@ import sqlite3
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -365,6 +368,18 @@ def report(res: dict) -> str:
             o, w, r, t = (sp[n][k]["p50_ms"] for n in ("top", "whole", "ref", "ref_same"))
             lines.append(f"| {k} | {o} ({ratio(o, r)}x) | {w} ({ratio(w, r)}x) | {r} | {t} | "
                          f"{ratio(o, t)} |")
+    rr = res.get("rerank")
+    if rr:
+        lines += ["", "Third pass, the learned re-ranking (`search.rerank`): each hybrid query's "
+                  "runs interleaved, the default engine against the same engine with it off "
+                  f"(`SearchConfig.rerank=False`). It ran for {rr['first_pages_reranked']} of "
+                  f"{rr['queries']} first pages of 20 (the others lie inside the head it keeps "
+                  "as fused, so it is skipped). p50 / p99 in ms:", "",
+                  "| page | re-ranked | fused only |", "|---|---:|---:|"]
+        for limit in (20, 1000):
+            a, b = rr[f"reranked, limit {limit}"], rr[f"fused only, limit {limit}"]
+            lines.append(f"| {limit} posts | {a['p50_ms']} / {a['p99_ms']} | "
+                         f"{b['p50_ms']} / {b['p99_ms']} |")
     return "\n".join(lines)
 
 
@@ -513,6 +528,28 @@ def main(argv: list[str] | None = None) -> int:
             runs["ref_same"].append(ms(lambda: tq and tv.deep(tq, n_parts >= 2, qdepth[q])))
         for name, v in runs.items():
             second[name][kind].append(statistics.median(v))
+    # Third pass: what the learned re-ranking costs, each hybrid query's runs interleaved: the
+    # default engine against the same engine with it off (``SearchConfig.rerank``), first pages
+    # of 20 (most skip it: their posts lie inside its kept head) and pages of 1,000.
+    rerank_ab: dict[str, list[float]] = {}
+    reranked_first = 0
+    if hybrid_engine.reranker is not None:
+        fused_engine = SearchEngine(store, embedder=hybrid_engine.embedder,
+                                    vectors=hybrid_engine.vectors,
+                                    lexical_index=hybrid_engine.lexical_index,
+                                    config=replace(hybrid_engine.config, rerank=False))
+        for kind, q in qs:
+            if kind != "hybrid":
+                continue
+            reranked_first += "rerank" in hybrid_engine.run(q, limit=20).timings_ms
+            for limit in (20, 1000):
+                runs = {"reranked": [], "fused only": []}
+                for _ in range(args.repeat):
+                    runs["reranked"].append(ms(lambda: hybrid_engine.run(q, limit=limit)))
+                    runs["fused only"].append(ms(lambda: fused_engine.run(q, limit=limit)))
+                for name, v in runs.items():
+                    rerank_ab.setdefault(f"{name}, limit {limit}", []).append(
+                        statistics.median(v))
     lexical = [x for k in kinds for x in times[k]]
     all150 = "lexical (all 150)"
     res = {
@@ -537,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         | {all150: summary([x for k in kinds for x in ref200[k]])},
         "stages_mean_ms": {k: {n: round(statistics.fmean(v), 2) for n, v in st.items()}
                            for k, st in stages.items()},
+        "rerank": {"first_pages_reranked": reranked_first, "queries": len(HYBRID),
+                   **{k: summary(v) for k, v in rerank_ab.items()}} if rerank_ab else None,
         "targets": TARGETS,
     }
     res["machine"]["load_1min_after"] = os.getloadavg()[0]

@@ -36,7 +36,11 @@ Systems, all over the same store and run in this one script:
                 uncommon words, recency and engagement terms, near-duplicates collapsed
                 (FTS5 with its tantivy accelerator, as ``townsquare search`` runs it).
 ``semantic``    the vector index alone (multilingual e5-small), no lexical list.
-``hybrid``      townsquare's default ``top`` search: RRF of lexical and semantic, then ranking.
+``hybrid``      townsquare's default ``top`` search: RRF of lexical and semantic, then ranking,
+                then the learned re-ranking below the head (``search.rerank``; fitted on the
+                tuning half by ``eval/fit_rerank.py``).
+``hybrid ... (fused only)``  the same without the re-ranking: the baseline it is measured
+                against, on the same posts and queries.
 ``semantic fit-e5 (fast tier)``, ``hybrid fit-e5 (fast tier)``: the same with the fast tier
                 alone, as before e5 has embedded any post: every post embedded with a ``fit-e5``
                 table (``embed.fitted``) fitted on the store's e5 vectors of every post *except
@@ -470,9 +474,11 @@ class Semantic:
 
     def with_floor(self, floor: float) -> None:
         from townsquare.search.engine import SearchConfig, SearchEngine
-        self.engine = SearchEngine(self.store, embedder=self.emb, vectors=self.vectors,
-                                   lexical_index=self.lx,
-                                   config=SearchConfig(min_similarity=floor))
+        self.engine, self.fused_engine = (
+            SearchEngine(self.store, embedder=self.emb, vectors=self.vectors,
+                         lexical_index=self.lx,
+                         config=SearchConfig(min_similarity=floor, rerank=rerank))
+            for rerank in (True, False))
 
     def neighbours(self, text: str, k: int = DEPTH) -> list[tuple[int, float]]:
         near = self.vectors.search(self.emb.query(text), k)
@@ -484,6 +490,10 @@ class Semantic:
 
     def hybrid(self, text: str) -> list[int]:
         return [h.id for h in self.engine.run(text, limit=DEPTH).results]
+
+    def fused_only(self, text: str) -> list[int]:
+        """``hybrid`` without the learned re-ranking (``SearchConfig.rerank`` off)."""
+        return [h.id for h in self.fused_engine.run(text, limit=DEPTH).results]
 
 
 class _NoE5:
@@ -627,6 +637,8 @@ def evaluate(store, homes: dict[str, tuple[object, Path]], seed: int, *,
         sem.with_floor(floors[name]["floor"])
         runs[f"semantic {name}"] = sem.semantic
         runs[f"hybrid {name}"] = sem.hybrid
+        if sem.engine.reranker is not None:
+            runs[f"hybrid {name} (fused only)"] = sem.fused_only
     fast_fit = None
     if fast_tier:
         fast_fit = fit_fast_table(store, set().union(*(rel[k] for k in test)), WORK)
@@ -759,6 +771,19 @@ def render(res: dict, meta: dict) -> str:
             f"{c['fr_vs_en_map1000']}, Spanish / English {c['es_vs_en_map1000']} (target 0.85: "
             f"{'met' if xl else 'NOT met'}); nDCG@10 " + (", ".join(nd) or "(no figures before)")
             + ".")
+    for name in res["systems"]:
+        if not name.endswith(" (fused only)"):
+            continue
+        hybrid = name[:-len(" (fused only)")]
+        for half in ("test", "tuning"):
+            m = res["mean"][half]["all"]
+            lines.append(
+                f"- {half} half, the learned re-ranking ({hybrid}) against the fusion alone: "
+                "MAP@1000 " + ", ".join(f"{lang} {m[lang][name]['ap@1000']:.3f} -> "
+                                        f"{m[lang][hybrid]['ap@1000']:.3f}" for lang in LANGS)
+                + "; nDCG@10 " + ", ".join(f"{lang} {m[lang][name]['ndcg@10']:.3f} -> "
+                                           f"{m[lang][hybrid]['ndcg@10']:.3f}" for lang in LANGS)
+                + ".")
     lines += ["", "Mean time per query in this loop (ms, p50): " + ", ".join(
         f"{k} {v['p50_ms']}" for k, v in res["latency"].items())
         + ". bench/search.py measures latency at 1M posts.", "",

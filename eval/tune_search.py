@@ -113,6 +113,24 @@ def queries_of(events: list[str]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def tuning_half(ap: argparse.ArgumentParser, work: Path, seed: int) -> dict:
+    """What a tuning script works on: ``eval/search.py``'s store under ``work`` (an error
+    through ``ap`` when it is missing or not embedded), its relevance labels (``rel``,
+    ``posts``), the tuning half of the events split by ``seed`` (``tune``) and their
+    ``queries`` (``queries_of``), and the lexical and semantic systems over it (``ours``,
+    ``sem``)."""
+    from townsquare.store import open_store
+    home = work / "home"
+    store = open_store(home)
+    if not store.count() or store.embedding_pending():
+        ap.error(f"run eval/search.py first: the store at {home} is missing or not embedded")
+    rel, n_posts = ev.relevance(store)
+    tune, _test = ev.split_events([k for k in ev.EVENTS if rel.get(k)], seed)
+    ours = ev.Ours(store, home)
+    return {"store": store, "rel": rel, "posts": n_posts, "tune": tune,
+            "queries": queries_of(tune), "ours": ours, "sem": ev.Semantic(store, home, ours.lx)}
+
+
 def score(run, qs, rel) -> dict[str, float]:
     """Per language MAP@1000 and nDCG@10, the objective and the mean nDCG@10."""
     ap: dict[str, list[float]] = {lang: [] for lang in ev.LANGS}
@@ -142,17 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from townsquare.search.engine import SearchConfig, SearchEngine
     from townsquare.search.rank import RankWeights
-    from townsquare.store import open_store
 
-    home = args.work / "home"
-    store = open_store(home)
-    if not store.count() or store.embedding_pending():
-        ap.error(f"run eval/search.py first: the store at {home} is missing or not embedded")
-    rel, n_posts = ev.relevance(store)
-    tune, _test = ev.split_events([k for k in ev.EVENTS if rel.get(k)], args.seed)
-    qs = queries_of(tune)
-    ours = ev.Ours(store, home)
-    sem = ev.Semantic(store, home, ours.lx)
+    t = tuning_half(ap, args.work, args.seed)
+    store, rel, n_posts, tune, qs, ours, sem = (t["store"], t["rel"], t["posts"], t["tune"],
+                                                t["queries"], t["ours"], t["sem"])
     ref = ev.Bm25Reference(store)
 
     def run_of(setting: dict | None, **depths):

@@ -84,3 +84,29 @@ def test_the_collapsed_reference_keeps_each_near_duplicate_groups_first_post_in_
     assert collapsed(store, [c, a, b]) == [c, a]
     assert collapsed(store, [c, 999]) == [c, 999]          # an id the store lacks stays
     assert collapsed(store, []) == []
+
+
+def test_the_rerank_fit_returns_weights_on_raw_features_and_seeded_disjoint_folds():
+    """``eval/fit_rerank.py`` fits on standardized features and ships raw-feature weights: the
+    shipped model must give the standardized fit's probabilities."""
+    sys.path.insert(0, str(EVAL))
+    try:
+        import fit_rerank
+    finally:
+        sys.path.remove(str(EVAL))
+    from sklearn.linear_model import LogisticRegression
+
+    from townsquare.search.rerank import FEATURES
+    rng = np.random.default_rng(2)
+    X = rng.normal(loc=3.0, scale=[0.1 * (i + 1) for i in range(len(FEATURES))],
+                   size=(300, len(FEATURES)))
+    y = (X[:, 2] - 3.0 + rng.normal(scale=0.2, size=300) > 0).astype(float)
+    weights = fit_rerank.fit([(X[:150], y[:150]), (X[150:], y[150:])], 1.0)
+    model = fit_rerank.model_of(weights, keep_top=5)
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    ref = LogisticRegression(C=1.0, max_iter=5000, tol=1e-8).fit((X - mean) / sd, y)
+    assert np.allclose(model.probability(X), ref.predict_proba((X - mean) / sd)[:, 1], atol=1e-9)
+    events = [f"e{i}" for i in range(9)]
+    a, b = fit_rerank.folds_of(events, 0)
+    assert sorted(a + b) == events and not set(a) & set(b) and abs(len(a) - len(b)) == 1
+    assert fit_rerank.folds_of(events, 0) == [a, b] != fit_rerank.folds_of(events, 1)

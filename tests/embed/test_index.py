@@ -442,3 +442,35 @@ def test_a_given_beam_is_one_walk_of_that_width_with_tombstones_left_out():
     assert int(narrow[0][0]) not in again[0].tolist()
     # a beam narrower than the index's own is raised to it
     assert ix.ef_search == 64 and len(ix.nearest(q, 10, ef=1)[0]) == 10
+
+
+def test_rows_found_by_the_sorted_ids_match_the_dict_through_replace_remove_and_growth(
+        monkeypatch):
+    """``_rows_of`` finds most rows in a sorted copy of the ids (``_sorted``), the rest in the
+    dict: replaced and removed ids, rows added since the copy, and copies merged later."""
+    monkeypatch.setattr(index_mod, "SORTED_TAIL", 100)
+    rng = np.random.default_rng(5)
+    ix = VectorIndex(4, backend="numpy")
+    ids = rng.permutation(ids_for(1000))                      # not in id order
+    X = unit(rng, 1000, 4)
+    ix.add(ids[:800], X[:800])
+
+    def check():
+        want = np.array([ix._row_of.get(int(i), -1) for i in ids], dtype=np.int64)
+        assert ix._rows_of(ids).tolist() == want.tolist()
+
+    check()                                                   # the copy is built: 800 rows
+    assert ix._sorted_upto == 800 and len(ix._sorted_ids) == 800
+    ix.add(ids[:50], X[900:950])                              # replaced: the copy's rows died
+    ix.remove(ids[50:80])
+    ix.add(ids[800:850], X[800:850])                          # a tail under 100 rows: dict
+    check()
+    assert ix._sorted_upto == 800
+    found, V = ix.vectors_of(ids[:60])
+    assert found.tolist() == ids[:50].tolist() and np.allclose(V, X[900:950])
+    ix.add(ids[850:1000], X[850:1000])                        # the tail passes 100: merged
+    check()
+    assert ix._sorted_upto == ix.rows and len(ix._sorted_ids) == len(ix._row_of) == 970
+    ix.compact()                                              # rows renumbered: copy dropped
+    assert ix._sorted_upto == 0
+    check()

@@ -21,6 +21,8 @@ from townsquare.search.engine import (
 from townsquare.search.lexindex import LexicalIndex
 from townsquare.store.base import Stored
 
+from tests.search.axes import WordAxes
+
 BASE = 1_212_092_628_029_698_048
 T0 = 1_600_000_000_000
 MIN = 60_000
@@ -127,34 +129,14 @@ def test_cli_limit_bounds(tmp_path):
     assert bad.exit_code == 2 and "limit" in bad.output and "Traceback" not in bad.output
 
 
-class _WordAxes:
-    """Each word one axis ("first" and "alpha" share one): cosines are known exactly."""
-    dim = 8
-    AXES = {"alpha": 0, "first": 0, "beta": 1, "gamma": 2, "delta": 3}
-
-    def __init__(self, name: str = "axes"):
-        self.name = name
-
-    def _vec(self, text):
-        v = np.zeros(self.dim, dtype=np.float32)
-        for w in text.lower().split():
-            if w in self.AXES:
-                v[self.AXES[w]] += 1.0
-        v[7] += 1e-6                       # never the zero vector
-        return v / np.linalg.norm(v)
-
-    def passages(self, texts):
-        return (np.stack([self._vec(t) for t in texts]) if texts
-                else np.zeros((0, self.dim), "f4"))
-
-    def query(self, text):
-        return self._vec(text)
+# cosines to "alpha" ("first" shares its axis): 0.707, 0.577, 0.5, 0
+AXES = {"alpha": 0, "first": 0, "beta": 1, "gamma": 2, "delta": 3}
 
 
 def _axis_store(store, name="axes"):
     # cosines to "alpha": 0.707, 0.577, 0.5, 0 (none of them holds the word "alpha")
     _add(store, 0, ["first beta", "first beta gamma", "first beta gamma delta", "beta"])
-    emb = _WordAxes(name)
+    emb = WordAxes(name, AXES)
     EmbedStage(store, emb).run()
     return emb
 
@@ -181,7 +163,7 @@ def test_a_calibrated_model_gets_its_floor_and_another_model_a_fixed_depth(store
     r = e.run("alpha", limit=MAX_LIMIT)
     assert r.semantic["floor"] == SIMILARITY_FLOORS[name]
     assert all(h.parts["cosine"] >= SIMILARITY_FLOORS[name] for h in r.results)
-    other = SearchEngine(store, embedder=_WordAxes("uncalibrated"),
+    other = SearchEngine(store, embedder=WordAxes("uncalibrated", AXES),
                          vectors=StoreVectors(store, None, emb.dim),
                          config=SearchConfig(feedback_docs=0)).run("alpha", limit=MAX_LIMIT)
     assert other.semantic["floor"] is None and len(other.results) == 4

@@ -54,6 +54,7 @@ import numpy as np
 __all__ = ["COMPACT_AT", "VectorIndex", "faiss_available"]
 
 COMPACT_AT = 0.20                 # rebuild when tombstones exceed this share of the index's rows
+SORTED_TAIL = 20_000              # rows looked up by dict before they join the sorted ids
 FORMAT = "townsquare-vector-index"
 FORMAT_VERSION = 1
 METRICS = ("ip", "cosine")
@@ -109,6 +110,10 @@ class VectorIndex:
         self._dead = np.empty(0, dtype=bool)                      # (rows,)
         self._n_dead = 0
         self._row_of: dict[int, int] = {}
+        # the live ids of rows below ``_sorted_upto``, ascending, and their rows (``_sorted``)
+        self._sorted_ids = np.empty(0, dtype=np.int64)
+        self._sorted_rows = np.empty(0, dtype=np.int64)
+        self._sorted_upto = 0
         self._cols = np.zeros((0, len(self.column_names)), dtype=np.int64)   # (rows, columns)
         self._known = np.zeros(0, dtype=bool)     # (rows,): the row's columns were given
         self._n_unknown = 0                        # live rows whose columns were not given
@@ -237,9 +242,10 @@ class VectorIndex:
 
     def columns_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """``(known, values)`` for ``ids``: (n,) bool, True where the id is in the index with its
-        columns given, and (n, len(column_names)) int64 (zeros where not known). A dict look-up
-        per id: 750 neighbours at 1.1M rows cost 0.2 ms (0.9 ms inside a query, its caches cold),
-        against 1.1 ms for the SQL read of their fields with every page cached, more without."""
+        columns given, and (n, len(column_names)) int64 (zeros where not known). Rows found by
+        ``_rows_of``: 750 neighbours at 1.1M rows cost 0.2 ms with a dict look-up each (0.9 ms
+        inside a query, its caches cold), against 1.1 ms for the SQL read of their fields with
+        every page cached, more without."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._lock:
             rows = self._rows_of(ids)
@@ -271,8 +277,41 @@ class VectorIndex:
             return ids[here], out
 
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Each id's live row (-1: not in the index), (n,) int64; call under the lock."""
-        return np.array([self._row_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+        """Each id's live row (-1: not in the index), (n,) int64; call under the lock. Rows in
+        the sorted copy of the ids (``_sorted``) are found by one vectorized binary search; the
+        rest (rows added since, and ids whose row there has died: replaced or removed) by a
+        dict look-up each. For a hybrid query's ~2,400 candidates at 1.1M rows: ~0.2 ms,
+        against 1.3 ms for the dict alone (its slots are cold: one cache miss per id)."""
+        out = np.full(len(ids), -1, dtype=np.int64)
+        sorted_ids, sorted_rows = self._sorted()
+        if len(sorted_ids):
+            at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+            rows = sorted_rows[at]
+            ok = (sorted_ids[at] == ids) & ~self._dead[rows]
+            out[ok] = rows[ok]
+        rest = np.flatnonzero(out < 0)
+        if len(rest):
+            get = self._row_of.get
+            out[rest] = [get(i, -1) for i in ids[rest].tolist()]
+        return out
+
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids ascending, their rows)`` of the live rows below ``_sorted_upto``; the rows
+        added since join it once there are more than ``SORTED_TAIL`` of them (and an eighth of
+        the sorted ones): a merge, O(rows), ~10 ms at 1.1M rows, in the thread that looks up
+        next. Rows that died since stay until then; ``_rows_of`` checks each hit is live."""
+        tail = self.rows - self._sorted_upto
+        if tail > max(SORTED_TAIL, self._sorted_upto // 8):
+            new = np.arange(self._sorted_upto, self.rows)
+            new = new[~self._dead[new]]
+            new = new[np.argsort(self._row_ids[new], kind="stable")]               # (t,)
+            keep = ~self._dead[self._sorted_rows]
+            ids, rows = self._sorted_ids[keep], self._sorted_rows[keep]
+            at = np.searchsorted(ids, self._row_ids[new])
+            self._sorted_ids = np.insert(ids, at, self._row_ids[new])
+            self._sorted_rows = np.insert(rows, at, new)
+            self._sorted_upto = self.rows
+        return self._sorted_ids, self._sorted_rows
 
     def ids_without_columns(self) -> np.ndarray:
         """Live ids whose columns were never given, in row order (what a backfill fills)."""

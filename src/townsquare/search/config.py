@@ -81,18 +81,10 @@ class SearchConfig:
     # - the expansion list started while the query's neighbours are searched, from the lexical
     #   lists' head alone: its words matched those of the fused head for 0 of bench/search.py's
     #   50 hybrid queries (29% of the words on average), so it could not be reused.
-    # - a learned re-ranking (logistic regression on the fused rank, the cosines to the query
-    #   and to the moved query, which lists found the post; 2-fold by event within the tuning
-    #   half): MAP@1000 English 0.718 -> 0.744, French 0.597 -> 0.636, Spanish 0.562 -> 0.603,
-    #   but it needs every candidate's vector (~2,000 a query, on the query's path); with only
-    #   the cosines the lists already hold, English 0.734 and Spanish unchanged. Not built at
-    #   this stop: it falls short of x1.35 BM25 either way, and reading ~2,000 vectors a query
-    #   costs latency (since ``semantic_ef``, hybrid p50 has ~3 ms of room for it). At the
-    #   fourteenth stop: the vector index reads 2,000 vectors in one faiss call (0.2-0.3 ms at
-    #   1.1M posts, pages warm; 7.9 ms a row at a time before), so the reads now fit. Re-ranking
-    #   only the fused top K does not pay: the same 2-fold fit, English MAP@1000 0.718 ->
-    #   0.715 / 0.715 / 0.719 / 0.726 at K = 100 / 300 / 500 / 1,000, against 0.744 over every
-    #   candidate: the gain is relevant posts from beyond the first 1,000 brought into them.
+    # - the learned re-ranking (``rerank`` below) with each list's own rank (its RRF term) in
+    #   place of the flags of which lists found a post: eval/fit_rerank.py's objective 0.6734
+    #   against 0.6818 with the flags; with the moved query of the first round instead of one
+    #   moved to the final fusion's head: 0.6726.
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list
@@ -103,6 +95,18 @@ class SearchConfig:
     # little more for a longer HNSW walk or BM25 list on the query's path (k = 500 -> 1,000
     # added ~1.5 ms to an HNSW search at 1.1M posts): kept at 1,000.
     weights: RankWeights = field(default_factory=RankWeights)
+    # The learned re-ranking below the hybrid ranking's head (``search.rerank``), for an
+    # embedding model with fitted weights (off: the fusion alone). Fitted and chosen on the
+    # tuning half by eval/fit_rerank.py (2-fold by event): objective 0.6546 -> 0.6825, MAP@1000
+    # English 0.718 -> 0.739, French 0.596 -> 0.624, Spanish 0.587 -> 0.627, nDCG@10 unchanged
+    # (the first 50 stay as fused); on the test half (eval/search.py, read after the
+    # choice) English 0.790 -> 0.810, French 0.741 -> 0.790, Spanish 0.674 -> 0.727. It reads
+    # every candidate's vector (~2,400 a query) and costs ~5 ms where it runs (bench/search.py
+    # at 1.1M posts; a page of 1,000 at 184,551 posts 29 -> 35 ms p50); a page that lies inside
+    # the kept head skips it (most first pages). Re-ranking only the fused top K gains little
+    # (2-fold, side scripts: English 0.715-0.726 at K = 100-1,000): its gain is relevant posts
+    # from beyond the first 1,000 brought into them.
+    rerank: bool = True
 
     def __post_init__(self):
         if self.lexical_depth < 1 or self.semantic_depth < 0 or self.expansion_depth < 1:

@@ -19,8 +19,8 @@ Stages (each timed; ``SearchResponse.timings_ms``):
    the nearest posts from the vector index, and keep those that satisfy the query's operators and
    exclusions (its positive words are relaxed: that is what lets ``inondation`` find ``flood``).
    Lexical never waits for embeddings: posts not embedded yet are still found lexically.
-   The query's embedding and its neighbour search run on a worker thread (``_worker``) while
-   the lexical lists are read; ``semantic_wait`` is the time the query then waits for them.
+   The query's embedding and its neighbour search run on a worker thread (``search.worker``)
+   while the lexical lists are read; ``semantic_wait`` is the time the query then waits.
 4. **feedback** (``top``, semantic on): pseudo-relevance feedback in embedding space (Rocchio).
    The first round's fused top posts (``feedback_docs``, one per near-duplicate group) are
    taken as relevant; the query vector is moved towards their centroid and searched again, and
@@ -30,7 +30,8 @@ Stages (each timed; ``SearchResponse.timings_ms``):
    the posts holding any of the words that the fused top posts (``expansion_docs``) share,
    rarest first (``expansion_terms``; the lexical evidence of a query in another language than
    the stream's). ``eval/search.py`` measures what each adds.
-5. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``).
+5. **fuse and rank**: reciprocal rank fusion, plus recency and engagement (``search.rank``);
+   with vectors, the learned **rerank** of the candidates below the head (``search.rerank``).
 6. **collapse** near-duplicates (the ingest late stage's links) into one result with a count.
 
 Depth: ``top`` ranks every post that any list retrieves, not a fixed top 200: the every-word and
@@ -54,31 +55,31 @@ exactly the one the whole depth gives (a test compares them page by page), for a
 reading (``bench/search.py``: lexical queries at 1.1M posts). With the semantic stage, the
 fusion and the feedback round need every list whole.
 
-Pagination: a cursor (``search.cursor``) fixes a snapshot (the store's ``seq`` when page 1 was served, its "now" and
-the newest post's time that recency counts from) so posts that arrive later neither appear nor
-shift pages; ``top`` pages slice the ranking of that snapshot, ``latest`` pages continue after
-the last ``(created_at, id)`` seen. One thing moves with new posts: BM25's statistics (word
-frequencies, mean length), so a post whose BM25 rank changes meanwhile can move across a page
-boundary; a single-word query keeps its order.
+Pagination: a cursor (``search.cursor``) fixes a snapshot (the store's ``seq`` at page 1, its
+"now", the newest post's time that recency counts from): later posts neither appear nor shift
+pages; ``top`` pages slice the ranking of that snapshot, ``latest`` pages continue after the
+last ``(created_at, id)`` seen. BM25's statistics (word frequencies, mean length) do move with
+new posts: a post whose BM25 rank changes can cross a page boundary (not for one word).
 """
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 
 from townsquare import query as q
 from townsquare.protocols import Embedder, LexicalIndex, Nearest, VectorIndex
+from townsquare.search import rerank
 from townsquare.search.config import (SIMILARITY_FLOORS, UNCALIBRATED_DEPTH, SearchConfig,
                                       SearchError)
 from townsquare.search.cursor import MAX_TIME_MS, decode_cursor, encode_cursor, fingerprint
+from townsquare.search.lexquery import relax_text
 from townsquare.search.rank import (Fused, RankColumns, Scores, expansion_terms, final_scores,
                                    heads, order, proven_prefix, rrf)
 from townsquare.search.results import SearchHit, SearchResponse, hit_of
+from townsquare.search.worker import worker
 from townsquare.store.base import Store
 from townsquare.timing import Laps
 
@@ -93,20 +94,6 @@ MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most th
 MAX_LIMIT = 1000           # results per page
 EARLY_SPAN = 2             # a shallow read: at least this many times the posts a page needs
 _FEEDBACK_HEAD = 200       # near-duplicate groups read for the feedback round's top posts
-
-
-def relax_text(node: q.Node) -> q.Node | None:
-    """The query without its positive words, phrases and hashtags (None: no condition left);
-    operators, mentions, cashtags and every exclusion stay. Semantic candidates must satisfy it."""
-    if isinstance(node, (q.Term, q.Phrase, q.Hashtag)):
-        return None
-    if isinstance(node, q.And):
-        kept = [c for c in (relax_text(ch) for ch in node.children) if c is not None]
-        return None if not kept else kept[0] if len(kept) == 1 else q.And(tuple(kept))
-    if isinstance(node, q.Or):
-        kept = [relax_text(ch) for ch in node.children]
-        return None if any(c is None for c in kept) else q.Or(tuple(kept))
-    return node            # Not (exclusions stay whole), Mention, Cashtag, Op
 
 
 class SearchEngine:
@@ -129,6 +116,9 @@ class SearchEngine:
         self.embedder = embedder
         self.vectors = vectors
         self.config = config or SearchConfig()
+        # the learned re-ranking below the head, for a model with fitted weights (search.rerank)
+        self.reranker = (rerank.model_for(embedder.name)
+                         if embedder is not None and self.config.rerank else None)
 
     def run(self, query: str, *, mode: str = "top", limit: int = 20, cursor: str | None = None,
             semantic: bool = True, now_ms: int | None = None) -> SearchResponse:
@@ -140,14 +130,7 @@ class SearchEngine:
             raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
         clock = Laps()
         node = q.parse(query)
-        # A cursor pins the snapshot (seq) and "now" (for within_time:) of its first page.
-        state = decode_cursor(cursor, query, mode) if cursor else {
-            "v": 1, "f": fingerprint(query, mode), "s": self.store.max_seq(),
-            "n": int(time.time() * 1000) if now_ms is None else now_ms}
-        if mode == "top" and "r" not in state:
-            # recency counts from the newest post of the snapshot: pinned, so that posts
-            # arriving between pages do not age every candidate and reorder the ranking
-            state["r"] = min(max(self.store.newest_created_at() or 0, 0), MAX_TIME_MS)
+        state = self._state(query, mode, cursor, now_ms)
         clock.lap("parse")
         if mode == "latest":
             hits, nxt = self._latest(node, limit, state, clock)
@@ -158,6 +141,28 @@ class SearchEngine:
         return SearchResponse(query=query, mode=mode, results=hits, next_cursor=nxt,
                               timings_ms=clock.total(), semantic=sem,
                               lexical_depth=depth)
+
+    def rerank_features(self, query: str, *, now_ms: int | None = None
+                        ) -> tuple[list[int], np.ndarray] | None:
+        """``(candidates best first, their rerank.FEATURES rows (n, 11))`` of ``query``'s fused
+        ``top`` ranking, as the re-ranking sees them (``eval/fit_rerank.py`` fits on them);
+        None when the query has no semantic stage or no candidate has a vector."""
+        out: list = []
+        self._top(q.parse(query), 1, self._state(query, "top", None, now_ms), True, Laps(),
+                  features_out=out)
+        return out[0] if out else None
+
+    def _state(self, query: str, mode: str, cursor: str | None, now_ms: int | None) -> dict:
+        """A request's pinned state: a cursor's (the snapshot ``seq``, "now" for within_time:,
+        the time recency counts from, the page's offset), or a first page's."""
+        state = decode_cursor(cursor, query, mode) if cursor else {
+            "v": 1, "f": fingerprint(query, mode), "s": self.store.max_seq(),
+            "n": int(time.time() * 1000) if now_ms is None else now_ms}
+        if mode == "top" and "r" not in state:
+            # recency counts from the newest post of the snapshot: pinned, so that posts
+            # arriving between pages do not age every candidate and reorder the ranking
+            state["r"] = min(max(self.store.newest_created_at() or 0, 0), MAX_TIME_MS)
+        return state
 
     # --- latest ----------------------------------------------------------------------------------
     def _latest(self, node: q.Node, limit: int, state: dict, clock: Laps):
@@ -196,7 +201,8 @@ class SearchEngine:
         return hits, nxt
 
     # --- top -------------------------------------------------------------------------------------
-    def _top(self, node: q.Node, limit: int, state: dict, semantic: bool, clock: Laps):
+    def _top(self, node: q.Node, limit: int, state: dict, semantic: bool, clock: Laps,
+             features_out: list | None = None):
         cfg = self.config
         offset = int(state.get("o", 0))
         want = offset + limit + 1          # the page, and one more to know a next page exists
@@ -243,17 +249,24 @@ class SearchEngine:
         sem_info, cos, qv, sem_filter = self._semantic(node, pending, state, lists, fields,
                                                        known, clock)
         relevance = rrf(lists, cfg.weights)
+        moved = qv
         if qv is not None and wants_feedback:
             roots.update(self.store.dup_roots(
                 [pid for pid in relevance.best(_FEEDBACK_HEAD) if pid not in roots]))
-            more = self._feedback(lx, node, qv, lists, relevance, roots, texts, sem_filter,
-                                  state, fields, known)
+            more, moved = self._feedback(lx, node, qv, lists, relevance, roots, texts,
+                                         sem_filter, state, fields, known)
             if more:
                 lists.update(more)
                 relevance = rrf(lists, cfg.weights)
             clock.lap("feedback")
         scores, ranked = self._ranked(relevance, fields, state, clock)
         collapsed = self._collapse(ranked, roots, want)
+        # The re-ranking moves only candidates below its kept head: a page (and the post after
+        # it) all inside that head is the same without it (most first pages of 20).
+        if qv is not None and (features_out is not None or self.reranker is not None and not
+                               set(collapsed) <= set(ranked[:self.reranker.keep_top])):
+            ranked = self._rerank(scores, ranked, qv, roots, lists, clock, features_out)
+            collapsed = self._collapse(ranked, roots, want)
         hits = self._page(scores, collapsed, lists, lex_scores, cos, roots, offset, limit, clock)
         return hits, self._next(state, offset, limit, collapsed), sem_info, cfg.lexical_depth
 
@@ -310,7 +323,7 @@ class SearchEngine:
             c = lx.any_query(self._uncommon(lx, parts), relax_text(node), now_ms=state["n"],
                              max_seq=state["s"])
             if c is not None and c.residual is None:
-                started = _worker().submit(lx.search, c.query, depth, max_seq=state["s"])
+                started = worker().submit(lx.search, c.query, depth, max_seq=state["s"])
         got = self._from_index(lx, node, depth, state, fields, "rank" if rankable else "time")
         if got is None:                    # the store's own index
             if not exact:
@@ -507,7 +520,7 @@ class SearchEngine:
             clock.lap("index_refresh")
         if not len(self.vectors):
             return {"used": False, "reason": "no post is embedded yet (run `townsquare embed`)"}
-        return _worker().submit(self._nearest, text, state["s"])
+        return worker().submit(self._nearest, text, state["s"])
 
     def _nearest(self, text: str, max_seq: int) -> tuple[np.ndarray, Nearest, dict]:
         """Embed ``text`` as a query and find its neighbours in the snapshot ``max_seq`` (the
@@ -616,7 +629,9 @@ class SearchEngine:
         of ``eval/search.py`` (objective 0.626 -> 0.632, mean nDCG@10 0.874 -> 0.883).
 
         ``roots`` (near-duplicate roots of the first round's head) gains the expansion's;
-        ``texts``: posts' texts already read (the lexical head's), gains the others it reads."""
+        ``texts``: posts' texts already read (the lexical head's), gains the others it reads.
+        Returns the lists and the moved query's vector (``qv`` when none of the top posts has
+        a vector)."""
         cfg = self.config
         ranked = relevance.best()
         top = heads(ranked, roots, cfg.feedback_docs)
@@ -624,13 +639,13 @@ class SearchEngine:
         # query's random posts (~12 ms for 20 of them at 1.1M posts). None of them there (the
         # fast tier's posts, before e5 reaches them): no moved query, the expansion list still.
         found, V = self.vectors.vectors_of(top)                                  # (m, dim)
-        pending = None
+        pending, moved = None, qv
         if len(found):
             a = cfg.feedback_query_weight
             moved = a * qv + (1.0 - a) * V.mean(axis=0)                          # (dim,)
             moved = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
             # The moved query's neighbours on the worker thread (faiss releases the GIL) ...
-            pending = _worker().submit(self.vectors.nearest, moved,
+            pending = worker().submit(self.vectors.nearest, moved,
                                        self._neighbours(cfg.feedback_depth), state["s"],
                                        ef=cfg.feedback_ef)
         out: dict[str, list[int]] = {}
@@ -647,33 +662,30 @@ class SearchEngine:
                                                    cfg.expansion_depth)
         if pending is not None:
             out["feedback"] = self._kept(pending.result(), relaxed, state, fields, known)[0]
-        return out
+        return out, moved
 
-
-_WORKER: ThreadPoolExecutor | None = None
-_WORKER_LOCK = threading.Lock()
-
-
-def _worker() -> ThreadPoolExecutor:
-    """The threads that embed queries and search the vector index beside the lexical stages:
-    one per core (at most 4), shared by every engine of the process (a server's request
-    threads too)."""
-    global _WORKER
-    with _WORKER_LOCK:
-        if _WORKER is None:
-            _WORKER = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
-                                         thread_name_prefix="search-semantic")
-        return _WORKER
-
-
-def _forget_worker() -> None:
-    """In a forked child: the parent's threads do not exist there, and a task given to their
-    pool would never run; the child makes its own on its first search."""
-    global _WORKER, _WORKER_LOCK
-    _WORKER, _WORKER_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_worker)
+    def _rerank(self, scores: Scores, ranked: list[int], qv: np.ndarray, roots: dict[int, int],
+                lists: dict[str, list[int]], clock: Laps,
+                features_out: list | None = None) -> list[int]:
+        """``ranked`` re-ordered below its head by the learned re-ranking (``search.rerank``),
+        each candidate's probability into ``scores`` (the hits' ``rerank`` part). Vectors from
+        the vector index's memory (one faiss call); none there (fast-tier posts): unchanged.
+        ``features_out`` (``rerank_features``) gets ``(ranked, features)``; no re-ranking."""
+        ids = np.asarray(ranked, dtype=np.int64)                                 # (n,)
+        found, V = self.vectors.vectors_of(ids)                                  # (m, dim)
+        if not len(found):
+            return ranked
+        X, here = rerank.vector_features(ranked, found, V, qv, heads(ranked, roots, rerank.HEAD),
+                                         self.config.feedback_query_weight, lists)  # (n, 11)
+        if features_out is not None:
+            features_out.append((ranked, X))
+            return ranked
+        reordered, p = self.reranker.order(ranked, X, movable=here)
+        col = np.zeros(len(scores.ids))
+        col[np.searchsorted(scores.ids, ids)] = p          # ``ranked`` holds every scored id
+        scores.columns["rerank"] = col
+        clock.lap("rerank")
+        return reordered
 
 
 def _refreshed(lx: LexicalIndex) -> bool:

@@ -234,3 +234,17 @@ def uses_lang(node: q.Node) -> bool:
     if isinstance(node, (q.And, q.Or)):
         return any(uses_lang(c) for c in node.children)
     return False
+
+
+def relax_text(node: q.Node) -> q.Node | None:
+    """The query without its positive words, phrases and hashtags (None: no condition left);
+    operators, mentions, cashtags and every exclusion stay. Semantic candidates must satisfy it."""
+    if isinstance(node, (q.Term, q.Phrase, q.Hashtag)):
+        return None
+    if isinstance(node, q.And):
+        kept = [c for c in (relax_text(ch) for ch in node.children) if c is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else q.And(tuple(kept))
+    if isinstance(node, q.Or):
+        kept = [relax_text(ch) for ch in node.children]
+        return None if any(c is None for c in kept) else q.Or(tuple(kept))
+    return node            # Not (exclusions stay whole), Mention, Cashtag, Op

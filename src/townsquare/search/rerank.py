@@ -1,0 +1,190 @@
+"""A learned re-ranking of the hybrid ranking below its head: logistic regression on where RRF put
+each candidate, how near its embedding is to the query and to the feedback round's moved query,
+and which lists found it.
+
+    >>> import numpy as np
+    >>> X = features(4, np.array([0.9, np.nan, 0.85, 0.8]), np.array([0.9, np.nan, 0.9, 0.7]),
+    ...              {"lexical": [10, 11], "semantic": [10, 12, 13]}, [10, 11, 12, 13])
+    >>> X.shape
+    (4, 11)
+    >>> m = RerankModel("test", np.eye(11)[2] * 10, -8.0, keep_top=1)
+    >>> m.order([10, 11, 12, 13], X)[0]
+    [10, 12, 11, 13]
+
+Why: RRF ranks a candidate by its ranks in the lists, not by how near it is to what the query
+is about. Deep in the ranking (below the first 50, down to the ~2,400th candidate: what pages
+after the first and MAP@1000 read), the cosine to the query moved towards the fused ranking's
+best posts (a second Rocchio round) separates the event's posts from the rest better than the
+rank does. On the tuning half of eval/search.py's events (2-fold by event, eval/fit_rerank.py),
+MAP@1000 English 0.718 -> 0.739, French 0.596 -> 0.624, Spanish 0.587 -> 0.627. The head stays
+as fused (``keep_top``, 50): there the rank already carries the lexical evidence the cosines
+lack, and re-ranking it lowered the mean nDCG@10 (0.878 -> 0.869).
+
+The weights are fitted per embedding model (cosines are on its scale) by
+``python eval/fit_rerank.py --write-results`` on the tuning half only, and shipped beside this
+module (``rerank_model.json``); a model without fitted weights is not re-ranked.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FEATURES", "HEAD", "LISTS", "MODEL_FILE", "RerankModel", "features", "model_for",
+           "vector_features"]
+
+MODEL_FILE = Path(__file__).with_name("rerank_model.json")
+LISTS = ("lexical", "any_terms", "semantic", "feedback", "expansion")
+HEAD = 20                  # the cosines are also taken relative to the mean of the first HEAD
+FEATURES = ("log_position", "rrf_position", "cos_moved", "cos_query", "cos_moved_vs_head",
+            "cos_query_vs_head") + tuple(f"in_{name}" for name in LISTS)
+
+
+def features(n: int, cos_query: np.ndarray, cos_moved: np.ndarray,
+             lists: Mapping[str, Sequence[int]], ranked: Sequence[int]) -> np.ndarray:
+    """(n, len(FEATURES)) float64: one row per candidate of ``ranked`` (its first ``n``), in
+    that order. ``cos_query``, ``cos_moved``: (n,) cosines to the query's and the moved query's
+    vectors, NaN for a candidate with no vector (given the lowest cosine present: such a row
+    is not re-ranked, ``RerankModel.order``). Positions are RRF's (0 first); ``rrf_position``
+    is 60 / (60 + position), RRF's own shape."""
+    pos = np.arange(n, dtype=np.float64)                                        # (n,)
+    missing = np.isnan(cos_moved) | np.isnan(cos_query)                         # (n,)
+    cols = []
+    for cos in (cos_moved, cos_query):
+        have = cos[~missing]
+        low = float(have.min()) if len(have) else 0.0
+        cols.append(np.where(missing, low, cos))                                # (n,)
+    cm, cq = cols
+    member = _membership(np.asarray(ranked[:n], dtype=np.int64))
+    found = [member(lists.get(name, ())) for name in LISTS]                     # (n,) each
+    return np.column_stack([np.log1p(pos), 60.0 / (60.0 + pos), cm, cq,
+                            cm - cm[:HEAD].mean() if n else cm,
+                            cq - cq[:HEAD].mean() if n else cq,
+                            *found]).astype(np.float64)                         # (n, 11)
+
+
+def _membership(ids: np.ndarray):
+    """``member(some)``: (n,) bool, which of ``ids`` (unique) are in ``some``. One sort of
+    ``ids``, then a binary search per list: cheaper than ``np.isin``'s sort of both, list after
+    list, for a query's ~2,400 candidates and its five lists (~0.1 ms against ~1 ms)."""
+    by = np.argsort(ids, kind="stable")
+    sorted_ids = ids[by]
+
+    def member(some: Sequence[int]) -> np.ndarray:
+        out = np.zeros(len(ids), dtype=bool)
+        some = np.asarray(some, dtype=np.int64)
+        if len(ids) and len(some):
+            at = np.minimum(np.searchsorted(sorted_ids, some), len(ids) - 1)
+            out[by[at[sorted_ids[at] == some]]] = True
+        return out
+    return member
+
+
+def vector_features(ranked: Sequence[int], found: np.ndarray, V: np.ndarray, qv: np.ndarray,
+                    head: Sequence[int], query_weight: float,
+                    lists: Mapping[str, Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, which candidates have a vector)`` for every candidate of ``ranked``, from
+    the vectors found for them (``found``
+    (m,) ids in ``ranked``'s order, ``V`` (m, dim)): cosines to the query ``qv`` and to the
+    query moved towards the fused head (``head``: its first posts, one per near-duplicate
+    group), ``query_weight`` of it the query's own (Rocchio, a second round on the final
+    fusion, as ``SearchConfig.feedback_query_weight`` sets the first)."""
+    ids = np.asarray(ranked, dtype=np.int64)                                      # (n,)
+    here = _membership(ids)(found)
+    top = np.isin(found, np.asarray(head, dtype=np.int64))                         # (m,)
+    moved = (query_weight * qv + (1.0 - query_weight) * V[top].mean(axis=0)
+             if top.any() else qv)                                                 # (dim,)
+    moved = moved / max(float(np.linalg.norm(moved)), 1e-12)
+    cos_q = np.full(len(ids), np.nan)
+    cos_m = np.full(len(ids), np.nan)
+    # einsum, not ``@``: BLAS would wake its thread pool for these small products, and its
+    # threads spin on, taking a core from the next query's stages (bench/search.py's hybrid
+    # p50 at 1.1M posts: 24 ms with ``@`` on the 2 cores)
+    QM = np.stack([qv, moved]).astype(np.float32)                                  # (2, dim)
+    cos_q[here], cos_m[here] = np.einsum("md,kd->km", V, QM)                       # (2, m)
+    return features(len(ids), cos_q, cos_m, lists, ranked), here
+
+
+@dataclass(frozen=True)
+class RerankModel:
+    """Logistic regression over ``FEATURES`` for one embedding model: ``probability`` of a
+    candidate being relevant; ``order`` keeps the first ``keep_top`` candidates as fused and
+    sorts the rest by it. ``fitted``: how and on what the weights were chosen (for the record)."""
+
+    embedder: str
+    coef: np.ndarray                   # (len(FEATURES),)
+    intercept: float
+    keep_top: int = 20
+    fitted: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        coef = np.asarray(self.coef, dtype=np.float64).reshape(-1)
+        if coef.shape != (len(FEATURES),):
+            raise ValueError(f"coef must have {len(FEATURES)} weights ({', '.join(FEATURES)}), "
+                             f"got {coef.shape[0]}")
+        if not np.isfinite(coef).all() or not math.isfinite(self.intercept):
+            raise ValueError("coef and intercept must be finite")
+        if self.keep_top < 0:
+            raise ValueError(f"keep_top must be >= 0, got {self.keep_top}")
+        object.__setattr__(self, "coef", coef)
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """(n,) P(relevant) for the rows of ``X`` (n, len(FEATURES))."""
+        z = np.asarray(X, dtype=np.float64) @ self.coef + self.intercept                 # (n,)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def order(self, ranked: Sequence[int], X: np.ndarray,
+              movable: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
+        """``(ranked re-ordered, probabilities in ranked's order)``: the first ``keep_top`` as
+        they were, the rest by probability, ties by their fused position (stable). Only the
+        ``movable`` candidates (default all; the engine: those with a vector) move, among the
+        places they hold: a post not embedded yet keeps its fused place, so the lag of the
+        embedding stage never buries a fresh lexical match."""
+        p = self.probability(X)                                                       # (n,)
+        slots = np.arange(min(self.keep_top, len(ranked)), len(ranked))              # (r,)
+        if movable is not None:
+            slots = slots[np.asarray(movable, dtype=bool)[slots]]
+        ids = np.asarray(ranked, dtype=np.int64)                                      # (n,)
+        out = ids.copy()
+        out[slots] = ids[slots[np.argsort(-p[slots], kind="stable")]]
+        return out.tolist(), p
+
+    def to_dict(self) -> dict:
+        return {"embedder": self.embedder, "features": list(FEATURES),
+                "coef": [round(float(c), 8) for c in self.coef],
+                "intercept": round(float(self.intercept), 8), "keep_top": self.keep_top,
+                "fitted": self.fitted}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> RerankModel:
+        if list(d.get("features", ())) != list(FEATURES):
+            raise ValueError(f"re-ranking weights for features {d.get('features')}, this code "
+                             f"computes {list(FEATURES)}: refit with eval/fit_rerank.py")
+        return cls(d["embedder"], np.asarray(d["coef"], dtype=np.float64), float(d["intercept"]),
+                   int(d.get("keep_top", 20)), dict(d.get("fitted", {})))
+
+
+def save(models: Sequence[RerankModel], path: Path = MODEL_FILE) -> None:
+    """Write ``models`` (one per embedding model) to ``path`` as JSON, by model name."""
+    data = {m.embedder: m.to_dict() for m in sorted(models, key=lambda m: m.embedder)}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path) -> dict[str, RerankModel]:
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {name: RerankModel.from_dict(d) for name, d in data.items()}
+
+
+def model_for(embedder: str | None, path: Path = MODEL_FILE) -> RerankModel | None:
+    """The fitted re-ranking for embedding model ``embedder``; None when there is none."""
+    if embedder is None:
+        return None
+    return _load(path).get(embedder)
