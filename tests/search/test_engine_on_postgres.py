@@ -88,6 +88,30 @@ def test_semantic_search_reads_the_pgvector_index(stores):
     assert all(h.author != "ann" for h in r.results)
 
 
+def test_the_learned_reranking_reads_its_vectors_from_postgres(stores):
+    """Server mode: the re-ranking's vectors come from the store (``InStoreVectors``)."""
+    import numpy as np
+
+    from townsquare.embed.models import get_embedder
+    from townsquare.embed.stage import EmbedStage
+    from townsquare.embed.sync import InStoreVectors
+    from townsquare.search.engine import MAX_LIMIT, SearchConfig
+    from townsquare.search.rerank import FEATURES, RerankModel
+    pg = stores[1]
+    emb = get_embedder("e5-small-q4")
+    EmbedStage(pg, emb).run()
+    coef = np.zeros(len(FEATURES))
+    coef[FEATURES.index("cos_query")] = 20.0
+    engine = SearchEngine(pg, embedder=emb, vectors=InStoreVectors(pg),
+                          config=SearchConfig(min_similarity=-1.0))
+    fused = engine.run("flood", limit=MAX_LIMIT, now_ms=1_700_000_000_000).results
+    engine.reranker = RerankModel(emb.name, coef, -15.0, keep_top=1)
+    got = engine.run("flood", limit=MAX_LIMIT, now_ms=1_700_000_000_000).results
+    assert {h.id for h in got} == {h.id for h in fused} and got[0].id == fused[0].id
+    p = [h.parts["rerank"] for h in got[1:]]
+    assert len(p) >= 3 and p == sorted(p, reverse=True)
+
+
 def test_the_cli_searches_postgres_without_files_beside_it(stores, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
