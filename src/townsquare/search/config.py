@@ -81,10 +81,11 @@ class SearchConfig:
     # - the expansion list started while the query's neighbours are searched, from the lexical
     #   lists' head alone: its words matched those of the fused head for 0 of bench/search.py's
     #   50 hybrid queries (29% of the words on average), so it could not be reused.
-    # - the learned re-ranking (``rerank`` below) with each list's own rank (its RRF term) in
-    #   place of the flags of which lists found a post: eval/fit_rerank.py's objective 0.6734
-    #   against 0.6818 with the flags; with the moved query of the first round instead of one
-    #   moved to the final fusion's head: 0.6726.
+    # - the learned re-ranking (``rerank`` below), at its first head of 20 posts (objective
+    #   0.6818 with the flags of which lists found a post): each list's own rank (its RRF term)
+    #   in place of the flags, 0.6734; the lexical list's added to them, 0.6825 (0.6825 without);
+    #   the moved query of the first feedback round instead of one moved to the final head,
+    #   0.6726. The head of 50 since: 0.6891 (``rerank.HEAD``).
     expansion_docs: int = 50        # fused top posts whose words make the expansion list (0: off)
     expansion_terms: int = 10       # words of theirs searched (any of them, BM25)
     expansion_depth: int = 1000     # BM25 candidates of the expansion list
@@ -97,12 +98,12 @@ class SearchConfig:
     weights: RankWeights = field(default_factory=RankWeights)
     # The learned re-ranking below the hybrid ranking's head (``search.rerank``), for an
     # embedding model with fitted weights (off: the fusion alone). Fitted and chosen on the
-    # tuning half by eval/fit_rerank.py (2-fold by event): objective 0.6546 -> 0.6825, MAP@1000
-    # English 0.718 -> 0.739, French 0.596 -> 0.624, Spanish 0.587 -> 0.627, nDCG@10 unchanged
+    # tuning half by eval/fit_rerank.py (2-fold by event): objective 0.6546 -> 0.6893, MAP@1000
+    # English 0.718 -> 0.744, French 0.596 -> 0.636, Spanish 0.587 -> 0.634, nDCG@10 unchanged
     # (the first 50 stay as fused); on the test half (eval/search.py, read after the
-    # choice) English 0.790 -> 0.810, French 0.741 -> 0.790, Spanish 0.674 -> 0.727. It reads
+    # choice) English 0.790 -> 0.814, French 0.741 -> 0.795, Spanish 0.674 -> 0.727. It reads
     # every candidate's vector (~2,400 a query) and costs ~5 ms where it runs (bench/search.py
-    # at 1.1M posts; a page of 1,000 at 184,551 posts 29 -> 35 ms p50); a page that lies inside
+    # at 1.1M posts; a page of 1,000 at 184,551 posts 25.5 -> 30.8 ms p50); a page that lies inside
     # the kept head skips it (most first pages). Re-ranking only the fused top K gains little
     # (2-fold, side scripts: English 0.715-0.726 at K = 100-1,000): its gain is relevant posts
     # from beyond the first 1,000 brought into them.
