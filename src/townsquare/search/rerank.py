@@ -94,11 +94,11 @@ def vector_features(ranked: Sequence[int], found: np.ndarray, V: np.ndarray, qv:
                     head: Sequence[int], query_weight: float,
                     lists: Mapping[str, Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """``(features, which candidates have a vector)`` for every candidate of ``ranked``, from
-    the vectors found for them (``found``
-    (m,) ids in ``ranked``'s order, ``V`` (m, dim)): cosines to the query ``qv`` and to the
-    query moved towards the fused head (``head``: its first posts, one per near-duplicate
-    group), ``query_weight`` of it the query's own (Rocchio, a second round on the final
-    fusion, as ``SearchConfig.feedback_query_weight`` sets the first)."""
+    the vectors found for them (``found``: (m,) ids in ``ranked``'s order, ``V`` (m, dim)):
+    cosines to the query ``qv`` and to the query moved towards the fused head (``head``: its
+    first posts, one per near-duplicate group), ``query_weight`` of it the query's own
+    (Rocchio, a second round on the final fusion, as ``SearchConfig.feedback_query_weight``
+    sets the first)."""
     ids = np.asarray(ranked, dtype=np.int64)                                      # (n,)
     here = _membership(ids)(found)
     top = np.isin(found, np.asarray(head, dtype=np.int64))                         # (m,)
