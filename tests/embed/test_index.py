@@ -471,6 +471,10 @@ def test_rows_found_by_the_sorted_ids_match_the_dict_through_replace_remove_and_
     ix.add(ids[850:1000], X[850:1000])                        # the tail passes 100: merged
     check()
     assert ix._sorted_upto == ix.rows and len(ix._sorted_ids) == len(ix._row_of) == 970
+    ix.remove(ids[900:901])
+    ix.scrub()                                                # a removed id leaves the copy
+    assert int(ids[900]) not in ix._sorted_ids.tolist()
+    check()
     ix.compact()                                              # rows renumbered: copy dropped
     assert ix._sorted_upto == 0
     check()

@@ -374,6 +374,8 @@ class VectorIndex:
                 return 0
             fresh = int((self._row_ids[dead] != -1).sum())
             self._row_ids[dead] = -1
+            live = ~self._dead[self._sorted_rows]          # the sorted copy forgets them too
+            self._sorted_ids, self._sorted_rows = self._sorted_ids[live], self._sorted_rows[live]
             self._cols[dead] = 0
             self._known[dead] = False
             if self._hnsw is None:

@@ -249,12 +249,11 @@ class SearchEngine:
         sem_info, cos, qv, sem_filter = self._semantic(node, pending, state, lists, fields,
                                                        known, clock)
         relevance = rrf(lists, cfg.weights)
-        moved = qv
         if qv is not None and wants_feedback:
             roots.update(self.store.dup_roots(
                 [pid for pid in relevance.best(_FEEDBACK_HEAD) if pid not in roots]))
-            more, moved = self._feedback(lx, node, qv, lists, relevance, roots, texts,
-                                         sem_filter, state, fields, known)
+            more = self._feedback(lx, node, qv, lists, relevance, roots, texts, sem_filter,
+                                  state, fields, known)
             if more:
                 lists.update(more)
                 relevance = rrf(lists, cfg.weights)
@@ -629,9 +628,7 @@ class SearchEngine:
         of ``eval/search.py`` (objective 0.626 -> 0.632, mean nDCG@10 0.874 -> 0.883).
 
         ``roots`` (near-duplicate roots of the first round's head) gains the expansion's;
-        ``texts``: posts' texts already read (the lexical head's), gains the others it reads.
-        Returns the lists and the moved query's vector (``qv`` when none of the top posts has
-        a vector)."""
+        ``texts``: posts' texts already read (the lexical head's), gains the others it reads."""
         cfg = self.config
         ranked = relevance.best()
         top = heads(ranked, roots, cfg.feedback_docs)
@@ -639,7 +636,7 @@ class SearchEngine:
         # query's random posts (~12 ms for 20 of them at 1.1M posts). None of them there (the
         # fast tier's posts, before e5 reaches them): no moved query, the expansion list still.
         found, V = self.vectors.vectors_of(top)                                  # (m, dim)
-        pending, moved = None, qv
+        pending = None
         if len(found):
             a = cfg.feedback_query_weight
             moved = a * qv + (1.0 - a) * V.mean(axis=0)                          # (dim,)
@@ -662,7 +659,7 @@ class SearchEngine:
                                                    cfg.expansion_depth)
         if pending is not None:
             out["feedback"] = self._kept(pending.result(), relaxed, state, fields, known)[0]
-        return out, moved
+        return out
 
     def _rerank(self, scores: Scores, ranked: list[int], qv: np.ndarray, roots: dict[int, int],
                 lists: dict[str, list[int]], clock: Laps,
