@@ -1,6 +1,37 @@
 """Phase 5 of ``bench/serve.py``: time to semantic findability while ingesting (``python
 bench/serve.py --findability``; its docstring says what is measured). Kept apart from the other
 phases' code, which it reuses (the load generator, the prefill, the server's start).
+
+What limits 5,700 posts/s on 2 cores (measured 2026-12-07, three runs of ``python bench/serve.py
+--findability --findability-rates 5700 --findability-fallback 0 --seconds 40``, the load
+generator on the same cores; none written to the results):
+
+- *The process is bound by its GIL once the fast tier runs.* With it, ingest requests took
+  5.6 / 3.1 / 2.2 s p50 and the tantivy index lagged 11.4 / 10.2 / 14.3 s p50 (150,000-190,000
+  posts at the end); with e5 alone, 80 / 71 ms and 0.2 s. The third run had the learned
+  re-ranking off (the polls' pages of 100 run it): not its cause. py-spy over 20 s (``--idle``):
+  the indexer thread sat in the lexical refresh's Python for 97% of its samples (rows read and
+  turned into documents), i.e. holding or waiting for the GIL beside the request handlers, the
+  writer and the fast tier's thread (~35% of one core's samples, most of them tokenizing:
+  ``E5Tokenizer.normalize``, ``content_ids``, ``PieceIds``).
+- *The fast tier's semantic list fills up.* In a side run that followed six own-text markers
+  poll by poll, the four found had 1 to 276 neighbours at or above e5's floor; the two the
+  semantic arm never returned had 996 to 1,000 (``semantic_depth``) at every poll, sent once
+  the fast tier held ~90,000 and ~140,000 posts: a marker whose fitted vector is generic then
+  lies beyond the list. (3 / 4 / 4 of 15 found by
+  their own text in the three runs, 0 by their translation.) A side script on the same posts
+  (a table fitted on the first 20,000, as here; the next 100,000 posts, their e5 vectors from
+  the eval store): "inondations à Houston" has 71,538 of them over the floor in the fast tier
+  against 13,720 for e5, the first six markers' own French queries 5 to 7,228 against 31 to
+  530. ``fitted.COSINE_SHIFT`` (0.025) was measured on a table fitted on 88,000 posts; on this
+  one, the shift that gives the fast tier as many posts over the floor as e5 on 58 queries is
+  0.049.
+- *The novel path cannot cover the markers.* Their unseen shares are 0.21 to 0.60; over those
+  100,000 posts 4.05% reach 0.2 (231 posts/s at 5,700/s; 0.6% over the first 20,000 only),
+  against the ~8-16 a second that ``novel_budget`` serves.
+
+What could move it (not built): the lexical indexing and the fast tier in a process of their
+own, off the request handlers' GIL; a cosine calibration per fitted table instead of one shift.
 """
 from __future__ import annotations
 

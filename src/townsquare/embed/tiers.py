@@ -74,6 +74,9 @@ _PAGE = 20_000
 # share of its pieces has no row in the fitted table: 0.6% of the posts that followed the 20,000
 # a table was fitted on in the eval store (their median: 2.6%, 99th percentile: 17.5%), so ~34
 # posts/s at 5,700 posts/s, about 0.3 of a core of e5 (~9 ms a post); ``novel_budget`` caps it.
+# The share grows as the stream moves away from the fit: 4.05% of the 100,000 posts after those
+# 20,000 (median 4.7%, 99th percentile 31.6%), 231 posts/s at 5,700 (measured 2026-12-07; see
+# bench/findability.py).
 NOVEL_MIN_UNSEEN = 0.2
 # Knots of the monotone map from an m2v-e5 query->post cosine to the e5 cosine of the same rank:
 # quantiles (min, 5%, 25%, 50%, 75%, 90%, 99%, max) of the top-100 neighbour cosines of 200
