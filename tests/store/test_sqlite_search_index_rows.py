@@ -49,3 +49,31 @@ def test_enriched_through_is_the_late_stage_watermark(filled):
     assert filled.enriched_through() == 0
     filled.write_enrichment(Enrichment(watermark=5))
     assert filled.enriched_through() == 5 == filled.stats()["late_stage"]["processed_through_seq"]
+
+
+def test_rows_read_straight_from_sql_equal_the_generic_reading_over_varied_posts(store):
+    """The embedded store builds each row from its columns without a ``Post``: the same rows as
+    ``IndexRow.of`` over ``posts_by_id`` (the generic reading), for every mix of lists, flags
+    and missing counts (seeded)."""
+    import random
+    rng = random.Random(7)
+    posts = []
+    for i in range(300):
+        def some(prefix):
+            return [f"{prefix}{rng.randrange(5)}" for _ in range(rng.randrange(3))]
+        posts.append(Post(
+            id=BASE + 100 + i, text=f"post {i} " + " ".join(
+                [f"#{t}" for t in some("tag")] + [f"@{t}" for t in some("user")]
+                + [f"${rng.choice(['AAPL', 'TSLA', 'GOOG'])}" for _ in some("c")]
+                + ["https://example.org/x"] * rng.randrange(2)),
+            source="t", created_at=1_600_000_000_000 + i,
+            author_handle=rng.choice([None, "Ann", "bob"]), lang=rng.choice([None, "en", "fr"]),
+            reply_to_id=rng.choice([None, BASE]), repost_of_id=rng.choice([None, BASE]),
+            quote_of_id=rng.choice([None, BASE]), has_media=rng.random() < 0.3,
+            like_count=rng.choice([None, 0, 3]), retweet_count=rng.choice([None, 2]),
+            reply_count=rng.choice([None, 1]), quote_count=rng.choice([None, 5])).normalized())
+    store.write_batch([Stored(p) for p in posts], [])
+    rows = store.index_rows_since(0, 1000)
+    assert len(rows) == 300 and any(r.flags for r in rows) and any(not r.flags for r in rows)
+    assert any(r.cashtags for r in rows) and any(r.like_count is None for r in rows)
+    assert Store.index_rows_since(store, 0, 1000) == rows

@@ -118,10 +118,10 @@ def _document(t, r: IndexRow):
         doc["lang"] = r.lang.lower()
     if r.author_handle:
         doc["author"] = r.author_handle.lower()
-    tags = ([f"#{x.lower()}" for x in r.hashtags] + [f"@{x.lower()}" for x in r.mentions]
-            + [f"${x.lower()}" for x in r.cashtags])
-    if tags:
-        doc["tags"] = tags
+    if r.hashtags or r.mentions or r.cashtags:      # most posts have none: no list built
+        doc["tags"] = ([f"#{x.lower()}" for x in r.hashtags]
+                       + [f"@{x.lower()}" for x in r.mentions]
+                       + [f"${x.lower()}" for x in r.cashtags])
     if r.flags:
         doc["flags"] = list(r.flags)
     return t.Document(**doc)
