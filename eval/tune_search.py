@@ -131,14 +131,17 @@ def tuning_half(ap: argparse.ArgumentParser, work: Path, seed: int) -> dict:
             "queries": queries_of(tune), "ours": ours, "sem": ev.Semantic(store, home, ours.lx)}
 
 
-def score(run, qs, rel) -> dict[str, float]:
-    """Per language MAP@1000 and nDCG@10, the objective and the mean nDCG@10."""
+def score(run, qs, rel, per_query: list | None = None) -> dict[str, float]:
+    """Per language MAP@1000 and nDCG@10, the objective and the mean nDCG@10; ``per_query``
+    gets each query's ``(language, AP@1000)``, in ``qs``' order."""
     ap: dict[str, list[float]] = {lang: [] for lang in ev.LANGS}
     nd: dict[str, list[float]] = {lang: [] for lang in ev.LANGS}
     for key, _qset, lang, text in qs:
         ranked = run(ev.query_text(text))
         ap[lang].append(ev.ap_at(ranked, rel[key], 1000))
         nd[lang].append(ev.ndcg_at(ranked, rel[key]))
+        if per_query is not None:
+            per_query.append((lang, ap[lang][-1]))
     out = {}
     for lang in ev.LANGS:
         out[f"map1000_{lang}"] = round(sum(ap[lang]) / len(ap[lang]), 4)

@@ -110,3 +110,27 @@ def test_the_rerank_fit_returns_weights_on_raw_features_and_seeded_disjoint_fold
     a, b = fit_rerank.folds_of(events, 0)
     assert sorted(a + b) == events and not set(a) & set(b) and abs(len(a) - len(b)) == 1
     assert fit_rerank.folds_of(events, 0) == [a, b] != fit_rerank.folds_of(events, 1)
+
+
+def test_fit_rerank_one_se_takes_the_largest_kept_head_within_one_standard_error():
+    """``one_se``: of the settings whose objective is within one standard error (paired, per
+    query) of the best, the largest keep_top; a setting worse beyond it is not taken."""
+    sys.path.insert(0, str(EVAL))
+    try:
+        import fit_rerank
+    finally:
+        sys.path.remove(str(EVAL))
+    rng = np.random.default_rng(3)
+    best_share = rng.uniform(0.0, 0.02, size=100)
+
+    def row(keep, shift):
+        share = best_share - shift + rng.normal(scale=0.001, size=100)
+        return {"setting": {"C": 1.0, "keep_top": keep}, "objective": float(share.sum()),
+                "_share": share.tolist()}
+    top = {"setting": {"C": 1.0, "keep_top": 10}, "objective": float(best_share.sum()),
+           "_share": best_share.tolist()}
+    near = row(50, 0.0)                  # the same queries, noise only: within one SE
+    far = row(100, 0.002)                # 0.2 lower in total, ~20 SE away
+    got = fit_rerank.one_se([top, near, far], top)
+    assert got is near and far["se_from_best"] > 0 and top["se_from_best"] == 0.0
+    assert fit_rerank.one_se([top, far], top) is top

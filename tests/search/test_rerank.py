@@ -13,7 +13,7 @@ from townsquare.embed.sync import StoreVectors
 from townsquare.posts import Post
 from townsquare.search import rerank
 from townsquare.search.engine import MAX_LIMIT, SearchConfig, SearchEngine
-from townsquare.search.rerank import FEATURES, RerankModel, features, model_for
+from townsquare.search.rerank import FEATURES, RerankModel, features, hours_from, model_for
 from townsquare.store.base import Stored
 
 from tests.search.axes import WordAxes
@@ -37,6 +37,21 @@ def test_features_flag_missing_vectors_and_the_lists_that_found_each_candidate()
     assert col["in_feedback"].tolist() == [1, 0, 0, 0]
     assert col["in_semantic"].tolist() == [0, 0, 0, 0]
     assert col["log_position"].tolist() == pytest.approx(np.log1p([0, 1, 2, 3]).tolist())
+
+
+def test_hours_from_the_head_are_to_its_median_time():
+    H = 3_600_000
+    t = np.array([0, 2 * H, 4 * H, 100 * H, 10 * H])
+    # the head: the first three, median 2 h
+    assert hours_from(t, np.array([1, 1, 1, 0, 0], bool)).tolist() == [2, 0, 2, 98, 8]
+    assert hours_from(t, np.zeros(5, bool)).tolist() == [4, 2, 0, 96, 6]   # no head: all
+    assert hours_from(np.zeros(0), np.zeros(0, bool)).tolist() == []
+    X = features(5, np.full(5, 0.5), np.full(5, 0.5), {}, [1, 2, 3, 4, 5],
+                 hours_from(t, np.array([1, 1, 1, 0, 0], bool)))
+    assert X[:, FEATURES.index("log_hours_from_head")].tolist() == pytest.approx(
+        np.log1p([2, 0, 2, 98, 8]).tolist())
+    assert not features(5, np.full(5, 0.5), np.full(5, 0.5), {}, [1, 2, 3, 4, 5])[
+        :, FEATURES.index("log_hours_from_head")].any()                    # none given: 0
 
 
 def test_probability_matches_scikit_learn_logistic_regression():
@@ -178,6 +193,32 @@ def test_rerank_features_give_the_fused_candidates(stormy):
     assert ids[:5] == [h.id for h in eng.run("storm", limit=5, now_ms=T0).results]
     assert X[:, FEATURES.index("in_semantic")].all()
     assert _engine(store, emb).rerank_features("since:2020-01-01", now_ms=T0) is None
+
+
+def test_rerank_features_give_each_candidate_its_hours_from_the_heads_median_time(stormy):
+    store, emb = stormy
+    ids, X = _engine(store, emb, rerank=False).rerank_features("storm", now_ms=T0)
+    # 40 posts a minute apart, no near-duplicates: the head (50) holds them all, median 19.5 min
+    want = [np.log1p(abs((pid - BASE) * 60_000 - 19.5 * 60_000) / 3_600_000) for pid in ids]
+    assert X[:, FEATURES.index("log_hours_from_head")].tolist() == pytest.approx(want)
+
+
+def test_a_candidate_far_in_time_from_the_head_goes_down(stormy):
+    """The temporal feature at work: posts a month after the head's time sink below the
+    kept head, whatever their rank, when the model weighs time alone."""
+    store, emb = stormy
+    later = [Stored(Post(id=BASE + 200 + i, source="t", created_at=T0 + 30 * 86_400_000 + i,
+                         text=f"storm rain n{i}").normalized()) for i in range(3)]
+    store.write_batch(later, [])
+    EmbedStage(store, emb).run()
+    coef = np.zeros(len(FEATURES))
+    coef[FEATURES.index("log_hours_from_head")] = -5.0
+    fused = [h.id for h in _engine(store, emb).run("storm", limit=MAX_LIMIT, now_ms=T0).results]
+    got = [h.id for h in _engine(store, emb, RerankModel(emb.name, coef, 0.0, keep_top=3)
+                                 ).run("storm", limit=MAX_LIMIT, now_ms=T0).results]
+    far = {p.post.id for p in later}
+    assert min(fused.index(pid) for pid in far) < len(fused) - 3      # not last when fused
+    assert set(got[-3:]) == far and got[:3] == fused[:3]
 
 
 def test_a_model_without_fitted_weights_is_not_reranked(stormy):

@@ -98,15 +98,17 @@ class SearchConfig:
     weights: RankWeights = field(default_factory=RankWeights)
     # The learned re-ranking below the hybrid ranking's head (``search.rerank``), for an
     # embedding model with fitted weights (off: the fusion alone). Fitted and chosen on the
-    # tuning half by eval/fit_rerank.py (2-fold by event): objective 0.6546 -> 0.6893, MAP@1000
-    # English 0.718 -> 0.744, French 0.596 -> 0.636, Spanish 0.587 -> 0.634, nDCG@10 unchanged
-    # (the first 50 stay as fused); on the test half (eval/search.py, read after the
-    # choice) English 0.790 -> 0.814, French 0.741 -> 0.795, Spanish 0.674 -> 0.727. It reads
-    # every candidate's vector (~2,400 a query) and costs ~5 ms where it runs (bench/search.py
-    # at 1.1M posts; a page of 1,000 at 184,551 posts 25.5 -> 30.8 ms p50); a page that lies inside
-    # the kept head skips it (most first pages). Re-ranking only the fused top K gains little
-    # (2-fold, side scripts: English 0.715-0.726 at K = 100-1,000): its gain is relevant posts
-    # from beyond the first 1,000 brought into them.
+    # tuning half by eval/fit_rerank.py (2-fold by event): objective 0.6546 -> 0.7909, MAP@1000
+    # English 0.718 -> 0.846, French 0.596 -> 0.723, Spanish 0.587 -> 0.748, nDCG@10 unchanged
+    # (the first 50 stay as fused); on the test half (eval/search.py, read after the choice)
+    # English 0.790 -> 0.876, French 0.741 -> 0.846, Spanish 0.674 -> 0.781. Its features
+    # before the time from the head's median (``rerank.hours_from``) was added gave 0.6893 on
+    # the tuning half, 0.814 / 0.795 / 0.727 on the test half. It reads every candidate's vector
+    # (~2,400 a query) and costs ~5 ms where it runs (bench/search.py at 1.1M posts; a page of
+    # 1,000 at 184,551 posts 25.8 -> 31.3 ms p50); a page that lies inside the kept head skips
+    # it (most first pages). Re-ranking only the fused top K gains little (2-fold, side scripts:
+    # English 0.715-0.726 at K = 100-1,000): its gain is relevant posts from beyond the first
+    # 1,000 brought into them.
     rerank: bool = True
 
     def __post_init__(self):

@@ -144,7 +144,7 @@ class SearchEngine:
 
     def rerank_features(self, query: str, *, now_ms: int | None = None
                         ) -> tuple[list[int], np.ndarray] | None:
-        """``(candidates best first, their rerank.FEATURES rows (n, 11))`` of ``query``'s fused
+        """``(candidates best first, their rerank.FEATURES rows (n, 12))`` of ``query``'s fused
         ``top`` ranking, as the re-ranking sees them (``eval/fit_rerank.py`` fits on them);
         None when the query has no semantic stage or no candidate has a vector."""
         out: list = []
@@ -672,8 +672,11 @@ class SearchEngine:
         found, V = self.vectors.vectors_of(ids)                                  # (m, dim)
         if not len(found):
             return ranked
+        times = (None if scores.created_at is None
+                 else scores.created_at[np.searchsorted(scores.ids, ids)])        # (n,) ms
         X, here = rerank.vector_features(ranked, found, V, qv, heads(ranked, roots, rerank.HEAD),
-                                         self.config.feedback_query_weight, lists)  # (n, 11)
+                                         self.config.feedback_query_weight, lists,
+                                         times)                                    # (n, 12)
         if features_out is not None:
             features_out.append((ranked, X))
             return ranked

@@ -259,9 +259,12 @@ class Scores(Mapping[int, dict[str, float]]):
     reading ``scores[pid]`` finds its row by binary search and builds that id's dict, so only
     the page's posts pay for one."""
 
-    def __init__(self, ids: np.ndarray, columns: dict[str, np.ndarray]):
+    def __init__(self, ids: np.ndarray, columns: dict[str, np.ndarray],
+                 created_at: np.ndarray | None = None):
         self.ids = ids                                                   # (n,) int64, ascending
         self.columns = columns                                           # name -> (n,) float64
+        # (n,) int64 ms, each id's post time (not a part of its score: the re-ranking reads it)
+        self.created_at = created_at
 
     def __getitem__(self, pid: int) -> dict[str, float]:
         r = int(np.searchsorted(self.ids, pid))
@@ -312,7 +315,8 @@ def final_scores(relevance: Mapping[int, float],
     eng = np.minimum(1.0, np.log1p(cols.engagement[at].astype(np.float64))
                      / math.log1p(w.engagement_cap))
     score = rel * (1.0 + w.recency_weight * rec + w.engagement_weight * eng)
-    return Scores(ids, {"score": score, "relevance": rel, "recency": rec, "engagement": eng})
+    return Scores(ids, {"score": score, "relevance": rel, "recency": rec, "engagement": eng},
+                  cols.created_at[at])
 
 
 def order(scores: Mapping[int, dict[str, float]]) -> list[int]:
