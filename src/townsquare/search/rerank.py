@@ -177,9 +177,9 @@ class RerankModel:
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """(n,) P(relevant) for the rows of ``X`` (n, len(FEATURES))."""
-        # einsum, not ``@``: a product of ~2,400 rows woke OpenBLAS's threads, whose spinning
-        # took a core from the next query (bench/search.py at 1.1M posts, the re-ranking on
-        # every first page: hybrid p50 19.7 ms with ``@``, the lexical stage 0.6 -> 1.5 ms)
+        # einsum, not ``@``, as for the cosines (``vector_features``): no BLAS call, whose
+        # thread pool could spin on after it (not measured here on its own: the spinning that
+        # was, faiss's, is in ``VectorIndex.vectors_of``)
         z = np.einsum("nd,d->n", np.asarray(X, dtype=np.float64), self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
