@@ -666,14 +666,14 @@ class SearchEngine:
                 features_out: list | None = None) -> list[int]:
         """``ranked`` re-ordered below its head by the learned re-ranking (``search.rerank``),
         each candidate's probability into ``scores`` (the hits' ``rerank`` part). Vectors from
-        the vector index's memory (one faiss call); none there (fast-tier posts): unchanged.
+        the vector index's memory (one read); none there (fast-tier posts): unchanged.
         ``features_out`` (``rerank_features``) gets ``(ranked, features)``; no re-ranking."""
         ids = np.asarray(ranked, dtype=np.int64)                                 # (n,)
         found, V = self.vectors.vectors_of(ids)                                  # (m, dim)
         if not len(found):
             return ranked
-        times = (None if scores.created_at is None
-                 else scores.created_at[np.searchsorted(scores.ids, ids)])        # (n,) ms
+        at = np.searchsorted(scores.ids, ids)         # ``ranked`` holds every scored id
+        times = None if scores.created_at is None else scores.created_at[at]      # (n,) ms
         X, here = rerank.vector_features(ranked, found, V, qv, heads(ranked, roots, rerank.HEAD),
                                          self.config.feedback_query_weight, lists,
                                          times)                                    # (n, 12)
@@ -682,7 +682,7 @@ class SearchEngine:
             return ranked
         reordered, p = self.reranker.order(ranked, X, movable=here)
         col = np.zeros(len(scores.ids))
-        col[np.searchsorted(scores.ids, ids)] = p          # ``ranked`` holds every scored id
+        col[at] = p
         scores.columns["rerank"] = col
         clock.lap("rerank")
         return reordered

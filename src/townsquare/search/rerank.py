@@ -67,14 +67,15 @@ HOUR_MS = 3_600_000
 
 def features(n: int, cos_query: np.ndarray, cos_moved: np.ndarray,
              lists: Mapping[str, Sequence[int]], ranked: Sequence[int],
-             hours_from_head: np.ndarray | None = None) -> np.ndarray:
+             hours_from_head: np.ndarray | None = None, member=None) -> np.ndarray:
     """(n, len(FEATURES)) float64: one row per candidate of ``ranked`` (its first ``n``), in
     that order. ``cos_query``, ``cos_moved``: (n,) cosines to the query's and the moved query's
     vectors, NaN for a candidate with no vector (given the lowest cosine present: such a row
     is not re-ranked, ``RerankModel.order``). Positions are RRF's (0 first); ``rrf_position``
     is 60 / (60 + position), RRF's own shape. ``hours_from_head``: (n,) hours between each
     candidate's time and the fused head's median time (``hours_from``; None: 0 for all),
-    as ``log_hours_from_head`` = log1p(hours)."""
+    as ``log_hours_from_head`` = log1p(hours). ``member``: ``_membership`` of ``ranked``
+    when the caller has it (one sort of the candidates a query)."""
     pos = np.arange(n, dtype=np.float64)                                        # (n,)
     missing = np.isnan(cos_moved) | np.isnan(cos_query)                         # (n,)
     cols = []
@@ -83,7 +84,7 @@ def features(n: int, cos_query: np.ndarray, cos_moved: np.ndarray,
         low = float(have.min()) if len(have) else 0.0
         cols.append(np.where(missing, low, cos))                                # (n,)
     cm, cq = cols
-    member = _membership(np.asarray(ranked[:n], dtype=np.int64))
+    member = member or _membership(np.asarray(ranked[:n], dtype=np.int64))
     found = [member(lists.get(name, ())) for name in LISTS]                     # (n,) each
     hours = np.zeros(n) if hours_from_head is None else np.asarray(hours_from_head, float)[:n]
     return np.column_stack([np.log1p(pos), 60.0 / (60.0 + pos), cm, cq,
@@ -135,7 +136,8 @@ def vector_features(ranked: Sequence[int], found: np.ndarray, V: np.ndarray, qv:
     sets the first); ``created_at``: (n,) ms of ``ranked``'s posts, for the hours from the
     head's median time (None: 0)."""
     ids = np.asarray(ranked, dtype=np.int64)                                      # (n,)
-    here = _membership(ids)(found)
+    member = _membership(ids)
+    here = member(found)
     head = np.asarray(head, dtype=np.int64)
     top = np.isin(found, head)                                                     # (m,)
     moved = (query_weight * qv + (1.0 - query_weight) * V[top].mean(axis=0)
@@ -148,8 +150,8 @@ def vector_features(ranked: Sequence[int], found: np.ndarray, V: np.ndarray, qv:
     # p50 at 1.1M posts: 24 ms with ``@`` on the 2 cores)
     QM = np.stack([qv, moved]).astype(np.float32)                                  # (2, dim)
     cos_q[here], cos_m[here] = np.einsum("md,kd->km", V, QM)                       # (2, m)
-    hours = None if created_at is None else hours_from(created_at, _membership(ids)(head))
-    return features(len(ids), cos_q, cos_m, lists, ranked, hours), here
+    hours = None if created_at is None else hours_from(created_at, member(head))
+    return features(len(ids), cos_q, cos_m, lists, ranked, hours, member), here
 
 
 @dataclass(frozen=True)
