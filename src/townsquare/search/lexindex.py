@@ -56,6 +56,16 @@ Tokens: lowercase and ASCII folding over a simple word tokenizer, the same as FT
 remove_diacritics 2`` for Latin scripts (``index_tokens``). The query side is tokenized by
 ``index_tokens`` in Python to build term and phrase queries directly: user text never reaches
 tantivy's query parser.
+
+Phrases are read from the words' positions. Tried and not kept (2026-12-07): each two
+neighbouring words indexed as one term, a phrase searched by its pairs (Elasticsearch's
+``index_phrases``). A phrase's top 50 at 1.1M posts took ~0.03 ms instead of ~0.3 (p50; the
+same matches, tested), and ``bench/search.py``'s phrase ratio went 1.76 -> 1.48x tantivy
+(1.78 -> 1.24x in its interleaved pass). But a fresh index took posts 2x slower (48,930 ->
+24,649/s, ``bench/lexindex.py``; the pairs' many terms, in Python and in tantivy), the index
+grew 109 -> 190 MB, and at 5,700 posts/s the server's search freshness went from p50 326 ms /
+p99 1.96 s to 2.79 s / 7.16 s, its tantivy refreshes from p50 89 to 838 ms (``bench/serve.py``,
+the same machine minutes apart): a stream's freshness is worth more than phrase latency.
 """
 from __future__ import annotations
 
