@@ -80,6 +80,22 @@ def test_refresh_is_incremental_and_a_changed_text_replaces_its_document(indexed
     assert [pid for pid, _ in lx.top(parse("earthquake"), 10)[0]] == [BASE + 100]
 
 
+def test_changed_posts_read_over_several_pages_leave_one_document_each(store, monkeypatch):
+    # A page's older documents are deleted by one query before its new ones are added: the
+    # new ones must stay, across pages, and each post must keep exactly one document.
+    monkeypatch.setattr("townsquare.search.lexindex._PAGE", 2)
+    store.write_batch([Stored(Post(id=BASE + i, text=f"first report {i}", source="t",
+                                   created_at=T0 + i).normalized()) for i in range(5)], [])
+    lx = LexicalIndex(store, None)
+    assert lx.refresh() == 5
+    store.write_batch([Stored(Post(id=BASE + i, text=f"second report {i}", source="t",
+                                   created_at=T0 + i).normalized()) for i in (0, 2, 3)], [])
+    assert lx.refresh() == 3
+    assert lx._searcher.num_docs == 5
+    assert sorted(pid for pid, _ in lx.top(parse("second"), 10)[0]) == [BASE, BASE + 2, BASE + 3]
+    assert sorted(pid for pid, _ in lx.top(parse("first"), 10)[0]) == [BASE + 1, BASE + 4]
+
+
 def test_queries_without_indexable_text_are_left_to_fts5(indexed):
     store, lx = indexed
     assert lx.top(parse("from:ann"), 10) is None

@@ -230,8 +230,7 @@ class LexicalIndex:
         n, fresh = 0, self.watermark == 0     # a fresh index reads the posts left: skip the log
         while gone:
             if not fresh:
-                for _seq, pid in gone:
-                    writer.delete_documents_by_term("id", pid)
+                self._delete(writer, [pid for _seq, pid in gone])
                 n += len(gone)
                 self.purge_pending += len(gone)
             self.deleted_through = gone[-1][0]
@@ -250,19 +249,28 @@ class LexicalIndex:
         language is known, so that ``lang:`` is answered by the index."""
         seq = self.settled_through
         while rows := [r for r in self.store.index_rows_since(seq, _PAGE) if r.seq <= through]:
+            self._delete(writer, [r.id for r in rows])
             for r in rows:
-                writer.delete_documents_by_term("id", r.id)
                 writer.add_document(_document(self._t, r))
             seq = rows[-1].seq
+
+    def _delete(self, writer, ids: list[int]) -> None:
+        """Delete the documents of ``ids`` added before this call (not those added after it:
+        tantivy orders operations by opstamp, so a page's older documents go and its new ones,
+        added next, stay). One delete for the page, not one per post: each call into tantivy
+        lets go of the GIL and must win it back, which under a stream's load (request threads,
+        the fast tier's thread) costs more than the delete (``bench/lexindex.py``'s
+        ``replace`` row; ``bench/serve.py --findability``)."""
+        writer.delete_documents_by_query(self._t.Query.term_set_query(self.schema, "id", ids))
 
     def _add_since(self, writer, progress: Callable[[int], object] | None) -> int:
         """Add the posts after the watermark to ``writer``'s next commit; how many."""
         n, replace = 0, self.watermark != 0   # a changed post replaces its old document
         rows = self.store.index_rows_since(self.watermark, _PAGE)
         while rows:
+            if replace:
+                self._delete(writer, [r.id for r in rows])
             for r in rows:
-                if replace:
-                    writer.delete_documents_by_term("id", r.id)
                 writer.add_document(_document(self._t, r))
             n += len(rows)
             self.watermark = rows[-1].seq
