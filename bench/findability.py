@@ -32,12 +32,13 @@ generator on the same cores; none written to the results):
 
 Later the same day, the lexical index's refresh deleted a page's older documents with one
 query instead of one call per post (``LexicalIndex._delete``): each call into tantivy lets go
-of the GIL and must win it back from the busy threads. Two runs each, back to back, the same
-command: with the fast tier, the lexical lag went from p50 / max 5.1 / 24.4 s and 1.8 / 9.1 s
-to 1.6 / 3.6 s and 1.2 / 5.7 s, the tantivy refreshes in 40 s from 20 and 32 to 44 and 56 (e5
-alone: 0.1 / 1.3 and 0.5 / 2.6 s before, 0.3 / 3.5 and 0.2 / 0.7 s after: noise). Markers
-found by their translation: 1 and 1 of 15 before, 0 and 1 after (e5's own ceiling: 7); by their
-own text, 4 and 6 before, 7 and 6 after. The lexical arm keeps up; the semantic ones do not.
+of the GIL and must win it back from the busy threads. Two runs each (the second pair back to
+back, the first minutes apart), the same command: with the fast tier, the lexical lag went
+from p50 / max 5.1 / 24.4 s and 1.8 / 9.1 s to 1.6 / 3.6 s and 1.2 / 5.7 s, the tantivy
+refreshes in 40 s from 20 and 32 to 44 and 56 (e5 alone: 0.1 / 1.3 and 0.5 / 2.6 s before,
+0.3 / 3.5 and 0.2 / 0.7 s after: noise). Markers found by their translation: 1 and 1 of 15
+before, 0 and 1 after (e5's own ceiling: 7); by their own text, 4 and 6 before, 7 and 6 after.
+The lexical arm keeps up; the semantic ones do not.
 
 What could move it (not built): the fast tier in a process of its own, off the request
 handlers' GIL; a cosine calibration per fitted table instead of one shift.
