@@ -435,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="timed runs of each query (its time is their median)")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]      # before this run's own work raises it
+    from townsquare.query import parse, positive_text
     from townsquare.search.config import SearchConfig
+    from townsquare.search.lexquery import relax_text
     from townsquare.search.engine import SearchEngine
     from townsquare.services.indexes import build_engine
     from townsquare.settings import Settings
@@ -493,8 +495,6 @@ def main(argv: list[str] | None = None) -> int:
         in, read whole as the deep reference reads its lists: the every-word query top 1,000
         and, for two or more words or phrases, the any-word query top 1,000, ids from the id
         column. What filtering by the operators costs tantivy itself."""
-        from townsquare.query import parse, positive_text
-        from townsquare.search.lexquery import relax_text
         lx, node, now = lexical_engine.lexical_index, parse(query), int(time.time() * 1000)
         lx.search(lx.compile(node, now_ms=now).query, 1000, fields=False)
         parts = [t for t in positive_text(node) if store.has_words(t)]

@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search as ev
-from tune_search import score, tuning_half
+from tune_search import LANG_WEIGHT, score, tuning_half
 
 CS = (0.01, 0.1, 1.0, 10.0)                # L2 strengths tried (scikit-learn's C)
 KEEP_TOPS = (0, 10, 20, 50, 100)   # first candidates kept as fused
@@ -58,7 +58,6 @@ KEEP_TOPS = (0, 10, 20, 50, 100)   # first candidates kept as fused
 FIRST_PAGE = 21
 FOLD_SEED = 0                      # the 2-fold split of the tuning half's events
 MODEL = "e5-small-int8"
-LANG_WEIGHT = {"en": 0.5, "fr": 0.25, "es": 0.25}   # tune_search's objective: (2 en + fr + es) / 4
 
 
 def fit(rows: list[tuple[np.ndarray, np.ndarray]], c: float) -> tuple[np.ndarray, float]:

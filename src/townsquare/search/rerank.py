@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -67,7 +67,8 @@ HOUR_MS = 3_600_000
 
 def features(n: int, cos_query: np.ndarray, cos_moved: np.ndarray,
              lists: Mapping[str, Sequence[int]], ranked: Sequence[int],
-             hours_from_head: np.ndarray | None = None, member=None) -> np.ndarray:
+             hours_from_head: np.ndarray | None = None,
+             member: Callable[[Sequence[int]], np.ndarray] | None = None) -> np.ndarray:
     """(n, len(FEATURES)) float64: one row per candidate of ``ranked`` (its first ``n``), in
     that order. ``cos_query``, ``cos_moved``: (n,) cosines to the query's and the moved query's
     vectors, NaN for a candidate with no vector (given the lowest cosine present: such a row
