@@ -6,7 +6,7 @@ import pytest
 
 from townsquare.posts import Post
 from townsquare.search.engine import SearchConfig, SearchEngine
-from townsquare.search.lexindex import LexicalIndex, index_tokens
+from townsquare.search.lexindex import LexicalIndex, index_tokens, scramble, unscramble
 from townsquare.query import parse
 from townsquare.search.rank import RankWeights
 from townsquare.store.base import Stored
@@ -67,6 +67,35 @@ def test_engine_with_the_index_finds_what_fts5_finds(indexed, query):
     assert sorted(h.id for h in fast.results) == sorted(h.id for h in slow.results)
 
 
+def test_scramble_is_a_bijection_that_unscramble_inverts():
+    import numpy as np
+    edge = np.array([0, 1, -1, 2**63 - 1, -2**63, BASE, T0], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    values = np.concatenate([edge, rng.integers(-2**63, 2**63 - 1, 10_000, dtype=np.int64)])
+    mixed = scramble(values)
+    assert mixed.dtype == np.int64 and unscramble(mixed).tolist() == values.tolist()
+    assert len(set(mixed.tolist())) == len(set(values.tolist()))
+
+
+@pytest.mark.parametrize("stream", ["snowflake", "consecutive", "times"])
+def test_scrambled_columns_in_stream_order_fit_no_line(stream):
+    """What the speed rests on: values in a stream's order (ids, times) land all over the
+    range once scrambled, so no line fits a block of them and tantivy bitpacks the column
+    instead of keeping lines per block."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    n = 512 * 20
+    ms = np.cumsum(rng.integers(0, 3, n))                            # a few posts per ms
+    values = {"snowflake": BASE + (ms << 22) + rng.integers(0, 2**22, n),
+              "consecutive": np.arange(1, n + 1),
+              "times": T0 + ms}[stream].astype(np.int64)
+    mixed = scramble(values).astype(np.float64) / 2**64             # (n,) in [-0.5, 0.5)
+    x = np.arange(512, dtype=np.float64)
+    for block in mixed.reshape(-1, 512):
+        residual = block - np.polyval(np.polyfit(x, block, 1), x)
+        assert residual.std() > 0.2                                  # a uniform spread: ~0.29
+
+
 def test_refresh_is_incremental_and_a_changed_text_replaces_its_document(indexed):
     store, lx = indexed
     store.write_batch([Stored(Post(id=BASE + 100, text="brand new wildfire report", source="t",
@@ -113,6 +142,19 @@ def test_the_index_persists_and_resumes_from_its_watermark(store, tmp_path):
     again = LexicalIndex(store, tmp_path / "lex")
     assert again.lag() == 1 and again.refresh() == 1
     assert sorted(pid for pid, _ in again.top(parse("flood"), 10)[0]) == [BASE, BASE + 1]
+
+
+def test_an_index_whose_ids_were_scrambled_another_way_is_rebuilt(store, tmp_path):
+    """Its columns would read back as other numbers: every page empty, with no error."""
+    import json
+    store.write_batch([Stored(Post(id=BASE, text="first flood", source="t").normalized())], [])
+    LexicalIndex(store, tmp_path / "lex").refresh()
+    meta = tmp_path / "lex" / "townsquare.json"
+    saved = json.loads(meta.read_text())
+    meta.write_text(json.dumps(saved | {"scramble": saved["scramble"] + 2}))
+    again = LexicalIndex(store, tmp_path / "lex")
+    assert again.watermark == 0 and again.refresh() == 1
+    assert [pid for pid, _ in again.top(parse("flood"), 10)[0]] == [BASE]
 
 
 def test_deleted_posts_are_not_returned(indexed):

@@ -111,7 +111,8 @@ def test_an_index_written_before_the_log_applies_the_whole_log_once(filled, tmp_
     filled.delete([VICTIM])
     meta = path / "townsquare.json"             # an index file of the release before the log
     saved = json.loads(meta.read_text())
-    meta.write_text(json.dumps({"watermark": saved["watermark"], "schema": saved["schema"]}))
+    meta.write_text(json.dumps({"watermark": saved["watermark"], "schema": saved["schema"],
+                                "scramble": saved["scramble"]}))     # the layout kept
     old = LexicalIndex(filled, path)
     assert old.deleted_through == 0 and old.watermark == saved["watermark"]
     assert old.refresh() == 1 and old.top(parse(TOKEN), 10) == ([], 0)

@@ -145,6 +145,17 @@ def test_ranking_fields_come_from_the_index_columns(indexed):
     assert len(set(ref.engagement.tolist())) > 1     # the counts differ between posts
 
 
+def test_newest_first_ranking_fields_come_from_the_index_columns(indexed):
+    store, lx = indexed
+    c = lx.compile(parse("report"), now_ms=T0)
+    hits = lx.search(c.query, 50, order="time")
+    ref = RankColumns.of(store.rank_fields(hits.ids))
+    assert len(hits.ids) == 50
+    for a, b in zip(hits.fields, ref):             # ids, created_at, engagement
+        assert sorted(a.tolist()) == sorted(b.tolist())
+    assert hits.fields.created_at.tolist() == hits.keys    # newest first: the hits' own times
+
+
 def test_lang_waits_for_the_late_stage_then_compiles(store):
     posts = _posts()
     store.write_batch([Stored(replace(p, lang=None)) for p in posts], [])

@@ -39,10 +39,22 @@ What it holds (``build_schema``): the text, and the fields operators filter by (
 author, tags, ``filter:`` flags, ``created_at``, ``id``) and search ranks by (``created_at`` and
 the counts, as fast-field columns), so that a query of words and operators is answered here
 alone: ``lexquery`` compiles it, ``search`` returns the top k with each hit's ranking fields, and
-no SQL runs before the page's posts are read. What does not compile (counts, ``url:``, geo, ...)
-is checked in SQL on over-fetched candidates (``SearchEngine._checked``), falling back to FTS5
-when too few survive. A snapshot (``seq`` at most the cursor's) is a range on the ``seq`` column,
-applied only when the index holds newer posts.
+no SQL runs before the page's posts are read. A hit's id and time are read from copies of those
+columns passed through ``scramble`` (a multiplication mod 2^64, undone on read): in a stream's
+order tantivy stores them as lines per block, whose metadata tantivy-py opens on every read
+(~65-80 us a column for 20 hits at 1.1M posts, against ~5 us scrambled: ``bench/search.py``'s
+column table). A first page reads both once: ~0.1-0.17 ms of a 1.5-2.7 ms lexical query
+(measured in one process, each query's runs interleaved with reads of the plain columns: p50
+term 1.64 -> 1.53 ms, operators 2.72 -> 2.55; the same pages and depths for all 150 queries of
+``bench/search.py``). The cost is at indexing: two more columns, 16 bytes a post (109 -> 126 MB
+at 1.1M posts), and 9-13% fewer posts/s (``bench/lexindex.py``, three runs back to back: a
+fresh index 30,600 -> 26,600 posts/s in the first); the server's search freshness did not move
+beyond noise (``bench/serve.py``).
+
+What does not compile (counts, ``url:``, geo, ...) is checked in SQL on over-fetched candidates
+(``SearchEngine._checked``), falling back to FTS5 when too few survive. A snapshot (``seq`` at
+most the cursor's) is a range on the ``seq`` column, applied only when the index holds newer
+posts.
 
 Freshness of the fields: a document is written when its post's text is (``seq``), and once more
 when the late stage has given the post its language (``settled_through``); until then ``lang:``
@@ -85,22 +97,28 @@ from townsquare.search.rank import RankColumns
 from townsquare.store.base import IndexRow, Store
 
 _PAGE = 20_000
-SCHEMA = 3          # bump when the fields change: an index of another layout is rebuilt
+SCHEMA = 4          # bump when the fields change: an index of another layout is rebuilt
 _COUNTS = ("likes", "retweets", "replies", "quotes")     # Store.rank_fields' order
-__all__ = ["SCHEMA", "Hits", "LexicalIndex", "build_schema", "index_tokens"]
+_MIXED = ("id_mixed", "created_mixed")                   # id, created_at through ``scramble``
+__all__ = ["SCHEMA", "Hits", "LexicalIndex", "build_schema", "index_tokens", "scramble",
+           "unscramble"]
 
 
 def build_schema():
     """The index's fields. Integers are fast fields (columns read per hit without touching the
-    stored document): ``id``, ``seq`` (the snapshot check), ``created_at`` (time ranges and
-    ``latest`` order) and the four counts search ranks by. Keywords (``raw``, lowercased here):
-    ``lang``, ``author``, ``tags`` (``#tag``, ``@handle``, ``$TAG``) and ``flags`` (the
+    stored document): ``id`` (``since_id:``/``max_id:`` and deletes), ``seq`` (the snapshot
+    check), ``created_at`` (time ranges and ``latest`` order) and the four counts search ranks
+    by; ``id_mixed`` and ``created_mixed`` are the same id and time through ``scramble``, the
+    columns a hit's values are read from (why: ``scramble``). Keywords (``raw``, lowercased
+    here): ``lang``, ``author``, ``tags`` (``#tag``, ``@handle``, ``$TAG``) and ``flags`` (the
     ``filter:`` names true of the post)."""
     import tantivy
     sb = tantivy.SchemaBuilder()
     sb.add_integer_field("id", stored=False, indexed=True, fast=True)
     sb.add_integer_field("seq", stored=False, indexed=True, fast=True)
     sb.add_integer_field("created_at", stored=False, indexed=True, fast=True)
+    for name in _MIXED:
+        sb.add_integer_field(name, stored=False, indexed=False, fast=True)
     for name in _COUNTS:
         sb.add_integer_field(name, stored=False, indexed=False, fast=True)
     sb.add_text_field("text", stored=False, tokenizer_name="folded")
@@ -120,8 +138,41 @@ class Hits:
     total: int = 0
 
 
-def _document(t, r: IndexRow):
+# Knuth's multiplicative hashing constant (2^64 / the golden ratio, made odd): an odd number
+# is invertible mod 2^64, so multiplying by it is a bijection on 64-bit words.
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+_MUL_INV = np.uint64(pow(int(_MUL), -1, 2**64))
+
+
+def scramble(values) -> np.ndarray:
+    """(n,) int64 -> (n,) int64: each value times an odd constant, mod 2^64 (a bijection that
+    ``unscramble`` inverts). Why: tantivy stores a column whose values follow the document
+    order closely (ids and times, in a stream's order) with its blockwise-linear codec, and
+    every ``fast_field_values`` call opens that codec's metadata for every segment (~2,000
+    blocks at 1.1M posts: ~70 us a call, however few hits are read). Scrambled, neighbouring
+    values land far apart, no line fits a block, and tantivy bitpacks the column, which opens
+    in constant time (~5 us for 20 hits; ``bench/search.py``'s column table). One multiplication,
+    not a full mixer, because a query undoes it on every hit list: one numpy product (~2 us),
+    where splitmix64's three rounds cost ~25 us a read, most of what the column saves."""
+    return (np.asarray(values, dtype=np.int64).view(np.uint64) * _MUL).view(np.int64)
+
+
+def unscramble(values) -> np.ndarray:
+    """The inverse of ``scramble``: (n,) or (k, n) int64, multiplied by the constant's inverse
+    mod 2^64."""
+    return (np.asarray(values, dtype=np.int64).view(np.uint64) * _MUL_INV).view(np.int64)
+
+
+def _documents(t, rows: list[IndexRow]) -> list:
+    """One tantivy document per row; the scrambled columns computed for the page at once."""
+    mixed = scramble(np.array([(r.id, r.created_at) for r in rows],
+                              dtype=np.int64).reshape(-1, 2)).tolist()   # (n, 2): id, created_at
+    return [_document(t, r, m) for r, m in zip(rows, mixed)]
+
+
+def _document(t, r: IndexRow, mixed: list[int]):
     doc = dict(id=r.id, seq=r.seq, created_at=r.created_at, text=r.text,
+               id_mixed=mixed[0], created_mixed=mixed[1],
                likes=r.like_count or 0, retweets=r.retweet_count or 0,
                replies=r.reply_count or 0, quotes=r.quote_count or 0)
     if r.lang:
@@ -160,7 +211,9 @@ class LexicalIndex:
         if path is not None and meta is not None and meta.exists():
             try:
                 saved = json.loads(meta.read_text())
-                if saved.get("schema") != SCHEMA:          # an older layout: rebuild
+                # an older layout, or ids scrambled another way (they would read back as
+                # other numbers): rebuild
+                if saved.get("schema") != SCHEMA or saved.get("scramble") != int(_MUL):
                     raise ValueError(saved.get("schema"))
                 self.watermark = int(saved["watermark"])
                 self.deleted_through = int(saved.get("deleted_through", 0))
@@ -250,8 +303,8 @@ class LexicalIndex:
         seq = self.settled_through
         while rows := [r for r in self.store.index_rows_since(seq, _PAGE) if r.seq <= through]:
             self._delete(writer, [r.id for r in rows])
-            for r in rows:
-                writer.add_document(_document(self._t, r))
+            for doc in _documents(self._t, rows):
+                writer.add_document(doc)
             seq = rows[-1].seq
 
     def _delete(self, writer, ids: list[int]) -> None:
@@ -270,8 +323,8 @@ class LexicalIndex:
         while rows:
             if replace:
                 self._delete(writer, [r.id for r in rows])
-            for r in rows:
-                writer.add_document(_document(self._t, r))
+            for doc in _documents(self._t, rows):
+                writer.add_document(doc)
             n += len(rows)
             self.watermark = rows[-1].seq
             if progress:
@@ -288,6 +341,7 @@ class LexicalIndex:
         if meta is not None:
             tmp = meta.with_suffix(".tmp")
             tmp.write_text(json.dumps({"watermark": self.watermark, "schema": SCHEMA,
+                                       "scramble": int(_MUL),
                                        "deleted_through": self.deleted_through,
                                        "purge_pending": self.purge_pending,
                                        "settled_through": settled}))
@@ -361,16 +415,21 @@ class LexicalIndex:
             res = searcher.search(query, k, count=count)
             hits = res.hits
         addrs = [a for _, a in hits]
-        ids = searcher.fast_field_values("id", addrs)
-        out = Hits(ids=ids, keys=[key for key, _ in hits],
-                   total=res.count if order == "rank" and count else 0)
-        if fields:
-            # (5, n): created_at, likes, retweets, replies, quotes, as columns end to end
-            cols = np.array([searcher.fast_field_values(f, addrs)
-                             for f in ("created_at",) + _COUNTS], dtype=np.int64).reshape(5, -1)
-            out.fields = RankColumns(np.array(ids, dtype=np.int64), cols[0],
-                                     cols[1] + 2 * cols[2] + cols[3] + cols[4])
-        return out
+        keys = [key for key, _ in hits]
+        total = res.count if order == "rank" and count else 0
+        if not fields:
+            return Hits(ids=_read(searcher, ("id_mixed",), addrs)[0].tolist(), keys=keys,
+                        total=total)
+        # rank order: (2, n) ids and created_at, unscrambled at once; newest first: the hits'
+        # keys are their created_at
+        mixed = _read(searcher, _MIXED if order == "rank" else ("id_mixed",), addrs)
+        ids = mixed[0]
+        created = mixed[1] if order == "rank" else np.array(keys, dtype=np.int64)
+        # (4, n): likes, retweets, replies, quotes, as columns end to end
+        counts = np.array([searcher.fast_field_values(f, addrs) for f in _COUNTS],
+                          dtype=np.int64).reshape(4, -1)
+        return Hits(ids=ids.tolist(), keys=keys, total=total, fields=RankColumns(
+            ids, created, counts[0] + 2 * counts[1] + counts[2] + counts[3]))
 
     def _newest(self, searcher, query, k: int) -> list:
         """``(created_at, address)`` of the ``k`` newest matches, ties by the larger id: tantivy
@@ -435,8 +494,14 @@ class LexicalIndex:
         return list(zip(hits.ids, hits.keys)), hits.total
 
 
+def _read(searcher, fields: tuple[str, ...], addrs: list) -> np.ndarray:
+    """The values of scrambled columns (``_MIXED``) at ``addrs``: (len(fields), n) int64."""
+    return unscramble(np.array([searcher.fast_field_values(f, addrs) for f in fields],
+                               dtype=np.int64).reshape(len(fields), -1))
+
+
 def _by_id(searcher, hits: list) -> list:
     """``(created_at, address)`` hits newest first, ties by the larger id."""
-    ids = searcher.fast_field_values("id", [a for _, a in hits])
+    ids = _read(searcher, ("id_mixed",), [a for _, a in hits])[0].tolist()
     order = sorted(range(len(hits)), key=lambda i: (-hits[i][0], -ids[i]))
     return [hits[i] for i in order]
