@@ -368,8 +368,10 @@ def test_centroid_and_stored_vectors(store, e5):
 
 
 def test_the_embedder_finds_interests_keywords_miss(store, e5):
+    # pets by keyword, far from the sensitive guard's margin ("Our puppy chewed my new slippers
+    # again" sat 0.0005 from it: over it with one CPU's int8 kernels, under with another's)
     write(store, post("The Lakers need a better bench"),        # basketball by keyword
-          post("Our puppy chewed my new slippers again"),         # pets by keyword
+          post("Our dog loves the new park"),
           post("Cannot stop playing this new farming sim on my Switch"))   # no keyword
     kw = ProfileBuilder(store).build("ann", now_ms=NOW)
     both = ProfileBuilder(store, embedder=e5).build("ann", now_ms=NOW)

@@ -148,6 +148,15 @@ def test_compaction_past_20_percent_tombstones(backend):
     assert ix.search(X[2], 1)[0][0] == ids[2] and len(ix) == 385
 
 
+def _same_results(got: list, want: list) -> bool:
+    """The same ids in the same order, scores equal to float32 rounding: faiss's SIMD kernels
+    may sum an inner product in another order once neighbouring rows change (seen on an AVX2
+    CPU without AVX-512: one score 1 ulp apart)."""
+    return ([[i for i, _ in r] for r in got] == [[i for i, _ in r] for r in want]
+            and all(s == pytest.approx(t, rel=1e-6) for g, w in zip(got, want)
+                    for (_, s), (_, t) in zip(g, w)))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scrub_zeroes_tombstones_in_place_and_keeps_results(tmp_path, backend):
     rng = np.random.default_rng(12)
@@ -165,12 +174,12 @@ def test_scrub_zeroes_tombstones_in_place_and_keeps_results(tmp_path, backend):
     assert all(b in path.read_bytes() for b in old)          # what a deletion leaves in the file
     assert ix.scrub() == 21 and ix.scrub() == 0
     assert (len(ix), ix.rows) == (180, 201)                  # in place: no rebuild
-    assert [ix.search(q, 10) for q in Q] == before
+    assert _same_results([ix.search(q, 10) for q in Q], before)
     ix.save(path)
     data = path.read_bytes()
     assert not [b for b in old if b in data]
     back = VectorIndex.load(path)
-    assert [back.search(q, 10) for q in Q] == before
+    assert _same_results([back.search(q, 10) for q in Q], before)
     assert int(ids[10]) not in back and int(ids[50]) in back and len(back) == 180
     back.add(ids[10:11], X[10:11])                           # a removed id may come back
     assert back.search(X[10], 1)[0] == (int(ids[10]), pytest.approx(1.0, abs=1e-5))
