@@ -26,10 +26,39 @@ def test_near_duplicate_roots_counts_and_texts_answer_by_id(store):
                        _s(B, "RT @x: water rising fast near the old mill bridge"),
                        _s(C, "a different post")], [])
     LateStage(store).run()
-    assert store.dup_roots([A, B, C, 999]) == {A: A, B: A, C: C}          # 999: no such post
+    assert store.dup_roots([A, B, C, 999]) == {B: A}        # the others: their own roots
     assert store.dup_counts([A, C]) == {A: 1}                              # C has none
     assert store.dup_info([B, C]) == {B: (A, 1), C: (C, 0)}
     assert store.texts_of([C, 999]) == {C: "a different post"}
+
+
+def test_a_store_written_before_the_members_index_gains_it_on_open(tmp_path):
+    from townsquare.store import open_store
+    store = open_store(tmp_path / "t.db")
+    store.write_batch([_s(A, "water rising fast near the old mill bridge"),
+                       _s(B, "RT @x: water rising fast near the old mill bridge")], [])
+    LateStage(store).run()
+    store._db.execute("DROP INDEX posts_members")          # as an older version wrote it
+    store.close()
+    store = open_store(tmp_path / "t.db")
+    assert store.dup_roots([A, B]) == {B: A}
+    plan = store._db.execute("EXPLAIN QUERY PLAN SELECT id, dup_of FROM posts INDEXED BY "
+                             "posts_members WHERE dup_of IS NOT NULL AND id IN (?)", (B,)).fetchall()
+    assert "COVERING INDEX posts_members" in plan[0][-1]
+    store.close()
+
+
+def test_shown_reads_what_a_search_result_shows_as_the_whole_post_has_it(store):
+    store.write_batch([_s(A, "flood on main", author_handle="ann", author_id=42,
+                          created_at=1_600_000_000_000, lang="en", hashtags=["flood"]),
+                       _s(B, "bridge closed")], [])
+    shown = store.shown([A, B, 999])                                       # 999: no such post
+    whole = store.posts_by_id([A, B])
+    assert sorted(shown) == [A, B]
+    for pid, row in shown.items():
+        assert row == tuple(getattr(whole[pid], name) for name in row._fields)
+    assert (shown[A].author_handle, shown[A].author_id, shown[A].lang) == ("ann", 42, "en")
+    assert store.shown([]) == {}
 
 
 def test_merge_keeps_what_the_new_record_lacks_and_labels_per_source(store):

@@ -1,11 +1,20 @@
 """``m2v-e5``: a static multilingual embedder distilled from the e5 weights we already rebuild.
 
-    >>> from townsquare.embed.static import StaticE5Embedder
-    >>> emb = StaticE5Embedder()          # distils once (minutes) into the cache, then loads
-    >>> P = emb.passages(["The bridge collapsed after the flood.", "New phone launch today."])
+    >>> import tempfile
+    >>> from townsquare.embed.static import PieceIds, StaticE5Embedder
+    >>> texts = ["The bridge collapsed after the flood.", "New phone launch today."]
+    >>> pieces = sorted({t for q in (False, True) for ids in PieceIds()(texts, q) for t in ids})
+    >>> emb = StaticE5Embedder(cache_dir=tempfile.mkdtemp(), token_ids=pieces)  # their pieces
+    >>> P = emb.passages(texts)
     >>> P.shape
     (2, 256)
-    >>> int((P @ emb.query("le pont s'est effondré après l'inondation")).argmax())  # doctest: +SKIP
+
+Without ``token_ids`` the table holds all 250,002 pieces: distilled once (minutes) into the
+cache (``~/.cache/townsquare``), then loaded, as the search tiers use it:
+
+    >>> emb = StaticE5Embedder()                                     # doctest: +SKIP
+    >>> q = emb.query("le pont s'est effondré après l'inondation")   # doctest: +SKIP
+    >>> int((emb.passages(texts) @ q).argmax())                      # doctest: +SKIP
     0
 
 The recipe is model2vec's (Tulkens & van Dongen, MIT), run on our own teacher instead of a

@@ -40,13 +40,11 @@ to a similarity floor (``min_similarity``: calibrated per model on the tuning ha
 ``eval/search.py``'s events, ``SIMILARITY_FLOORS``; at most ``semantic_depth`` neighbours). The
 fusion runs once over that whole candidate set, and a page is a slice of it, so scores on page 5
 compare with those on page 1 and a page chain lists each candidate once. Only the page's posts
-are read whole; the candidates' ranking fields (``rank.RankColumns``) come from the tantivy
-index's columns with its hits, from the vector index's columns for semantic neighbours when
-the query has no operator to check (``VectorIndex.nearest``, read with the search: counts as
-of embedding, as tantivy's are as of indexing), else from the read that checks their operators
-(``Store.filter_rank_fields``), and from one light read (``Store.rank_fields``) for the rest;
-fusion and scoring run over numpy columns; near-duplicate groups are read for the ranking's
-head, as far as the page needs (``_collapse``).
+are read, as a result shows them (``Store.shown``); ranking fields (``rank.RankColumns``) come
+from tantivy's columns with its hits, the vector index's for the neighbours of a query with no
+operator (``VectorIndex.nearest``: counts as of embedding, tantivy's as of indexing), the read
+that checks operators (``Store.filter_rank_fields``), or one light read (``Store.rank_fields``);
+near-duplicate roots are read for the ranking's head, as far as the page needs (``_collapse``).
 
 Early termination: without a semantic stage (no embedder, or ``semantic=False``), the lexical
 lists are first read ``lexical_first_depth`` deep (50), then four times deeper, until no post
@@ -168,18 +166,15 @@ class SearchEngine:
     def _latest(self, node: q.Node, limit: int, state: dict, clock: Laps):
         before = tuple(state["b"]) if "b" in state else None
         fetch = limit * 2 + 1              # room for near-duplicates collapsed away
-        # Newest first from the tantivy index (created_at is one of its columns) when it can
-        # answer the query exactly and holds every post of the snapshot; the store's own order
-        # otherwise. ``latest`` promises the newest posts: an index the server's indexer has not
-        # caught up yet (this engine does not refresh it) would miss exactly those.
+        # Newest first from the tantivy index (created_at is one of its columns) when it answers
+        # the query exactly and holds every post of the snapshot, else the store's own order:
+        # an index the server's indexer has not caught up would miss the newest posts.
         got = self._from_index(self._index(state, clock, complete=True), node, fetch, state, [],
                                "time", before=before)
-        rows = None if got is None else [(pid, None) for pid in got[0]]
-        if rows is None:
-            rows = self.store.lexical_search(node, now_ms=state["n"], limit=fetch, order="time",
-                                             before=before, max_seq=state["s"])
+        rows = [(pid, None) for pid in got[0]] if got is not None else self.store.lexical_search(
+            node, now_ms=state["n"], limit=fetch, order="time", before=before, max_seq=state["s"])
         clock.lap("lexical")
-        posts = self.store.posts_by_id([pid for pid, _ in rows])
+        posts = self.store.shown([pid for pid, _ in rows])
         rows = [r for r in rows if r[0] in posts]     # deleted since the index was refreshed
         dups = self.store.dup_info([pid for pid, _ in rows])
         clock.lap("hydrate")
@@ -242,7 +237,7 @@ class SearchEngine:
             # lexical lists ~3): the roots and texts the feedback round will read are mostly
             # those of the lexical lists' head. A cache: what the fused head adds is read then.
             head = rrf(lists, cfg.weights).best(_FEEDBACK_HEAD)
-            roots.update(self.store.dup_roots(head))
+            self._read_roots(roots, head)
             if cfg.expansion_docs:
                 texts.update(self.store.texts_of(heads(head, roots, cfg.expansion_docs)))
             clock.lap("prefetch")
@@ -250,8 +245,7 @@ class SearchEngine:
                                                        known, clock)
         relevance = rrf(lists, cfg.weights)
         if qv is not None and wants_feedback:
-            roots.update(self.store.dup_roots(
-                [pid for pid in relevance.best(_FEEDBACK_HEAD) if pid not in roots]))
+            self._read_roots(roots, relevance.best(_FEEDBACK_HEAD))
             more = self._feedback(lx, node, qv, lists, relevance, roots, texts, sem_filter,
                                   state, fields, known)
             if more:
@@ -366,10 +360,10 @@ class SearchEngine:
     def _page(self, scores: Scores, collapsed: list[int], lists: dict[str, list[int]],
               lex_scores: dict[int, float], cos: dict[int, float], roots: dict[int, int],
               offset: int, limit: int, clock: Laps) -> list[SearchHit]:
-        """The page's hits, its posts read whole, each with its score's parts and the lists
-        that found it."""
+        """The page's hits (``Store.shown``), each with its score's parts and the lists that
+        found it."""
         page = collapsed[offset:offset + limit]
-        posts = self.store.posts_by_id(page)
+        posts = self.store.shown(page)
         counts = self.store.dup_counts({roots.get(pid, pid) for pid in page})
         clock.lap("hydrate")
         hits = []
@@ -404,11 +398,17 @@ class SearchEngine:
         read, step = 0, 2 * want
         while True:
             chunk = ranked[read:read + step]
-            roots.update(self.store.dup_roots([pid for pid in chunk if pid not in roots]))
+            self._read_roots(roots, chunk)
             read, step = read + step, step * 2
             collapsed = heads(ranked[:read], roots, want)
             if len(collapsed) == want or read >= len(ranked):
                 return collapsed
+
+    def _read_roots(self, roots: dict[int, int], ids: list[int]) -> None:
+        """``ids``' near-duplicate roots not read yet, into ``roots`` (an original: itself)."""
+        if fresh := [pid for pid in ids if pid not in roots]:
+            roots.update(zip(fresh, fresh))
+            roots.update(self.store.dup_roots(fresh))
 
     def _any_terms(self, lx: LexicalIndex | None, node: q.Node, parts: list[str], state: dict,
                    fields: list[RankColumns], depth: int | None = None, *,

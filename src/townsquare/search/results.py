@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from townsquare.posts import Post, format_time
+from townsquare.store.base import Shown
 
 __all__ = ["SearchHit", "SearchResponse", "hit_of"]
 
@@ -57,7 +58,9 @@ class SearchResponse:
                 "semantic": self.semantic, "lexical_depth": self.lexical_depth}
 
 
-def hit_of(p: Post, score: float, parts: dict, matched: list[str], dup_count: int) -> SearchHit:
+def hit_of(p: Post | Shown, score: float, parts: dict, matched: list[str],
+           dup_count: int) -> SearchHit:
+    """A result from a post, whole or as ``Store.shown`` reads it (the same field names)."""
     return SearchHit(id=p.id, text=p.text, created_at=p.created_at, author=p.author_handle,
                      author_id=p.author_id, lang=p.lang, score=score, parts=parts,
                      matched=matched, near_duplicates=dup_count)

@@ -37,7 +37,7 @@ import numpy as np
 from townsquare.posts import Post
 from townsquare.query import Node
 from townsquare.store import pgschema
-from townsquare.store.base import AnyWords, author_queries, newest_rows
+from townsquare.store.base import SHOWN_COLUMNS, AnyWords, Shown, author_queries, newest_rows
 from townsquare.store.postgres_query import SqlQuery, compile_postgres, tsquery_of
 from townsquare.store.sqlite_query import has_fts_token
 from townsquare.store.sqlreads import POST_COLUMNS, post_from_array_row
@@ -184,9 +184,14 @@ class PostgresSearchReads:
         return [post_from_array_row(r) for r in newest_rows(
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
+    def shown(self, ids: Sequence[int]) -> dict[int, Shown]:
+        return {r[0]: Shown._make(r) for r in self._db.execute(
+            f"SELECT {', '.join(SHOWN_COLUMNS)} FROM posts WHERE id = ANY(%s)", (list(ids),))}
+
     def dup_roots(self, ids: Sequence[int]) -> dict[int, int]:
         return dict(self._db.execute(
-            "SELECT id, coalesce(dup_of, id) FROM posts WHERE id = ANY(%s)", (list(ids),)
+            "SELECT id, dup_of FROM posts WHERE id = ANY(%s) AND dup_of IS NOT NULL",
+            (list(ids),)
         ).fetchall())
 
     def dup_counts(self, roots: Iterable[int]) -> dict[int, int]:
