@@ -13,8 +13,8 @@ writes each chunk's vectors in ``seq`` order as its turn comes (``Store.write_ve
 watermark), while the workers run ahead (``jobs.runner.ordered_map``). So the store keeps a single writer, an interrupted job
 resumes where its watermark stopped, and the vectors are the in-process path's: both embed one
 text at a time (``batch_size=1``) with the same model, so a text's vector does not depend on
-which worker, chunk or neighbours it had (``tests/jobs/test_backfill.py`` checks equality on
-50,000 posts).
+which worker, chunk or neighbours it had (``tests/jobs/test_backfill.py`` backfills 50,000
+posts and checks equality on a tenth of them, every chunk's edges included).
 
 Why Dask: embedding is the slowest bulk job (a few hundred posts/s per core); a backfill of a
 large store is embarrassingly parallel across machines, and ``distributed`` gives scheduling,
