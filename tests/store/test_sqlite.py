@@ -43,7 +43,8 @@ def test_a_store_written_before_the_members_index_gains_it_on_open(tmp_path):
     store = open_store(tmp_path / "t.db")
     assert store.dup_roots([A, B]) == {B: A}
     plan = store._db.execute("EXPLAIN QUERY PLAN SELECT id, dup_of FROM posts INDEXED BY "
-                             "posts_members WHERE dup_of IS NOT NULL AND id IN (?)", (B,)).fetchall()
+                             "posts_members WHERE dup_of IS NOT NULL AND id IN (?)",
+                             (B,)).fetchall()
     assert "COVERING INDEX posts_members" in plan[0][-1]
     store.close()
 

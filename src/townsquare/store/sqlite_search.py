@@ -45,6 +45,9 @@ from townsquare.store.sqlite_query import (
 from townsquare.store.sqlreads import POST_COLUMNS, post_from_json_row
 
 _CHUNK = 900
+# Reads of posts by id (``_rows_in`` appends the ids): whole posts, and what a result shows.
+_POSTS_IN = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE id IN"
+_SHOWN_IN = f"SELECT {', '.join(SHOWN_COLUMNS)} FROM posts WHERE id IN"
 _NO_CONDITION = SqlQuery(where="1", params=(), fts=None)
 
 
@@ -144,7 +147,7 @@ class SQLiteSearchReads:
             yield from self._db.execute(sql, args)
 
     def posts_by_id(self, ids: Sequence[int]) -> dict[int, Post]:
-        return {r[0]: post_from_json_row(r) for r in self._rows_by_id(POST_COLUMNS, ids)}
+        return {r[0]: post_from_json_row(r) for r in self._rows_in(_POSTS_IN, ids)}
 
     def posts_by_author(self, author: str | int, *, limit: int = 500,
                         before_ms: int | None = None) -> list[Post]:
@@ -153,16 +156,7 @@ class SQLiteSearchReads:
             (r for sql, args in queries for r in self._db.execute(sql, args)), limit)]
 
     def shown(self, ids: Sequence[int]) -> dict[int, Shown]:
-        return {r[0]: Shown._make(r) for r in self._rows_by_id(SHOWN_COLUMNS, ids)}
-
-    def _rows_by_id(self, columns: Sequence[str], ids: Sequence[int]) -> Iterator[tuple]:
-        """Rows of ``columns`` (the first: ``id``) of the posts among ``ids``, chunked under
-        SQLite's parameter limit."""
-        ids = list(ids)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i:i + _CHUNK]
-            yield from self._db.execute(f"SELECT {', '.join(columns)} FROM posts WHERE id IN "
-                                        f"({','.join('?' * len(chunk))})", chunk)
+        return {r[0]: Shown._make(r) for r in self._rows_in(_SHOWN_IN, ids)}
 
     def dup_roots(self, ids: Sequence[int]) -> dict[int, int]:
         # The members' index (``posts_members``) by name: for ``id IN (...)`` the planner
@@ -184,14 +178,16 @@ class SQLiteSearchReads:
         return self._pairs_by_id("SELECT id, text FROM posts WHERE id IN", ids)
 
     def _pairs_by_id(self, select: str, ids: Sequence[int]) -> dict[int, Any]:
-        """``{key: value}`` rows of ``select`` (ending in ``IN``) over ``ids``, chunked under
-        SQLite's parameter limit."""
-        out: dict[int, Any] = {}
+        """``{key: value}`` rows of ``select`` (ending in ``IN``) over ``ids``."""
+        return dict(self._rows_in(select, ids))
+
+    def _rows_in(self, select: str, ids: Sequence[int]) -> Iterator[tuple]:
+        """The rows of ``select`` (ending in ``IN``) over ``ids``, a chunk of ids per statement
+        (under SQLite's parameter limit)."""
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
-            out.update(self._db.execute(f"{select} ({','.join('?' * len(chunk))})", chunk))
-        return out
+            yield from self._db.execute(f"{select} ({','.join('?' * len(chunk))})", chunk)
 
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
