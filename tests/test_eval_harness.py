@@ -134,3 +134,17 @@ def test_fit_rerank_one_se_takes_the_largest_kept_head_within_one_standard_error
     got = fit_rerank.one_se([top, near, far], top)
     assert got is near and far["se_from_best"] > 0 and top["se_from_best"] == 0.0
     assert fit_rerank.one_se([top, far], top) is top
+
+
+def test_the_stories_grid_runs_each_setting_once_and_every_one_is_a_valid_config(ev):
+    from townsquare.stories.cluster import StoryConfig
+    grid, settings = ev["stories"].GRID, ev["stories"]._settings()
+    keys = [tuple(sorted(s.items())) for s in settings]
+    assert len(set(keys)) == len(keys)
+    off = [s for s in settings if s["posts_bar"] == 0]     # posts_bar_from does nothing there
+    assert {s["posts_bar_from"] for s in off} == {grid["posts_bar_from"][0]}
+    rest = np.prod([len(v) for k, v in grid.items() if k not in ("posts_bar", "posts_bar_from")])
+    assert len(off) == rest
+    assert len(settings) == rest * (1 + (len(grid["posts_bar"]) - 1) * len(grid["posts_bar_from"]))
+    for s in settings:
+        StoryConfig(**s)

@@ -190,14 +190,16 @@ def test_townsquare_stats_reports_the_running_servers_fast_tier(cache, tmp_path)
                              ).result()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            f = stats()["fast_semantic"]
-            # the fast tier first embeds all 5 posts, then lets go of the 4 the e5 index holds
-            if f is not None and f["state"] == "ready" and f["posts"] == 0 and f["indexed"] == 1:
+            lags = stats()
+            f = lags["fast_semantic"]
+            # the fast tier first embeds all 5 posts, then lets go of the 4 the e5 index holds;
+            # the lexical index catches up on its own thread (later, on a loaded machine)
+            if f is not None and f["state"] == "ready" and f["posts"] == 0 and f["indexed"] == 1 \
+                    and lags["lexical"]["posts"] == 0:
                 break
             time.sleep(0.2)
         assert f is not None and f["state"] == "ready", f
         assert (f["posts"], f["seconds"], f["indexed"]) == (0, 0.0, 1)
-        lags = stats()
         assert lags["e5"]["posts"] == 1 and lags["lexical"]["posts"] == 0
         assert runtime.errors.count == 0, runtime.errors.last
     finally:

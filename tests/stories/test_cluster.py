@@ -182,3 +182,57 @@ def test_a_cluster_that_went_silent_merges_with_the_story_it_ran_beside():
     assert not c._stale(small)
     c.maintain()
     assert small.merged_into == 1 and sorted(c.stories()[0].post_ids) == list(range(13))
+
+
+def _story_and_cluster(size: int, scale: float, posts_bar: float) -> StoryClusterer:
+    """A 400-post story and a ``size``-post cluster of another event sharing one generic word,
+    open at the same time, with centroid cosine ~0.10 (above ``merge_threshold``); ``scale``
+    sizes the cluster's centroid: a sum of ``size`` unit vectors, long when its posts agree."""
+    from collections import Counter
+
+    from townsquare.stories.cluster import Cluster, _norm
+    c = StoryClusterer(StoryConfig(min_posts=2, posts_bar=posts_bar, posts_bar_from=150))
+    big = Cluster(id=1, first_ms=0, last_ms=10 * H, post_ids=list(range(400)),
+                  authors=Counter({f"a{i}": 1 for i in range(400)}),
+                  centroid={"hurricane": 60.0, "irma": 150.0, "florida": 80.0})
+    small = Cluster(id=2, first_ms=5 * H, last_ms=9 * H, post_ids=list(range(400, 400 + size)),
+                    authors=Counter({f"b{i}": 1 for i in range(size)}),
+                    centroid={"hurricane": 8.0 * scale, "maria": 20.0 * scale,
+                              "rico": 15.0 * scale})
+    for x in (big, small):
+        x.norm = _norm(x.centroid)
+        c.clusters[x.id] = x
+        c._reindex(x)
+        c.assignment.update((p, x.id) for p in x.post_ids)
+    c._next_id, c.newest_ms = 3, 10 * H
+    return c
+
+
+def test_a_large_cluster_merges_only_if_its_posts_lie_close_to_the_story():
+    from townsquare.stories.cluster import _cosine_to
+    c = _story_and_cluster(160, 1.0, 0.03)
+    big, small = c.clusters[1], c.clusters[2]
+    sim = _cosine_to({t: x / big.norm for t, x in big.centroid.items()}, small)
+    assert sim >= c.config.merge_threshold                       # the centroids would merge
+    assert sim * small.norm / small.size < c.config.posts_bar    # its posts, on average, not
+    c.maintain()
+    assert small.merged_into is None and len(c.stories()) == 2
+    off = _story_and_cluster(160, 1.0, 0.0)                      # the rule off: one story
+    off.maintain()
+    assert off.clusters[2].merged_into == 1
+
+
+def test_small_or_coherent_clusters_merge_as_before():
+    small = _story_and_cluster(120, 1.0, 0.03)                   # under posts_bar_from
+    small.maintain()
+    assert small.clusters[2].merged_into == 1
+    coherent = _story_and_cluster(160, 5.0, 0.03)                # its posts agree: |centroid| 131
+    coherent.maintain()
+    assert coherent.clusters[2].merged_into == 1
+
+
+def test_posts_bar_is_validated():
+    with pytest.raises(ValueError, match="posts_bar"):
+        StoryConfig(posts_bar=1.5)
+    with pytest.raises(ValueError, match="posts_bar_from"):
+        StoryConfig(posts_bar_from=0)
