@@ -260,7 +260,7 @@ GRID = {"posts_bar": (0.0, 0.02, 0.03, 0.04), "posts_bar_from": (150, 80),
 # 0.8786 without it (precision 0.930: a cascade of merges), 0.9023-0.9025 with it. The
 # test-half rows, written beside them after the choice and not used for it: the chosen setting
 # 0.821 time / 0.875 file (the defaults before: 0.826 / 0.871); with the bar at 0.03 the time
-# order scores 0.823-0.847 (Maria's clusters stay apart: precision 0.908 -> 0.985-0.988), at best
+# order scores 0.823-0.847 (Maria's clusters stay apart: precision 0.908 -> 0.983-0.988), at best
 # below the 0.85 target.
 # The grid before it (2026-12-06, seed 16): how long a story may be silent before a post
 # needs ``resume_threshold`` to resume it (``StoryConfig``). The tuning half is flat: the lower
