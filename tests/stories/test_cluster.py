@@ -156,6 +156,18 @@ def test_resume_settings_are_validated():
         StoryConfig(resume_after_ms=0)
 
 
+def _place(c: StoryClusterer, clusters: list, now_ms: int) -> None:
+    """Put hand-built clusters into ``c`` as if its stream had made them, the clock at
+    ``now_ms``: their norms, the inverted index, their posts' assignment, the next id."""
+    from townsquare.stories.cluster import _norm
+    for x in clusters:
+        x.norm = _norm(x.centroid)
+        c.clusters[x.id] = x
+        c._reindex(x)
+        c.assignment.update((p, x.id) for p in x.post_ids)
+    c._next_id, c.newest_ms = max(x.id for x in clusters) + 1, now_ms
+
+
 def test_a_cluster_that_went_silent_merges_with_the_story_it_ran_beside():
     # Live, a story's own side topic can form apart, go quiet and close while the story it
     # ran beside drifts towards it; a backfill's clusters join any story open during their
@@ -163,7 +175,7 @@ def test_a_cluster_that_went_silent_merges_with_the_story_it_ran_beside():
     # stream: an Odisha cluster of 228 posts stayed apart from its 1,302-post story).
     from collections import Counter
 
-    from townsquare.stories.cluster import Cluster, _norm
+    from townsquare.stories.cluster import Cluster
     day = 86_400_000
     c = StoryClusterer(StoryConfig(min_posts=2))
     big = Cluster(id=1, first_ms=0, last_ms=int(7.5 * day), post_ids=list(range(10)),
@@ -172,12 +184,7 @@ def test_a_cluster_that_went_silent_merges_with_the_story_it_ran_beside():
     small = Cluster(id=2, first_ms=2 * day, last_ms=3 * day, post_ids=[10, 11, 12],
                     authors=Counter({"b1": 2, "b2": 1}),
                     centroid={"odisha": 2.0, "flood": 1.5, "farmers": 0.5})
-    for x in (big, small):
-        x.norm = _norm(x.centroid)
-        c.clusters[x.id] = x
-        c._reindex(x)
-        c.assignment.update((p, x.id) for p in x.post_ids)
-    c._next_id, c.newest_ms = 3, int(7.5 * day)
+    _place(c, [big, small], int(7.5 * day))
     assert c.is_active(big) and not c.is_active(small)          # closed now, not stale
     assert not c._stale(small)
     c.maintain()
@@ -190,7 +197,7 @@ def _story_and_cluster(size: int, scale: float, posts_bar: float) -> StoryCluste
     sizes the cluster's centroid: a sum of ``size`` unit vectors, long when its posts agree."""
     from collections import Counter
 
-    from townsquare.stories.cluster import Cluster, _norm
+    from townsquare.stories.cluster import Cluster
     c = StoryClusterer(StoryConfig(min_posts=2, posts_bar=posts_bar, posts_bar_from=150))
     big = Cluster(id=1, first_ms=0, last_ms=10 * H, post_ids=list(range(400)),
                   authors=Counter({f"a{i}": 1 for i in range(400)}),
@@ -199,12 +206,7 @@ def _story_and_cluster(size: int, scale: float, posts_bar: float) -> StoryCluste
                     authors=Counter({f"b{i}": 1 for i in range(size)}),
                     centroid={"hurricane": 8.0 * scale, "maria": 20.0 * scale,
                               "rico": 15.0 * scale})
-    for x in (big, small):
-        x.norm = _norm(x.centroid)
-        c.clusters[x.id] = x
-        c._reindex(x)
-        c.assignment.update((p, x.id) for p in x.post_ids)
-    c._next_id, c.newest_ms = 3, 10 * H
+    _place(c, [big, small], 10 * H)
     return c
 
 
