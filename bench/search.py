@@ -315,6 +315,16 @@ class Tantivy:
         return ids
 
 
+def rotated(names: list[str], rep: int, args) -> list[str]:
+    """The order of one repetition's runs: rotated by one each repetition, so that over the
+    repetitions each system runs after each of the others about as often (what ran just before
+    decides what is left in the CPU's caches: the reference's own index or ours);
+    ``--fixed-order``: the same order every time (the bench before 2026-12-07's twenty-first
+    stop)."""
+    k = 0 if args.fixed_order else rep % len(names)
+    return names[k:] + names[:k]
+
+
 def text_part(query: str) -> tuple[str, int]:
     """The words and phrases of a query, for the reference (operators dropped), and how many."""
     from townsquare.query import positive_text, parse
@@ -473,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", type=Path,
                     help="an earlier run's results (JSON): add a before/after table")
     ap.add_argument("--compare-label", help="what the earlier run was, for that table")
+    ap.add_argument("--fixed-order", action="store_true",
+                    help="run ours and the references in one order every repetition (the "
+                         "earlier method; default: rotated, see ``rotated``)")
     ap.add_argument("--repeat", type=int, default=5,
                     help="timed runs of each query (its time is their median)")
     args = ap.parse_args(argv)
@@ -567,14 +580,16 @@ def main(argv: list[str] | None = None) -> int:
         eng = hybrid_engine if kind == "hybrid" else lexical_engine
         tq, n_parts = text_part(q)
         runs: dict[str, list[float]] = {"top": [], "latest": [], "ref": [], "ref200": []}
-        for _ in range(args.repeat):
-            runs["top"].append(ms(lambda: stage_times(kind, eng.run(q, limit=20))))
-            if kind == "hybrid":
-                continue
-            runs["latest"].append(ms(lambda: stage_times("latest", eng.run(q, limit=20,
-                                                                           mode="latest"))))
-            runs["ref"].append(ms(lambda: tq and tv.deep(tq, n_parts >= 2)))
-            runs["ref200"].append(ms(lambda: tq and tv.search(tq)))
+        got: list = []                 # responses: their stages recorded after the clock stops
+        steps = {"top": lambda: got.append((kind, eng.run(q, limit=20))),
+                 "latest": lambda: got.append(("latest", eng.run(q, limit=20, mode="latest"))),
+                 "ref": lambda: tq and tv.deep(tq, n_parts >= 2),
+                 "ref200": lambda: tq and tv.search(tq)}
+        for rep in range(args.repeat):
+            for name in rotated(["top"] if kind == "hybrid" else list(steps), rep, args):
+                runs[name].append(ms(steps[name]))
+            while got:
+                stage_times(*got.pop())
         times[kind].append(statistics.median(runs["top"]))
         if kind != "hybrid":
             times["latest"].append(statistics.median(runs["latest"]))
@@ -588,12 +603,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         tq, n_parts = text_part(q)
         runs = {name: [] for name in second}
-        for _ in range(args.repeat):
-            runs["top"].append(ms(lambda: lexical_engine.run(q, limit=20)))
-            runs["whole"].append(ms(lambda: whole_engine.run(q, limit=20)))
-            runs["ref"].append(ms(lambda: tq and tv.deep(tq, n_parts >= 2)))
-            runs["ref_same"].append(ms(lambda: tq and tv.deep(tq, n_parts >= 2, qdepth[q])))
-            runs["ref_compiled"].append(ms(lambda: compiled(q)))
+        steps = {"top": lambda: lexical_engine.run(q, limit=20),
+                 "whole": lambda: whole_engine.run(q, limit=20),
+                 "ref": lambda: tq and tv.deep(tq, n_parts >= 2),
+                 "ref_same": lambda: tq and tv.deep(tq, n_parts >= 2, qdepth[q]),
+                 "ref_compiled": lambda: compiled(q)}
+        for rep in range(args.repeat):
+            for name in rotated(list(steps), rep, args):
+                runs[name].append(ms(steps[name]))
         for name, v in runs.items():
             second[name][kind].append(statistics.median(v))
     # Third pass: what the learned re-ranking costs, each hybrid query's runs interleaved: the

@@ -111,3 +111,33 @@ def test_proven_prefix_never_proves_a_wrong_head():
             assert ranked[:m] == whole[:m]
             proven += 1
     assert proven > 1000
+
+
+def test_one_list_shortcut_decides_as_the_general_check():
+    """One list cut to ``depth`` (a term or a phrase alone): ``proven_prefix`` decides without
+    its per-list columns; the decision must be the general one's, the head proven exactly when
+    no read post outside it reaches the n-th score (nothing unread can: checked first)."""
+    rnd, decided = random.Random(5), {True: 0, False: 0}
+    for _ in range(2000):
+        w = RankWeights()
+        size, depth = rnd.randint(1, 60), rnd.randint(1, 40)
+        lexical = rnd.sample(range(size), size)[:depth]
+        fields = {i: RankFields(created_at=-rnd.choice([0, 6, 24, 48, 500]) * HOUR,
+                                like_count=rnd.choice([0, 30, 10_000])) for i in range(size)}
+        lists = {"lexical": lexical, "any_terms": []}
+        scores = final_scores(rrf(lists, w), fields, 0, w)
+        ranked = order(scores)
+        n = rnd.randint(1, len(ranked))
+        got = proven_prefix(scores, ranked, n, lists, ["lexical"] if len(lexical) >= depth
+                            else [], w, depth, complete=True)
+        if len(lexical) < depth:           # nothing cut: proven
+            assert got
+            continue
+        score = dict(zip(scores.ids.tolist(), scores.columns["score"].tolist()))
+        bar = score[ranked[n - 1]] * (1.0 - 1e-9)
+        gap = w.lexical / (w.rrf_k + depth + 1) / (w.lexical / (w.rrf_k + 1))
+        want = ((1.0 + w.recency_weight + w.engagement_weight) * gap < bar
+                and not any(score[pid] >= bar for pid in ranked[n:]))
+        assert got == want
+        decided[got] += 1
+    assert min(decided.values()) > 100

@@ -143,3 +143,25 @@ def test_fused_mapping_and_empty():
     empty = rrf({"lexical": []}, RankWeights())
     assert len(empty) == 0 and empty.best() == []
     assert order(final_scores(empty, RankColumns.join([]), 0, RankWeights())) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_list_with_its_own_columns_equals_the_loops(seed):
+    # a term or a phrase alone: one list, each hit's columns read with it (the same ids, no
+    # deleted one): rrf sorts instead of summing and final_scores skips the join; the scores
+    # must be the loops' all the same, and an id twice in the list still adds up
+    rng = random.Random(seed)
+    relevance, posts, ref, w = random_case(seed)
+    hits = [pid for pid in relevance if pid in posts]
+    rng.shuffle(hits)
+    for lexical in (hits, hits + hits[:3]):
+        lists = {"lexical": lexical, "any_terms": []}
+        fused = rrf(lists, RankWeights())
+        assert dict(fused) == loop_rrf(lists, RankWeights())
+        cols = RankColumns.join([RankColumns.of({pid: posts[pid] for pid in lexical})])
+        got = final_scores(fused, cols, ref, w)
+        want = loop_scores(loop_rrf(lists, RankWeights()), posts, ref, w)
+        assert set(got) == set(want)
+        for pid, parts in want.items():
+            assert got[pid] == pytest.approx(parts, rel=1e-12, abs=1e-12)
+        assert order(got) == order(want)

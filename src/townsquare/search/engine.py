@@ -91,6 +91,7 @@ OVERFETCH = 2              # tantivy candidates per needed result, before the SQ
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
 MAX_LIMIT = 1000           # results per page
 EARLY_SPAN = 2             # a shallow read: at least this many times the posts a page needs
+_MATCHED = ("lexical", "any_terms", "semantic", "feedback", "expansion")  # hit order
 _FEEDBACK_HEAD = 200       # near-duplicate groups read for the feedback round's top posts
 
 
@@ -368,7 +369,7 @@ class SearchEngine:
         clock.lap("hydrate")
         hits = []
         on_page = set(page)
-        members = {name: on_page.intersection(ids) for name, ids in lists.items()}
+        members = [(n, on_page.intersection(lists[n])) for n in _MATCHED if n in lists]
         rows = scores.rows(page)
         for pid in page:
             if pid not in posts:           # deleted since the ranking fields were read
@@ -379,8 +380,7 @@ class SearchEngine:
                 parts["bm25"] = lex_scores[pid]
             if pid in cos:
                 parts["cosine"] = cos[pid]
-            matched = [name for name in ("lexical", "any_terms", "semantic", "feedback",
-                                         "expansion") if pid in members.get(name, ())]
+            matched = [name for name, found in members if pid in found]
             hits.append(hit_of(posts[pid], score, parts, matched,
                                counts.get(roots.get(pid, pid), 0)))
         clock.lap("collapse")

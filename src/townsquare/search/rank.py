@@ -131,6 +131,10 @@ def rrf(lists: Mapping[str, Sequence[int]], w: RankWeights) -> Fused:
     ids = np.concatenate([np.asarray(lists[name], dtype=np.int64) for name in active])  # (m,)
     part = np.concatenate([weights[name] / (w.rrf_k + np.arange(1, len(lists[name]) + 1))
                            for name in active])                                        # (m,)
+    if len(active) == 1:               # one list (a term or a phrase alone): sorted, not summed
+        got = _sorted_unique(ids)
+        if got is not None:
+            return Fused(ids[got], part[got] / best)
     uniq, inv = np.unique(ids, return_inverse=True)
     return Fused(uniq, np.bincount(inv, weights=part, minlength=len(uniq)) / best)
 
@@ -208,6 +212,8 @@ class RankColumns(NamedTuple):
         parts = list(parts)
         if not parts:
             return cls(*(np.zeros(0, np.int64) for _ in range(3)))
+        if len(parts) == 1 and (got := _sorted_unique(parts[0].ids)) is not None:
+            return cls(*(column[got] for column in parts[0]))
         ids = np.concatenate([p.ids for p in parts])
         uniq, first = np.unique(ids, return_index=True)
         return cls(uniq, np.concatenate([p.created_at for p in parts])[first],
@@ -305,18 +311,21 @@ def final_scores(relevance: Mapping[int, float],
         relevance = Fused(ids[by_id],
                           np.fromiter(relevance.values(), np.float64, len(relevance))[by_id])
     cols = fields if isinstance(fields, RankColumns) else RankColumns.join([RankColumns.of(fields)])
-    at = np.minimum(np.searchsorted(cols.ids, relevance.ids), max(len(cols.ids) - 1, 0))
-    found = (cols.ids[at] == relevance.ids if len(cols.ids)
-             else np.zeros(len(relevance.ids), dtype=bool))
-    ids, at = relevance.ids[found], at[found]                                        # (n,)
-    rel = relevance.score[found]
-    age_h = np.maximum(0.0, (reference_ms - cols.created_at[at]) / 3_600_000)
+    if np.array_equal(cols.ids, relevance.ids):
+        # the same ids in the same order (one list's hits with their own columns): no join
+        ids, rel, created, engagement = cols.ids, relevance.score, cols.created_at, cols.engagement
+    else:
+        at = np.minimum(np.searchsorted(cols.ids, relevance.ids), max(len(cols.ids) - 1, 0))
+        found = (cols.ids[at] == relevance.ids if len(cols.ids)
+                 else np.zeros(len(relevance.ids), dtype=bool))
+        ids, at = relevance.ids[found], at[found]                                    # (n,)
+        rel, created, engagement = relevance.score[found], cols.created_at[at], cols.engagement[at]
+    age_h = np.maximum(0.0, (reference_ms - created) / 3_600_000)
     rec = 0.5 ** (age_h / w.half_life_hours)
-    eng = np.minimum(1.0, np.log1p(cols.engagement[at].astype(np.float64))
-                     / math.log1p(w.engagement_cap))
+    eng = np.minimum(1.0, np.log1p(engagement.astype(np.float64)) / math.log1p(w.engagement_cap))
     score = rel * (1.0 + w.recency_weight * rec + w.engagement_weight * eng)
     return Scores(ids, {"score": score, "relevance": rel, "recency": rec, "engagement": eng},
-                  cols.created_at[at])
+                  created)
 
 
 def order(scores: Mapping[int, dict[str, float]]) -> list[int]:
@@ -373,6 +382,13 @@ def proven_prefix(scores: Scores, ranked: list[int], n: int, lists: Mapping[str,
     bar = float(col["score"][at]) * (1.0 - 1e-9)       # float slack: a tie is not proven
     if (1.0 + w.recency_weight + w.engagement_weight) * sum(gap.values()) >= bar:
         return False                   # a post read from no list could still pass
+    (only,) = gap if len(gap) == 1 else (None,)
+    if only is not None and len(scores.ids) == len(lists[only]) and all(
+            name == only or not len(ids) for name, ids in lists.items()):
+        # One list, each of its posts scored (a term or a phrase alone): every read score is
+        # final, and the head (the first n by score) is proven when no other read post reaches
+        # the bar, i.e. no more than n do. What the columns below decide, without them.
+        return int((col["score"] >= bar).sum()) <= n
     factor = 1.0 + w.recency_weight * col["recency"] + w.engagement_weight * col["engagement"]
     unread = np.zeros(len(scores.ids))                                   # (m,)
     for name, g in gap.items():
@@ -382,6 +398,19 @@ def proven_prefix(scores: Scores, ranked: list[int], n: int, lists: Mapping[str,
         return False
     rest = ~head
     return not (col["score"][rest] + factor[rest] * unread[rest] >= bar).any()
+
+
+def _sorted_unique(ids: np.ndarray) -> np.ndarray | None:
+    """The order that sorts ``ids`` (m,) ascending, or None when an id comes twice: for one
+    list or one chunk (a search's hits, each post once), an ``argsort`` does ``np.unique``'s
+    work for less (50 ids: ~3.4 us, against ~7.8 with ``return_inverse``, then no ``bincount``).
+
+    >>> _sorted_unique(np.array([5, 2, 9])).tolist(), _sorted_unique(np.array([5, 2, 5]))
+    ([1, 0, 2], None)
+    """
+    by = np.argsort(ids)               # (m,); any sort: ids that tie fall back
+    s = ids[by]
+    return None if len(s) > 1 and (s[1:] == s[:-1]).any() else by
 
 
 def _member(ids: np.ndarray, some: Sequence[int]) -> np.ndarray:

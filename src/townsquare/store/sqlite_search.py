@@ -185,9 +185,11 @@ class SQLiteSearchReads:
         """The rows of ``select`` (ending in ``IN``) over ``ids``, a chunk of ids per statement
         (under SQLite's parameter limit)."""
         ids = list(ids)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i:i + _CHUNK]
-            yield from self._db.execute(f"{select} ({','.join('?' * len(chunk))})", chunk)
+        chunks = [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+        if len(chunks) == 1:           # a page's ids: the cursor itself, no generator per row
+            return self._db.execute(f"{select} ({','.join('?' * len(ids))})", ids)
+        return (row for chunk in chunks
+                for row in self._db.execute(f"{select} ({','.join('?' * len(chunk))})", chunk))
 
     def created_at_of(self, ids: Sequence[int]) -> dict[int, int]:
         return self._pairs_by_id("SELECT id, created_at FROM posts WHERE id IN", ids)
