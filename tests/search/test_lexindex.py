@@ -230,3 +230,62 @@ def test_a_refresh_in_progress_leaves_the_lag_until_its_commit_is_searched(index
     lx._commit(writer, settled=lx.settled_through)
     assert lx.lag() == 0
     assert [h.id for h in engine.run("xylophonist", mode="latest").results] == [BASE + 200]
+
+
+def test_json_documents_index_as_tantivy_documents_of_the_same_fields():
+    """``_add`` sends each row as JSON (``add_json``, parsed in tantivy): the index must be the
+    one that ``tantivy.Document`` objects of the same fields give. Rows with every kind of value
+    (snowflake ids, negative scrambled columns, counts missing, keywords absent or many, text
+    JSON must escape) are indexed both ways; every term, keyword and column reads the same."""
+    import tantivy
+
+    from townsquare.search.lexindex import _add, _fields, build_schema
+    from townsquare.store.base import IndexRow
+
+    texts = TEXTS + ['quote " backslash \\ tab\tnewline\nend', "emoji 🌊 and 日本語 and \x7f",
+                     "Ünïcödé ÅNGSTRÖM façade", ""]
+    rows = [IndexRow(id=BASE + 7919 * i, seq=i + 1, text=t, created_at=T0 + 60_000 * i,
+                     lang=[None, "en", "ES"][i % 3], author_handle=[None, "Ana_B"][i % 2],
+                     hashtags=["Flood", "RedCross"][: i % 3], mentions=["CityOfX"] if i % 4 == 1
+                     else [], cashtags=["ABC"] if i == 5 else [],
+                     flags=("links", "hashtags")[: i % 3], like_count=[None, 0, 12][i % 3],
+                     retweet_count=i, reply_count=None, quote_count=2 ** 40 if i == 3 else 1)
+            for i, t in enumerate(texts)]
+
+    def index(add):
+        idx = tantivy.Index(build_schema())
+        idx.register_tokenizer("folded", tantivy.TextAnalyzerBuilder(
+            tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).filter(
+            tantivy.Filter.ascii_fold()).build())
+        w = idx.writer(heap_size=15_000_000, num_threads=1)
+        add(w)
+        w.commit()
+        w.wait_merging_threads()
+        idx.reload()
+        return idx.searcher()
+
+    mixed = scramble([[r.id, r.created_at] for r in rows]).reshape(-1, 2).tolist()
+    ours = index(lambda w: _add(w, rows))
+    reference = index(lambda w: [w.add_document(tantivy.Document(**_fields(r, m)))
+                                 for r, m in zip(rows, mixed)])
+    schema = build_schema()
+
+    def read(searcher, query):
+        hits = searcher.search(query, 100).hits
+        cols = ("id", "seq", "created_at", "id_mixed", "created_mixed", "likes", "retweets",
+                "replies", "quotes")
+        got = {c: searcher.fast_field_values(c, [a for _, a in hits]) for c in cols}
+        return sorted(zip(*got.values())), sorted(round(s, 5) for s, _ in hits)
+
+    words = {w for r in rows for w in index_tokens(r.text)}
+    queries = [tantivy.Query.all_query()]
+    queries += [tantivy.Query.term_query(schema, "text", w) for w in sorted(words)]
+    for field, values in (("lang", ["en", "es"]), ("author", ["ana_b"]),
+                          ("tags", ["#flood", "#redcross", "@cityofx", "$abc"]),
+                          ("flags", ["links", "hashtags"])):
+        queries += [tantivy.Query.term_query(schema, field, v) for v in values]
+    assert len(words) > 40
+    for query in queries:
+        assert read(ours, query) == read(reference, query), query
+    assert ours.num_docs == reference.num_docs == len(rows)
+    assert read(ours, queries[0])[0][3][-1] == rows[3].quote_count    # sorted by id: row 3
