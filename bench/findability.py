@@ -40,6 +40,14 @@ refreshes in 40 s from 20 and 32 to 44 and 56 (e5 alone: 0.1 / 1.3 and 0.5 / 2.6
 before, 0 and 1 after (e5's own ceiling: 7); by their own text, 4 and 6 before, 7 and 6 after.
 The lexical arm keeps up; the semantic ones do not.
 
+At the twenty-first stop (2026-12-07), the lexical refresh hands tantivy each post as JSON
+(``add_json``; ``bench/lexindex.py``: its thread's time ~21 -> ~15 us a post). Two runs each,
+before and after alternately (``--findability-rates 5700 --findability-fallback 0 --seconds
+40``), with the fast tier: markers found by their translation 1 and 0 before, 0 and 0 after; by
+their own text 2 and 0 before, 2 and 3 after; the lexical lag p50 / max 1.3 / 5.2 and 2.6 / 11.8
+s before, 1.7 / 6.9 and 1.6 / 4.4 s after; the fast tier's 2.1 / 4.9 and 3.2 / 9.2 s before,
+2.1 / 6.9 and 2.2 / 6.1 s after. Within the noise: what limits the semantic arms is above.
+
 What could move it (not built): the fast tier in a process of its own, off the request
 handlers' GIL; a cosine calibration per fitted table instead of one shift. For the latter, a
 calibration the fit could make itself was measured (2026-12-07) and found wanting: 3,000 posts

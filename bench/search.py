@@ -33,15 +33,15 @@ the hybrid queries, last in the first pass, measured 10.9 ms p50 in a run that t
 against 11.4-14.4 ms in runs of this order on the same code). A third pass measures the
 learned re-ranking (``search.rerank``): each hybrid query with it and without it, interleaved,
 at 20 and at 1,000 results a page. Every query runs once to warm
-caches, then ``--repeat`` (5) times, ours and the references interleaved, and its time is the
-median of those (on a shared machine a load spike then hits ours and the reference alike). The hybrid queries'
-warm-up runs are reported too (``hybrid, first run``): a query a user types is new, and what it
-reads of the store (its neighbours' rows) is not in any cache yet; for before/after runs on one
-store, drop the OS page cache before each (``sync; echo 1 > /proc/sys/vm/drop_caches``, as
-root), or the second run finds the first's pages. The time is the whole
-``run`` (parse, retrieval, ranking, hydration of the 20 results). The
-engine is ``services.indexes.build_engine`` as the CLI builds it: FTS5 plus its tantivy index
-(``search/lexindex.py``), the faiss HNSW vector index.
+caches, then ``--repeat`` (5) times, ours and the references interleaved (in an order rotated
+each repetition, ``rotated``), and its time is the median of those (on a shared machine a load
+spike then hits ours and the reference alike). The hybrid queries' warm-up runs are reported
+too (``hybrid, first run``): a query a user types is new, and what it reads of the store (its
+neighbours' rows) is not in any cache yet; for before/after runs on one store, drop the OS page
+cache before each (``sync; echo 1 > /proc/sys/vm/drop_caches``, as root), or the second run
+finds the first's pages. The time is the whole ``run`` (parse, retrieval, ranking, hydration
+of the 20 results). The engine is ``services.indexes.build_engine`` as the CLI builds it: FTS5
+plus its tantivy index (``search/lexindex.py``), the faiss HNSW vector index.
 
 Last, one ``fast_field_values`` call on our index per column, for 20 and 1,000 hits: the id and
 time columns in the stream's order beside their scrambled copies (``lexindex.scramble``, what
