@@ -231,3 +231,52 @@ def test_latest_lists_posts_the_index_has_not_caught_up_with(indexed):
     assert ids[0] == fresh.id
     assert ids[1:] == [h.id for h in SearchEngine(store).run("flood", mode="latest",
                                                            limit=5).results][1:]
+
+
+PLANNED = ["report lang:en", "flood lang:en", "report -lang:fr", "report from:ann",
+           "flood -filter:links", "report filter:links lang:es", "near -filter:replies",
+           "flood OR fire -from:bob", "water OR storm OR help lang:en -filter:media"]
+
+
+@pytest.mark.parametrize("query", PLANNED)
+@pytest.mark.parametrize("limit", [3, 20])
+def test_words_ranked_alone_and_conditions_checked_in_the_store_give_the_same_pages(
+        indexed, query, limit):
+    """``LexicalIndex.candidate_plan``: tantivy ranks the words alone and the store checks the
+    keyword conditions on their candidates. Every page (hits, scores, cursors) must be the one
+    the query compiled whole gives, whether the candidates suffice at once or the engine falls
+    back to it (shallow first reads, ``filter_min_share`` at its floor so that every query here
+    is planned)."""
+    store, lx = indexed
+    assert lx.candidate_plan(parse(query), 20, now_ms=T0, min_share=0.01) is not None
+
+    def chain(share: float) -> list:
+        from townsquare.search.config import SearchConfig
+        engine = SearchEngine(store, lexical_index=lx,
+                              config=SearchConfig(filter_min_share=share, lexical_first_depth=4))
+        out, cursor = [], None
+        while True:
+            r = engine.run(query, limit=limit, cursor=cursor, now_ms=T0 + 48 * HOUR)
+            out.append(([(h.id, h.score, h.parts) for h in r.results], r.next_cursor))
+            if r.next_cursor is None or len(out) > 50:
+                return out
+            cursor = r.next_cursor
+
+    planned, whole = chain(0.01), chain(0.0)
+    assert planned == whole
+    assert sum(len(p[0]) for p in whole) >= 3                 # a query the test store matches
+
+
+def test_the_plan_is_for_common_keyword_conditions_on_words_only(indexed):
+    store, lx = indexed
+    plan = lambda q, share=0.3: lx.candidate_plan(parse(q), 20, now_ms=T0,  # noqa: E731
+                                                  min_share=share)
+    compiled, reads = plan("report -filter:links")           # 5 of 6 posts have no link
+    assert compiled.residual == parse("report -filter:links").children[1] and reads == 40
+    assert plan("report lang:en") is None                    # a quarter of the posts: < 0.3
+    assert plan("report lang:en", 0.2)[1] == 120              # 1.5 x 20 / 0.25
+    for q in ("report -fire lang:en", "#flood lang:en", "report since:2020-09-14",
+              "report min_faves:3", "lang:en", "report (fire OR lang:en)", "report water lang:en",
+              '"near water" lang:en', "(flood OR fire) water lang:en", "covid-19 lang:en"):
+        assert plan(q, 0.01) is None, q
+    assert plan("report -filter:links", 0.0) is None

@@ -47,6 +47,12 @@ class SearchConfig:
     # at 1.1M posts (pages of 20), 50 proves 144 first pages in one round; 30 (so 42), 141;
     # 100 with four times the page (84), 146; 50 was the fastest of the three.
     lexical_first_depth: int = 50
+    # A word (or an OR of words) with keyword conditions (``lang:``, ``from:``, ``filter:``) that
+    # at least this share of the posts pass ranks its words alone and checks the conditions in
+    # the store on their candidates (``LexicalIndex.candidate_plan``): the same hits, without
+    # scoring every post of the words' intersection with the conditions. 0: never. A cost
+    # setting, not a quality one: below it the expected reads grow as 1 / share.
+    filter_min_share: float = 0.3
     semantic_depth: int = 1000      # at most this many neighbours per semantic list (see above)
     # semantic candidates below this cosine are dropped; None: the model's calibrated floor
     # (``SIMILARITY_FLOORS``), or its nearest ``UNCALIBRATED_DEPTH`` for a model without one
@@ -123,6 +129,8 @@ class SearchConfig:
             ef = getattr(self, name)
             if ef is not None and ef < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {ef}")
+        if not 0.0 <= self.filter_min_share <= 1.0:
+            raise ValueError(f"filter_min_share must be in [0, 1], got {self.filter_min_share}")
         if not 0.0 <= self.feedback_query_weight <= 1.0:
             raise ValueError(f"feedback_query_weight must be in [0, 1], got "
                              f"{self.feedback_query_weight}")

@@ -87,7 +87,6 @@ __all__ = ["MAX_LIMIT", "MODES", "SIMILARITY_FLOORS", "SearchConfig", "SearchEng
 log = logging.getLogger(__name__)
 
 MODES = ("top", "latest")
-OVERFETCH = 2              # tantivy candidates per needed result, before the SQL filter
 MAX_INLINE_LAG = 20_000    # the tantivy index catches up inline when at most this far behind
 MAX_LIMIT = 1000           # results per page
 EARLY_SPAN = 2             # a shallow read: at least this many times the posts a page needs
@@ -429,7 +428,7 @@ class SearchEngine:
             c = lx.any_query(parts, relaxed, now_ms=state["n"], max_seq=state["s"])
             if c is None:
                 return []
-            hits = self._checked(lx, c, depth, state, "rank")
+            hits = lx.checked(c, depth, now_ms=state["n"], max_seq=state["s"])
             if hits is not None:
                 fields.append(hits.fields)
                 return hits.ids
@@ -482,27 +481,17 @@ class SearchEngine:
             node = q.And((node, q.Or((q.Op("until_ms", b_at), q.And((
                 q.Op("since_ms", b_at), q.Op("until_ms", b_at + 1), q.Op("max_id", b_id - 1)))))))
         c = lx.compile(node, now_ms=state["n"], max_seq=state["s"])
-        hits = self._checked(lx, c, depth, state, order)
-        if hits is None:
+        # Words with common keyword conditions: the words ranked alone, the conditions checked
+        # on their candidates (``LexicalIndex.candidate_plan``); else the query as compiled.
+        plan = order == "rank" and not c.residual and lx.candidate_plan(
+            node, depth, now_ms=state["n"], min_share=self.config.filter_min_share)
+        hits = plan and lx.checked(plan[0], depth, now_ms=state["n"], max_seq=state["s"],
+                                   reads=(plan[1],))
+        if (hits := hits or lx.checked(c, depth, order=order, now_ms=state["n"],
+                                       max_seq=state["s"])) is None:
             return None
         fields.append(hits.fields)
         return hits.ids, hits.keys if order == "rank" else None
-
-    def _checked(self, lx: LexicalIndex, c, depth: int, state: dict, order: str):
-        """The first ``depth`` hits of compiled query ``c`` that satisfy its residual (checked
-        in the store, on over-fetched candidates); None when a selective residual leaves too
-        few of them (FTS5 and SQL then find every match)."""
-        if c.residual is None:             # exact in the index: its top k is the answer
-            return lx.search(c.query, depth, order=order, max_seq=state["s"])
-        for k in (depth * OVERFETCH, depth * OVERFETCH * 8):
-            hits = lx.search(c.query, k, order=order, max_seq=state["s"])
-            ok = self.store.filter_ids(hits.ids, c.residual, now_ms=state["n"], candidates=True)
-            keep = [i for i, pid in enumerate(hits.ids) if pid in ok][:depth]
-            if len(keep) == depth or len(hits.ids) < k:      # or every match was read
-                hits.ids = [hits.ids[i] for i in keep]
-                hits.keys = [hits.keys[i] for i in keep]
-                return hits
-        return None
 
     def _start_semantic(self, node: q.Node, wanted: bool, state: dict, clock: Laps):
         """The semantic stage's first half, started: a ``Future`` of (query vector, nearest

@@ -225,6 +225,54 @@ def compile_tantivy(node: q.Node, schema, *, now_ms: int, lang_known: bool) -> C
                     residual=residual)
 
 
+def split_filters(node: q.Node) -> tuple[q.Node, q.Node, list[tuple[str, str, bool]]] | None:
+    """``(words, filters, conditions)`` of a query that is one word, or words under one OR, and
+    keyword conditions on the post (``lang:``, ``from:``, ``filter:`` and their exclusions);
+    None for any other query. ``conditions``: each filter as (index field, lowercased value,
+    excluded). Why: tantivy ranks a word, or a union of words, with block-max WAND, reading a
+    few blocks of each posting list, where the same words AND a condition are scored post by
+    post over their whole intersection (filters score 0, so the posts that pass come in the
+    same order): ``SearchEngine`` ranks the words and checks the conditions on their
+    candidates. Words that must all match (or a phrase) are scored post by post either way:
+    there, checking the conditions in the store only adds its reads (``bench/search.py``).
+
+    >>> from townsquare.query import parse
+    >>> w, f, conds = split_filters(parse('flood OR fire lang:EN -filter:links'))
+    >>> w
+    Or(children=(Term(text='flood'), Term(text='fire')))
+    >>> conds
+    [('lang', 'en', False), ('flags', 'links', True)]
+    >>> split_filters(parse("flood rain lang:en")) is None      # two words, both required
+    True
+    """
+    words, filters, conds = [], [], []
+    for c in node.children if isinstance(node, q.And) else (node,):
+        if _ranked_by_blocks(c):
+            words.append(c)
+            continue
+        op, excluded = (c.child, True) if isinstance(c, q.Not) else (c, False)
+        if not isinstance(op, q.Op):
+            return None
+        if op.name in ("lang", "from"):
+            conds.append(("lang" if op.name == "lang" else "author", str(op.value).lower(),
+                          excluded))
+        elif op.name == "filter" and op.value in FLAGS:
+            conds.append(("flags", FLAGS[op.value], excluded))
+        else:
+            return None
+        filters.append(c)
+    if len(words) != 1 or not filters:
+        return None
+    return words[0], filters[0] if len(filters) == 1 else q.And(tuple(filters)), conds
+
+
+def _ranked_by_blocks(node: q.Node) -> bool:
+    """A word of one token, or an OR of such words: what block-max WAND ranks."""
+    if isinstance(node, q.Term):
+        return len(index_tokens(node.text)) == 1
+    return isinstance(node, q.Or) and all(_ranked_by_blocks(c) for c in node.children)
+
+
 def uses_lang(node: q.Node) -> bool:
     """Whether ``node`` has a ``lang:`` operator anywhere."""
     if isinstance(node, q.Op):
