@@ -280,3 +280,25 @@ def test_the_plan_is_for_common_keyword_conditions_on_words_only(indexed):
               '"near water" lang:en', "(flood OR fire) water lang:en", "covid-19 lang:en"):
         assert plan(q, 0.01) is None, q
     assert plan("report -filter:links", 0.0) is None
+
+
+@pytest.mark.parametrize("query", ["report -filter:links", "flood min_faves:5"])
+def test_the_store_checks_run_on_the_searching_connection_not_the_indexs(indexed, tmp_path,
+                                                                          monkeypatch, query):
+    """In the server the index is the indexer's, refreshed through the indexer's connection,
+    and each request searches through its own: a store check on candidates (a planned
+    condition, a residual) must use the request's connection."""
+    from townsquare.store.sqlite import SQLiteStore
+    store, lx = indexed
+    mine = SQLiteStore(store.path)
+
+    def foreign(*a, **kw):
+        raise AssertionError("the index's connection was used")
+    monkeypatch.setattr(store, "filter_ids", foreign)
+    try:
+        got = SearchEngine(mine, lexical_index=lx).run(query, limit=200, now_ms=T0)
+        assert got.results and "lexical" in got.results[0].matched
+        assert {h.id for h in got.results} == {h.id for h in SearchEngine(mine).run(
+            query, limit=200, now_ms=T0).results}           # every match, as FTS5 finds them
+    finally:
+        mine.close()

@@ -428,7 +428,7 @@ class SearchEngine:
             c = lx.any_query(parts, relaxed, now_ms=state["n"], max_seq=state["s"])
             if c is None:
                 return []
-            hits = lx.checked(c, depth, now_ms=state["n"], max_seq=state["s"])
+            hits = lx.checked(c, depth, self.store, now_ms=state["n"], max_seq=state["s"])
             if hits is not None:
                 fields.append(hits.fields)
                 return hits.ids
@@ -485,9 +485,9 @@ class SearchEngine:
         # on their candidates (``LexicalIndex.candidate_plan``); else the query as compiled.
         plan = order == "rank" and not c.residual and lx.candidate_plan(
             node, depth, now_ms=state["n"], min_share=self.config.filter_min_share)
-        hits = plan and lx.checked(plan[0], depth, now_ms=state["n"], max_seq=state["s"],
-                                   reads=(plan[1],))
-        if (hits := hits or lx.checked(c, depth, order=order, now_ms=state["n"],
+        hits = plan and lx.checked(plan[0], depth, self.store, now_ms=state["n"],
+                                   max_seq=state["s"], reads=(plan[1],))
+        if (hits := hits or lx.checked(c, depth, self.store, order=order, now_ms=state["n"],
                                        max_seq=state["s"])) is None:
             return None
         fields.append(hits.fields)

@@ -442,16 +442,18 @@ class LexicalIndex:
         return Hits(ids=ids.tolist(), keys=keys, total=total, fields=RankColumns(
             ids, created, counts[0] + 2 * counts[1] + counts[2] + counts[3]))
 
-    def checked(self, c: Compiled, depth: int, *, order: str = "rank", now_ms: int,
-                max_seq: int | None = None, reads: tuple[int, ...] = ()) -> Hits | None:
+    def checked(self, c: Compiled, depth: int, store: Store, *, order: str = "rank",
+                now_ms: int, max_seq: int | None = None, reads: tuple[int, ...] = ()
+                ) -> Hits | None:
         """The first ``depth`` hits of compiled query ``c`` that satisfy its residual (checked
-        in the store, on candidates read ``reads`` deep, by default over-fetched); None when a
-        selective residual leaves too few of them (FTS5 and SQL then find every match)."""
+        in ``store``, the caller's connection, on candidates read ``reads`` deep, by default
+        over-fetched); None when a selective residual leaves too few of them (FTS5 and SQL
+        then find every match)."""
         if c.residual is None:             # exact in the index: its top k is the answer
             return self.search(c.query, depth, order=order, max_seq=max_seq)
         for k in reads or (depth * OVERFETCH, depth * OVERFETCH * 8):
             hits = self.search(c.query, k, order=order, max_seq=max_seq)
-            ok = self.store.filter_ids(hits.ids, c.residual, now_ms=now_ms, candidates=True)
+            ok = store.filter_ids(hits.ids, c.residual, now_ms=now_ms, candidates=True)
             keep = [i for i, pid in enumerate(hits.ids) if pid in ok][:depth]
             if len(keep) == depth or len(hits.ids) < k:      # or every match was read
                 hits.ids = [hits.ids[i] for i in keep]
