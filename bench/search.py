@@ -315,13 +315,13 @@ class Tantivy:
         return ids
 
 
-def rotated(names: list[str], rep: int, args) -> list[str]:
+def rotated(names: list[str], rep: int, fixed: bool) -> list[str]:
     """The order of one repetition's runs: rotated by one each repetition, so that over the
     repetitions each system runs after each of the others about as often (what ran just before
     decides what is left in the CPU's caches: the reference's own index or ours);
-    ``--fixed-order``: the same order every time (the bench before 2026-12-07's twenty-first
-    stop)."""
-    k = 0 if args.fixed_order else rep % len(names)
+    ``fixed`` (``--fixed-order``): the same order every time (the bench before 2026-12-07's
+    twenty-first stop)."""
+    k = 0 if fixed else rep % len(names)
     return names[k:] + names[:k]
 
 
@@ -586,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
                  "ref": lambda: tq and tv.deep(tq, n_parts >= 2),
                  "ref200": lambda: tq and tv.search(tq)}
         for rep in range(args.repeat):
-            for name in rotated(["top"] if kind == "hybrid" else list(steps), rep, args):
+            names = ["top"] if kind == "hybrid" else list(steps)
+            for name in rotated(names, rep, args.fixed_order):
                 runs[name].append(ms(steps[name]))
             while got:
                 stage_times(*got.pop())
@@ -609,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
                  "ref_same": lambda: tq and tv.deep(tq, n_parts >= 2, qdepth[q]),
                  "ref_compiled": lambda: compiled(q)}
         for rep in range(args.repeat):
-            for name in rotated(list(steps), rep, args):
+            for name in rotated(list(steps), rep, args.fixed_order):
                 runs[name].append(ms(steps[name]))
         for name, v in runs.items():
             second[name][kind].append(statistics.median(v))

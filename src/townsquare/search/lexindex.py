@@ -496,8 +496,10 @@ class LexicalIndex:
         for field, value, excluded in conds:
             f = searcher.doc_freq(field, value) / searcher.num_docs
             share *= 1.0 - f if excluded else f
+        if share < min_share:
+            return None
         c = compile_tantivy(words, self.schema, now_ms=now_ms, lang_known=True)
-        if share < min_share or c.residual is not None:
+        if c.residual is not None:
             return None
         return Compiled(query=c.query, residual=filters), max(2 * depth,
                                                                math.ceil(1.5 * depth / share))
