@@ -113,8 +113,9 @@ class LexicalIndex(Protocol):
     stays exact): what ``search.engine`` calls. Its query and hit types live in ``search``
     (this module imports nothing above the ground floor), hence ``Any`` here."""
 
-    def lag(self, max_seq: int | None = None) -> int:
-        """Posts not indexed yet, up to ``max_seq`` (default: the store's newest)."""
+    def lag(self, max_seq: int | None = None, store: Any = None) -> int:
+        """Posts not indexed yet, up to ``max_seq`` (default: the store's newest), read through
+        ``store`` (the caller's connection; default the index's own)."""
         ...
 
     def refresh(self, progress: Callable[[int], object] | None = None) -> int:

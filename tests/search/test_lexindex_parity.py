@@ -9,7 +9,7 @@ import pytest
 from townsquare.posts import Post
 from townsquare.query import parse
 from townsquare.search.engine import SearchEngine
-from townsquare.search.lexindex import SCHEMA, LexicalIndex
+from townsquare.search.lexindex import PLAN_MAX_READS, SCHEMA, LexicalIndex
 from townsquare.search.rank import RankColumns
 from townsquare.store.base import Enrichment, Stored
 
@@ -241,12 +241,14 @@ PLANNED = ["report lang:en", "flood lang:en", "report -lang:fr", "report from:an
 @pytest.mark.parametrize("query", PLANNED)
 @pytest.mark.parametrize("limit", [3, 20])
 def test_words_ranked_alone_and_conditions_checked_in_the_store_give_the_same_pages(
-        indexed, query, limit):
+        indexed, query, limit, monkeypatch):
     """``LexicalIndex.candidate_plan``: tantivy ranks the words alone and the store checks the
     keyword conditions on their candidates. Every page (hits, scores, cursors) must be the one
     the query compiled whole gives, whether the candidates suffice at once or the engine falls
-    back to it (shallow first reads, ``filter_min_share`` at its floor so that every query here
-    is planned)."""
+    back to it (shallow first reads; ``filter_min_share`` at its floor and no cap on the reads,
+    so that every query here is planned at every depth)."""
+    import townsquare.search.lexindex as lexindex
+    monkeypatch.setattr(lexindex, "PLAN_MAX_READS", 10**9)
     store, lx = indexed
     assert lx.candidate_plan(parse(query), 20, now_ms=T0, min_share=0.01) is not None
 
@@ -282,21 +284,35 @@ def test_the_plan_is_for_common_keyword_conditions_on_words_only(indexed):
     assert plan("report -filter:links", 0.0) is None
 
 
+def test_the_plan_stays_off_for_deep_lists(indexed):
+    """A deep list (a hybrid query's, 1,000 posts) would have the store check more candidates
+    than tantivy's scoring of the intersection costs: the query then runs compiled."""
+    _store, lx = indexed
+    plan = lambda depth: lx.candidate_plan(parse("report -filter:links"), depth,  # noqa: E731
+                                           now_ms=T0, min_share=0.3)
+    assert plan(PLAN_MAX_READS // 2)[1] == PLAN_MAX_READS      # 2 x depth: 5 of 6 posts pass
+    assert plan(PLAN_MAX_READS // 2 + 1) is None
+    assert plan(1000) is None
+
+
 @pytest.mark.parametrize("query", ["report -filter:links", "flood min_faves:5"])
-def test_the_store_checks_run_on_the_searching_connection_not_the_indexs(indexed, tmp_path,
-                                                                          monkeypatch, query):
+def test_a_search_reads_through_its_own_connection_not_the_indexs(indexed, tmp_path,
+                                                                   monkeypatch, query):
     """In the server the index is the indexer's, refreshed through the indexer's connection,
     and each request searches through its own: a store check on candidates (a planned
-    condition, a residual) must use the request's connection."""
+    condition, a residual) and the index's lag (its deletions not applied yet) must read
+    through the request's connection."""
     from townsquare.store.sqlite import SQLiteStore
     store, lx = indexed
     mine = SQLiteStore(store.path)
 
     def foreign(*a, **kw):
         raise AssertionError("the index's connection was used")
-    monkeypatch.setattr(store, "filter_ids", foreign)
+    for name in ("filter_ids", "deletions_since", "max_seq", "enriched_through"):
+        monkeypatch.setattr(store, name, foreign)
     try:
-        got = SearchEngine(mine, lexical_index=lx).run(query, limit=200, now_ms=T0)
+        got = SearchEngine(mine, lexical_index=lx, refresh_indexes=False).run(  # the server's
+            query, limit=200, now_ms=T0)
         assert got.results and "lexical" in got.results[0].matched
         assert {h.id for h in got.results} == {h.id for h in SearchEngine(mine).run(
             query, limit=200, now_ms=T0).results}           # every match, as FTS5 finds them

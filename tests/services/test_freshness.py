@@ -121,6 +121,36 @@ def test_a_lagging_tantivy_index_reports_how_many_seconds_behind(tmp_path):
         lx.close()
 
 
+def test_the_lexical_lag_is_read_through_the_callers_connection(tmp_path, monkeypatch):
+    """`/v1/stats` runs on a request thread with a connection of its own, while the index's
+    connection is the indexer's, busy with its refresh: the lag (posts, and deletions not
+    applied yet) is read through the caller's."""
+    from townsquare.services.indexes import lexical_index
+    from townsquare.store import open_store
+    home = tmp_path / "h"
+    home.mkdir()
+    with open_store(home / "townsquare.db") as store:
+        store.write_batch([Stored(Post(id=BASE + i, text=TEXTS[i], source="t").normalized())
+                           for i in range(2)], [])
+        lx = lexical_index(store, home)
+        if lx is None:
+            pytest.skip("tantivy is not installed")
+        lx.refresh()
+        store.delete([BASE])
+        with open_store(home / "townsquare.db") as mine:
+            def foreign(*a, **kw):
+                raise AssertionError("the index's connection was used")
+            for name in ("deletions_since", "max_seq"):
+                monkeypatch.setattr(store, name, foreign)
+            lag = arm_lags(mine, lexical=lx)["lexical"]
+            assert lag["posts"] == 1                  # the deletion the index has not applied
+            assert lx.lag(None, mine) == 1
+            monkeypatch.undo()
+        lx.refresh()
+        assert lx.lag() == 0
+        lx.close()
+
+
 def test_a_servers_published_indexes_are_counted_from_the_store_until_stale(store, tmp_path):
     """`townsquare stats` reads where a running server's indexes stand (it must not open them)
     and counts their lag from the store."""

@@ -206,9 +206,10 @@ class Indexer(Loop):
         self.last_compaction = did
         return did
 
-    def lag(self, newest: int) -> int:
-        """Posts up to ``newest`` (a store sequence number) the tantivy index lacks."""
-        return self.lexical.lag(newest) if self.lexical else 0
+    def lag(self, newest: int, store: Store | None = None) -> int:
+        """Posts up to ``newest`` (a store sequence number) the tantivy index lacks, read
+        through ``store`` (a request thread's own connection; default the indexer's)."""
+        return self.lexical.lag(newest, store) if self.lexical else 0
 
     def refresh_stats(self) -> dict[str, float]:
         """Duration of recent lexical index refreshes (what bounds search freshness)."""

@@ -156,7 +156,7 @@ class Runtime:
         """Posts each derived index has not caught up with yet."""
         reader = self.services.reader()
         newest = reader.max_seq()
-        return {"lexical_index": self.indexer.lag(newest),
+        return {"lexical_index": self.indexer.lag(newest, reader),
                 "stories": self.background.lag(newest),
                 "embedding": reader.embedding_pending() if self.background.embed else 0}
 

@@ -455,7 +455,7 @@ class SearchEngine:
         lx = self.lexical_index
         if lx is None:
             return None
-        lag = lx.lag(state["s"])
+        lag = lx.lag(state["s"], self.store)
         if lag > MAX_INLINE_LAG or (complete and lag and not self.refresh_indexes):
             return None
         # Posts whose language arrived since they were indexed are indexed again too, so that

@@ -105,6 +105,13 @@ from townsquare.store.base import IndexRow, Store
 _PAGE = 20_000
 SCHEMA = 4          # bump when the fields change: an index of another layout is rebuilt
 OVERFETCH = 2       # candidates read per needed hit of a query with a residual the store checks
+# The candidate plan (``candidate_plan``) reads at most this many of the words' best posts. The
+# store checks ~2.5 us a candidate, while tantivy scores a word's intersection with its
+# conditions in ~1-3 ms at any depth: measured on bench/search.py's 1.1M posts (2026-12-07,
+# p50 of 20 runs, five queries of words and keyword conditions), the plan wins at 100 reads
+# (e.g. `flood lang:en` 2.04 -> 0.69 ms), splits at ~400 (3 faster, 4 slower) and loses at
+# ~2,000 (a hybrid query's lists, 1,000 deep: 3.09 -> 7.05 ms). First pages read 100-250.
+PLAN_MAX_READS = 256
 _COUNTS = ("likes", "retweets", "replies", "quotes")     # Store.rank_fields' order
 _MIXED = ("id_mixed", "created_mixed")                   # id, created_at through ``scramble``
 __all__ = ["SCHEMA", "Hits", "LexicalIndex", "build_schema", "index_tokens", "scramble",
@@ -262,12 +269,16 @@ class LexicalIndex:
     def _meta_path(self) -> Path | None:
         return self.path / "townsquare.json" if self.path is not None else None
 
-    def lag(self, max_seq: int | None = None) -> int:
+    def lag(self, max_seq: int | None = None, store: Store | None = None) -> int:
         """Changes its searcher has not seen yet: posts ingested or changed after the watermark
         of the searcher queries use (``published``: a refresh in progress does not count), up
-        to ``max_seq`` (default: the store's newest), and deletions not applied yet."""
-        posts = max(0, (self.store.max_seq() if max_seq is None else max_seq) - self.published)
-        return posts + len(self.store.deletions_since(self.deleted_through, _PAGE))
+        to ``max_seq`` (default: the store's newest), and deletions not applied yet. ``store``:
+        the caller's connection (default the index's own). In the server the index's own is the
+        indexer's, busy with its refresh's long reads: a request thread that read through it
+        would wait for them."""
+        store = store or self.store
+        posts = max(0, (store.max_seq() if max_seq is None else max_seq) - self.published)
+        return posts + len(store.deletions_since(self.deleted_through, _PAGE))
 
     def unsettled(self) -> int:
         """At most how many indexed posts wait to be indexed again with the language the late
@@ -486,7 +497,8 @@ class LexicalIndex:
         least ``min_share`` of the indexed posts pass (their document frequencies, conditions
         taken as independent): the words' query with the conditions as the residual the store
         checks, and how many of the words' best posts to read so that ``depth`` of them pass
-        (1.5 times the expected number, at least 2 x ``depth``). None otherwise (0: never)."""
+        (1.5 times the expected number, at least 2 x ``depth``). None otherwise (0: never), and
+        when that is more than ``PLAN_MAX_READS`` (a deep list: the query runs compiled)."""
         split = split_filters(node) if min_share > 0 else None
         searcher = self._searcher          # one snapshot for every count
         if split is None or not searcher.num_docs:
@@ -498,11 +510,13 @@ class LexicalIndex:
             share *= 1.0 - f if excluded else f
         if share < min_share:
             return None
+        reads = max(2 * depth, math.ceil(1.5 * depth / share))
+        if reads > PLAN_MAX_READS:         # the store's check would cost more than it saves
+            return None
         c = compile_tantivy(words, self.schema, now_ms=now_ms, lang_known=True)
         if c.residual is not None:
             return None
-        return Compiled(query=c.query, residual=filters), max(2 * depth,
-                                                               math.ceil(1.5 * depth / share))
+        return Compiled(query=c.query, residual=filters), reads
 
     def share(self, part: str) -> float:
         """Share of indexed posts holding ``part`` (a phrase: its rarest word), in [0, 1]."""

@@ -50,7 +50,7 @@ def arm_lags(store: Store, *, lexical: LexicalIndex | None,
     """``{"lexical": ..., "fast_semantic": ..., "e5": ...}``, each ``{"posts", "seconds", ...}``."""
     newest = store.max_seq()
     e5 = store.embedding_lag()
-    lex_posts = lexical.lag(newest) if lexical is not None else 0
+    lex_posts = lexical.lag(newest, store) if lexical is not None else 0
     lex_through = newest - lex_posts
     return {
         "lexical": {"posts": lex_posts, "seconds": _age(store, lex_through) if lex_posts else 0.0,
