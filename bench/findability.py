@@ -48,8 +48,18 @@ their own text 2 and 0 before, 2 and 3 after; the lexical lag p50 / max 1.3 / 5.
 s before, 1.7 / 6.9 and 1.6 / 4.4 s after; the fast tier's 2.1 / 4.9 and 3.2 / 9.2 s before,
 2.1 / 6.9 and 2.2 / 6.1 s after. Within the noise: what limits the semantic arms is above.
 
-What could move it (not built): the fast tier in a process of its own, off the request
-handlers' GIL; a cosine calibration per fitted table instead of one shift. For the latter, a
+At the twenty-second stop (2026-12-07), ``fit-e5`` runs in a child process of its own in the
+server (``embed.fastproc``), off the request handlers' GIL. Two runs each, this code and the one
+before it alternately (the same command): ingest acknowledged p50 1.20 and 0.52 s (before: 1.86
+and 2.46 s), p99 3.60 and 2.12 s (5.48 and 5.74 s); tantivy refreshes in 40 s 92 and 94 (46 and
+65); the lexical lag p50 0.4 and 0.4 s (1.0 and 0.6 s); the fast tier's 0.9 and 0.6 s (1.2 and
+1.5 s). Markers found by their translation: 1 and 2 both before and after; by their own text 6
+and 7 (3 and 6). The cores, not the GIL, are now what limits: e5 alone in the same runs
+acknowledged ingest at p50 0.06-0.17 s. (A first pair of runs was void: ``python -m
+townsquare``'s main module ran the command line again in the spawned child, which died, and the
+tier fell back to the server's process; ``townsquare/__main__.py`` is guarded since.)
+
+What could move it (not built): a cosine calibration per fitted table instead of one shift. For the latter, a
 calibration the fit could make itself was measured (2026-12-07) and found wanting: 3,000 posts
 held out of the fit, 300 of them embedded by e5 as queries, the shift that gives the fitted
 vectors of the other 2,700 as many pairs over e5's floor as their e5 vectors. It gave 0.042 for

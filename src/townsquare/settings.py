@@ -147,9 +147,10 @@ class Settings:
     embed_model: str | None = None    # for a store with no vectors yet (None: the default model)
     # The fast embedding tier in front of e5 (``embed.tiers``; ``services.indexes.fast_model_for``
     # decides): None or "none" (off, the default), "auto", or a fast model's name ("fit-e5",
-    # "m2v-e5"). Off by default: on 2 cores at 5,700 posts/s its thread took the CPU the lexical
-    # index needs (lexical lag p50 0.1 -> 2.6 s, bench/serve.py --findability), and its quality
-    # is below e5's (eval/search.py's fast-tier rows).
+    # "m2v-e5"). Off by default: on 2 cores at 5,700 posts/s it takes the CPU that ingest and the
+    # lexical index need (ingest p50 0.06-0.17 s -> 0.5-1.2 s with fit-e5 in its own process,
+    # bench/serve.py --findability; docs/embedding-tiers.md), and its quality is below e5's
+    # (eval/search.py's fast-tier rows).
     fast_model: str | None = None
     # Files derived from installed packages, the same for every home (the ONNX exports of the
     # embedding models, ~15 s each to make): one cache per user, not one per data folder.

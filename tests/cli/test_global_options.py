@@ -73,3 +73,18 @@ def test_bad_durations_and_times_name_the_flag_on_one_line(tmp_path):
     r = runner.invoke(app, ["stories", "--home", home, "--since", "2020-01-02",
                             "--until", "2020-01-01"])
     assert r.exit_code == 2 and "--until must be after --since" in r.output
+
+
+def test_the_main_module_runs_the_command_line_only_as_main(monkeypatch):
+    """A spawned child process (the server's fast tier, ``embed.fastproc``) imports the main
+    module again under another name: ``python -m townsquare serve``'s child must not run the
+    command line a second time (unguarded, it died and the tier fell back in-process)."""
+    import runpy
+
+    import townsquare.cli as cli
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda *a, **kw: calls.append(a))
+    runpy.run_module("townsquare.__main__", run_name="__mp_main__")
+    assert calls == []
+    runpy.run_module("townsquare.__main__", run_name="__main__")
+    assert len(calls) == 1

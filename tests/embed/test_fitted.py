@@ -238,3 +238,62 @@ def test_novel_settings_are_validated(store):
     with pytest.raises(ValueError, match="novel_min_unseen"):
         TieredVectors(store, SV(store, None, 384), FastModel("x", 384, lambda p: None),
                       novel_min_unseen=0)
+
+
+def _home_with_table(store, e5, tmp_path):
+    """Settings of a home whose fitted table is fitted on ``store``, and the table's path."""
+    from townsquare.services.indexes import fit_table_path
+    settings = Settings(home=tmp_path / "home", cache_dir=e5.model_path.parent)
+    path = fit_table_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fit_table(store, path, CONFIG, cache_dir=e5.model_path.parent)
+    return settings, path
+
+
+def test_the_servers_fast_tier_embeds_in_a_process_of_its_own_as_it_would_here(embedded, e5,
+                                                                                tmp_path):
+    """``services.indexes.fast_model(..., process=True)``, as the server loads it: fit-e5 in a
+    child process (``embed.fastproc``) gives the very vectors and unseen shares of the table
+    in this process, and the tier's novel path (``CountsUnseen``) runs through it."""
+    import os
+
+    from townsquare.embed.fastproc import UnseenProcessEmbedder
+    from townsquare.services.indexes import fast_model
+    settings, path = _home_with_table(embedded, e5, tmp_path)
+    model = fast_model("fit-e5", settings, process=True)
+    emb = model.get()
+    try:
+        assert isinstance(emb, UnseenProcessEmbedder) and emb.pid not in (None, os.getpid())
+        texts = POSTS + [NOVEL, ""]
+        got, want = emb.passages_and_unseen(texts), FittedE5Embedder(path).passages_and_unseen(
+            texts)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        _ingest(embedded, [NOVEL], start=500)
+        vectors = TieredVectors(embedded, StoreVectors(embedded, None, e5.dim), model,
+                                e5_embedder=e5)
+        vectors.refresh()
+        assert vectors.novel.ids().tolist() == [BASE + 500]
+        assert BASE + 500 in vectors.fast.ids().tolist()
+    finally:
+        model.close()
+    assert emb.pid is None
+
+
+def test_a_server_that_cannot_start_a_process_runs_its_fast_tier_in_its_own(embedded, e5,
+                                                                           tmp_path, monkeypatch,
+                                                                           caplog):
+    """Where no child process can be started, the fast tier still runs (in the server's own
+    process, as before) and the log says so; a table that is missing fails as it always did."""
+    import townsquare.services.indexes as ix
+
+    def refuse(*args, **kwargs):
+        raise OSError("no processes here")
+    monkeypatch.setattr(ix, "UnseenProcessEmbedder", refuse)
+    settings, _path = _home_with_table(embedded, e5, tmp_path)
+    emb = ix.fast_model("fit-e5", settings, process=True).get()
+    assert isinstance(emb, FittedE5Embedder)
+    assert "no process of its own" in caplog.text and "no processes here" in caplog.text
+    bare = ix.fast_model("fit-e5", Settings(home=tmp_path / "bare",
+                                            cache_dir=e5.model_path.parent), process=True)
+    assert bare.get() is None and "townsquare fit-fast" in bare.error

@@ -33,7 +33,10 @@ found semantically within a refresh or two, long before the background's e5 stag
 and drops from the fast tier whatever the e5 index holds since. Its own thread, because under a
 heavy stream the tantivy refresh takes seconds, and the fast tier must not wait for it (nor it
 for the fast tier). The fast model loads on yet another thread when they start (a first
-distillation takes minutes: search uses e5 alone meanwhile). A test that steps the indexer
+distillation takes minutes: search uses e5 alone meanwhile). The fitted model (``fit-e5``)
+runs in a child process of its own (``embed.fastproc``, started by ``api.runtime``): the
+thread sends each page's texts and waits on the pipe, so the model's tokenizing never holds
+this process's GIL; the indexer's ``close`` ends the child. A test that steps the indexer
 without its threads (``refresh``) refreshes the fast tier in the same call, loading the model
 first.
 
@@ -258,6 +261,7 @@ class Indexer(Loop):
         if self.lexical is not None:
             self.lexical.close()
         if self.tiers is not None:
+            self.tiers.fast_model.close()          # its process, when it has one
             self.tiers.store.close()
         self.store.close()
 

@@ -97,7 +97,9 @@ class Runtime:
         wstore.set_autocheckpoint(False)
         self.writer = WriteQueue(wstore, max_group=5_000)
         index_store = open_store(settings.db_target)
-        embedder = (embedder_for(index_store, settings)
+        # The fast tier's model (fit-e5) tokenizes in a process of its own, off this one's GIL
+        # (``embed.fastproc``)
+        embedder = (embedder_for(index_store, settings, fast_process=True)
                     if index_store.embed_model() is not None else None)
         self.indexer = Indexer(index_store, settings.home, embedder, self.errors,
                                refresh_s=refresh_s)

@@ -45,7 +45,8 @@ The fast model is a :class:`FastModel`: loaded on the caller's thread when first
 (``wait_for_model=True``, a command), or on a thread of its own (:meth:`FastModel.start`, the
 server's indexer), so that a first distillation (~4 minutes, progress logged) never holds up
 the lexical index or a request; until it is ready, the fast tier embeds nothing and queries
-search e5 alone.
+search e5 alone. In the server, ``fit-e5`` is loaded in a child process (``embed.fastproc``):
+the same vectors, without its tokenizing holding the server's GIL.
 """
 from __future__ import annotations
 
@@ -175,6 +176,13 @@ class FastModel:
             self._logged = tenth
             log.warning("fast tier %s: distilling from e5, %d%% (%d/%d pieces)", self.name,
                         10 * tenth, done, total)
+
+    def close(self) -> None:
+        """End what the loaded embedder holds outside this process (the child of a
+        ``fastproc.ProcessEmbedder``, the server's); an in-process model has nothing to end."""
+        close = getattr(self._emb, "close", None)
+        if callable(close):
+            close()
 
     def state(self) -> dict[str, Any]:
         """``{"state": "ready" | "loading" | "distilling" | "failed" | "not loaded", ...}``."""

@@ -24,10 +24,12 @@ use, ~4 minutes, progress on stderr); ``auto`` the first of the two whose table 
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from townsquare.embed.fastproc import UnseenProcessEmbedder
 from townsquare.embed.fitted import DIM as FIT_DIM
 from townsquare.embed.fitted import (
     COSINE_SHIFT,
@@ -49,6 +51,8 @@ from townsquare.search.engine import SearchConfig, SearchEngine
 from townsquare.search.lexindex import LexicalIndex
 from townsquare.settings import Settings
 from townsquare.store.base import Store
+
+log = logging.getLogger(__name__)
 
 #: ``progress(done_now, total)``: called once with 0 and the total before the work, then with
 #: each step's count.
@@ -143,26 +147,45 @@ def _table_ready(name: str, settings: Settings) -> bool:
         return False
 
 
-def fast_model(name: str, settings: Settings) -> FastModel:
+def fast_model(name: str, settings: Settings, *, process: bool = False) -> FastModel:
     """The fast model ``name``, not loaded yet (``FastModel.get`` or ``start`` loads it: the
     fitted table from ``settings.models_dir``, failing with what to run when it is missing; the
-    distilled one from ``settings.cache_dir``, distilling it first if it is not there)."""
+    distilled one from ``settings.cache_dir``, distilling it first if it is not there).
+    ``process``: the fitted table in a child process of its own (``embed.fastproc``: the
+    server's, whose request threads must not wait for its tokenizing), or in this one when a
+    child cannot be started."""
     if name == FIT_NAME:
-        return FastModel(name, FIT_DIM, lambda progress: FittedE5Embedder(
-            fit_table_path(settings), cache_dir=settings.cache_dir), space=SPACE,
-            cosine_shift=COSINE_SHIFT)
+        return FastModel(name, FIT_DIM, lambda progress: _fitted(settings, process),
+                         space=SPACE, cosine_shift=COSINE_SHIFT)
     return FastModel(name, PCA_DIMS, lambda progress: get_embedder(
         name, cache_dir=settings.cache_dir, progress=progress))
 
 
-def embedder_for(store: Store, settings: Settings, model: str | None = None) -> Embedder:
+def _fitted(settings: Settings, process: bool) -> Embedder:
+    path, kwargs = fit_table_path(settings), {"cache_dir": settings.cache_dir}
+    if not process:
+        return FittedE5Embedder(path, **kwargs)
+    if not path.is_file():                 # the same error as in this process, said at once
+        return FittedE5Embedder(path, **kwargs)
+    try:
+        return UnseenProcessEmbedder(FittedE5Embedder, (path,), kwargs, name=FIT_NAME,
+                                     dim=FIT_DIM, space=SPACE, cosine_shift=COSINE_SHIFT)
+    except (OSError, RuntimeError) as e:
+        log.warning("fast tier %s: no process of its own (%s); it runs in this one", FIT_NAME, e)
+        return FittedE5Embedder(path, **kwargs)
+
+
+def embedder_for(store: Store, settings: Settings, model: str | None = None, *,
+                 fast_process: bool = False) -> Embedder:
     """The embedder of ``embed_model_for``, its exported ONNX files cached in
     ``settings.cache_dir``; with the fast tier's model in front of it (a ``TieredEmbedder``,
     whose passages are e5's) when :func:`fast_model_for` names one and no ``model`` was chosen.
-    The fast model loads only when used. Raises ``ValueError`` for an unknown model."""
+    The fast model loads only when used (``fast_process``: see :func:`fast_model`). Raises
+    ``ValueError`` for an unknown model."""
     emb = get_embedder(embed_model_for(store, settings, model), cache_dir=settings.cache_dir)
     fast = fast_model_for(store, settings) if model is None else None
-    return TieredEmbedder(emb, fast_model(fast, settings)) if fast is not None else emb
+    return (TieredEmbedder(emb, fast_model(fast, settings, process=fast_process))
+            if fast is not None else emb)
 
 
 def build_engine(store: Store, settings: Settings, *, semantic: bool = True,
