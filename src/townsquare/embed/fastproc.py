@@ -155,6 +155,8 @@ class ProcessEmbedder:
                 kind, out = self._conn.recv()
             except (EOFError, OSError) as e:     # it died meanwhile: this call fails, the next
                 self._drop()                     # one starts another
+                log.warning("%s: its process ended (%s); the next call starts another",
+                            self.name, e or type(e).__name__)
                 raise RuntimeError(f"{self.name}: its process ended "
                                    f"({e or type(e).__name__})") from e
         if kind != "ok":
