@@ -21,7 +21,9 @@ def filled(store):
     return store
 
 
-@pytest.mark.parametrize("query", [None, "#flood", "report -#flood", "lang:fr", "since:2020-09-13"])
+@pytest.mark.parametrize("query", [None, "#flood", "report -#flood", "lang:fr", "since:2020-09-13",
+                                   "lang:en -report", "-x lang:en", "lang:fr -(report OR flood)",
+                                   'since:2020-09-13 -"report 3"'])
 def test_one_read_equals_filter_then_fields(filled, query):
     node = parse(query) if query else None
     ids = [BASE + i for i in range(0, 12)] + [BASE + 999]          # one id that does not exist
