@@ -27,6 +27,8 @@ class Letters:
     def passages(self, texts):
         if self.fail == "call" and "boom" in texts:
             raise KeyError("boom")
+        if self.fail == "hang" and "wait" in texts:
+            time.sleep(120)
         out = np.array([[t.count(c) for c in "abcd"] for t in texts], dtype=np.float32)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)   # (n, 4)
 
@@ -113,3 +115,25 @@ def test_settings_are_validated_before_any_process_starts():
         ProcessEmbedder(Letters, name="letters", dim=0)
     with pytest.raises(ValueError, match="start_timeout_s"):
         ProcessEmbedder(Letters, name="letters", dim=4, start_timeout_s=0)
+
+
+def test_closing_does_not_wait_for_a_child_that_hangs():
+    """A server's shutdown closes the fast tier while its thread may be waiting on the child:
+    a child that never answers is killed, and the waiting call fails."""
+    import threading
+    emb = ProcessEmbedder(Letters, ("hang",), name="letters", dim=4, start_timeout_s=60)
+    errors: list[Exception] = []
+
+    def waiting():
+        try:
+            emb.passages(["wait"])
+        except RuntimeError as e:
+            errors.append(e)
+    t = threading.Thread(target=waiting)
+    t.start()
+    time.sleep(0.5)                                 # the call is in flight
+    t0 = time.monotonic()
+    emb.close()
+    t.join(10)
+    assert time.monotonic() - t0 < 10 and not t.is_alive()
+    assert len(errors) == 1 and "process ended" in str(errors[0])

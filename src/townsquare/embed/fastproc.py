@@ -61,6 +61,7 @@ __all__ = ["ProcessEmbedder", "UnseenProcessEmbedder"]
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0      # a child's model load: a fitted table takes seconds
+CLOSE_WAIT_S = 5.0           # how long ``close`` waits for a call in flight
 
 
 def _serve(conn, factory: Callable[..., Embedder], args: tuple, kwargs: dict) -> None:
@@ -179,16 +180,23 @@ class ProcessEmbedder:
         return self._call("passages", list(texts))
 
     def close(self) -> None:
-        """End the child (idempotent): it reads ``None`` and returns."""
-        with self._lock:
+        """End the child (idempotent): it reads ``None`` and returns. A call still waiting on
+        it after ``CLOSE_WAIT_S`` (a child that hangs) does not hold up the close: the child is
+        killed, and that call fails."""
+        idle = self._lock.acquire(timeout=CLOSE_WAIT_S)
+        try:
             self._closed = True
-            if self._conn is not None:
-                try:
-                    self._conn.send(None)
-                except (OSError, ValueError):
-                    pass
             proc = self._proc
-            self._drop()
+            if idle:
+                if self._conn is not None:
+                    try:
+                        self._conn.send(None)
+                    except (OSError, ValueError):
+                        pass
+                self._drop()
+        finally:
+            if idle:
+                self._lock.release()
         if proc is not None and proc.is_alive():
             proc.kill()
             proc.join(5)

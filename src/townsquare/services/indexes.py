@@ -163,9 +163,7 @@ def fast_model(name: str, settings: Settings, *, process: bool = False) -> FastM
 
 def _fitted(settings: Settings, process: bool) -> Embedder:
     path, kwargs = fit_table_path(settings), {"cache_dir": settings.cache_dir}
-    if not process:
-        return FittedE5Embedder(path, **kwargs)
-    if not path.is_file():                 # the same error as in this process, said at once
+    if not process or not path.is_file():  # no table: the same error as here, said at once
         return FittedE5Embedder(path, **kwargs)
     try:
         return UnseenProcessEmbedder(FittedE5Embedder, (path,), kwargs, name=FIT_NAME,
