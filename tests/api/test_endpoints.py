@@ -102,6 +102,16 @@ def test_ingest_reports_each_item_and_keeps_the_good_ones(server):
         assert st["quarantine_by_source"].get("api", 0) >= 2
 
 
+def test_stats_say_how_old_their_counts_are(server):
+    with server.client("read") as c:
+        st = c.get("/v1/stats").json()
+    assert set(st["counts"]) == {"as_of", "age_s", "took_ms", "refreshing"}
+    assert st["counts"]["as_of"].endswith("Z") and st["counts"]["age_s"] >= 0
+    # a small store's counts are read at each request: every post has a language (or none yet)
+    assert sum(st["by_lang"].values()) == st["posts"] > 0
+    assert st["late_stage"]["ingested"] >= st["late_stage"]["processed_through_seq"]
+
+
 @pytest.mark.parametrize("body,code,status", [
     (b"{not json", "invalid_json", 400),
     (b"", "empty_body", 400),

@@ -190,3 +190,17 @@ def test_reads_go_through_a_memory_map_unless_turned_off(tmp_path):
     assert off._db.execute("PRAGMA mmap_size").fetchone()[0] == 0
     with pytest.raises(ValueError, match="mmap_bytes"):
         SQLiteStore(tmp_path / "c.db", mmap_bytes=-1)
+
+
+def test_stats_is_its_counts_and_lags_read_apart(store):
+    store.write_batch([_s(A, "hello", lang="en"), _s(B, "bonjour", lang="fr", source="s2")], [])
+    s = store.stats()
+    assert s == {"posts": 2, **store.stats_counts(), "late_stage": store.late_stage_lag(),
+                 "embeddings": store.embedding_lag()}
+    assert store.stats_counts()["by_source"] == {"s1": 1, "s2": 1}
+    late = store.late_stage_lag()
+    assert (late["pending_posts"], late["ingested"], late["processed_through_seq"]) == (2, 2, 0)
+    assert late["oldest_pending_age_s"] >= 0.0
+    LateStage(store).run()
+    assert store.late_stage_lag()["pending_posts"] == 0
+    assert store.late_stage_lag()["oldest_pending_age_s"] == 0.0

@@ -43,7 +43,11 @@ def info(request: Request) -> dict:
 def stats(rt: RuntimeDep, _k=require("read")) -> dict:
     """The store's counts (sources, languages, days, quarantine), index lags, writer."""
     reader = rt.services.reader()
-    s = reader.stats()
+    # As ``Store.stats``, the counts from a copy of bounded age (``api.statscache``: they scan
+    # every post), said in ``counts``; the post count and the lags read now.
+    counts, about = rt.counts.get(reader)
+    s = {"posts": reader.count(), **counts, "counts": about,
+         "late_stage": reader.late_stage_lag(), "embeddings": reader.embedding_lag()}
     # Each search arm's lag: lexical, the fast tier (when one runs), e5; posts and seconds.
     s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical, tiers=rt.indexer.tiers)
     s["indexes"] = {"lag_posts": rt.lags(), "lexical_refresh": rt.indexer.refresh_stats(),

@@ -49,6 +49,7 @@ from townsquare.api.follow import Followers
 from townsquare.api.indexer import Indexer
 from townsquare.api.loops import StepErrors
 from townsquare.api.perrequest import RequestServices
+from townsquare.api.statscache import StoreCounts
 from townsquare.api.writequeue import WriteQueue
 from townsquare.follow import Source
 from townsquare.services.indexes import embedder_for
@@ -108,6 +109,8 @@ class Runtime:
                                      background_share=background_share,
                                      save_every_s=save_every_s, idle_wait_s=refresh_s)
         self.services = RequestServices(settings, self.indexer, embedder)
+        # /v1/stats's per-source, language and day counts (full scans): a copy of bounded age
+        self.counts = StoreCounts(lambda: open_store(settings.db_target))
         self.followers = Followers(follow, self.writer, settings.home)
         if start:
             self.start()
@@ -122,6 +125,7 @@ class Runtime:
         self.indexer.start()
         self.background.start()
         self.followers.start()
+        self.counts.refresh()          # a first copy of the counts, before /v1/stats asks
 
     def close(self) -> None:
         """Stop the threads, then commit what is queued, publish and save the stories, and close
@@ -135,6 +139,7 @@ class Runtime:
         self.background.signal_stop()
         self.indexer.join()
         self.background.join()
+        self.counts.wait(timeout=5.0)  # a refresh under way reads through its own connection
         self.writer.close()            # truncates the write-ahead log
         self.indexer.close()           # the indexer has stopped: its tantivy writer can finish
         self.background.close()

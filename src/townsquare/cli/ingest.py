@@ -61,7 +61,7 @@ def _late_stage(store, quiet: bool, with_label: bool) -> dict:
     """Run the late stage (language id, near-duplicate links) with a bar; what it did."""
     from townsquare.ingest.enrich import LateStage
 
-    pending = store.stats()["late_stage"]["pending_posts"]
+    pending = store.late_stage_lag()["pending_posts"]
     label = [TextColumn("posts (language id, near-duplicate links)")] if with_label else []
     with Progress(TextColumn("[bold]late stage"), BarColumn(), MofNCompleteColumn(), *label,
                   TimeElapsedColumn(), console=err, disable=quiet) as late_bar:

@@ -351,6 +351,15 @@ class Store(abc.ABC):
         """Counts per source, language and day; quarantine per reason; late-stage lag."""
 
     @abc.abstractmethod
+    def stats_counts(self) -> dict[str, Any]:
+        """The aggregate counts of ``stats`` alone (per source, language, day; quarantine;
+        deletions; near-duplicates): full scans, for a caller that keeps a copy."""
+
+    @abc.abstractmethod
+    def late_stage_lag(self) -> dict[str, Any]:
+        """``stats()["late_stage"]`` alone, without the scans of the counts."""
+
+    @abc.abstractmethod
     def integrity_check(self) -> list[str]:
         """Problems found (empty when the store is consistent)."""
 
@@ -458,8 +467,8 @@ class Store(abc.ABC):
 
     def enriched_through(self) -> int:
         """The late stage's watermark: every post with ``seq`` at or below it has its language
-        and near-duplicate link (``stats()["late_stage"]``; stores read it directly)."""
-        return int(self.stats()["late_stage"]["processed_through_seq"])
+        and near-duplicate link (``late_stage_lag()``; stores read it directly)."""
+        return int(self.late_stage_lag()["processed_through_seq"])
 
     def rank_fields(self, ids: Sequence[int]) -> dict[int, tuple[int, Any, Any, Any, Any]]:
         """``{id: (created_at, like_count, retweet_count, reply_count, quote_count)}``: what

@@ -82,7 +82,7 @@ class CopyResult:
 
 def watermarks(store: Store) -> tuple[int, int]:
     """``(late stage, embedding)`` watermarks: the highest seq each step has processed."""
-    late = int(store.stats()["late_stage"]["processed_through_seq"])
+    late = int(store.late_stage_lag()["processed_through_seq"])
     return late, int(store.embedding_lag()["processed_through_seq"])
 
 
@@ -126,7 +126,7 @@ def copy_store(src: Store, dst: Store, *, batch: int = 2000, into_nonempty: bool
     # 3. Posts with provenance, near-duplicate state and vectors.
     late_src, emb_src = watermarks(src)
     # Advance a DST watermark only when nothing is pending behind it (see the module docstring).
-    move_late = dst.stats()["late_stage"]["pending_posts"] == 0
+    move_late = dst.late_stage_lag()["pending_posts"] == 0
     move_emb = model is not None and dst.embedding_pending() == 0
     if model is not None and dst_model is None:
         dst.write_vectors(model, [], 0)      # records the model even if SRC holds no vector yet
@@ -269,8 +269,8 @@ def compare(src: Store, dst: Store, *, batch: int = 2000, limit: int = _MAX_DIFF
                              f"{', '.join(map(str, sorted(items)[:5]))}"):
                 return diffs
     checks = [("embedding model", src.embed_model(), dst.embed_model()),
-              ("posts pending the late stage", src.stats()["late_stage"]["pending_posts"],
-               dst.stats()["late_stage"]["pending_posts"]),
+              ("posts pending the late stage", src.late_stage_lag()["pending_posts"],
+               dst.late_stage_lag()["pending_posts"]),
               ("posts pending embedding", src.embedding_pending(), dst.embedding_pending())]
     for name, a, b in checks:
         if a != b and add(f"{name}: {a!r} in the source, {b!r} in the destination"):

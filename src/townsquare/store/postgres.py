@@ -342,8 +342,8 @@ class PostgresStore(PostgresSearchReads, SharedReads, Store):
         return [pid for pid, _ in self.lexical_search(
             query, limit=limit, order="rank" if self.rankable(query) else "time")]
 
-    def stats(self) -> dict[str, Any]:
-        s = SharedReads.stats(self)
+    def stats_counts(self) -> dict[str, Any]:
+        s = SharedReads.stats_counts(self)
         s["partitions"] = sorted(r[0] for r in self._db.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = 'posts'::regclass"))
