@@ -204,3 +204,34 @@ def test_a_model_that_fails_to_load_leaves_e5_alone(store, models):
     assert vectors.refresh() == 0
     assert vectors.freshness()["state"] == "failed"
     assert "no teacher" in vectors.freshness()["error"]
+
+
+def test_the_fast_tier_keeps_its_newest_posts_and_says_what_waits_for_e5(store, models):
+    e5, fast = models
+    _ingest(store, POSTS)                                  # seqs 1-5, e5 has none of them
+    vectors = TieredVectors(store, StoreVectors(store, None, e5.dim), fast, max_fast_posts=3)
+    vectors.refresh()
+    # A backlog beyond the cap: only its newest posts are embedded; the others wait for e5.
+    assert set(vectors.fast.ids().tolist()) == {BASE + 2, BASE + 3, BASE + 4}
+    f = vectors.freshness()
+    assert (f["evicted"], f["max_posts"], f["through_seq"], f["posts"]) == (2, 3, 0, 2)
+    assert f["seconds"] >= 0.0
+    _ingest(store, ["Flood waters cut the bridge road, the river keeps rising"], start=10)
+    vectors.refresh()                                      # one more: the oldest one leaves
+    assert set(vectors.fast.ids().tolist()) == {BASE + 3, BASE + 4, BASE + 10}
+    assert vectors.evicted_through == 3
+    assert (vectors.freshness()["evicted"], vectors.freshness()["posts"]) == (3, 3)
+    # Its row is zeroed, as a deleted post's is.
+    row = fast.passages([POSTS[2]])[0]
+    stored = vectors.fast._row_vectors(np.arange(vectors.fast.rows))     # (rows, dim)
+    assert not np.isclose(stored @ row, 1.0, atol=1e-4).any()
+    EmbedStage(store, e5).run()                            # e5 catches up: none waits
+    vectors.refresh()
+    f = vectors.freshness()
+    assert len(vectors.fast) == 0 and (f["evicted"], f["posts"]) == (0, 0)
+    assert len(vectors) == len(POSTS) + 1
+
+
+def test_the_fast_tiers_cap_is_checked():
+    with pytest.raises(ValueError, match="max_fast_posts"):
+        TieredVectors(None, None, FastModel("x", 2, lambda progress: None), max_fast_posts=0)

@@ -62,7 +62,8 @@ def test_each_arm_reports_posts_and_seconds_behind(store, tmp_path):
     tiers.refresh()                                    # the fast tier embeds all three at once
     lags = arm_lags(store, lexical=None, tiers=tiers)
     assert lags["fast_semantic"] == {"model": "m2v-e5", "state": "ready", "posts": 0,
-                                     "seconds": 0.0, "indexed": 3, "novel": 0, "through_seq": 3}
+                                     "seconds": 0.0, "indexed": 3, "novel": 0, "through_seq": 3,
+                                     "evicted": 0, "max_posts": 200_000}
     assert lags["e5"]["posts"] == 3
 
     seqs = [(pid, seq) for pid, seq, _ in store.posts_since(0, 10)]

@@ -377,12 +377,15 @@ class VectorIndex:
         """Overwrite each tombstone's vector with zeros and its id with -1, in place; returns how
         many tombstones still held them. A zero vector scores 0 against every query, and search
         drops tombstones anyway: results do not change, and a saved file no longer holds a
-        removed post's embedding or id. O(tombstones x dim), against a rebuild's O(rows)."""
+        removed post's embedding or id. O(new tombstones x dim), against a rebuild's O(rows)."""
         with self._lock:
             dead = np.flatnonzero(self._dead)          # row numbers: below the columns' capacity
-            if not len(dead):
+            # Only the tombstones not scrubbed yet are written: a caller that removes a few
+            # rows at a time (the fast tier, each refresh) pays for those, not for all of them.
+            dead = dead[self._row_ids[dead] != -1]
+            fresh = len(dead)
+            if not fresh:
                 return 0
-            fresh = int((self._row_ids[dead] != -1).sum())
             self._row_ids[dead] = -1
             live = ~self._dead[self._sorted_rows]          # the sorted copy forgets them too
             self._sorted_ids, self._sorted_rows = self._sorted_ids[live], self._sorted_rows[live]

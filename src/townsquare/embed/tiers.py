@@ -39,7 +39,9 @@ and zeroes its row (``VectorIndex.scrub``) at the next refresh, so no byte of it
 It is an exact scan (``VectorIndex(backend="numpy")``): faiss's HNSW inserts ~1,000 vectors/s
 on 2 cores, far below the stream, while a scan of the fast tier's backlog costs ~2 ms per
 10,000 posts. The fast tier holds only what e5 has not reached, so it stays small while e5
-keeps up; under a stream faster than e5 it grows by (ingest - e5) posts/s, 1 KiB each.
+keeps up; under a stream faster than e5 it grows by (ingest - e5) posts/s, 1.5 KiB each, up to
+``max_fast_posts`` (``MAX_FAST_POSTS``, 200,000): past it its oldest posts leave (zeroed, as a
+deleted post's row), and wait for e5 in neither tier, which ``freshness`` says (``evicted``).
 
 The fast model is a :class:`FastModel`: loaded on the caller's thread when first needed
 (``wait_for_model=True``, a command), or on a thread of its own (:meth:`FastModel.start`, the
@@ -79,6 +81,14 @@ _PAGE = 20_000
 # 20,000 (median 4.7%, 99th percentile 31.6%), 231 posts/s at 5,700 (measured 2026-12-07; see
 # bench/findability.py).
 NOVEL_MIN_UNSEEN = 0.2
+# The most posts the fast tier holds (``TieredVectors.max_fast_posts``). It holds e5's backlog,
+# which grows by (ingest - e5) posts/s under a stream faster than e5 (~350 posts/s on 2 cores):
+# 5,350/s at 5,700, 19M posts (~29 GB) an hour. Every query scans it (an exact scan): 17 ms with
+# its top 1,000 at 228,000 posts of real e5 vectors on 2 cores (2026-12-07), 75 us per 1,000
+# posts. At this cap a query's scan stays under ~15 ms and the tier under ~300 MB; past it the
+# oldest posts leave (their e5 vectors come when e5's backlog reaches them), and the freshest,
+# which need the fast tier most, stay.
+MAX_FAST_POSTS = 200_000
 # Knots of the monotone map from an m2v-e5 query->post cosine to the e5 cosine of the same rank:
 # quantiles (min, 5%, 25%, 50%, 75%, 90%, 99%, max) of the top-100 neighbour cosines of 200
 # held-out posts' first 8 words over 1,800 HumAID posts, in each space (bench/embed.py prints
@@ -257,9 +267,12 @@ class TieredVectors:
     def __init__(self, store: Store, e5: VectorIndexLike, fast: "Embedder | FastModel", *,
                  backend: str = "numpy", wait_for_model: bool = True,
                  e5_embedder: Embedder | None = None, novel_budget: int = 16,
-                 novel_min_unseen: float = NOVEL_MIN_UNSEEN):
+                 novel_min_unseen: float = NOVEL_MIN_UNSEEN,
+                 max_fast_posts: int = MAX_FAST_POSTS):
         if novel_budget < 0:
             raise ValueError(f"novel_budget must be >= 0, got {novel_budget}")
+        if max_fast_posts < 1:
+            raise ValueError(f"max_fast_posts must be >= 1, got {max_fast_posts}")
         if not 0.0 < novel_min_unseen <= 1.0:
             raise ValueError(f"novel_min_unseen must be in (0, 1], got {novel_min_unseen}")
         self.store, self.e5 = store, e5
@@ -284,6 +297,12 @@ class TieredVectors:
         self.novel = VectorIndex(e5_embedder.dim if e5_embedder is not None
                                  else self.fast_model.dim, backend="numpy")
         self.fast_seq = 0                       # newest seq fast-embedded
+        # The fast tier holds at most ``max_fast_posts`` (``MAX_FAST_POSTS``), the newest: every
+        # post at or below ``evicted_through`` has left it (or was never embedded: a backlog
+        # larger than the cap is skipped to its newest posts), and those e5 has not reached yet
+        # are in neither tier.
+        self.max_fast_posts = int(max_fast_posts)
+        self.evicted_through = 0
         self.deleted_through = 0                # the deletions log's watermark
         self._order: collections.deque[tuple[int, int]] = collections.deque()   # (seq, id)
         self._seq_of: dict[int, int] = {}       # id -> seq of its fast vector (a changed post
@@ -304,8 +323,10 @@ class TieredVectors:
                 else int((store or self.store).embedding_lag()["processed_through_seq"]))
 
     def through_seq(self, store: Store | None = None) -> int:
-        """Every post up to this seq is in one of the tiers."""
-        return max(self.fast_seq, self.e5_watermark(store))
+        """Every post up to this seq is in one of the tiers: e5's watermark while posts the fast
+        tier let go (``evicted_through``) wait for e5."""
+        e5_wm = self.e5_watermark(store)
+        return e5_wm if self.evicted_through > e5_wm else max(self.fast_seq, e5_wm)
 
     def refresh(self) -> int:
         """Catch both tiers up (see the module docstring); returns how many changes."""
@@ -337,13 +358,19 @@ class TieredVectors:
             if len(self.novel) and self.novel.remove(gone_ids):
                 self.novel.scrub()
         start = max(self.fast_seq, e5_wm)
-        if self.store.max_seq() <= start:
+        newest = self.store.max_seq()
+        if newest <= start:
             return changed
         emb = self.fast_model.get() if self.wait_for_model else self.fast_model.embedder
         if emb is None:
             if not self.wait_for_model:
                 self.fast_model.start()
             return changed
+        if newest - start > self.max_fast_posts:
+            # More new posts than the tier holds (a backlog when a server starts, a burst): only
+            # the newest ``max_fast_posts`` seqs are embedded, the rest wait for e5.
+            changed += self._evict(newest - self.max_fast_posts)
+            start = self.evicted_through
         novel = (self.e5_embedder is not None and self.novel_budget > 0
                  and isinstance(emb, CountsUnseen))
         worst: list[tuple[float, int, int, str]] = []       # (unseen share, seq, id, text)
@@ -364,9 +391,42 @@ class TieredVectors:
             self._seq_of.update((pid, seq) for pid, seq, _ in rows)
             start = self.fast_seq = rows[-1][1]
             changed += len(rows)
+            if len(self.fast) > self.max_fast_posts:
+                changed += self._evict(self._oldest_to_keep())
         if worst:
-            self._novel(worst)
+            self._novel([w for w in worst if w[1] > self.evicted_through])
         return changed
+
+    def _oldest_to_keep(self) -> int:
+        """The seq below which posts leave so that ``max_fast_posts`` stay (``_order`` is in
+        seq order; stale entries, of posts changed since, do not count)."""
+        over = len(self.fast) - self.max_fast_posts
+        for seq, pid in self._order:
+            if self._seq_of.get(pid) == seq:
+                over -= 1
+                if over == 0:
+                    return seq
+        return self.fast_seq
+
+    def _evict(self, through: int) -> int:
+        """Let every post at or below ``through`` leave the fast tier (``max_fast_posts``);
+        their rows are zeroed, as a deleted post's are (``VectorIndex.scrub``). How many."""
+        gone: list[int] = []
+        while self._order and self._order[0][0] <= through:
+            seq, pid = self._order.popleft()
+            if self._seq_of.get(pid) == seq:
+                del self._seq_of[pid]
+                gone.append(pid)
+        self.evicted_through = max(self.evicted_through, through)
+        if not gone:
+            return 0
+        n = self.fast.remove(gone)
+        self.fast.scrub()
+        if len(self.novel) and self.novel.remove(gone):
+            self.novel.scrub()
+        log.info("fast tier: %d posts left it (at most %d; the rest wait for e5)", n,
+                 self.max_fast_posts)
+        return n
 
     def _novel(self, worst: list[tuple[float, int, int, str]]) -> None:
         """Give e5's own vector to the fresh posts whose pieces the fitted table mostly never
@@ -431,13 +491,18 @@ class TieredVectors:
     def freshness(self, store: Store | None = None) -> dict[str, Any]:
         """The fast tier's lag right now: ``posts`` ingested (or changed) that neither tier
         holds, ``seconds`` since the oldest of them was ingested (0.0 when none), ``indexed``
-        (posts only the fast tier holds) and the model's ``state``. ``store``: the connection
-        to read through (a request thread's own; default the tier's)."""
+        (posts only the fast tier holds), ``evicted`` (those of ``posts`` that the fast tier let
+        go at ``max_posts``) and the model's ``state``. ``store``: the connection to read
+        through (a request thread's own; default the tier's)."""
         store = store or self.store
+        e5_wm = self.e5_watermark(store)
         through = self.through_seq(store)
-        pending = max(0, store.max_seq() - through)
+        # In neither tier: the posts the fast tier let go that e5 has not reached, and the posts
+        # after the newest the fast tier embedded (seq ranges, as the other arms count).
+        evicted = max(0, self.evicted_through - e5_wm)
+        pending = evicted + max(0, store.max_seq() - max(self.fast_seq, e5_wm))
         oldest = store.ingested_at_after(through) if pending else None
         age = 0.0 if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1)
         return {"model": self.fast_model.name, **self.fast_model.state(), "posts": pending,
                 "seconds": age, "indexed": len(self.fast), "novel": len(self.novel),
-                "through_seq": through}
+                "through_seq": through, "evicted": evicted, "max_posts": self.max_fast_posts}
