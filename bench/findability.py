@@ -59,6 +59,41 @@ acknowledged ingest at p50 0.06-0.17 s. (A first pair of runs was void: ``python
 townsquare``'s main module ran the command line again in the spawned child, which died, and the
 tier fell back to the server's process; ``townsquare/__main__.py`` is guarded since.)
 
+At the twenty-third stop (2026-12-07):
+
+- *The target is judged on the markers e5 can find* (7 of the 15: ``e5_ceiling``'s
+  ``findable``), with each marker's time kept (``found_at``). It used to need all 15, which no
+  server could find (e5's own ceiling), so it could not be met at any rate. At 1,500 posts/s the
+  fast tier finds all seven, p99 1.40 s (fallback 2: 2.18 s); at 5,700, 2 and 1 of them.
+- *Only e5's own vector of a marker finds it across languages.* ``fast_ceiling`` scores each
+  marker's fitted vector against e5's query of its translation, less the shift: 0 of 15 at or
+  above the floor (0.728 to 0.797) without the fallback, 2 of 15 (0.801 to 0.826) with fallback
+  2. A side script ranked the fitted vectors among the 100,000 posts of the eval store that
+  follow the fit's 20,000: 321st to 93,427th (fallback 0), 62nd to 24,030th (fallback 2). So
+  what finds them is the novel path: it gave e5 vectors to 208 and 257 posts in 40 s at 5,700
+  posts/s (~6/s), and to 817 and 821 at 1,500 posts/s.
+- *What 5,700 posts/s would need.* By unseen share (``NOVEL_MIN_UNSEEN``'s measure), the seven
+  markers e5 can find rank in the top 0.02% to 1.74% of those 100,000 posts. Finding all seven
+  within seconds means e5 for ~1.7% of the stream, ~100 posts/s, about one core at ~9 ms a post.
+  The two cores that ingest 5,700 posts/s do not have it.
+- *``/v1/stats`` was a load of its own.* This bench reads it every second. At 5,700 posts/s,
+  py-spy put ~9% of the server's samples in its reads (15 s, ``--nonblocking``): three scans of
+  every post (counts per source, language and day: 1.2 to 2.8 s at 1.1M posts) and two lag
+  reads taking ``min(ingested_at)`` over e5's backlog (166 ms at 200,000 pending posts). The
+  scans now come from a copy of bounded age (``api/statscache.py``), and the lags take one
+  index seek (~4 ms). Two A/B pairs, the code before (a worktree) and after alternately
+  (``--findability-rates 5700 --findability-fallback 0 --seconds 40``): ``/v1/stats`` answered
+  24 and 26 times in the fast-tier server's 40 s before, 34 and 35 after (the bench asks once a
+  second after the last answer: ~0.6 s a call before, ~0.15 s after). The rest is within the
+  noise of this rate: ingest acknowledged p50 1.40 and 0.29 s before, 0.79 and 0.32 s after;
+  markers found by their translation 0 and 2 before, 2 and 2 after; by their own text 5 and 5,
+  8 and 6. (This run: 0.58 s, and 1.13 s with fallback 2; a run before the change the same day
+  gave 4.98 and 5.44 s.)
+- *The fast tier is capped* at ``MAX_FAST_POSTS`` (200,000, ``embed/tiers.py``). At 5,700
+  posts/s it grows by ~5,350 posts/s and reaches the cap ~35 s into the run: in the lag table,
+  the fast arm's ``posts`` and ``seconds`` then count from e5's watermark, because the oldest
+  posts left the tier and wait for e5.
+
 What could move it (not built): a cosine calibration per fitted table instead of one shift. For the latter, a
 calibration the fit could make itself was measured (2026-12-07) and found wanting: 3,000 posts
 held out of the fit, 300 of them embedded by e5 as queries, the shift that gives the fitted
@@ -110,7 +145,8 @@ def e5_ceiling(count: int) -> dict:
     """Which of the first ``count`` cross-lingual markers e5 itself could find by their English
     translation: its cosine of the French post and the English query at or above e5's
     similarity floor (the search engine's). A marker below it is found by no server, whatever
-    its tier: that is e5's limit, not freshness."""
+    its tier: that is e5's limit, not freshness. ``findable``: the markers' indexes above it
+    (the target is judged on them)."""
     from townsquare.embed.models import get_embedder
     from townsquare.search.engine import SIMILARITY_FLOORS
     e5 = get_embedder("e5-small-int8")
@@ -118,6 +154,28 @@ def e5_ceiling(count: int) -> dict:
     used = [MARKERS[i % len(MARKERS)] for i in range(count)]
     fr = e5.passages([f for f, _ in used])                                  # (count, 384)
     cos = [round(float(fr[i] @ e5.query(en)), 3) for i, (_, en) in enumerate(used)]
+    return {"floor": floor, "markers": count, "cosines": cos,
+            "above_floor": sum(c >= floor for c in cos),
+            "findable": [i for i, c in enumerate(cos) if c >= floor]}
+
+
+def fast_ceiling(table: Path, weight: float, count: int = len(MARKERS), *,
+                 cache_dir: Path | None = None) -> dict:
+    """The same for the fast tier's own vectors (a fitted table, ``table``, with fallback
+    ``weight``): each of the first ``count`` cross-lingual markers' fitted vector against e5's
+    query of its translation, less the model's cosine shift, as ``TieredVectors`` scores it.
+    Above the floor, the fast tier could find the marker without e5 (the novel path); below,
+    only e5's own vector of it can."""
+    from townsquare.embed.fitted import FittedE5Embedder
+    from townsquare.embed.models import get_embedder
+    from townsquare.search.engine import SIMILARITY_FLOORS
+    e5 = get_embedder("e5-small-int8")
+    floor = SIMILARITY_FLOORS[e5.name]
+    fast = FittedE5Embedder(table, fallback_weight=weight, cache_dir=cache_dir)
+    used = [MARKERS[i % len(MARKERS)] for i in range(count)]
+    fr = fast.passages([f for f, _ in used])                                # (count, 384)
+    cos = [round(float(fr[i] @ e5.query(en)) - fast.cosine_shift, 3)
+           for i, (_, en) in enumerate(used)]
     return {"floor": floor, "markers": count, "cosines": cos,
             "above_floor": sum(c >= floor for c in cos)}
 
@@ -184,6 +242,7 @@ class Findability(Load):
         self.found: dict[str, list[float]] = {"cross_lingual": [], "own_text": []}
         self.missing: dict[str, int] = {"cross_lingual": 0, "own_text": 0}
         self.arms: dict[str, dict[str, int]] = {"cross_lingual": {}, "own_text": {}}
+        self.found_at: dict[str, dict[int, float]] = {"cross_lingual": {}, "own_text": {}}
         self.stats: list[dict] = []
 
     async def markers(self, seconds: float, every: float) -> None:
@@ -212,6 +271,7 @@ class Findability(Load):
                 hit = next((h for h in r.json()["results"] if h["id"] == pid), None)
                 if hit is not None and "semantic" in hit["matched"]:
                     self.found[kind].append(time.perf_counter() - t0)
+                    self.found_at[kind][n // 2] = self.found[kind][-1]   # its kind's n-th
                     key = "+".join(sorted(hit["matched"]))
                     self.arms[kind][key] = self.arms[kind].get(key, 0) + 1
                     return
@@ -233,7 +293,9 @@ class Findability(Load):
                          "not_found": self.missing[kind],
                          "p50_s": round(pct(v, 50), 2) if v else None,
                          "p99_s": round(pct(v, 99), 2) if v else None,
-                         "max_s": round(max(v), 2) if v else None, "arms": self.arms[kind]}
+                         "max_s": round(max(v), 2) if v else None, "arms": self.arms[kind],
+                         "found_at": {i: round(t, 2) for i, t in sorted(self.found_at[kind]
+                                                                        .items())}}
         lags = {}
         for arm in ("lexical", "fast_semantic", "e5"):
             got = [s[arm] for s in self.stats if s.get(arm)]
@@ -245,7 +307,11 @@ class Findability(Load):
                          "posts_last": got[-1]["posts"] if got else None}
         fast_states = sorted({s["fast_semantic"]["state"] for s in self.stats
                               if s.get("fast_semantic")})
-        return {"markers": out, "lags": lags, "fast_tier_states": fast_states}
+        # Posts given e5's own vector by the fast tier's novel path (``TieredVectors._novel``)
+        # by the last sample: they stay in its index until e5's backlog reaches them.
+        novel = [s["fast_semantic"].get("novel") for s in self.stats if s.get("fast_semantic")]
+        return {"markers": out, "lags": lags, "fast_tier_states": fast_states,
+                "novel_last": novel[-1] if novel else None}
 
 
 async def findability_phase(url: str, key: str, posts, rate: int, seconds: float,
@@ -294,9 +360,11 @@ def fit_home(home: Path, fallback: float) -> dict:
     from townsquare.services.indexes import fit_fast
     from townsquare.settings import Settings
     from townsquare.store import open_store
+    settings = Settings(home=home)
     with open_store(home) as store:
-        fit = fit_fast(store, Settings(home=home), FitConfig(fallback_weight=fallback)).to_dict()
+        fit = fit_fast(store, settings, FitConfig(fallback_weight=fallback)).to_dict()
     log(f"fit-e5 (fallback {fallback:g}): {fit['posts']:,} posts, {fit['seconds']} s")
+    fit["ceiling"] = fast_ceiling(Path(fit["path"]), fallback, cache_dir=settings.cache_dir)
     fit.pop("path")                       # a temporary folder: not a result
     return fit
 
@@ -414,11 +482,45 @@ def render_findability(f: dict) -> list[str]:
                       f"similarity floor ({ceil['floor']}; cosines {min(ceil['cosines'])} to "
                       f"{max(ceil['cosines'])}): no server can find the others by their "
                       f"translation, however fresh its vectors."]
+        for name, label in servers:
+            fc = (fits.get(name) or {}).get("ceiling")
+            if fc:
+                cos = fc["cosines"][:ceil["markers"]]
+                lines += ["", f"The fast tier's own vectors ({label}, `fast_ceiling`): "
+                              f"{sum(c >= fc['floor'] for c in cos)} of the {len(cos)} at or "
+                              f"above the floor (cosines less the shift {min(cos)} to "
+                              f"{max(cos)}); the others only e5's own vector of them can find "
+                              f"(the fast tier's novel path, or e5's backlog reaching them)."]
+    findable = set(ceil.get("findable", ())) if ceil else set()
+    verdict = None
+    if findable:
+        lines += ["", f"The markers e5 can find ({len(findable)}, those above): found by their "
+                      "translation, and the time it took; beside it, how many posts the fast "
+                      "tier's novel path had given e5's own vector by the end (of "
+                      f"{f['seconds']:g} s of ingest):", "",
+                  "| rate | server | found | p50 | p99 | max | novel path |",
+                  "|---:|---|---:|---:|---:|---:|---:|"]
+        for run in f["runs"]:
+            for name, label in servers:
+                at = {int(i): t for i, t in run[name]["markers"]["cross_lingual"]
+                      .get("found_at", {}).items() if int(i) in findable}
+                v = list(at.values())
+                row = (len(at), round(pct(v, 50), 2) if v else None,
+                       round(pct(v, 99), 2) if v else None, round(max(v), 2) if v else None)
+                novel = run[name].get("novel_last")
+                lines.append(f"| {run['rate']:,}/s | {label} | {row[0]} of {len(findable)} | "
+                             f"{sec(row[1])} | {sec(row[2])} | {sec(row[3])} | "
+                             f"{'-' if novel is None else f'{novel:,}'} |")
+                if run["rate"] >= 5_700 and name == "fast_tier":
+                    verdict = row[0] == len(findable) and row[2] is not None and row[2] <= 5
     at = [run for run in f["runs"] if run["rate"] >= 5_700]
     cl = at[0]["fast_tier"]["markers"]["cross_lingual"] if at else None
-    met = bool(cl) and cl["found"] == cl["markers"] and cl["p99_s"] is not None and cl["p99_s"] <= 5
+    met = (verdict if verdict is not None else
+           bool(cl) and cl["found"] == cl["markers"] and cl["p99_s"] is not None
+           and cl["p99_s"] <= 5)
     lines += ["", f"Target: a post found by a cross-lingual query p99 <= 5 s while ingesting "
-                  f"5,700 posts/s: **{'met' if met else 'not met'}**.", ""]
+                  f"5,700 posts/s (judged on the markers e5 can find, where recorded): "
+                  f"**{'met' if met else 'not met'}**.", ""]
     return lines
 
 
