@@ -174,6 +174,12 @@ def test_scrub_zeroes_tombstones_in_place_and_keeps_results(tmp_path, backend):
     assert all(b in path.read_bytes() for b in old)          # what a deletion leaves in the file
     assert ix.scrub() == 21 and ix.scrub() == 0
     assert (len(ix), ix.rows) == (180, 201)                  # in place: no rebuild
+    # Later removals: only the new tombstones are written; the earlier ones stay zero.
+    ix.remove(ids[30:32])
+    assert ix.scrub() == 2 and ix.scrub() == 0
+    gone = ix._row_vectors(np.array([*range(10, 32), 50]))
+    assert not gone.any()
+    ix.add(ids[30:32], X[30:32])                             # back, for what follows
     assert _same_results([ix.search(q, 10) for q in Q], before)
     ix.save(path)
     data = path.read_bytes()
