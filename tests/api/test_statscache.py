@@ -82,6 +82,27 @@ def test_the_copy_may_age_in_proportion_to_what_a_read_costs(target):
     assert counts.max_age_s() == 10.0
 
 
+def test_a_first_request_waits_for_the_first_copy_rather_than_scanning_again(target):
+    gate, opened = threading.Event(), []
+
+    def slow_open():
+        opened.append(1)
+        gate.wait(10)
+        return open_store(target)
+    with open_store(target) as store:
+        _write(store, 2)
+        counts = StoreCounts(slow_open, inline_s=0.0)
+        counts.refresh()                            # as the server does when it starts
+        got = []
+        t = threading.Thread(target=lambda: got.append(counts.get(store)))
+        t.start()
+        t.join(0.2)
+        assert t.is_alive()                         # waiting for the refresh, not scanning
+        gate.set()
+        t.join(10)
+        assert got[0][0]["by_lang"] == {"en": 2} and opened == [1]
+
+
 def test_one_refresh_at_a_time(target):
     gate = threading.Event()
 

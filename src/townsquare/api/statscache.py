@@ -21,8 +21,8 @@ that endpoint's reads (2026-12-07). So:
   (``took_ms``). The post count and every lag in ``/v1/stats`` stay live: they are index reads.
 
 The server starts one refresh as it starts (``refresh``), so that the first request finds a
-copy; a request that comes before it does reads the counts itself (a store that has never been
-counted has nothing older to show).
+copy; a request that comes before it is done waits for it (a store that has never been counted
+has nothing older to show), and reads the counts itself only when that refresh failed.
 """
 from __future__ import annotations
 
@@ -74,7 +74,11 @@ class StoreCounts:
         when it is too old); ``about``: ``as_of`` (ISO 8601, UTC), ``age_s``, ``took_ms``,
         ``refreshing``."""
         with self._lock:
-            have, took = self._counts, self._took
+            have, took, running = self._counts, self._took, self._thread
+        if have is None and running is not None:
+            running.join()                 # the first copy is on its way: no second scan
+            with self._lock:
+                have, took = self._counts, self._took
         if have is None or took < self.inline_s:
             self._store(*self._read(reader))
         else:
