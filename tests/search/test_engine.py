@@ -155,6 +155,17 @@ def test_posts_not_embedded_yet_are_still_found_lexically(semantic_engine, store
     assert 20 in _ids(r)
 
 
+def test_a_search_counts_the_posts_not_embedded_yet_only_up_to_a_bound(semantic_engine, store,
+                                                                      monkeypatch):
+    import townsquare.search.engine as engine_module
+    _add(store, [(20 + i, dict(text=f"Flood report {i}", created_at=T0 + (20 + i) * HOUR))
+                 for i in range(3)])
+    assert semantic_engine.run("flood report").semantic["pending_posts"] == 3
+    monkeypatch.setattr(engine_module, "PENDING_COUNTED", 2)   # e5's backlog can be millions
+    assert semantic_engine.run("flood report").semantic["pending_posts"] == 2
+    assert store.embedding_pending() == 3
+
+
 def test_deleted_posts_never_come_back_from_the_vector_index(semantic_engine, store):
     semantic_engine.run("bridge")                     # the index is built
     store.delete([BASE + 0, BASE + 4])

@@ -204,3 +204,9 @@ def test_stats_is_its_counts_and_lags_read_apart(store):
     LateStage(store).run()
     assert store.late_stage_lag()["pending_posts"] == 0
     assert store.late_stage_lag()["oldest_pending_age_s"] == 0.0
+
+
+def test_posts_pending_embedding_are_counted_up_to_a_bound(store):
+    store.write_batch([_s(A, "one"), _s(B, "two"), _s(C, "three")], [])
+    assert store.embedding_pending() == 3
+    assert [store.embedding_pending(at_most=n) for n in (1, 2, 3, 10)] == [1, 2, 3, 3]

@@ -38,7 +38,7 @@ def search(
 ) -> None:
     """Search the posts (lexical + semantic, fused and ranked), with per-stage timings."""
     from townsquare.query import QueryError
-    from townsquare.search.engine import SearchError
+    from townsquare.search.engine import PENDING_COUNTED, SearchError
     from townsquare.services.indexes import build_engine
 
     settings = settings_of(ctx, home)
@@ -64,8 +64,9 @@ def search(
     if not resp.results:
         out.print("no results")
     sem = resp.semantic
+    more = "+" if sem.get("pending_posts", 0) >= PENDING_COUNTED else ""   # counted up to it
     out.print("semantic: " + ("used, " + f"{sem['embedded']:,} posts embedded, "
-                              f"{sem['pending_posts']:,} pending" if sem.get("used")
+                              f"{sem['pending_posts']:,}{more} pending" if sem.get("used")
                               else f"not used ({sem['reason']})"))
     out.print("timings (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in resp.timings_ms.items()))
     if resp.next_cursor:

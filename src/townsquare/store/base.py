@@ -531,7 +531,8 @@ class Store(abc.ABC):
         """Stored vector bytes of those of ``ids`` that have one."""
 
     @abc.abstractmethod
-    def embedding_pending(self) -> int: ...
+    def embedding_pending(self, at_most: int | None = None) -> int:
+        """Posts not embedded yet, counted up to ``at_most`` when given."""
 
     @abc.abstractmethod
     def embedding_lag(self) -> dict[str, Any]: ...

@@ -193,10 +193,15 @@ class SharedReads(abc.ABC):
     def vector_count(self) -> int:
         return self._one("SELECT count(*) FROM vectors")
 
-    def embedding_pending(self) -> int:
-        """Posts not embedded yet (an index range count: cheap enough for every query)."""
-        return self._one("SELECT count(*) FROM posts WHERE seq > ?",
-                         (int(self._meta("embedded_seq") or 0),))
+    def embedding_pending(self, at_most: int | None = None) -> int:
+        """Posts not embedded yet: an index range count, counted up to ``at_most`` when given
+        (what a search reports; the range is e5's whole backlog, ~28 ms to count at 1.1M
+        posts, 0.3 ms up to 10,000)."""
+        wm = int(self._meta("embedded_seq") or 0)
+        if at_most is None:
+            return self._one("SELECT count(*) FROM posts WHERE seq > ?", (wm,))
+        return self._one("SELECT count(*) FROM (SELECT 1 FROM posts WHERE seq > ? LIMIT ?) "
+                         "AS pending", (wm, int(at_most)))
 
     def _lag(self, meta_key: str) -> dict[str, Any]:
         """Posts after the ``meta_key`` watermark, and how long the first of them (in ingest
