@@ -26,6 +26,9 @@ def test_two_events_become_two_stories_and_noise_is_reported():
     assert sorted(sorted(s.post_ids) for s in stories) == [[0, 1, 2, 3, 4], [10, 11, 12, 13, 14]]
     labels = c.labels()
     assert labels[99] is None and c.unassigned_share() == pytest.approx(1 / 11)
+    c.maintain()                           # merges keep it equal to the labels' share
+    labels = c.labels()
+    assert c.unassigned_share() == sum(v is None for v in labels.values()) / len(labels)
     assert all(s.born_ms is not None for s in stories)
 
 
@@ -238,3 +241,22 @@ def test_posts_bar_is_validated():
         StoryConfig(posts_bar=1.5)
     with pytest.raises(ValueError, match="posts_bar_from"):
         StoryConfig(posts_bar_from=0)
+
+
+def test_the_share_in_no_story_counted_over_clusters_equals_the_labels_share():
+    import random
+    rng = random.Random(7)
+    topics = [["flood", "river", "bridge", "rain"], ["fire", "smoke", "forest", "wind"],
+              ["match", "goal", "final", "cup"], ["quake", "tremor", "city", "rubble"]]
+    # topical posts, and one in four a one-off (words no other post has): in no story
+    posts = [StoryPost(i, i * 60_000, " ".join(rng.sample(rng.choice(topics), 3))
+                       if i % 4 else f"lunch{i} note{i}", f"u{rng.randrange(30)}")
+             for i in range(400)]
+    c = StoryClusterer(StoryConfig(min_posts=3, maintenance_every=50, join_threshold=0.6,
+                                   merge_threshold=0.3))
+    c.run(posts)
+    c.maintain()
+    labels = c.labels()
+    assert any(x.merged_into is not None for x in c.clusters.values())    # merges happened
+    share = sum(v is None for v in labels.values()) / len(labels)
+    assert 0 < share < 1 and c.unassigned_share() == pytest.approx(share, abs=1e-12)

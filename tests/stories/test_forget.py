@@ -94,6 +94,8 @@ def test_a_post_of_a_merged_cluster_leaves_the_cluster_it_merged_into():
     assert forget(c, [104], lambda ids: {i: posts[i] for i in ids}) == 1
     assert c.clusters[first].post_ids == [100, 101, 102, 103, 105]
     assert 104 not in c.assignment and _holds_token(c) == []
+    lab = c.labels()                       # the share over clusters is the share over posts
+    assert c.unassigned_share() == sum(v is None for v in lab.values()) / len(lab)
 
 
 def test_remove_also_drops_members_the_store_no_longer_has(store):
