@@ -210,3 +210,4 @@ def test_posts_pending_embedding_are_counted_up_to_a_bound(store):
     store.write_batch([_s(A, "one"), _s(B, "two"), _s(C, "three")], [])
     assert store.embedding_pending() == 3
     assert [store.embedding_pending(at_most=n) for n in (1, 2, 3, 10)] == [1, 2, 3, 3]
+    assert store.embedded_through() == store.embedding_lag()["processed_through_seq"] == 0

@@ -105,7 +105,7 @@ def stories(rt: RuntimeDep, _k=require("read"),
     except InputError as e:
         raise from_input(e) from None
     return {**moment.to_dict(), "no_story_share": round(share, 4),
-            "lag_posts": rt.lags()["stories"], "timings_ms": {"total": _ms(t0)}}
+            "lag_posts": rt.stories_lag(), "timings_ms": {"total": _ms(t0)}}
 
 
 def _story(rt: Runtime, story_id: str) -> StoryView:

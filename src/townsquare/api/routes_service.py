@@ -46,11 +46,14 @@ def stats(rt: RuntimeDep, _k=require("read")) -> dict:
     # As ``Store.stats``, the counts from a copy of bounded age (``api.statscache``: they scan
     # every post), said in ``counts``; the post count and the lags read now.
     counts, about = rt.counts.get(reader)
+    e5 = reader.embedding_lag()            # one count of the posts behind e5, used thrice
     s = {"posts": reader.count(), **counts, "counts": about,
-         "late_stage": reader.late_stage_lag(), "embeddings": reader.embedding_lag()}
+         "late_stage": reader.late_stage_lag(), "embeddings": e5}
     # Each search arm's lag: lexical, the fast tier (when one runs), e5; posts and seconds.
-    s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical, tiers=rt.indexer.tiers)
-    s["indexes"] = {"lag_posts": rt.lags(), "lexical_refresh": rt.indexer.refresh_stats(),
+    s["freshness"] = arm_lags(reader, lexical=rt.indexer.lexical, tiers=rt.indexer.tiers,
+                              e5_lag=e5)
+    s["indexes"] = {"lag_posts": rt.lags(embedding_pending=e5["pending_posts"]),
+                    "lexical_refresh": rt.indexer.refresh_stats(),
                     "errors": rt.errors.count, "last_error": rt.errors.last}
     s["writer"] = {"transactions": rt.writer.transactions}
     s["server_mode"] = {"store": "postgresql" if rt.server_mode else "embedded",

@@ -159,13 +159,21 @@ class Runtime:
         """A request arrived (the app calls this): background work keeps to its share."""
         self.background.touch()
 
-    def lags(self) -> dict[str, int]:
-        """Posts each derived index has not caught up with yet."""
+    def lags(self, *, embedding_pending: int | None = None) -> dict[str, int]:
+        """Posts each derived index has not caught up with yet (``embedding_pending``: the count
+        when the caller has it)."""
         reader = self.services.reader()
         newest = reader.max_seq()
+        if not self.background.embed:
+            embedding_pending = 0
         return {"lexical_index": self.indexer.lag(newest, reader),
                 "stories": self.background.lag(newest),
-                "embedding": reader.embedding_pending() if self.background.embed else 0}
+                "embedding": (reader.embedding_pending() if embedding_pending is None
+                              else embedding_pending)}
+
+    def stories_lag(self) -> int:
+        """Posts the stories have not read yet (``lags()["stories"]`` alone)."""
+        return self.background.lag(self.services.reader().max_seq())
 
     def step(self) -> dict[str, int]:
         """One full pass of the indexer, then of the background work; tests call it to make the

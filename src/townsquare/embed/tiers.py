@@ -320,12 +320,14 @@ class TieredVectors:
         own (read through ``store``, default the tier's) for an index inside the store."""
         wm = getattr(self.e5, "watermark", None)
         return (int(wm) if wm is not None
-                else int((store or self.store).embedding_lag()["processed_through_seq"]))
+                else (store or self.store).embedded_through())
 
     def through_seq(self, store: Store | None = None) -> int:
         """Every post up to this seq is in one of the tiers: e5's watermark while posts the fast
         tier let go (``evicted_through``) wait for e5."""
-        e5_wm = self.e5_watermark(store)
+        return self._through(self.e5_watermark(store))
+
+    def _through(self, e5_wm: int) -> int:
         return e5_wm if self.evicted_through > e5_wm else max(self.fast_seq, e5_wm)
 
     def refresh(self) -> int:
@@ -496,7 +498,7 @@ class TieredVectors:
         through (a request thread's own; default the tier's)."""
         store = store or self.store
         e5_wm = self.e5_watermark(store)
-        through = self.through_seq(store)
+        through = self._through(e5_wm)
         # In neither tier: the posts the fast tier let go that e5 has not reached, and the posts
         # after the newest the fast tier embedded (seq ranges, as the other arms count).
         evicted = max(0, self.evicted_through - e5_wm)

@@ -46,10 +46,13 @@ STALE_AFTER_S = 30.0       # a snapshot older than this: its process stopped or 
 
 
 def arm_lags(store: Store, *, lexical: LexicalIndex | None,
-             tiers: TieredVectors | None = None) -> dict[str, Any]:
-    """``{"lexical": ..., "fast_semantic": ..., "e5": ...}``, each ``{"posts", "seconds", ...}``."""
+             tiers: TieredVectors | None = None,
+             e5_lag: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"lexical": ..., "fast_semantic": ..., "e5": ...}``, each ``{"posts", "seconds", ...}``.
+    ``e5_lag``: ``store.embedding_lag()`` when the caller read it already (it counts the posts
+    behind e5: one range count per request, not one per reader)."""
     newest = store.max_seq()
-    e5 = store.embedding_lag()
+    e5 = e5_lag if e5_lag is not None else store.embedding_lag()
     lex_posts = lexical.lag(newest, store) if lexical is not None else 0
     lex_through = newest - lex_posts
     return {

@@ -465,6 +465,11 @@ class Store(abc.ABC):
         posts = self.posts_by_id([r[0] for r in rows])
         return [IndexRow.of(posts[pid], s) for pid, s, _ in rows if pid in posts]
 
+    def embedded_through(self) -> int:
+        """The embedding stage's watermark: every post with ``seq`` at or below it has a vector
+        (``embedding_lag()``, without its count of the posts behind it)."""
+        return int(self.embedding_lag()["processed_through_seq"])
+
     def enriched_through(self) -> int:
         """The late stage's watermark: every post with ``seq`` at or below it has its language
         and near-duplicate link (``late_stage_lag()``; stores read it directly)."""

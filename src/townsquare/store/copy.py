@@ -83,7 +83,7 @@ class CopyResult:
 def watermarks(store: Store) -> tuple[int, int]:
     """``(late stage, embedding)`` watermarks: the highest seq each step has processed."""
     late = int(store.late_stage_lag()["processed_through_seq"])
-    return late, int(store.embedding_lag()["processed_through_seq"])
+    return late, store.embedded_through()
 
 
 def copy_store(src: Store, dst: Store, *, batch: int = 2000, into_nonempty: bool = False,

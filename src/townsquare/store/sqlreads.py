@@ -216,6 +216,9 @@ class SharedReads(abc.ABC):
                 "oldest_pending_age_s": (round((time.time() * 1000 - oldest) / 1000, 1)
                                          if oldest is not None else 0.0)}
 
+    def embedded_through(self) -> int:
+        return int(self._meta("embedded_seq") or 0)
+
     def embedding_lag(self) -> dict[str, Any]:
         lag = self._lag("embedded_seq")
         return {"model": self._meta("embed_model"), "embedded": self.vector_count(),
