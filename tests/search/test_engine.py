@@ -148,6 +148,26 @@ def test_semantic_candidates_obey_operators(semantic_engine):
     assert 1 not in _ids(r) and 0 not in _ids(r) and 4 not in _ids(r)
 
 
+def test_semantic_candidates_are_checked_in_the_tantivy_index_for_common_words(
+        semantic_engine, stream, monkeypatch):
+    import townsquare.search.lexindex as lexindex
+    lx = lexindex.LexicalIndex(stream, None)
+    lx.refresh()
+    engine = SearchEngine(stream, embedder=semantic_engine.embedder,
+                          vectors=semantic_engine.vectors, lexical_index=lx)
+    query = "pont effondré inondation -flood"
+    monkeypatch.setattr(lexindex, "AMONG_MIN_MATCHES", 10**9)       # the store checks
+    in_store = engine.run(query)
+    calls = []
+    among = lx.among
+    monkeypatch.setattr(lx, "among", lambda *a, **k: calls.append(among(*a, **k)) or calls[-1])
+    monkeypatch.setattr(lexindex, "AMONG_MIN_MATCHES", 0)           # the index checks
+    in_index = engine.run(query)
+    assert calls and calls[0] is not None           # the semantic list was checked there
+    assert _ids(in_index) == _ids(in_store) and in_index.results
+    assert not {0, 1, 2, 4} & set(_ids(in_index))   # every post saying "flood" is out
+
+
 def test_posts_not_embedded_yet_are_still_found_lexically(semantic_engine, store):
     _add(store, [(20, dict(text="Brand new flood report from the river", created_at=T0 + 20 * HOUR))])
     r = semantic_engine.run("flood report")

@@ -10,6 +10,7 @@ from townsquare.posts import Post
 from townsquare.query import parse
 from townsquare.search.engine import SearchEngine
 from townsquare.search.lexindex import PLAN_MAX_READS, SCHEMA, LexicalIndex
+from townsquare.search.lexquery import relax_text
 from townsquare.search.rank import RankColumns
 from townsquare.store.base import Enrichment, Stored
 
@@ -318,3 +319,48 @@ def test_a_search_reads_through_its_own_connection_not_the_indexs(indexed, tmp_p
             query, limit=200, now_ms=T0).results}           # every match, as FTS5 finds them
     finally:
         mine.close()
+
+
+# What semantic candidates must satisfy: a query less its positive words (``relax_text``).
+AMONG = ["report -fire", "report -flood -storm", 'report -"flood near"',
+         "report -(fire OR rescue)", "report -fire lang:en", "report -flood -filter:links",
+         "report -rescue since:2020-09-14", "report -power #Flood"]
+
+
+@pytest.mark.parametrize("query", AMONG)
+def test_candidates_checked_in_the_index_are_those_the_store_keeps(indexed, query):
+    store, lx = indexed
+    node = relax_text(parse(query))
+    ids = [p.id for p in _posts()][::-1] + [BASE + 10_000]      # one id the store lacks
+    got = lx.among(ids, node, now_ms=T0, max_seq=store.max_seq(), min_matches=0)
+    assert got is not None
+    hits, unknown = got
+    want = store.filter_rank_fields(ids, node, now_ms=T0)
+    assert set(hits.ids) == set(want) and 0 < len(want) < len(ids) - 1
+    assert unknown == []                       # the index holds the whole snapshot
+    cols = hits.fields
+    for i, pid in enumerate(cols.ids.tolist()):  # ranking fields from the index's columns
+        assert int(cols.created_at[i]) == want[pid][0]
+
+
+def test_candidates_the_index_has_not_caught_up_with_go_to_the_store(indexed):
+    store, lx = indexed
+    late = Post(id=BASE + 500, text="storm near water report late", source="t",
+                created_at=T0).normalized()
+    store.write_batch([Stored(late)], [])
+    ids = [BASE + 3, BASE + 500]
+    hits, unknown = lx.among(ids, relax_text(parse("x -fire")), now_ms=T0, max_seq=store.max_seq(),
+                             min_matches=0)
+    assert unknown == [BASE + 500]             # the engine asks the store about it
+    assert BASE + 500 not in hits.ids
+
+
+def test_the_index_checks_candidates_only_for_words_in_many_posts(indexed):
+    store, lx = indexed
+    ids = [p.id for p in _posts()]
+    minus_fire = relax_text(parse("x -fire"))
+    assert lx.among(ids, minus_fire, now_ms=T0, min_matches=10_000) is None      # rare
+    assert lx.among(ids, minus_fire, now_ms=T0, min_matches=10) is not None      # common
+    assert lx.among(ids, parse("lang:en"), now_ms=T0, min_matches=0) is None     # no word
+    assert lx.among(ids, relax_text(parse("x -fire min_faves:5")), now_ms=T0,
+                    min_matches=0) is None     # a condition the index cannot check

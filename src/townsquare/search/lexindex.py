@@ -98,7 +98,7 @@ import orjson
 
 from townsquare import query as q
 from townsquare.search.lexquery import (Compiled, compile_tantivy, index_tokens, split_filters,
-                                        uses_lang)
+                                        text_atoms, uses_lang)
 from townsquare.search.rank import RankColumns
 from townsquare.store.base import IndexRow, Store
 
@@ -112,6 +112,11 @@ OVERFETCH = 2       # candidates read per needed hit of a query with a residual 
 # (e.g. `flood lang:en` 2.04 -> 0.69 ms), splits at ~400 (3 faster, 4 slower) and loses at
 # ~2,000 (a hybrid query's lists, 1,000 deep: 3.09 -> 7.05 ms). First pages read 100-250.
 PLAN_MAX_READS = 256
+# Semantic candidates are checked against a query's words here rather than in the store
+# (``among``) when those words are in at least this many posts: the store's check costs ~2.5 ms
+# plus ~0.3 ms per 1,000 posts holding them, this index's ~4.5 ms per 1,000 candidates (measured
+# on bench/search.py's 1.1M posts, 2026-12-08: "hurricane", 129,000 posts, 39 -> ~5 ms).
+AMONG_MIN_MATCHES = 10_000
 _COUNTS = ("likes", "retweets", "replies", "quotes")     # Store.rank_fields' order
 _MIXED = ("id_mixed", "created_mixed")                   # id, created_at through ``scramble``
 __all__ = ["SCHEMA", "Hits", "LexicalIndex", "build_schema", "index_tokens", "scramble",
@@ -416,12 +421,13 @@ class LexicalIndex:
                                lang_known=not uses_lang(node) or self.settled_through >= newest)
 
     def search(self, query, k: int, *, order: str = "rank", count: bool = False,
-               fields: bool = True, max_seq: int | None = None) -> Hits:
+               fields: bool = True, max_seq: int | None = None, searcher=None) -> Hits:
         """The top ``k`` of a compiled ``query`` among posts with ``seq`` at most ``max_seq``
         (a snapshot): by BM25 (``rank``) or newest first (``time``, ties by the larger id, as
         the store orders them). ``fields``: read each hit's ranking fields from the index's
-        columns."""
-        searcher = self._searcher       # hits address this snapshot's segments: one searcher
+        columns. ``searcher``: the snapshot to search (default: the newest)."""
+        # hits address this snapshot's segments: one searcher
+        searcher = self._searcher if searcher is None else searcher
         # The seq range costs a check per match (about 1 ms for a common word at 1M posts):
         # left out when no document of this searcher is newer than the snapshot. The watermark
         # is read after the searcher and only grows before a new searcher is published, so it
@@ -471,6 +477,43 @@ class LexicalIndex:
                 hits.keys = [hits.keys[i] for i in keep]
                 return hits
         return None
+
+    def among(self, ids: list[int], node: q.Node, *, now_ms: int, max_seq: int | None = None,
+              min_matches: int | None = None) -> tuple[Hits, list[int]] | None:
+        """Which of ``ids`` (a semantic list's candidates) satisfy ``node`` (a query's operators
+        and exclusions), with their ranking fields: ``(hits, unknown)``, ``unknown`` the ids
+        this index has not indexed (newer than its watermark: the store checks them). None
+        where the store's check costs less (its words in fewer than ``min_matches`` posts,
+        default ``AMONG_MIN_MATCHES``) or ``node`` needs a check the index cannot make.
+
+        Why: the store checks a word by building the set of every post that holds it (SQLite
+        materializes ``id IN (SELECT ...)`` whole), ~2.5 ms plus ~0.3 ms per 1,000 posts that
+        hold it: ``storm -hurricane`` took ~40 ms at 1.1M posts (129,000 hold "hurricane").
+        Here the candidates' ids are looked up and intersected with the words' postings:
+        ~4.5 us a candidate, whatever the words (tantivy's ``term_set_query`` took ~11 ms for
+        1,000 ids; a union of term queries ~4 ms)."""
+        words = text_atoms(node)
+        least = AMONG_MIN_MATCHES if min_matches is None else min_matches
+        if not ids or not words or sum(self.share(w) for w in words) * (
+                self._searcher.num_docs) < least:
+            return None
+        c = self.compile(node, now_ms=now_ms, max_seq=max_seq)
+        if c.residual is not None:
+            return None
+        # ``published`` before the searcher: a refresh swaps the searcher, then ``published``,
+        # so the searcher read after it holds at least the posts up to it
+        published = self.published
+        searcher = self._searcher
+        Query, Occur = self._t.Query, self._t.Occur
+        of_ids = Query.boolean_query([(Occur.Should, Query.term_query(self.schema, "id", pid))
+                                      for pid in ids])
+        hits = self.search(Query.boolean_query([(Occur.Must, of_ids), (Occur.Must, c.query)]),
+                           len(ids), max_seq=max_seq, searcher=searcher)
+        if max_seq is not None and max_seq <= published:
+            return hits, []
+        indexed = set(self.search(of_ids, len(ids), fields=False, max_seq=max_seq,
+                                  searcher=searcher).ids)
+        return hits, [pid for pid in ids if pid not in indexed]
 
     def _newest(self, searcher, query, k: int) -> list:
         """``(created_at, address)`` of the ``k`` newest matches, ties by the larger id: tantivy

@@ -284,6 +284,17 @@ def uses_lang(node: q.Node) -> bool:
     return False
 
 
+def text_atoms(node: q.Node) -> list[str]:
+    """The words and phrases ``node`` tests anywhere (excluded ones too), in its order."""
+    if isinstance(node, (q.Term, q.Phrase)):
+        return [node.text]
+    if isinstance(node, q.Not):
+        return text_atoms(node.child)
+    if isinstance(node, (q.And, q.Or)):
+        return [t for c in node.children for t in text_atoms(c)]
+    return []
+
+
 def relax_text(node: q.Node) -> q.Node | None:
     """The query without its positive words, phrases and hashtags (None: no condition left);
     operators, mentions, cashtags and every exclusion stay. Semantic candidates must satisfy it."""
