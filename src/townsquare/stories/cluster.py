@@ -49,8 +49,9 @@ open at its time, or comes in as a story of its own. Settings were chosen on the
 the eval's events (``eval/stories.py --tune``), files ingested in the CLI's order.
 
 Deleted posts leave (``stories.forget``): no text is kept per post, so each story that
-held one is recomputed from its surviving members, and a word no story holds any more leaves
-every table (document frequencies, the hashtag vocabulary, the inverted index): nothing of a
+held one is recomputed from its surviving members, its words' document frequencies go down
+(counts by hash, ``stories.counts``: they hold no text), and a word no story holds any more
+leaves every table (the hashtag vocabulary and splits, the inverted index): nothing of a
 deleted post stays in the clusterer's state.
 
 Representations are lexical on purpose: TF-IDF keeps up with the stream (thousands of posts per
@@ -66,6 +67,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from townsquare.stories.counts import HashedCounts
 from townsquare.stories.text import features
 from townsquare.text.normalize import segment
 
@@ -188,7 +190,7 @@ class StoryClusterer:
 
     def __init__(self, config: StoryConfig | None = None):
         self.config = config or StoryConfig()
-        self.df: Counter = Counter()          # feature -> posts seen with it
+        self.df = HashedCounts()              # feature -> posts seen with it (by hash)
         self.n_docs = 0
         self.clusters: dict[int, Cluster] = {}
         self.assignment: dict[int, int] = {}  # post id -> cluster id (before merges resolve)
@@ -205,8 +207,8 @@ class StoryClusterer:
     def vector(self, feats: Counter) -> dict[str, float]:
         """Sublinear tf x smoothed idf, L2-normalized."""
         n = self.n_docs
-        v = {t: (1.0 + math.log(c)) * math.log((n + 1) / (self.df[t] + 1) + 1.0)
-             for t, c in feats.items()}
+        v = {t: (1.0 + math.log(c)) * math.log((n + 1) / (d + 1) + 1.0)
+             for (t, c), d in zip(feats.items(), self.df.of(feats).tolist())}
         s = _norm(v)
         return {t: x / s for t, x in v.items()} if s else {}
 
@@ -226,7 +228,7 @@ class StoryClusterer:
             return None
         self._split_hashtags(feats)
         self.n_docs += 1
-        self.df.update(feats.keys())
+        self.df.add(feats)
         vec = self.vector(feats)
         best, best_sim = self._nearest(vec, p.created_at)
         if best is not None and self.config.name_min_df:
@@ -341,8 +343,9 @@ class StoryClusterer:
         (a typo or a one-off handle names nothing). Chosen on the tuning half of
         ``eval/stories.py`` (seed 16), B-cubed F1 time / file order: off 0.889 / 0.900; 5:
         0.892 / -; 10: 0.896 / 0.913; 20: 0.895 / 0.911; 50: 0.872 / -; 100: 0.891 / -."""
-        df, floor = self.df, self.config.name_min_df
-        named = [(x, t) for t, x in vec.items() if df[t] >= floor]
+        floor = self.config.name_min_df
+        named = [(x, t) for (t, x), d in zip(vec.items(), self.df.of(vec).tolist())
+                 if d >= floor]
         if not named:
             return best, best_sim
         name = min(named, key=lambda xt: (-xt[0], xt[1]))[1]

@@ -9,16 +9,17 @@
     >>> alive = {0: posts[0], 2: posts[2]}
     >>> forget(c, [1], lambda ids: {i: alive[i] for i in ids if i in alive})
     1
-    >>> [sorted(s.post_ids) for s in c.stories()], "zqxw7" in c.df
-    ([[0, 2]], False)
+    >>> [sorted(s.post_ids) for s in c.stories()], "zqxw7" in c.vocab, c.df["zqxw7"]
+    ([[0, 2]], False, 0)
 
 The clusterer keeps no text per post (only counts: centroids, term counts, document frequencies,
 the hashtag vocabulary), so a deletion cannot be subtracted post by post: each story that held
 a deleted post is made again from its surviving members (read from the store through
 ``members``), and the difference between its old and new term counts is what the deleted posts
-held. A word no story holds any more leaves every table (document frequencies, the vocabulary,
-the hashtag splits, the inverted index): nothing of a deleted post stays in the clusterer's
-state, which ``stories.state`` then writes to disk again. Kept apart from ``stories.cluster``
+held: those words' document frequencies go down (counts by hash, which hold no text), and a
+word no story holds any more leaves every table (the vocabulary, the hashtag splits, the
+inverted index): nothing of a deleted post stays in the clusterer's state, which
+``stories.state`` then writes to disk again. Kept apart from ``stories.cluster``
 (the clustering itself) as a concern of its own.
 """
 from __future__ import annotations
@@ -48,8 +49,8 @@ def forget(sc: StoryClusterer, ids: Iterable[int],
     Each story that lost a post is recomputed from its surviving members (their features
     under the current hashtag splits; the centroid under the current document frequencies).
     The difference between its old and new term counts is what the deleted posts held: those
-    features lose their document frequency, and one that no story holds any more leaves
-    ``df``, the vocabulary and the hashtag splits. Cost: featurizing each touched story."""
+    features lose their document frequency, and one that no story holds any more leaves the
+    vocabulary and the hashtag splits. Cost: featurizing each touched story."""
     held = {int(i) for i in ids if int(i) in sc.assignment}
     if not held:
         return 0
@@ -79,7 +80,7 @@ def forget(sc: StoryClusterer, ids: Iterable[int],
         touched.append((c, survivors, feats, kept))
     sc.n_docs = max(0, sc.n_docs - n_removed)
     for f, k in removed.items():
-        sc.df[f] -= k
+        sc.df.subtract(f, k)
         if " " not in f and not f.startswith("#") and f in sc.vocab:
             sc.vocab_total -= min(k, sc.vocab[f])
             sc.vocab[f] -= k
@@ -91,11 +92,10 @@ def forget(sc: StoryClusterer, ids: Iterable[int],
             still.update(removed.keys() & c.terms.keys())
     for f in removed:
         if f in still:
-            sc.df[f] = max(1, sc.df[f])
+            sc.df.at_least(f, 1)
             if f in sc.vocab:
                 sc.vocab[f] = max(1, sc.vocab[f])
         else:
-            sc.df.pop(f, None)
             sc.vocab_total -= max(0, sc.vocab.pop(f, 0))
             if f.startswith("#"):
                 sc._segments.pop(f[1:], None)

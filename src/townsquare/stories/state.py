@@ -32,7 +32,9 @@ from townsquare.stories.forget import forget
 from townsquare.store.base import Store
 from townsquare.text.rules import clean_post
 
-FORMAT = 2
+# The saved state's layout: another is rebuilt from the store. 3: document frequencies in a
+# table of fixed size (``stories.counts``).
+FORMAT = 3
 _PAGE = 20_000
 
 
