@@ -17,8 +17,8 @@ A thread apart from the indexer (``api.indexer``), so a slow step never delays s
 Story views run under ``stories_lock``: the clusterer is not safe to read while it changes.
 Saving (or, in server mode, publishing) the stories only reads them and runs on this thread, the
 one that changes them, so it takes no lock: a copy of the state takes seconds once the stream is
-large (1.6 s and 47 MB at 184,000 posts), and held under the lock it stalled every story view
-and ``/v1/stats`` for that long. Its cost also spaces the copies out (``spaced``).
+large (1.3 to 1.8 s and 47 MB at 184,000 posts), and held under the lock it stalled every story
+view and ``/v1/stats`` for that long. Its cost also spaces the copies out (``spaced``).
 
 **Server mode** (a PostgreSQL store shared by several server processes): the background work
 runs in one process only, the one whose connection holds the store's ``background`` advisory lock
