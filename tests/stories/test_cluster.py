@@ -260,3 +260,18 @@ def test_the_share_in_no_story_counted_over_clusters_equals_the_labels_share():
     assert any(x.merged_into is not None for x in c.clusters.values())    # merges happened
     share = sum(v is None for v in labels.values()) / len(labels)
     assert 0 < share < 1 and c.unassigned_share() == pytest.approx(share, abs=1e-12)
+
+
+def test_top_terms_are_those_of_a_full_sort_ties_by_term():
+    import random
+    from collections import Counter
+
+    from townsquare.stories.cluster import Cluster
+    rng = random.Random(7)
+    for size in (0, 3, 50, 2_000):
+        c = Cluster(id=1, first_ms=0, last_ms=0,
+                    terms=Counter({f"t{i:04d}": rng.choice([1, 1, 2, 3, 5, 8])
+                                   for i in range(size)}))
+        full = [t for t, _ in sorted(c.terms.items(), key=lambda kv: (-kv[1], kv[0]))]
+        for k in (0, 1, 5, 10, 100, 5_000):
+            assert c.top_terms(k) == full[:k]

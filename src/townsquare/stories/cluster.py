@@ -152,7 +152,14 @@ class Cluster:
         return len(self.post_ids)
 
     def top_terms(self, k: int = 10) -> list[str]:
-        return [t for t, _ in sorted(self.terms.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+        """The ``k`` most frequent terms, ties by term. Only the terms at or above the k-th
+        largest count are sorted: a large story holds ~85,000 terms, whose full sort took
+        ~90 ms of a story view at 184,000 posts, under the stories lock."""
+        items = self.terms.items()
+        if 0 < k < len(self.terms):
+            floor = heapq.nlargest(k, self.terms.values())[-1]
+            items = [(t, n) for t, n in items if n >= floor]
+        return [t for t, _ in sorted(items, key=lambda kv: (-kv[1], kv[0]))[:k]]
 
 
 def _cosine_to(vec: dict[str, float], c: "Cluster") -> float:
