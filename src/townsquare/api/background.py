@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 
-from townsquare.api.loops import Loop, StepErrors
+from townsquare.api.loops import Loop, StepErrors, spaced
 from townsquare.embed.stage import EmbedStage
 from townsquare.ingest.enrich import LateStage
 from townsquare.protocols import Embedder
@@ -47,18 +47,8 @@ from townsquare.stories.state import StoryState, StoryView
 log = logging.getLogger("townsquare.api")
 
 # A save or publish of the stories comes at most once per this many times its own duration, so
-# that copying a large state takes at most ~5% of the background thread (``spaced``).
+# that copying a large state takes at most ~5% of the background thread (``loops.spaced``).
 COPY_COST_FACTOR = 20.0
-
-
-def spaced(every_s: float, took_s: float) -> float:
-    """Seconds between two copies of the stories: ``every_s``, or ``COPY_COST_FACTOR`` times
-    what the last copy took when that is longer.
-
-        >>> spaced(60.0, 0.5), spaced(60.0, 10.0)
-        (60.0, 200.0)
-    """
-    return max(every_s, COPY_COST_FACTOR * took_s)
 
 
 class Background(Loop):
@@ -166,7 +156,8 @@ class Background(Loop):
         return True
 
     def _publish_stories(self, force: bool = False, behind: bool = False) -> None:
-        every = spaced(self.publish_backlog_s if behind else self.publish_s, self._publish_took)
+        every = spaced(self.publish_backlog_s if behind else self.publish_s, self._publish_took,
+                       1 / COPY_COST_FACTOR)
         if force or time.monotonic() - self._published > every:
             t0 = time.monotonic()
             body = self.stories.dumps()         # no lock: this thread is the only writer
@@ -192,7 +183,8 @@ class Background(Loop):
                 self.sleep(5.0)
                 continue
             spent = time.monotonic() - b0
-            if time.monotonic() - last_save > spaced(self.save_every_s, self._save_took):
+            if time.monotonic() - last_save > spaced(self.save_every_s, self._save_took,
+                                                      1 / COPY_COST_FACTOR):
                 self.errors.guarded(self.save_stories)
                 last_save = time.monotonic()
             busy = any(did.values())

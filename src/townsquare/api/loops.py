@@ -18,6 +18,17 @@ from collections.abc import Callable
 log = logging.getLogger("townsquare.api")
 
 
+def spaced(every_s: float, took_s: float, duty: float = 0.05) -> float:
+    """Seconds between two runs of a periodic job whose last run took ``took_s``: ``every_s``,
+    or longer so that the job takes at most ``duty`` of the time (its cost grows with the
+    store: a scan of every post, a copy of the stories).
+
+        >>> spaced(60.0, 0.5), spaced(60.0, 10.0)
+        (60.0, 200.0)
+    """
+    return max(every_s, took_s / duty)
+
+
 class StepErrors:
     """Failed steps of the indexer and the background work, shared by both."""
 

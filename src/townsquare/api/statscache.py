@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from townsquare.api.loops import spaced
 from townsquare.store.base import Store
 
 __all__ = ["StoreCounts"]
@@ -66,7 +67,7 @@ class StoreCounts:
 
     def max_age_s(self) -> float:
         """How old the copy may grow before a request starts a refresh."""
-        return max(self.min_age_s, self._took / self.duty)
+        return spaced(self.min_age_s, self._took, self.duty)
 
     def get(self, reader: Store) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(counts, about)``: the counts, read now through ``reader`` (the request's own

@@ -211,11 +211,13 @@ class StoryClusterer:
         self._segments: dict[str, tuple[tuple[str, ...], int]] = {}
 
     # --- vectors -----------------------------------------------------------------------------
-    def vector(self, feats: Counter) -> dict[str, float]:
-        """Sublinear tf x smoothed idf, L2-normalized."""
+    def vector(self, feats: Counter, dfs: list[int] | None = None) -> dict[str, float]:
+        """Sublinear tf x smoothed idf, L2-normalized (``dfs``: the features' document
+        frequencies, when the caller has them)."""
         n = self.n_docs
+        dfs = self.df.of(feats).tolist() if dfs is None else dfs
         v = {t: (1.0 + math.log(c)) * math.log((n + 1) / (d + 1) + 1.0)
-             for (t, c), d in zip(feats.items(), self.df.of(feats).tolist())}
+             for (t, c), d in zip(feats.items(), dfs)}
         s = _norm(v)
         return {t: x / s for t, x in v.items()} if s else {}
 
@@ -235,11 +237,11 @@ class StoryClusterer:
             return None
         self._split_hashtags(feats)
         self.n_docs += 1
-        self.df.add(feats)
-        vec = self.vector(feats)
+        dfs = self.df.add(feats).tolist()          # the features' counts, this post's in
+        vec = self.vector(feats, dfs)              # (same keys, same order as ``feats``)
         best, best_sim = self._nearest(vec, p.created_at)
         if best is not None and self.config.name_min_df:
-            best, best_sim = self._named(vec, p.created_at, best, best_sim)
+            best, best_sim = self._named(vec, dfs, p.created_at, best, best_sim)
         if best is None or best_sim < self.config.join_threshold:
             best = self._new_cluster(p.created_at)
         c = self.clusters[best]
@@ -336,10 +338,11 @@ class StoryClusterer:
         cfg = self.config
         return max(base, cfg.resume_threshold) if gap_ms >= cfg.resume_after_ms else base
 
-    def _named(self, vec: dict[str, float], ms: int, best: int,
+    def _named(self, vec: dict[str, float], dfs: list[int], ms: int, best: int,
                best_sim: float) -> tuple[int, float]:
         """The open story named by the post's heaviest word (its heaviest indexed term), when
-        the post is that close to it (``join_threshold``); else ``best``.
+        the post is that close to it (``join_threshold``); else ``best``. ``dfs``: the document
+        frequencies of ``vec``'s terms, in its order.
 
         Why: two events of one kind at once (two hurricanes, a bombing and an explosion two
         days apart) share their generic words, and a big story's broad centroid can be closer
@@ -351,8 +354,7 @@ class StoryClusterer:
         ``eval/stories.py`` (seed 16), B-cubed F1 time / file order: off 0.889 / 0.900; 5:
         0.892 / -; 10: 0.896 / 0.913; 20: 0.895 / 0.911; 50: 0.872 / -; 100: 0.891 / -."""
         floor = self.config.name_min_df
-        named = [(x, t) for (t, x), d in zip(vec.items(), self.df.of(vec).tolist())
-                 if d >= floor]
+        named = [(x, t) for (t, x), d in zip(vec.items(), dfs) if d >= floor]
         if not named:
             return best, best_sim
         name = min(named, key=lambda xt: (-xt[0], xt[1]))[1]

@@ -1,7 +1,8 @@
 """Document frequencies in a table of fixed size: counts by a stable hash of the feature.
 
     >>> df = HashedCounts(bits=16)
-    >>> df.add(["flood", "flood bridge", "bridge"]); df.add(["flood"])
+    >>> df.add(["flood", "flood bridge", "bridge"]).tolist(), df.add(["flood"]).tolist()
+    ([1, 1, 1], [2])
     >>> df["flood"], df["bridge"], df["unseen"]
     (2, 1, 0)
     >>> df.of(["flood", "bridge"]).tolist()
@@ -51,9 +52,12 @@ class HashedCounts:
         mask = (1 << self.bits) - 1
         return np.fromiter((zlib.crc32(k.encode()) & mask for k in keys), dtype=np.int64)
 
-    def add(self, keys: Iterable[str]) -> None:
-        """One more for each key (keys of one post are distinct; two may share a slot)."""
-        np.add.at(self.counts, self.slots(keys), 1)
+    def add(self, keys: Iterable[str]) -> np.ndarray:
+        """One more for each key (keys of one post are distinct; two may share a slot); their
+        counts after it, (n,) int32, which the caller would otherwise hash again."""
+        slots = self.slots(keys)
+        np.add.at(self.counts, slots, 1)
+        return self.counts[slots]
 
     def of(self, keys: Iterable[str]) -> np.ndarray:
         """Each key's count: (n,) int32."""
